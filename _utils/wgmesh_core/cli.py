@@ -1,0 +1,115 @@
+"""The `wgmesh` command: what a pull request's pipeline and a developer run, no master needed.
+
+Exit codes: 0 fine, 1 the network is invalid (one line per problem), 2 usage error.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from pathlib import Path
+
+import yaml
+
+from .plan import host_config, managed_hosts, static_route_instructions
+from .render import client_config, host_files
+from .source import read_network_data
+from .validate import InvalidNetwork, load_network
+
+
+def _load(args):
+    known = None
+    if getattr(args, "known_minions", None):
+        known = [m.strip() for m in args.known_minions.split(",") if m.strip()]
+    return load_network(read_network_data(args.path), known_minions=known)
+
+
+def _today(args) -> datetime.date:
+    return args.today or datetime.date.today()
+
+
+def _offline_keys(spec, args) -> tuple[dict, dict]:
+    """Public keys and PSKs for an offline render: from --keys, else placeholders that say where they come from."""
+    keys = yaml.safe_load(Path(args.keys).read_text()) if getattr(args, "keys", None) else {}
+    public_keys = {host: keys.get(host, f"<public key of {host}: Salt mine>") for host in managed_hosts(spec)}
+    psks = {peer: f"<preshared key of hub-{peer}: master>" for peer in list(spec.gateways) + list(spec.developers)}
+    return public_keys, psks
+
+
+def cmd_validate(args) -> int:
+    spec = _load(args)
+    print(f"{args.path}: valid ({len(spec.gateways)} gateways, {len(spec.developers)} developers)")
+    return 0
+
+
+def cmd_render(args) -> int:
+    spec = _load(args)
+    if args.host not in managed_hosts(spec):
+        print(f"wgmesh: {args.host!r} is not a host of this network (hosts: {', '.join(managed_hosts(spec))})", file=sys.stderr)
+        return 2
+    public_keys, psks = _offline_keys(spec, args)
+    config = host_config(spec, args.host, _today(args), public_keys, psks)
+    for spec_file in host_files(config):
+        if args.out:
+            target = Path(args.out) / spec_file.path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(spec_file.content)
+            target.chmod(int(spec_file.mode, 8))
+            print(f"wrote {target} (mode {spec_file.mode})")
+        else:
+            print(f"### {spec_file.path} (mode {spec_file.mode}, group {spec_file.group})\n{spec_file.content}")
+    if config.static_routes:
+        print("\n".join(f"static route on {args.host}: ip route replace {dst} via {via}" for dst, via in config.static_routes))
+    if config.role == "hub":
+        print("# static routes the LAN routers need:\n# " + "\n# ".join(static_route_instructions(spec)))
+    return 0
+
+
+def cmd_client_config(args) -> int:
+    spec = _load(args)
+    if args.name not in spec.developers:
+        print(f"wgmesh: no developer {args.name!r} in {args.path}", file=sys.stderr)
+        return 2
+    sys.stdout.write(client_config(spec, args.name, hub_public_key=args.hub_public_key, psk=args.psk))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wgmesh", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name, func, help):
+        p = sub.add_parser(name, help=help)
+        p.add_argument("path", help="the pillar directory, or one SLS/YAML file")
+        p.add_argument("--known-minions", help="comma-separated accepted minion ids to check the hosts against")
+        p.add_argument("--today", type=datetime.date.fromisoformat, help="date for expiry checks (YYYY-MM-DD)")
+        p.set_defaults(func=func)
+        return p
+
+    command("validate", cmd_validate, "check a network definition")
+    render = command("render", cmd_render, "print or write one host's files")
+    render.add_argument("--host", required=True, help="minion id")
+    render.add_argument("--out", help="write the files under this directory instead of printing them")
+    render.add_argument("--keys", help="YAML file: minion id -> public key (default: placeholders)")
+    client = command("client-config", cmd_client_config, "print a developer's wg-quick config")
+    client.add_argument("name", help="developer name")
+    client.add_argument("--hub-public-key", help="the hub's public key (the Salt runner fills it in)")
+    client.add_argument("--psk", help="this developer's preshared key (the Salt runner fills it in)")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InvalidNetwork as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except (FileNotFoundError, IsADirectoryError) as error:
+        print(f"wgmesh: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

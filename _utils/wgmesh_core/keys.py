@@ -1,0 +1,80 @@
+"""WireGuard keys: checking, generating, and the preshared keys kept on the master.
+
+A WireGuard key is 32 bytes, written in base64 (44 characters ending in '=').
+Private keys are made on the host that uses them and never leave it.
+Preshared keys are derived on the master from one secret that lives only in
+the master's own files (see ``derive_psk``), so none is ever written to git.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import secrets
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+_RAW = serialization.Encoding.Raw
+
+
+def key_problem(key) -> str | None:
+    """Why ``key`` is not a WireGuard key, or None when it is one."""
+    if not isinstance(key, str):
+        return f"expected a base64 string, got {type(key).__name__}"
+    if len(key) != 44:
+        return f"{key!r} is {len(key)} characters long, a WireGuard key has 44"
+    try:
+        raw = base64.b64decode(key, validate=True)
+    except (binascii.Error, ValueError):
+        return f"{key!r} is not valid base64"
+    if len(raw) != 32 or base64.b64encode(raw).decode() != key:
+        return f"{key!r} does not encode 32 bytes"
+    return None
+
+
+def generate_private_key() -> str:
+    """A new private key, clamped as `wg genkey` does."""
+    raw = X25519PrivateKey.generate().private_bytes(
+        _RAW, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+    return base64.b64encode(raw).decode()
+
+
+def public_key(private_key: str) -> str:
+    """The public key of ``private_key`` (what `wg pubkey` prints)."""
+    problem = key_problem(private_key)
+    if problem:
+        raise ValueError(problem)
+    private = X25519PrivateKey.from_private_bytes(base64.b64decode(private_key))
+    raw = private.public_key().public_bytes(_RAW, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
+
+
+def new_master_secret() -> bytes:
+    return secrets.token_bytes(32)
+
+
+def derive_psk(master_secret: bytes, peer: str, peer_public_key: str = "", epoch: int = 0) -> str:
+    """The preshared key of the hub<->``peer`` pair.
+
+    HMAC-SHA256 of the master secret over the peer's name and public key: the
+    same pair always gets the same key (so hub and peer agree without storing
+    it), a developer who re-keys gets a new one, and bumping ``epoch``
+    rotates them all.
+    """
+    message = f"wgmesh-psk|{peer}|{peer_public_key}|{epoch}".encode()
+    digest = hmac.new(master_secret, message, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def write_secret_file(path: str, content: str | bytes, mode: int = 0o600) -> None:
+    """Create ``path`` with ``mode`` from the start, so it is never readable by others."""
+    data = content.encode() if isinstance(content, str) else content
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(fd, mode)
+        os.write(fd, data)
+    finally:
+        os.close(fd)

@@ -1,0 +1,116 @@
+"""The pillar schema of a wgmesh network, as typed models.
+
+Every default of the project lives here, in the field declarations: the
+pillar only says what differs from them.  Parsing (pydantic) checks the shape
+of each entry and refuses unknown keys; the relations between entries
+(overlaps, duplicates, references) are checked in ``validate``.
+"""
+from __future__ import annotations
+
+import datetime
+from typing import Annotated, Literal, Optional, Union
+
+import netaddr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+INTERFACE_PATTERN = r"^[A-Za-z0-9_.-]{1,15}$"
+
+
+def _parse_address(value):
+    if isinstance(value, netaddr.IPAddress):
+        return value
+    if not isinstance(value, str) or "/" in value:
+        raise ValueError(f"{value!r} is not an IPv4 address (write it without a prefix length)")
+    try:
+        return netaddr.IPAddress(value, version=4)
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        raise ValueError(f"{value!r} is not an IPv4 address") from None
+
+
+def _parse_network(value):
+    if isinstance(value, netaddr.IPNetwork):
+        return value
+    if not isinstance(value, str) or "/" not in value:
+        raise ValueError(f"{value!r} is not an IPv4 network in CIDR form (like 192.168.200.0/24)")
+    try:
+        net = netaddr.IPNetwork(value, version=4)
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        raise ValueError(f"{value!r} is not an IPv4 network in CIDR form") from None
+    if net.ip != net.network:
+        raise ValueError(f"{value!r} has host bits set; the network is {net.cidr}")
+    return net
+
+
+Address = Annotated[netaddr.IPAddress, BeforeValidator(_parse_address), PlainSerializer(str)]
+Network = Annotated[netaddr.IPNetwork, BeforeValidator(_parse_network), PlainSerializer(str)]
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+# Which LANs a peer may open new connections into: every gateway's LAN, none,
+# or a list of gateway minion ids.
+LanAccess = Union[Literal["all", "none"], list[Name]]
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
+
+
+class Hub(_Entry):
+    minion: Name
+    address: Address
+    # host[:port] the gateways and developers dial; the port defaults to listen_port.
+    endpoint: str
+    backend: Optional[Literal["networkd", "wgquick"]] = None
+
+
+class Gateway(_Entry):
+    address: Address
+    lan: Network
+    lan_address: Address
+    lan_interface: str = Field("eth0", pattern=INTERFACE_PATTERN)
+    # route: the LAN router takes "VPN via this gateway" (the article's normal case);
+    # masquerade: the router cannot, so the gateway NATs VPN traffic into the LAN.
+    lan_mode: Literal["route", "masquerade"] = "route"
+    # Minion id of the LAN's router (or of a LAN host) that should carry the static
+    # route; without it the route is printed as an instruction for its admin.
+    lan_router: Optional[Name] = None
+    lan_access: LanAccess = "none"
+    backend: Optional[Literal["networkd", "wgquick"]] = None
+    firewall: Optional[Literal["firewalld", "iptables"]] = None
+    revoked: bool = False
+
+
+class Developer(_Entry):
+    address: Address
+    public_key: str
+    lan_access: LanAccess = "none"
+    # Last day of access; from the next day on the developer is treated as revoked.
+    expires: Optional[datetime.date] = None
+    # windows: its route choice weighs interface metrics, so the covering-prefix
+    # fix of the route conflict does not work there: it gets the exact LANs.
+    platform: Literal["linux", "macos", "windows", "ios", "android"] = "linux"
+    revoked: bool = False
+    contact: Optional[str] = None
+
+
+class Schedule(_Entry):
+    # Minutes between the scheduled re-applications that correct drift (0: off).
+    drift_minutes: int = Field(30, ge=0, le=1440)
+
+
+class NetworkSpec(_Entry):
+    network: Network
+    interface: str = Field("wg0", pattern=INTERFACE_PATTERN)
+    listen_port: int = Field(51820, ge=1, le=65535)
+    mtu: int = Field(1280, ge=576, le=9000)
+    keepalive: int = Field(15, ge=0, le=65535)
+    backend: Literal["networkd", "wgquick"] = "networkd"
+    firewall: Literal["firewalld", "iptables"] = "firewalld"
+    preshared_keys: bool = True
+    schedule: Schedule = Schedule()
+    hub: Hub
+    gateways: dict[Name, Gateway] = {}
+    developers: dict[Name, Developer] = {}
+
+    def is_active(self, developer: Developer, today: datetime.date) -> bool:
+        return not developer.revoked and (developer.expires is None or developer.expires >= today)
+

@@ -1,0 +1,219 @@
+"""What each host should have: the desired state derived from a valid network.
+
+``host_config`` is the single derivation used by rendering, by the live sync
+on minions, by ``wgmesh plan`` and by the GitOps reactor's choice of affected
+hosts.  Nothing here touches a host.
+"""
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Optional
+
+import netaddr
+
+from .model import Developer, Gateway, NetworkSpec
+
+RFC1918 = [netaddr.IPNetwork(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str                 # gateway minion id or developer name
+    kind: str                 # "hub" | "gateway" | "developer"
+    public_key: Optional[str]  # None: not known yet (gateway whose key is not in the mine)
+    allowed_ips: tuple[str, ...]
+    endpoint: Optional[str] = None
+    keepalive: int = 0
+    preshared_key: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Firewall:
+    backend: str                      # "firewalld" | "iptables"
+    allow_sources: tuple[str, ...]    # VPN /32s allowed to open connections into the LAN
+    masquerade: Optional[tuple[str, str, str]] = None   # (source, destination, out interface)
+
+
+@dataclass
+class HostConfig:
+    host: str
+    role: str                          # "hub" | "gateway" | "lan_router" | "none"
+    interface: str = ""
+    backend: str = ""
+    address: str = ""                  # with the VPN prefix length, e.g. 10.70.0.1/16
+    listen_port: int = 0
+    mtu: int = 0
+    peers: list[Peer] = field(default_factory=list)
+    interface_routes: list[str] = field(default_factory=list)   # routed into the tunnel (hub: the LANs)
+    forwarding: bool = False
+    firewall: Optional[Firewall] = None
+    static_routes: list[tuple[str, str]] = field(default_factory=list)  # (destination, via) on a LAN router
+    pending: list[str] = field(default_factory=list)   # peers left out until their public key is known
+
+
+def endpoint_with_port(spec: NetworkSpec) -> str:
+    endpoint = spec.hub.endpoint
+    return endpoint if ":" in endpoint else f"{endpoint}:{spec.listen_port}"
+
+
+def active_developers(spec: NetworkSpec, today: datetime.date) -> dict[str, Developer]:
+    return {name: dev for name, dev in spec.developers.items() if spec.is_active(dev, today)}
+
+
+def active_gateways(spec: NetworkSpec) -> dict[str, Gateway]:
+    return {gid: gw for gid, gw in spec.gateways.items() if not gw.revoked}
+
+
+def reachable_gateways(spec: NetworkSpec, lan_access) -> list[str]:
+    """The gateway ids whose LAN a peer with this ``lan_access`` may open connections into."""
+    gateways = active_gateways(spec)
+    if lan_access == "all":
+        return list(gateways)
+    if lan_access == "none":
+        return []
+    return [gid for gid in lan_access if gid in gateways]
+
+
+def _vpn_address(spec: NetworkSpec, address) -> str:
+    return f"{address}/{spec.network.prefixlen}"
+
+
+def hub_config(spec: NetworkSpec, today: datetime.date, public_keys: dict, psks: dict) -> HostConfig:
+    config = HostConfig(
+        host=spec.hub.minion, role="hub", interface=spec.interface,
+        backend=spec.hub.backend or spec.backend, address=_vpn_address(spec, spec.hub.address),
+        listen_port=spec.listen_port, mtu=spec.mtu, forwarding=True)
+    for gid, gw in active_gateways(spec).items():
+        key = public_keys.get(gid)
+        if key is None:
+            config.pending.append(gid)
+            continue
+        config.peers.append(Peer(gid, "gateway", key, (f"{gw.address}/32", str(gw.lan)),
+                                 keepalive=spec.keepalive, preshared_key=psks.get(gid)))
+        config.interface_routes.append(str(gw.lan))
+    for name, dev in active_developers(spec, today).items():
+        config.peers.append(Peer(name, "developer", dev.public_key, (f"{dev.address}/32",),
+                                 keepalive=spec.keepalive, preshared_key=psks.get(name)))
+    config.interface_routes.sort(key=lambda n: netaddr.IPNetwork(n))
+    return config
+
+
+def gateway_config(spec: NetworkSpec, gid: str, today: datetime.date, public_keys: dict, psks: dict) -> HostConfig:
+    gw = spec.gateways[gid]
+    config = HostConfig(
+        host=gid, role="gateway", interface=spec.interface,
+        backend=gw.backend or spec.backend, address=_vpn_address(spec, gw.address),
+        listen_port=spec.listen_port, mtu=spec.mtu, forwarding=True)
+    hub_key = public_keys.get(spec.hub.minion)
+    if hub_key is None:
+        config.pending.append(spec.hub.minion)
+    else:
+        config.peers.append(Peer(spec.hub.minion, "hub", hub_key, (str(spec.network),),
+                                 endpoint=endpoint_with_port(spec), keepalive=spec.keepalive,
+                                 preshared_key=psks.get(gid)))
+    config.firewall = Firewall(
+        backend=gw.firewall or spec.firewall,
+        allow_sources=tuple(allowed_sources(spec, gid, today)),
+        masquerade=(str(spec.network), str(gw.lan), gw.lan_interface) if gw.lan_mode == "masquerade" else None)
+    return config
+
+
+def allowed_sources(spec: NetworkSpec, gid: str, today: datetime.date) -> list[str]:
+    """VPN /32s that may open new connections into gateway ``gid``'s LAN (never the hub)."""
+    peers = [(other.address, other.lan_access) for other_id, other in active_gateways(spec).items() if other_id != gid]
+    peers += [(dev.address, dev.lan_access) for dev in active_developers(spec, today).values()]
+    sources = [address for address, access in peers if gid in reachable_gateways(spec, access)]
+    return [f"{address}/32" for address in sorted(sources)]
+
+
+def lan_router_config(spec: NetworkSpec, router: str) -> HostConfig:
+    config = HostConfig(host=router, role="lan_router")
+    for gw in active_gateways(spec).values():
+        if gw.lan_router == router and gw.lan_mode == "route":
+            config.static_routes.append((str(spec.network), str(gw.lan_address)))
+    return config
+
+
+def host_config(spec: NetworkSpec, host: str, today: datetime.date,
+                public_keys: Optional[dict] = None, psks: Optional[dict] = None) -> HostConfig:
+    """The desired state of minion ``host``.
+
+    ``public_keys``: minion id -> public key of the hub and gateways (the Salt mine);
+    ``psks``: peer name -> preshared key of that peer's pair with the hub.
+    """
+    public_keys = public_keys or {}
+    psks = (psks or {}) if spec.preshared_keys else {}
+    if host == spec.hub.minion:
+        return hub_config(spec, today, public_keys, psks)
+    if host in active_gateways(spec):
+        return gateway_config(spec, host, today, public_keys, psks)
+    if any(gw.lan_router == host for gw in active_gateways(spec).values()):
+        return lan_router_config(spec, host)
+    return HostConfig(host=host, role="none")
+
+
+def static_route_instructions(spec: NetworkSpec) -> list[str]:
+    """What the admin of each route-mode LAN's router must run, when wgmesh does not manage it."""
+    lines = []
+    for gid, gw in active_gateways(spec).items():
+        if gw.lan_mode == "route":
+            where = f"on {gw.lan_router} (managed by wgmesh)" if gw.lan_router else f"on the default router of {gw.lan}"
+            lines.append(f"{gid}: ip route add {spec.network} via {gw.lan_address}   # {where}")
+    return lines
+
+
+# --- developer clients ------------------------------------------------------
+
+@dataclass(frozen=True)
+class ClientRoutes:
+    allowed_ips: tuple[str, ...]
+    note: str
+
+
+def client_routes(spec: NetworkSpec, developer: str) -> ClientRoutes:
+    """AllowedIPs of a developer's client, with the article's route-conflict fix.
+
+    In the office, the laptop has an on-link route for its LAN; a wg route for
+    the same /24 makes LAN traffic hairpin through the hub.  A covering prefix
+    shorter than every LAN loses to the on-link route by longest-prefix match
+    and still carries the LANs when away.  The widest private block that holds
+    the reachable LANs (192.168.0.0/16 for the article, so a new LAN needs no
+    re-import) is used when it swallows neither the VPN network nor a LAN the
+    developer may not reach, else the narrowest such supernet; Windows weighs
+    interface metrics over prefix length, so it gets the exact LANs.
+    """
+    dev = spec.developers[developer]
+    gateways = active_gateways(spec)
+    lans = [gateways[gid].lan for gid in reachable_gateways(spec, dev.lan_access)]
+    exact = tuple([str(spec.network)] + [str(lan) for lan in sorted(lans)])
+    if not lans:
+        return ClientRoutes((str(spec.network),), "no LAN access: only the VPN network is routed")
+    if dev.platform == "windows":
+        return ClientRoutes(exact, (
+            "Windows: exact LAN prefixes. Windows picks routes by interface metric as well as prefix "
+            "length, so the covering-prefix fix for a laptop sitting inside one of these LANs does not "
+            "work there; disconnect the tunnel while in the office."))
+    forbidden = [spec.network] + [gw.lan for gid, gw in gateways.items() if gw.lan not in lans]
+
+    def acceptable(candidate):
+        return (all(candidate.prefixlen < lan.prefixlen for lan in lans)
+                and not any(candidate.first <= f.last and f.first <= candidate.last for f in forbidden))
+
+    span = netaddr.spanning_cidr(lans)
+    candidates = [block for block in RFC1918 if all(lan in block for lan in lans)]
+    candidates += [span] + [span.supernet(span.prefixlen - 1)[0]] if span.prefixlen > 0 else [span]
+    for candidate in candidates:
+        if acceptable(candidate):
+            return ClientRoutes((str(spec.network), str(candidate.cidr)), (
+                f"{candidate.cidr} covers {', '.join(str(lan) for lan in sorted(lans))}: inside one of "
+                "those LANs its on-link route is more specific and wins, so LAN traffic stays off the tunnel"))
+    return ClientRoutes(exact, "no covering prefix avoids the VPN network and the LANs this developer may not reach: exact LANs")
+
+
+# --- what changed between two networks ---------------------------------------
+
+def managed_hosts(spec: NetworkSpec) -> list[str]:
+    hosts = [spec.hub.minion] + list(spec.gateways)
+    hosts += [gw.lan_router for gw in spec.gateways.values() if gw.lan_router]
+    return list(dict.fromkeys(hosts))

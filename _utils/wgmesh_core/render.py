@@ -1,0 +1,92 @@
+"""Rendering a host's desired state into the files it should have."""
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Optional
+
+import jinja2
+
+from . import templates
+from .model import NetworkSpec
+from .plan import HostConfig, client_routes, endpoint_with_port
+
+_ENV = jinja2.Environment(loader=jinja2.DictLoader({
+    name.lower(): getattr(templates, name) for name in dir(templates) if name.isupper()}),
+    undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+IPTABLES_CHAINS = {"forward": "WGMESH-FORWARD", "nat": "WGMESH-POSTROUTING"}
+SYSCTL_FILE = "/etc/sysctl.d/10-ip-forward.conf"
+DIRECT_XML_FILE = "/etc/firewalld/direct.xml"
+NETWORKD_DIR = "/etc/systemd/network"
+WG_QUICK_DIR = "/etc/wireguard"
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    path: str
+    content: str
+    mode: str = "0644"
+    group: str = "root"
+    secret: bool = False     # holds key material: never shown in a diff
+
+
+def render(template: str, **context) -> str:
+    return _ENV.get_template(template).render(**context)
+
+
+def private_key_file(config: HostConfig) -> str:
+    folder = NETWORKD_DIR if config.backend == "networkd" else WG_QUICK_DIR
+    return f"{folder}/{config.interface}.key"
+
+
+def private_key_group(config: HostConfig) -> str:
+    # networkd runs as systemd-network and must read the key and the netdev.
+    return "systemd-network" if config.backend == "networkd" else "root"
+
+
+def tunnel_files(config: HostConfig) -> list[FileSpec]:
+    key_file = private_key_file(config)
+    if config.backend == "networkd":
+        base = f"{NETWORKD_DIR}/{config.interface}"
+        return [
+            FileSpec(f"{base}.netdev", render("netdev", c=config, private_key_file=key_file),
+                     "0640", "systemd-network", secret=True),
+            FileSpec(f"{base}.network", render("network", c=config)),
+        ]
+    return [FileSpec(f"{WG_QUICK_DIR}/{config.interface}.conf",
+                     render("wg_quick", c=config, private_key_file=key_file), "0600", secret=True)]
+
+
+def firewall_files(config: HostConfig) -> list[FileSpec]:
+    if config.firewall is None or config.firewall.backend != "firewalld":
+        return []
+    return [FileSpec(DIRECT_XML_FILE, render("direct_xml", fw=config.firewall))]
+
+
+def sysctl_files(config: HostConfig) -> list[FileSpec]:
+    return [FileSpec(SYSCTL_FILE, render("sysctl"))] if config.forwarding else []
+
+
+def host_files(config: HostConfig) -> list[FileSpec]:
+    """Every file of this host's desired state (the private key file excepted: it is made on the host)."""
+    if config.role not in ("hub", "gateway"):
+        return []
+    return tunnel_files(config) + sysctl_files(config) + firewall_files(config)
+
+
+def wg_setconf(config: HostConfig, private_key: str) -> str:
+    """The full wg(8) configuration for `wg syncconf` (it must carry the private key and port)."""
+    return render("wg_setconf", c=config, private_key=private_key)
+
+
+def iptables_restore(config: HostConfig) -> str:
+    return render("iptables", fw=config.firewall, chains=IPTABLES_CHAINS)
+
+
+def client_config(spec: NetworkSpec, name: str, hub_public_key: Optional[str] = None,
+                  psk: Optional[str] = None, private_key: Optional[str] = None) -> str:
+    """The wg-quick config a developer imports in the WireGuard app."""
+    return render("client", spec=spec, name=name, dev=spec.developers[name], routes=client_routes(spec, name),
+                  endpoint=endpoint_with_port(spec), hub_public_key=hub_public_key,
+                  psk=psk if spec.preshared_keys else None, private_key=private_key)

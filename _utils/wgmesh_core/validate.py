@@ -1,0 +1,164 @@
+"""Validation of a network definition: every problem, each naming its entry.
+
+``load_network`` is the only way from pillar data to a ``NetworkSpec``: it
+parses the shape (pydantic) and then checks the relations between entries.
+It collects all problems before refusing, so a pull request shows them at once.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+import netaddr
+import pydantic
+
+from .keys import key_problem
+from .model import NetworkSpec
+
+HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str   # dotted path of the offending entry, e.g. "developers.e.public_key"
+    what: str
+
+    def __str__(self):
+        return f"{self.where}: {self.what}"
+
+
+class InvalidNetwork(ValueError):
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def _dotted(loc: Iterable) -> str:
+    return ".".join(str(part) for part in loc) or "(top)"
+
+
+def _shape_problems(error: pydantic.ValidationError) -> list[Problem]:
+    problems = []
+    for err in error.errors():
+        loc = [part for part in err["loc"] if not (isinstance(part, str) and part.startswith(("function-", "literal[", "list[")))]
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key (a typo?)"
+        elif err["type"] == "missing":
+            message = "required key is missing"
+        problems.append(Problem(_dotted(loc), message))
+    # A union (lan_access) reports one error per alternative at the same place: keep one.
+    unique = list(dict.fromkeys(problems))
+    return unique
+
+
+def endpoint_problem(endpoint: str) -> Optional[str]:
+    host, sep, port = endpoint.rpartition(":")
+    if not sep:
+        host, port = endpoint, None
+    if not host:
+        return f"{endpoint!r} has no host"
+    if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
+        return f"{endpoint!r}: port {port!r} is not in 1-65535"
+    if not (netaddr.valid_ipv4(host) or (HOSTNAME_RE.match(host) and not host.replace(".", "").isdigit())):
+        return f"{endpoint!r}: {host!r} is neither an IPv4 address nor a host name"
+    return None
+
+
+def _relation_problems(spec: NetworkSpec, known_minions: Optional[set]) -> list[Problem]:
+    problems: list[Problem] = []
+    add = lambda where, what: problems.append(Problem(where, what))
+    vpn = spec.network
+
+    # Every VPN address: inside the VPN, usable, and taken once.
+    addresses = [("hub.address", spec.hub.address)]
+    addresses += [(f"gateways.{gid}.address", gw.address) for gid, gw in spec.gateways.items()]
+    addresses += [(f"developers.{name}.address", dev.address) for name, dev in spec.developers.items()]
+    owner_of = {}
+    for where, address in addresses:
+        if address not in vpn:
+            add(where, f"{address} is outside the VPN network {vpn}")
+        elif address in (vpn.network, vpn.broadcast):
+            add(where, f"{address} is the {'network' if address == vpn.network else 'broadcast'} address of {vpn}")
+        if address in owner_of:
+            add(where, f"{address} is already taken by {owner_of[address]}")
+        else:
+            owner_of[address] = where.rsplit(".", 1)[0]
+
+    # LANs: disjoint from each other and from the VPN; gateway LAN address inside its LAN.
+    for gid, gw in spec.gateways.items():
+        where = f"gateways.{gid}"
+        if gw.lan.first <= vpn.last and vpn.first <= gw.lan.last:
+            add(f"{where}.lan", f"{gw.lan} overlaps the VPN network {vpn}")
+        if gw.lan_address not in gw.lan:
+            add(f"{where}.lan_address", f"{gw.lan_address} is outside the gateway's LAN {gw.lan}")
+        elif gw.lan.prefixlen < 31 and gw.lan_address in (gw.lan.network, gw.lan.broadcast):
+            add(f"{where}.lan_address", f"{gw.lan_address} is not a host address of {gw.lan}")
+    gateway_items = list(spec.gateways.items())
+    for i, (gid, gw) in enumerate(gateway_items):
+        for other_id, other in gateway_items[:i]:
+            if gw.lan.first <= other.lan.last and other.lan.first <= gw.lan.last:
+                add(f"gateways.{gid}.lan", f"{gw.lan} overlaps the LAN {other.lan} of gateway {other_id}")
+
+    # Minion ids: known to the master (when we know its list), one role each.
+    roles = {spec.hub.minion: "hub.minion"}
+    for gid, gw in spec.gateways.items():
+        if gid in roles:
+            add(f"gateways.{gid}", f"minion {gid} is already the {roles[gid]}")
+        roles.setdefault(gid, f"gateways.{gid}")
+    for gid, gw in spec.gateways.items():
+        if gw.lan_router is not None:
+            if gw.lan_router in roles:
+                add(f"gateways.{gid}.lan_router", f"minion {gw.lan_router} is already {roles[gw.lan_router]}")
+            roles.setdefault(gw.lan_router, f"gateways.{gid}.lan_router")
+    if known_minions is not None:
+        for minion, where in roles.items():
+            if minion not in known_minions:
+                add(where, f"unknown minion id {minion!r} (not among the master's accepted minions)")
+
+    problem = endpoint_problem(spec.hub.endpoint)
+    if problem:
+        add("hub.endpoint", problem)
+
+    # Developers' keys: well formed and unique.
+    key_owner = {}
+    for name, dev in spec.developers.items():
+        problem = key_problem(dev.public_key)
+        if problem:
+            add(f"developers.{name}.public_key", problem)
+        elif dev.public_key in key_owner:
+            add(f"developers.{name}.public_key", f"same public key as developer {key_owner[dev.public_key]}")
+        else:
+            key_owner[dev.public_key] = name
+
+    # lan_access names existing, non-revoked gateways.
+    peers = [(f"gateways.{gid}", gw) for gid, gw in spec.gateways.items()]
+    peers += [(f"developers.{name}", dev) for name, dev in spec.developers.items()]
+    for where, peer in peers:
+        if isinstance(peer.lan_access, str):
+            continue
+        for gid in peer.lan_access:
+            if gid not in spec.gateways:
+                add(f"{where}.lan_access", f"names {gid!r}, which is not a gateway")
+            elif spec.gateways[gid].revoked:
+                add(f"{where}.lan_access", f"names gateway {gid}, which is revoked")
+    return problems
+
+
+def load_network(data, known_minions: Optional[Iterable[str]] = None) -> NetworkSpec:
+    """Parse and validate the ``wgmesh`` pillar value; raise ``InvalidNetwork`` listing every problem.
+
+    ``known_minions``: the master's accepted minion ids, when known; the hub,
+    the gateways and the LAN routers must be among them.
+    """
+    if not isinstance(data, dict):
+        raise InvalidNetwork([Problem("wgmesh", f"expected a mapping, got {type(data).__name__}")])
+    try:
+        spec = NetworkSpec.model_validate(data)
+    except pydantic.ValidationError as error:
+        raise InvalidNetwork(_shape_problems(error)) from None
+    problems = _relation_problems(spec, set(known_minions) if known_minions is not None else None)
+    if problems:
+        raise InvalidNetwork(problems)
+    return spec
