@@ -1,0 +1,448 @@
+"""Execution module for wgmesh: this minion's part of the WireGuard network.
+
+A thin adapter: the model, validation, plan and rendering live in the
+``wgmesh_core`` package (synced to minions from ``_utils/`` by
+``saltutil.sync_all``); this module feeds it the pillar, the Salt mine and the
+host's live state, and runs ``wg``/``ip``/``iptables``.
+
+Pillar read: ``wgmesh`` (the network), ``wgmesh_psk`` (this host's preshared
+keys, from the master's ``wgmesh_secrets`` ext_pillar), optionally
+``wgmesh_host_keys`` (minion id -> public key, for hosts outside the mine).
+"""
+import datetime
+import logging
+import os
+import sys
+import tempfile
+
+from salt.exceptions import CommandExecutionError
+
+log = logging.getLogger(__name__)
+__virtualname__ = "wgmesh"
+MINE_FUNCTION = "wgmesh_public_key"
+
+
+def _core():
+    try:
+        import wgmesh_core
+    except ImportError:
+        # Synced by saltutil.sync_utils into <extension_modules>/utils/wgmesh_core.
+        utils_dir = os.path.join(__opts__["extension_modules"], "utils")
+        if utils_dir not in sys.path:
+            sys.path.append(utils_dir)
+        import wgmesh_core
+    return wgmesh_core
+
+
+def __virtual__():
+    try:
+        _core()
+    except ImportError as error:
+        return (False, f"wgmesh: cannot import the wgmesh_core package ({error}); run "
+                       "saltutil.sync_utils and install its requirements (netaddr, pydantic, jinja2, cryptography)")
+    return __virtualname__
+
+
+def _run(cmd, check=True, stdin=None):
+    result = __salt__["cmd.run_all"](cmd, python_shell=False, stdin=stdin, ignore_retcode=not check,
+                                     output_loglevel="quiet")
+    if check and result["retcode"] != 0:
+        raise CommandExecutionError(f"{' '.join(cmd)} failed: {result['stderr'] or result['stdout']}")
+    return result
+
+
+def _today():
+    return datetime.date.today()
+
+
+def network():
+    """
+    The validated network definition from pillar, as a dict (defaults filled in).
+
+    Raises an error listing every problem when the pillar is invalid.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' wgmesh.network
+    """
+    return _spec().model_dump(mode="json")
+
+
+def _spec():
+    core = _core()
+    data = __pillar__.get("wgmesh")
+    if data is None:
+        raise CommandExecutionError("wgmesh: no 'wgmesh' pillar for this minion")
+    try:
+        return core.load_network(data)
+    except core.InvalidNetwork as error:
+        raise CommandExecutionError("wgmesh: invalid network definition:\n" + str(error)) from None
+
+
+def role():
+    """
+    This minion's role in the network: hub, gateway, lan_router or none.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' wgmesh.role
+    """
+    return _host_config().role
+
+
+def host_keys():
+    """
+    Public keys of the hub and gateways: the Salt mine, then the ``wgmesh_host_keys`` pillar,
+    and this minion's own key file.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt z wgmesh.host_keys
+    """
+    spec = _spec()
+    hosts = _core().managed_hosts(spec)
+    keys = dict(__pillar__.get("wgmesh_host_keys") or {})
+    try:
+        mined = __salt__["mine.get"](",".join(hosts), MINE_FUNCTION, tgt_type="list") or {}
+    except Exception as error:  # the mine is an optimisation: pillar keys still work without it
+        log.warning("wgmesh: mine.get failed: %s", error)
+        mined = {}
+    keys.update({host: key for host, key in mined.items() if key})
+    own = public_key()
+    if own:
+        keys[__opts__["id"]] = own
+    return keys
+
+
+def _host_config():
+    spec = _spec()
+    return _core().host_config(spec, __opts__["id"], _today(), host_keys(), __pillar__.get("wgmesh_psk") or {})
+
+
+def config():
+    """
+    This minion's desired state (peers, addresses, firewall, routes), preshared keys hidden.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt z wgmesh.config
+    """
+    import dataclasses
+    cfg = dataclasses.asdict(_host_config())
+    for peer in cfg["peers"]:
+        if peer["preshared_key"]:
+            peer["preshared_key"] = "(hidden)"
+    return cfg
+
+
+def files(show_secrets=False):
+    """
+    The files this minion should have: path, content, mode, group. Content of files holding
+    keys is hidden unless ``show_secrets=True`` (the state tree uses that).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt z wgmesh.files
+    """
+    out = []
+    for spec_file in _core().host_files(_host_config()):
+        item = {"path": spec_file.path, "content": spec_file.content, "mode": spec_file.mode,
+                "group": spec_file.group, "secret": spec_file.secret}
+        if spec_file.secret and not show_secrets:
+            item["content"] = "(hidden: holds key material)"
+        out.append(item)
+    return out
+
+
+def private_key_path():
+    """
+    Where this minion keeps its WireGuard private key (depends on the backend).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt z wgmesh.private_key_path
+    """
+    # Keys do not change where the key lives: plan without them (and without recursing).
+    cfg = _core().host_config(_spec(), __opts__["id"], _today())
+    return _core().render.private_key_file(cfg) if cfg.role in ("hub", "gateway") else None
+
+
+def genkey(test=False):
+    """
+    Make this minion's private key if it has none; returns {"path", "created"} when it made one
+    (or would, with ``test=True``), {} otherwise. The key never leaves the minion: only its
+    public key is published (``public_key``, through the mine).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt z wgmesh.genkey
+    """
+    cfg = _host_config()
+    path = private_key_path()
+    if path is None:
+        return {}
+    group = _core().render.private_key_group(cfg)
+    if os.path.exists(path):
+        return {}
+    if not test:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _core().keys.write_secret_file(path, _core().generate_private_key() + "\n", 0o640 if group != "root" else 0o600)
+        if group != "root":
+            __salt__["file.chown"](path, "root", group)
+    return {"path": path, "created": True}
+
+
+def public_key():
+    """
+    This minion's WireGuard public key, or None before the key exists (the mine function).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt z wgmesh.public_key
+    """
+    try:
+        path = private_key_path()
+    except CommandExecutionError:
+        return None
+    if not path or not os.path.exists(path):
+        return None
+    with open(path) as handle:
+        return _core().public_key(handle.read().strip())
+
+
+def _link_exists(interface):
+    return _run(["ip", "link", "show", "dev", interface], check=False)["retcode"] == 0
+
+
+def _live(interface):
+    return _core().live.parse_wg_dump(_run(["wg", "show", interface, "dump"])["stdout"])
+
+
+def status():
+    """
+    Live state of this minion's tunnel: every peer with its name, endpoint, last handshake
+    (seconds ago) and traffic.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt z wgmesh.status
+    """
+    cfg = _host_config()
+    if not _link_exists(cfg.interface):
+        return {"interface": cfg.interface, "up": False, "peers": {}}
+    live = _live(cfg.interface)
+    names = {p.public_key: p.name for p in cfg.peers}
+    now = int(datetime.datetime.now().timestamp())
+    peers = {}
+    for key, peer in live.peers.items():
+        peers[names.get(key, key)] = {
+            "public_key": key, "endpoint": peer.endpoint, "allowed_ips": sorted(peer.allowed_ips),
+            "latest_handshake": peer.latest_handshake,
+            "handshake_age": now - peer.latest_handshake if peer.latest_handshake else None,
+            "rx_bytes": peer.rx_bytes, "tx_bytes": peer.tx_bytes, "managed": key in names}
+    return {"interface": cfg.interface, "up": True, "public_key": live.public_key,
+            "listen_port": live.listen_port, "peers": peers}
+
+
+def _bring_up(cfg):
+    """Create the interface the way its backend does at boot."""
+    if cfg.backend == "networkd":
+        _run(["networkctl", "reload"])
+        _run(["networkctl", "reconfigure", cfg.interface], check=False)
+    else:
+        _run(["wg-quick", "up", cfg.interface])
+
+
+def _ensure_addressing(cfg, test):
+    """Address, MTU, state and tunnel routes of an existing interface; returns what changed."""
+    changes = []
+    link = _run(["ip", "-o", "link", "show", "dev", cfg.interface])["stdout"]
+    if f"mtu {cfg.mtu} " not in link:
+        changes.append(f"mtu {cfg.mtu}")
+        if not test:
+            _run(["ip", "link", "set", "dev", cfg.interface, "mtu", str(cfg.mtu)])
+    flags = link.split("<", 1)[1].split(">", 1)[0].split(",")
+    if "UP" not in flags:
+        changes.append("link up")
+        if not test:
+            _run(["ip", "link", "set", "dev", cfg.interface, "up"])
+    addresses = _run(["ip", "-o", "-4", "addr", "show", "dev", cfg.interface])["stdout"]
+    if f" {cfg.address} " not in addresses:
+        changes.append(f"address {cfg.address}")
+        if not test:
+            _run(["ip", "addr", "replace", cfg.address, "dev", cfg.interface])
+    routes = _run(["ip", "-4", "route", "show", "dev", cfg.interface])["stdout"].splitlines()
+    present = {line.split()[0] for line in routes if line}
+    for route in cfg.interface_routes:
+        if route not in present:
+            changes.append(f"route {route}")
+            if not test:
+                _run(["ip", "route", "replace", route, "dev", cfg.interface])
+    # Routes this plan no longer wants (a removed gateway's LAN); the connected VPN route stays.
+    for line in routes:
+        words = line.split()
+        if words and "proto kernel" not in line and "/" in words[0] and words[0] not in cfg.interface_routes:
+            changes.append(f"removed route {words[0]}")
+            if not test:
+                _run(["ip", "route", "del", words[0], "dev", cfg.interface])
+    return changes
+
+
+def sync(test=False):
+    """
+    Bring the live tunnel to the desired state without resetting unchanged peers: creates the
+    interface if missing, then applies peer additions, removals and updates with ``wg syncconf``
+    (which leaves untouched peers and their sessions alone), and fixes address, MTU and routes.
+
+    Returns the changes (peer names added/updated, public keys removed), or what would change
+    with ``test=True``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt z wgmesh.sync
+        salt z wgmesh.sync test=True
+    """
+    core = _core()
+    cfg = _host_config()
+    if cfg.role not in ("hub", "gateway"):
+        return {}
+    changes = {}
+    if cfg.pending:
+        changes["pending"] = cfg.pending
+    if not _link_exists(cfg.interface):
+        changes["interface"] = f"created by {cfg.backend}"
+        if test:
+            changes["peers"] = {"added": [p.name for p in cfg.peers]}
+            return changes
+        _bring_up(cfg)
+    with open(private_key_path()) as handle:
+        private_key = handle.read().strip()
+    diff = core.live.peer_diff(cfg, _live(cfg.interface), core.public_key(private_key))
+    if diff:
+        changes["peers"] = diff.as_dict()
+        if not test:
+            _syncconf(cfg, private_key)
+    addressing = _ensure_addressing(cfg, test)
+    if addressing:
+        changes["addressing"] = addressing
+    return changes
+
+
+def _syncconf(cfg, private_key):
+    core = _core()
+    text = core.wg_setconf(cfg, private_key)
+    # The known trap: an input without PrivateKey/ListenPort zeroes them, and one with
+    # fewer peers than planned would drop peers. Check before handing it to wg.
+    if f"PrivateKey = {private_key}" not in text or f"ListenPort = {cfg.listen_port}" not in text \
+            or text.count("[Peer]") != len(cfg.peers):
+        raise CommandExecutionError("wgmesh: refusing an incomplete wg configuration")
+    fd, path = tempfile.mkstemp(prefix="wgmesh-", suffix=".conf")
+    try:
+        os.write(fd, text.encode())
+        os.close(fd)
+        _run(["wg", "syncconf", cfg.interface, path])
+    finally:
+        os.unlink(path)
+
+
+def firewall(test=False):
+    """
+    Apply the gateway's LAN hardening and MASQUERADE as live iptables rules (iptables backend):
+    rules live in the WGMESH-FORWARD and WGMESH-POSTROUTING chains, replaced atomically with
+    ``iptables-restore --noflush``, jumped to first from FORWARD and from POSTROUTING.
+    With the firewalld backend this returns {} (the state tree manages direct.xml).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt a wgmesh.firewall test=True
+    """
+    core = _core()
+    cfg = _host_config()
+    if cfg.role != "gateway" or cfg.firewall.backend != "iptables":
+        return {}
+    IPTABLES_CHAINS = core.render.IPTABLES_CHAINS
+    wanted = core.iptables_restore(cfg)
+    changes = []
+    jumps = [("filter", "FORWARD", IPTABLES_CHAINS["forward"], "-I", ["1"]),
+             ("nat", "POSTROUTING", IPTABLES_CHAINS["nat"], "-A", [])]
+    for table, parent, chain, _, _ in jumps:
+        listed = _run(["iptables", "-w", "-t", table, "-S", chain], check=False)
+        if listed["retcode"] != 0 or core.live.rules_drift(wanted, table, chain, listed["stdout"]):
+            changes.append(f"{table}/{chain} rules")
+    if changes and not test:
+        _run(["iptables-restore", "-w", "--noflush"], stdin=wanted)
+    for table, parent, chain, verb, position in jumps:
+        if _run(["iptables", "-w", "-t", table, "-C", parent, "-j", chain], check=False)["retcode"] != 0:
+            changes.append(f"{table}/{parent} jump to {chain}")
+            if not test:
+                _run(["iptables", "-w", "-t", table, verb, parent, *position, "-j", chain])
+    return {"iptables": changes} if changes else {}
+
+
+def routes(test=False):
+    """
+    On a LAN router minion: the static route(s) to the VPN via the LAN's gateway
+    (``ip route replace 10.70.0.0/16 via 192.168.201.247``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt r1 wgmesh.routes
+    """
+    cfg = _host_config()
+    changes = []
+    for destination, via in cfg.static_routes:
+        current = _run(["ip", "-4", "route", "show", destination], check=False)["stdout"]
+        if f"via {via} " not in current + " ":
+            changes.append(f"{destination} via {via}")
+            if not test:
+                _run(["ip", "route", "replace", destination, "via", via])
+    return {"routes": changes} if changes else {}
+
+
+def drift():
+    """
+    What differs between this host's live state and its desired state, without fixing it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' wgmesh.drift
+    """
+    found = {}
+    for name, func in (("tunnel", sync), ("firewall", firewall), ("routes", routes)):
+        result = func(test=True)
+        result.pop("pending", None)
+        if result:
+            found[name] = result
+    cfg = _host_config()
+    if cfg.forwarding and __salt__["sysctl.get"]("net.ipv4.ip_forward") != "1":
+        found["sysctl"] = {"net.ipv4.ip_forward": __salt__["sysctl.get"]("net.ipv4.ip_forward")}
+    for item in files(show_secrets=True):
+        if not os.path.exists(item["path"]) or open(item["path"]).read() != item["content"]:
+            found.setdefault("files", []).append(item["path"])
+    return found

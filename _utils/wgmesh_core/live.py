@@ -1,0 +1,98 @@
+"""Comparing a host's live state with its desired state (pure functions on command output).
+
+The Salt adapters run `wg show <if> dump`, `iptables -S <chain>`, read
+/proc/sys; these functions say what differs, so the same logic serves the
+live sync, `test=True` and the drift reports.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .plan import HostConfig
+
+
+@dataclass(frozen=True)
+class LivePeer:
+    public_key: str
+    preshared_key: Optional[str]
+    endpoint: Optional[str]
+    allowed_ips: frozenset
+    latest_handshake: int     # unix time, 0 = never
+    rx_bytes: int
+    tx_bytes: int
+    keepalive: int
+
+
+@dataclass
+class LiveInterface:
+    private_key: str
+    public_key: str
+    listen_port: int
+    peers: dict = field(default_factory=dict)   # public key -> LivePeer
+
+
+def parse_wg_dump(text: str) -> LiveInterface:
+    """Parse `wg show <interface> dump` (tab separated; first line is the interface)."""
+    lines = [line.split("\t") for line in text.strip().splitlines()]
+    if not lines:
+        raise ValueError("empty wg dump")
+    private_key, public_key, port = lines[0][:3]
+    live = LiveInterface(private_key, public_key, int(port))
+    for cols in lines[1:]:
+        key, psk, endpoint, allowed, handshake, rx, tx, keepalive = cols[:8]
+        live.peers[key] = LivePeer(
+            key, None if psk == "(none)" else psk, None if endpoint == "(none)" else endpoint,
+            frozenset() if allowed == "(none)" else frozenset(allowed.split(",")),
+            int(handshake), int(rx), int(tx), 0 if keepalive == "off" else int(keepalive))
+    return live
+
+
+@dataclass
+class PeerDiff:
+    added: list = field(default_factory=list)     # peer names
+    removed: list = field(default_factory=list)   # public keys (unknown to the plan: foreign or revoked)
+    updated: list = field(default_factory=list)   # peer names
+    interface: list = field(default_factory=list)  # "listen_port", "private_key"
+
+    def __bool__(self):
+        return bool(self.added or self.removed or self.updated or self.interface)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in vars(self).items() if v}
+
+
+def peer_diff(config: HostConfig, live: LiveInterface, private_key_public: Optional[str] = None) -> PeerDiff:
+    """What `wg syncconf` would change on the live interface to reach ``config``."""
+    diff = PeerDiff()
+    if live.listen_port != config.listen_port:
+        diff.interface.append("listen_port")
+    if private_key_public is not None and live.public_key != private_key_public:
+        diff.interface.append("private_key")
+    desired = {p.public_key: p for p in config.peers}
+    for key, peer in desired.items():
+        current = live.peers.get(key)
+        if current is None:
+            diff.added.append(peer.name)
+            continue
+        endpoint_differs = (peer.endpoint is not None and current.endpoint != peer.endpoint
+                            and peer.endpoint.split(":")[0].replace(".", "").isdigit())
+        if (current.allowed_ips != frozenset(peer.allowed_ips)
+                or current.preshared_key != peer.preshared_key
+                or current.keepalive != peer.keepalive
+                or endpoint_differs):
+            diff.updated.append(peer.name)
+    diff.removed = [key for key in live.peers if key not in desired]
+    return diff
+
+
+def rules_drift(expected_restore: str, table: str, chain: str, listed: str) -> bool:
+    """Whether `iptables -t <table> -S <chain>` output differs from the chain's rules in ``expected_restore``."""
+    expected, in_table = [], False
+    for line in expected_restore.splitlines():
+        if line.startswith("*"):
+            in_table = line[1:] == table
+        elif in_table and line.startswith(f"-A {chain} "):
+            expected.append(line)
+    current = [line for line in listed.splitlines() if line.startswith(f"-A {chain} ")]
+    return current != expected

@@ -1,0 +1,68 @@
+{#- wgmesh: converge this minion's part of the WireGuard network.
+    The role (hub, gateway, LAN router) comes from the `wgmesh` pillar; an
+    invalid pillar fails the render here, so nothing at all is applied. #}
+{%- set role = salt['wgmesh.role']() %}
+{%- set interface = salt['wgmesh.network']()['interface'] %}
+{%- if role in ('hub', 'gateway') %}
+{%- set files = salt['wgmesh.files'](show_secrets=True) %}
+
+wgmesh-private-key:
+  wgmesh.private_key:
+    - name: {{ interface }}
+
+wgmesh-publish-public-key:
+  module.run:
+    - mine.update: []
+    - onchanges:
+      - wgmesh: wgmesh-private-key
+
+{%- for file in files %}
+
+wgmesh-file-{{ file.path }}:
+  file.managed:
+    - name: {{ file.path }}
+    - contents: {{ file.content | tojson }}
+    - user: root
+    - group: {{ file.group }}
+    - mode: '{{ file.mode }}'
+    - makedirs: True
+    - show_changes: {{ not file.secret }}
+{%- endfor %}
+
+wgmesh-ip-forward:
+  sysctl.present:
+    - name: net.ipv4.ip_forward
+    - value: 1
+    - config: /etc/sysctl.d/10-ip-forward.conf
+    - require:
+      - file: wgmesh-file-/etc/sysctl.d/10-ip-forward.conf
+
+wgmesh-tunnel:
+  wgmesh.tunnel:
+    - name: {{ interface }}
+    - require:
+      - wgmesh: wgmesh-private-key
+{%- for file in files %}
+      - file: wgmesh-file-{{ file.path }}
+{%- endfor %}
+{%- if role == 'gateway' %}
+
+wgmesh-firewall:
+  wgmesh.firewall:
+    - name: {{ interface }}
+{%- for file in files if file.path == '/etc/firewalld/direct.xml' %}
+
+wgmesh-firewalld-reload:
+  cmd.run:
+    - name: firewall-cmd --reload
+    - onlyif: firewall-cmd --state
+    - onchanges:
+      - file: wgmesh-file-{{ file.path }}
+{%- endfor %}
+{%- endif %}
+{%- elif role == 'lan_router' %}
+
+wgmesh-lan-routes:
+  wgmesh.lan_routes:
+    - name: {{ interface }}
+{%- endif %}
