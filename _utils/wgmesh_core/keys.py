@@ -78,3 +78,12 @@ def write_secret_file(path: str, content: str | bytes, mode: int = 0o600) -> Non
         os.write(fd, data)
     finally:
         os.close(fd)
+
+
+def load_master_secret(path: str) -> bytes:
+    """The master's preshared-key secret, made (mode 0600, in a 0700 folder) on first use."""
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+        write_secret_file(path, new_master_secret().hex() + "\n")
+    with open(path) as handle:
+        return bytes.fromhex(handle.read().strip())

@@ -106,6 +106,8 @@ class NetworkSpec(_Entry):
     backend: Literal["networkd", "wgquick"] = "networkd"
     firewall: Literal["firewalld", "iptables"] = "firewalld"
     preshared_keys: bool = True
+    # Bump to rotate every preshared key (they are derived on the master, see keys.derive_psk).
+    preshared_key_epoch: int = Field(0, ge=0)
     schedule: Schedule = Schedule()
     hub: Hub
     gateways: dict[Name, Gateway] = {}

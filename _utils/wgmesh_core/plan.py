@@ -12,6 +12,7 @@ from typing import Optional
 
 import netaddr
 
+from .keys import derive_psk
 from .model import Developer, Gateway, NetworkSpec
 
 RFC1918 = [netaddr.IPNetwork(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
@@ -217,3 +218,21 @@ def managed_hosts(spec: NetworkSpec) -> list[str]:
     hosts = [spec.hub.minion] + list(spec.gateways)
     hosts += [gw.lan_router for gw in spec.gateways.values() if gw.lan_router]
     return list(dict.fromkeys(hosts))
+
+
+def preshared_keys_for(spec: NetworkSpec, host: str, master_secret: bytes, epoch: int = 0) -> dict:
+    """The preshared keys minion ``host`` needs: all hub<->peer keys for the hub, its own for a gateway.
+
+    Developers' keys are bound to their public key, so a re-keyed developer gets a new one.
+    """
+    if host == spec.hub.minion:
+        return {peer: peer_psk(spec, peer, master_secret, epoch) for peer in [*spec.gateways, *spec.developers]}
+    if host in spec.gateways:
+        return {host: peer_psk(spec, host, master_secret, epoch)}
+    return {}
+
+
+def peer_psk(spec: NetworkSpec, peer: str, master_secret: bytes, epoch: int = 0) -> str:
+    """The hub<->``peer`` preshared key (peer: a gateway minion id or a developer name)."""
+    developer = spec.developers.get(peer)
+    return derive_psk(master_secret, peer, developer.public_key if developer else "", epoch)

@@ -117,6 +117,10 @@ def _relation_problems(spec: NetworkSpec, known_minions: Optional[set]) -> list[
             if minion not in known_minions:
                 add(where, f"unknown minion id {minion!r} (not among the master's accepted minions)")
 
+    for name in spec.developers:
+        if name in roles:
+            add(f"developers.{name}", f"name {name!r} is also the minion {roles[name]}: peers need distinct names")
+
     problem = endpoint_problem(spec.hub.endpoint)
     if problem:
         add("hub.endpoint", problem)
