@@ -74,6 +74,59 @@ def cmd_client_config(args) -> int:
     return 0
 
 
+def _plan_as_dict(plan, base, head) -> dict:
+    return {
+        "base": base, "head": head, "valid": True, "affected": plan.affected,
+        "hosts": [{"host": h.host, "role": h.role, "changed": h.changed, "peers_added": h.peers_added,
+                   "peers_removed": h.peers_removed, "peers_changed": h.peers_changed,
+                   "allow_added": h.allow_added, "allow_removed": h.allow_removed,
+                   "routes_added": h.routes_added, "routes_removed": h.routes_removed,
+                   "file_diffs": h.file_diffs} for h in plan.hosts],
+        "clients_changed": plan.clients_changed, "clients_removed": plan.clients_removed,
+        "expiring": {name: str(date) for name, date in plan.expiring.items()},
+    }
+
+
+def _print_plan(plan, base, head, today):
+    print(f"wgmesh plan {base[:12]}..{head[:12]}: valid; {len(plan.affected)} host(s) change")
+    for change in plan.hosts:
+        print(f"\n{change.role} {change.host}: {change.summary()}")
+        for diff in change.file_diffs.values():
+            print("    " + diff.rstrip("\n").replace("\n", "\n    "))
+    if plan.clients_changed:
+        print(f"\nclient configs that change (their owners re-import): {', '.join(plan.clients_changed)}")
+    if plan.clients_removed:
+        print(f"developers cut off (revoked, expired or removed): {', '.join(plan.clients_removed)}")
+    for name, date in sorted(plan.expiring.items(), key=lambda item: item[1]):
+        days = (date - today).days
+        print(f"developer {name} expires {date} ({days} day(s) left)")
+
+
+def cmd_plan(args) -> int:
+    import json
+    from .diff import plan_change
+    from .gitsource import merge_base, read_network_at, resolve
+    try:
+        head = resolve(args.repo, args.head)
+        base = resolve(args.repo, args.base) if args.base else merge_base(args.repo, args.target, head)
+    except Exception as error:  # GitPython raises several types for a bad repo or revision
+        print(f"wgmesh plan: {error}", file=sys.stderr)
+        return 2
+    known = [m.strip() for m in args.known_minions.split(",")] if args.known_minions else None
+    new = load_network(read_network_at(args.repo, head, args.subdir), known_minions=known)
+    try:
+        old = load_network(read_network_at(args.repo, base, args.subdir))
+    except (InvalidNetwork, KeyError):
+        old = None  # the base had no (valid) network: everything is new
+    today = _today(args)
+    plan = plan_change(old, new, today)
+    if args.format == "json":
+        print(json.dumps(_plan_as_dict(plan, base, head), indent=2))
+    else:
+        _print_plan(plan, base, head, today)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wgmesh", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -95,6 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("name", help="developer name")
     client.add_argument("--hub-public-key", help="the hub's public key (the Salt runner fills it in)")
     client.add_argument("--psk", help="this developer's preshared key (the Salt runner fills it in)")
+    plan = sub.add_parser("plan", help="validate a revision of the pillar repo and show what it changes per host")
+    plan.add_argument("repo", nargs="?", default=".", help="the pillar git repository (default: .)")
+    plan.add_argument("--head", default="HEAD", help="the proposed revision (default: HEAD)")
+    plan.add_argument("--base", help="the revision to compare with (default: merge base of --target and --head)")
+    plan.add_argument("--target", default="main", help="target branch for the merge base (default: main)")
+    plan.add_argument("--subdir", default="", help="folder of the pillar inside the repository")
+    plan.add_argument("--format", choices=("text", "json"), default="text")
+    plan.add_argument("--known-minions", help="comma-separated accepted minion ids")
+    plan.add_argument("--today", type=datetime.date.fromisoformat, help="date for expiry checks (YYYY-MM-DD)")
+    plan.set_defaults(func=cmd_plan)
     return parser
 
 

@@ -201,9 +201,11 @@ def client_routes(spec: NetworkSpec, developer: str) -> ClientRoutes:
         return (all(candidate.prefixlen < lan.prefixlen for lan in lans)
                 and not any(candidate.first <= f.last and f.first <= candidate.last for f in forbidden))
 
-    span = netaddr.spanning_cidr(lans)
+    span = netaddr.spanning_cidr(lans) if len(lans) > 1 else lans[0]
     candidates = [block for block in RFC1918 if all(lan in block for lan in lans)]
-    candidates += [span] + [span.supernet(span.prefixlen - 1)[0]] if span.prefixlen > 0 else [span]
+    candidates.append(span)
+    if span.prefixlen > 0:
+        candidates.append(span.supernet(span.prefixlen - 1)[0])
     for candidate in candidates:
         if acceptable(candidate):
             return ClientRoutes((str(spec.network), str(candidate.cidr)), (
