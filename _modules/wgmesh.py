@@ -70,9 +70,14 @@ def network():
     return _spec().model_dump(mode="json")
 
 
+def _pillar():
+    """The pillar to plan from: a freshly compiled one during ``converge``, else the minion's."""
+    return __context__.get("wgmesh_fresh_pillar") or __pillar__
+
+
 def _spec():
     core = _core()
-    data = __pillar__.get("wgmesh")
+    data = _pillar().get("wgmesh")
     if data is None:
         raise CommandExecutionError("wgmesh: no 'wgmesh' pillar for this minion")
     try:
@@ -107,7 +112,7 @@ def host_keys():
     """
     spec = _spec()
     hosts = _core().managed_hosts(spec)
-    keys = dict(__pillar__.get("wgmesh_host_keys") or {})
+    keys = dict(_pillar().get("wgmesh_host_keys") or {})
     try:
         mined = __salt__["mine.get"](",".join(hosts), MINE_FUNCTION, tgt_type="list") or {}
     except Exception as error:  # the mine is an optimisation: pillar keys still work without it
@@ -122,7 +127,7 @@ def host_keys():
 
 def _host_config():
     spec = _spec()
-    return _core().host_config(spec, __opts__["id"], _today(), host_keys(), __pillar__.get("wgmesh_psk") or {})
+    return _core().host_config(spec, __opts__["id"], _today(), host_keys(), _pillar().get("wgmesh_psk") or {})
 
 
 def config():
@@ -446,3 +451,28 @@ def drift():
         if not os.path.exists(item["path"]) or open(item["path"]).read() != item["content"]:
             found.setdefault("files", []).append(item["path"])
     return found
+
+
+def converge():
+    """
+    The scheduled run: compile fresh pillar, note what drifted from the desired state, apply
+    ``wgmesh`` (which puts it back and drops expired developers), and report each correction
+    as a ``wgmesh/drift/<minion id>`` event on the master naming the host and what drifted.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt z wgmesh.converge
+    """
+    __context__["wgmesh_fresh_pillar"] = __salt__["pillar.items"]()
+    try:
+        found = drift()
+    finally:
+        __context__.pop("wgmesh_fresh_pillar", None)
+    states = __salt__["state.apply"]("wgmesh")
+    ok = isinstance(states, dict) and all(s.get("result") is not False for s in states.values())
+    if found:
+        __salt__["event.send"](f"wgmesh/drift/{__opts__['id']}",
+                               {"host": __opts__["id"], "drift": found, "corrected": ok})
+    return {"drift": found, "applied": ok}

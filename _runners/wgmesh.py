@@ -113,3 +113,137 @@ def client_config(name):
     secret = _master_secret() if spec.preshared_keys else None
     psk = core.plan.peer_psk(spec, name, secret, spec.preshared_key_epoch) if secret else None
     return core.client_config(spec, name, hub_public_key=hub_public_key(spec), psk=psk)
+
+
+# --- GitOps: from a push to the converged hosts ------------------------------------------
+
+def _gitops_opts():
+    """The ``wgmesh_gitops`` master option: where the pillar repo is and how to fetch it.
+
+    .. code-block:: yaml
+
+        wgmesh_gitops:
+          upstream: https://git.example.com/ops/wgmesh-pillar.git   # what developers push to
+          branch: main
+          repo: /var/cache/salt/master/wgmesh/pillar.git   # local: incoming + deployed branches
+          subdir: ''                                        # pillar folder inside the repo
+    """
+    opts = dict(__opts__.get("wgmesh_gitops") or {})
+    if "upstream" not in opts:
+        raise SaltInvocationError("master option wgmesh_gitops:upstream is not set")
+    opts.setdefault("branch", "main")
+    opts.setdefault("repo", os.path.join(__opts__["cachedir"], "wgmesh", "pillar.git"))
+    opts.setdefault("subdir", "")
+    return opts
+
+
+def _local_repo(path):
+    import git
+    if not os.path.exists(os.path.join(path, "HEAD")):
+        os.makedirs(path, exist_ok=True)
+        return git.Repo.init(path, bare=True)
+    return git.Repo(path)
+
+
+def _fire(tag, data):
+    import salt.utils.event
+    with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as bus:
+        bus.fire_event(data, tag)
+
+
+def _accepted_minions():
+    import salt.key
+    with salt.key.get_key(__opts__) as keys:
+        return keys.list_status("accepted").get("minions", [])
+
+
+def deployed_revision():
+    """
+    The pillar revision the minions see now (the last one that passed the gate), or None.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run wgmesh.deployed_revision
+    """
+    repo = _local_repo(_gitops_opts()["repo"])
+    try:
+        return repo.commit("refs/heads/deployed").hexsha
+    except Exception:  # no deployed branch yet
+        return None
+
+
+def _apply(targets, timeout=120):
+    """state.apply wgmesh on ``targets`` (a list of minion ids); returns {minion: ok}."""
+    import salt.client
+    if not targets:
+        return {}
+    with salt.client.get_local_client(__opts__["conf_file"]) as client:
+        returns = client.cmd(targets, "state.apply", ["wgmesh"], tgt_type="list", timeout=timeout)
+    outcome = {}
+    for minion in targets:
+        ret = returns.get(minion)
+        outcome[minion] = isinstance(ret, dict) and all(s.get("result") is not False for s in ret.values())
+    return outcome
+
+
+def on_push(new=None, **_event):
+    """
+    Gate and converge a push to the pillar repository (called by the reactor on ``wgmesh/push``).
+
+    Fetches the branch from the upstream, validates the new revision with the core, and only
+    if it is valid moves the ``deployed`` branch (what git_pillar serves) to it, updates
+    git_pillar, and applies ``wgmesh`` to the hosts whose desired state changed: the hub
+    first, then gateways and LAN routers. An invalid revision fires ``wgmesh/gate/refused``
+    naming every problem, and nothing changes; an unreachable upstream fires
+    ``wgmesh/gate/unreachable`` and keeps the deployed network.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run wgmesh.on_push
+    """
+    core = _core()
+    from wgmesh_core.diff import plan_change
+    from wgmesh_core.gitsource import read_network_at
+    gitops = _gitops_opts()
+    repo = _local_repo(gitops["repo"])
+    try:
+        repo.git.fetch(gitops["upstream"], f"+refs/heads/{gitops['branch']}:refs/heads/incoming")
+    except Exception as error:  # GitCommandError, or an unreadable path
+        message = f"cannot fetch {gitops['upstream']}: {error}".replace("\n", " ")
+        log.error("wgmesh: %s; the deployed network stays as it is", message)
+        _fire("wgmesh/gate/unreachable", {"upstream": gitops["upstream"], "error": message,
+                                          "deployed": deployed_revision()})
+        return {"result": "unreachable", "error": message}
+    revision = repo.commit(new or "refs/heads/incoming").hexsha
+    previous = deployed_revision()
+    if revision == previous:
+        return {"result": "unchanged", "revision": revision}
+    try:
+        new_spec = core.load_network(read_network_at(repo.git_dir, revision, gitops["subdir"]),
+                                     known_minions=_accepted_minions())
+    except (core.InvalidNetwork, KeyError) as error:
+        problems = [str(p) for p in getattr(error, "problems", [])] or [f"no network at {revision}: {error}"]
+        log.error("wgmesh: refused pillar revision %s:\n%s", revision, "\n".join(problems))
+        _fire("wgmesh/gate/refused", {"revision": revision, "problems": problems, "deployed": previous})
+        return {"result": "refused", "revision": revision, "problems": problems}
+    old_spec = None
+    if previous:
+        try:
+            old_spec = core.load_network(read_network_at(repo.git_dir, previous, gitops["subdir"]))
+        except (core.InvalidNetwork, KeyError):
+            old_spec = None
+    plan = plan_change(old_spec, new_spec)
+    repo.git.update_ref("refs/heads/deployed", revision)
+    __salt__["git_pillar.update"]()
+    hub = [host for host in plan.affected if host == new_spec.hub.minion]
+    others = [host for host in plan.affected if host not in hub]
+    applied = _apply(hub)
+    applied.update(_apply(others))
+    result = {"result": "applied", "revision": revision, "previous": previous,
+              "affected": plan.affected, "applied": applied}
+    _fire("wgmesh/applied", result)
+    return result

@@ -2,7 +2,8 @@
     The role (hub, gateway, LAN router) comes from the `wgmesh` pillar; an
     invalid pillar fails the render here, so nothing at all is applied. #}
 {%- set role = salt['wgmesh.role']() %}
-{%- set interface = salt['wgmesh.network']()['interface'] %}
+{%- set network = salt['wgmesh.network']() %}
+{%- set interface = network['interface'] %}
 {%- if role in ('hub', 'gateway') %}
 {%- set files = salt['wgmesh.files'](show_secrets=True) %}
 
@@ -45,6 +46,24 @@ wgmesh-tunnel:
 {%- for file in files %}
       - file: wgmesh-file-{{ file.path }}
 {%- endfor %}
+
+{#- Drift correction: a schedule set from pillar (wgmesh:schedule:drift_minutes). #}
+{%- if network['schedule']['drift_minutes'] > 0 %}
+
+wgmesh-drift-schedule:
+  schedule.present:
+    - name: wgmesh-converge
+    - function: wgmesh.converge
+    - minutes: {{ network['schedule']['drift_minutes'] }}
+    {#- salt-call --local has no minion daemon to hand the job to: write the schedule file #}
+    - offline: {{ opts.get('file_client') == 'local' }}
+{%- else %}
+
+wgmesh-drift-schedule:
+  schedule.absent:
+    - name: wgmesh-converge
+    - offline: {{ opts.get('file_client') == 'local' }}
+{%- endif %}
 {%- if role == 'gateway' %}
 
 wgmesh-firewall:
