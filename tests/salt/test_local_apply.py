@@ -11,6 +11,7 @@ import json
 import subprocess
 
 import pytest
+import yaml
 
 from wgmesh_core import host_config, host_files, load_network, public_key
 from wgmesh_core.source import read_network_data
@@ -72,9 +73,13 @@ def expected_files(pillar, host, private_key_public):
 def test_hub_converges_with_wg_quick(local_host, network_pillar):
     pillar = pillar_for(network_pillar, backend="wgquick", firewall="iptables")
     host = local_host("z", pillar)
-    dry, probe, first, second, (dump, forward, routes) = converge(
-        host, ["wg show wg0 dump", "cat /proc/sys/net/ipv4/ip_forward", "ip -4 route show dev wg0"])
+    dry, probe, first, second, (dump, forward, routes, schedule) = converge(
+        host, ["wg show wg0 dump", "cat /proc/sys/net/ipv4/ip_forward", "ip -4 route show dev wg0",
+               f"cat {host.dir / 'conf' / 'minion.d' / '_schedule.conf'}"])
     assert_converged(dry, probe, first, second)
+    jobs = yaml.safe_load(schedule)["schedule"]
+    assert jobs["wgmesh-converge"]["function"] == "wgmesh.converge"
+    assert jobs["wgmesh-converge"]["minutes"] == 30
     peers = {line.split("\t")[0]: line.split("\t") for line in dump.strip().splitlines()[1:]}
     expected = {pillar["wgmesh_host_keys"]["a"]: "10.70.0.2/32,192.168.201.0/24",
                 pillar["wgmesh_host_keys"]["c"]: "10.70.0.3/32,192.168.200.0/24",
