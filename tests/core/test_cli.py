@@ -1,0 +1,114 @@
+"""The `wgmesh` command: exit codes, one stderr line per problem, nothing written for a bad network."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from wgmesh_core.cli import main
+
+from .conftest import PILLAR
+
+
+def write_pillar(root, data):
+    """A pillar directory holding ``data`` as the wgmesh value (plus a top.sls, which is skipped)."""
+    (root / "wgmesh").mkdir(parents=True)
+    (root / "top.sls").write_text("base:\n  '*':\n    - wgmesh.network\n")
+    (root / "wgmesh" / "network.sls").write_text(yaml.safe_dump({"wgmesh": data}, sort_keys=False))
+    return root
+
+
+@pytest.fixture
+def bad_pillar(tmp_path, data):
+    data["developers"]["e"]["address"] = "10.71.0.4"      # outside the VPN
+    data["developers"]["f"]["public_key"] = "short"       # malformed key
+    return write_pillar(tmp_path / "bad", data)
+
+
+def test_validate_example_exits_0(capsys):
+    assert main(["validate", str(PILLAR)]) == 0
+    out, err = capsys.readouterr()
+    assert "valid (2 gateways, 2 developers)" in out
+    assert err == ""
+
+
+def test_validate_copy_of_example_exits_0(tmp_path, data, capsys):
+    path = write_pillar(tmp_path / "good", data)
+    assert main(["validate", str(path)]) == 0
+
+
+def test_validate_bad_exits_1_one_line_per_problem(bad_pillar, capsys):
+    assert main(["validate", str(bad_pillar)]) == 1
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("developers.e.address: ") and "outside the VPN" in lines[0]
+    assert lines[1].startswith("developers.f.public_key: ") and "characters long" in lines[1]
+    assert "valid" not in out
+
+
+def test_validate_known_minions(capsys):
+    assert main(["validate", str(PILLAR), "--known-minions", "z,a,c"]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [line for line in err.splitlines() if line.startswith("gateways.a.lan_router: ")]
+    assert "'r1'" in err
+
+
+def test_validate_unparseable_sls(tmp_path, capsys):
+    path = tmp_path / "broken"
+    path.mkdir()
+    (path / "network.sls").write_text("wgmesh:\n  network: [unclosed\n")
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "network.sls" in err and "cannot be parsed" in err
+
+
+def test_validate_missing_dir_is_usage_error(tmp_path, capsys):
+    assert main(["validate", str(tmp_path / "nowhere")]) == 2
+
+
+def test_console_script_exit_status(bad_pillar):
+    # The real process exit status, as a CI pipeline sees it.
+    cmd = [sys.executable, "-m", "wgmesh_core.cli", "validate"]
+    good = subprocess.run(cmd + [str(PILLAR)], capture_output=True, text=True, timeout=30)
+    assert good.returncode == 0, good.stderr
+    bad = subprocess.run(cmd + [str(bad_pillar)], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 1
+    assert len(bad.stderr.splitlines()) == 2
+
+
+def test_render_bad_writes_nothing(bad_pillar, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["render", str(bad_pillar), "--host", "z", "--out", str(out)]) == 1
+    assert list(out.rglob("*")) == []
+    assert len(capsys.readouterr().err.splitlines()) == 2
+
+
+def test_render_good_writes_files_with_modes(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["render", str(PILLAR), "--host", "z", "--out", str(out)]) == 0
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == ["etc/sysctl.d/10-ip-forward.conf", "etc/systemd/network/wg0.netdev",
+                       "etc/systemd/network/wg0.network"]
+    assert oct(os.stat(out / "etc/systemd/network/wg0.netdev").st_mode & 0o777) == "0o640"
+    stdout = capsys.readouterr().out
+    assert "ip route add 10.70.0.0/16 via 192.168.201.247" in stdout
+
+
+def test_render_unknown_host_is_usage_error(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["render", str(PILLAR), "--host", "nobody", "--out", str(out)]) == 2
+    assert not out.exists()
+
+
+def test_client_config_command(capsys):
+    assert main(["client-config", str(PILLAR), "e", "--hub-public-key",
+                 "CmmeC0yqofMMZhEGHuK5dd2Mxyxe7tA8wSniDWiI5V0="]) == 0
+    out = capsys.readouterr().out
+    assert "AllowedIPs = 192.168.0.0/16" in out
+    assert "PublicKey = CmmeC0yqofMMZhEGHuK5dd2Mxyxe7tA8wSniDWiI5V0=" in out
+    assert main(["client-config", str(PILLAR), "nobody"]) == 2

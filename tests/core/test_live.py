@@ -1,0 +1,181 @@
+"""live.py: parsing `wg show <if> dump`, peer_diff and rules_drift."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from wgmesh_core.live import parse_wg_dump, peer_diff, rules_drift
+from wgmesh_core.plan import host_config
+from wgmesh_core.render import iptables_restore
+from wgmesh_core.validate import load_network
+
+from . import article_texts as art
+from .conftest import TODAY
+
+K = art.PUBLIC_KEYS
+P = art.PSKS
+FOREIGN = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="
+
+# `wg show wg0 dump` on the hub z, tab separated. First line: private-key,
+# public-key, listen-port, fwmark. Peer lines: public-key, preshared-key,
+# endpoint, allowed-ips, latest-handshake, transfer-rx, transfer-tx,
+# persistent-keepalive.
+HUB_DUMP = "\n".join("\t".join(cols) for cols in [
+    [art.PRIVATE_KEYS["z"], K["z"], "51820", "off"],
+    # a: exactly as planned
+    [K["a"], P["a"], "113.88.12.7:51820", "10.70.0.2/32,192.168.201.0/24", "1718000000", "123456", "654321", "15"],
+    # c: its LAN is missing from the allowed IPs
+    [K["c"], P["c"], "123.112.4.9:38211", "10.70.0.3/32", "1718000050", "2048", "4096", "15"],
+    # e: no preshared key, never seen
+    [K["e"], "(none)", "(none)", "10.70.0.4/32", "0", "0", "0", "15"],
+    # a peer the plan does not know (revoked or added by hand)
+    [FOREIGN, "(none)", "(none)", "(none)", "0", "0", "0", "off"],
+]) + "\n"
+# f is absent: it must be added.
+
+
+def test_parse_interface_line():
+    live = parse_wg_dump(HUB_DUMP)
+    assert live.private_key == art.PRIVATE_KEYS["z"]
+    assert live.public_key == K["z"]
+    assert live.listen_port == 51820
+    assert set(live.peers) == {K["a"], K["c"], K["e"], FOREIGN}
+
+
+def test_parse_peer_lines():
+    live = parse_wg_dump(HUB_DUMP)
+    a = live.peers[K["a"]]
+    assert a.public_key == K["a"] and a.preshared_key == P["a"]
+    assert a.endpoint == "113.88.12.7:51820"
+    assert a.allowed_ips == frozenset({"10.70.0.2/32", "192.168.201.0/24"})
+    assert (a.latest_handshake, a.rx_bytes, a.tx_bytes, a.keepalive) == (1718000000, 123456, 654321, 15)
+    e = live.peers[K["e"]]
+    assert (e.preshared_key, e.endpoint, e.latest_handshake) == (None, None, 0)
+    foreign = live.peers[FOREIGN]
+    assert foreign.allowed_ips == frozenset() and foreign.keepalive == 0
+
+
+def test_parse_empty_dump():
+    with pytest.raises(ValueError):
+        parse_wg_dump("\n")
+
+
+def test_peer_diff_on_hub(spec):
+    config = host_config(spec, "z", TODAY, K, P)
+    diff = peer_diff(config, parse_wg_dump(HUB_DUMP), private_key_public=K["z"])
+    assert diff.added == ["f"]
+    assert diff.removed == [FOREIGN]
+    assert sorted(diff.updated) == ["c", "e"]     # c: allowed IPs; e: preshared key
+    assert diff.interface == []
+    assert bool(diff)
+    assert diff.as_dict() == {"added": ["f"], "removed": [FOREIGN], "updated": diff.updated}
+
+
+def in_sync_dump(config, port=None):
+    lines = [[art.PRIVATE_KEYS["z"], K["z"], str(port or config.listen_port), "off"]]
+    for p in config.peers:
+        lines.append([p.public_key, p.preshared_key or "(none)", p.endpoint or "(none)",
+                      ",".join(reversed(p.allowed_ips)), "1718000000", "1", "2", str(p.keepalive or "off")])
+    return "\n".join("\t".join(cols) for cols in lines)
+
+
+def test_peer_diff_in_sync_is_empty(spec):
+    config = host_config(spec, "z", TODAY, K, P)
+    diff = peer_diff(config, parse_wg_dump(in_sync_dump(config)), private_key_public=K["z"])
+    assert not diff
+    assert diff.as_dict() == {}
+
+
+def test_peer_diff_interface_changes(spec):
+    config = host_config(spec, "z", TODAY, K, P)
+    diff = peer_diff(config, parse_wg_dump(in_sync_dump(config, port=51821)), private_key_public=K["a"])
+    assert diff.interface == ["listen_port", "private_key"]
+    assert (diff.added, diff.removed, diff.updated) == ([], [], [])
+
+
+def test_peer_diff_keepalive_change(data):
+    data["keepalive"] = 25
+    config = host_config(load_network(data), "z", TODAY, K, P)
+    live = parse_wg_dump(in_sync_dump(config).replace("\t25", "\t15"))
+    assert sorted(peer_diff(config, live).updated) == ["a", "c", "e", "f"]
+
+
+def gateway_dump(endpoint):
+    return (f"{art.PRIVATE_KEYS['a']}\t{K['a']}\t51820\toff\n"
+            f"{K['z']}\t{P['a']}\t{endpoint}\t10.70.0.0/16\t1718000000\t10\t20\t15\n")
+
+
+def test_gateway_endpoint_change_is_an_update(spec):
+    config = host_config(spec, "a", TODAY, K, P)
+    assert not peer_diff(config, parse_wg_dump(gateway_dump("39.101.166.124:51820")))
+    assert peer_diff(config, parse_wg_dump(gateway_dump("39.101.166.125:51820"))).updated == ["z"]
+
+
+def test_gateway_hostname_endpoint_is_not_compared(data):
+    # A host name resolves to some address: the live endpoint cannot be compared with it.
+    data["hub"]["endpoint"] = "vpn.example.com:51820"
+    config = host_config(load_network(data), "a", TODAY, K, P)
+    assert not peer_diff(config, parse_wg_dump(gateway_dump("39.101.166.124:51820")))
+
+
+def test_revoked_developer_shows_as_removed(data):
+    data["developers"]["e"]["revoked"] = True
+    before = copy.deepcopy(data)
+    before["developers"]["e"]["revoked"] = False
+    full = host_config(load_network(before), "z", TODAY, K, P)
+    config = host_config(load_network(data), "z", TODAY, K, P)
+    diff = peer_diff(config, parse_wg_dump(in_sync_dump(full)))
+    assert diff.removed == [K["e"]]
+    assert (diff.added, diff.updated) == ([], [])
+
+
+# --- rules_drift --------------------------------------------------------------
+
+@pytest.fixture
+def a_restore(spec):
+    return iptables_restore(host_config(spec, "a", TODAY, K, P))
+
+
+def listed(*rules, chain="WGMESH-FORWARD"):
+    """What `iptables -t <table> -S <chain>` prints: the -N line, then the rules."""
+    return "\n".join([f"-N {chain}", *rules]) + "\n"
+
+
+IN_SYNC = [
+    "-A WGMESH-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+    "-A WGMESH-FORWARD -s 10.70.0.3/32 -m conntrack --ctstate NEW -j ACCEPT",
+    "-A WGMESH-FORWARD -s 10.70.0.4/32 -m conntrack --ctstate NEW -j ACCEPT",
+    "-A WGMESH-FORWARD -s 10.70.0.5/32 -m conntrack --ctstate NEW -j ACCEPT",
+    "-A WGMESH-FORWARD -j DROP",
+]
+
+
+def test_rules_in_sync(a_restore):
+    assert rules_drift(a_restore, "filter", "WGMESH-FORWARD", listed(*IN_SYNC)) is False
+
+
+@pytest.mark.parametrize("rules", [
+    IN_SYNC[:2] + IN_SYNC[3:],                                  # an allowed source missing
+    IN_SYNC[:-1] + ["-A WGMESH-FORWARD -s 10.70.0.9/32 -m conntrack --ctstate NEW -j ACCEPT", IN_SYNC[-1]],  # extra
+    [IN_SYNC[-1]] + IN_SYNC[:-1],                               # DROP first
+    [],                                                         # flushed
+])
+def test_rules_drift(a_restore, rules):
+    assert rules_drift(a_restore, "filter", "WGMESH-FORWARD", listed(*rules)) is True
+
+
+def test_nat_chain_drift(spec):
+    restore = iptables_restore(host_config(spec, "c", TODAY, K, P))
+    rule = "-A WGMESH-POSTROUTING -s 10.70.0.0/16 -d 192.168.200.0/24 -o eth2 -j MASQUERADE"
+    assert rules_drift(restore, "nat", "WGMESH-POSTROUTING", listed(rule, chain="WGMESH-POSTROUTING")) is False
+    assert rules_drift(restore, "nat", "WGMESH-POSTROUTING", listed(chain="WGMESH-POSTROUTING")) is True
+    # a's nat chain is empty by design: an empty listing is in sync, a stray rule is drift.
+    a_restore = iptables_restore(host_config(spec, "a", TODAY, K, P))
+    assert rules_drift(a_restore, "nat", "WGMESH-POSTROUTING", listed(chain="WGMESH-POSTROUTING")) is False
+    assert rules_drift(a_restore, "nat", "WGMESH-POSTROUTING", listed(rule, chain="WGMESH-POSTROUTING")) is True
+
+
+def test_rules_of_another_table_are_not_mixed_in(a_restore):
+    # The filter rules are not expected in the nat table.
+    assert rules_drift(a_restore, "nat", "WGMESH-FORWARD", listed()) is False

@@ -1,0 +1,197 @@
+"""plan.host_config: who is a peer, who may open connections into a LAN, what is pending."""
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from wgmesh_core.plan import host_config, managed_hosts, static_route_instructions
+from wgmesh_core.render import host_files, wg_setconf
+from wgmesh_core.validate import load_network
+
+from . import article_texts as art
+from .conftest import TODAY
+
+YESTERDAY = TODAY - datetime.timedelta(days=1)
+
+
+def plan(spec, host, public_keys=art.PUBLIC_KEYS, psks=art.PSKS, today=TODAY):
+    return host_config(spec, host, today, public_keys, psks)
+
+
+def peer_names(config):
+    return [p.name for p in config.peers]
+
+
+def test_hub_plan(spec):
+    hub = plan(spec, "z")
+    assert (hub.role, hub.address, hub.listen_port, hub.mtu, hub.forwarding) == ("hub", "10.70.0.1/16", 51820, 1280, True)
+    assert peer_names(hub) == ["a", "c", "e", "f"]
+    by_name = {p.name: p for p in hub.peers}
+    assert by_name["a"].allowed_ips == ("10.70.0.2/32", "192.168.201.0/24")
+    assert by_name["c"].allowed_ips == ("10.70.0.3/32", "192.168.200.0/24")
+    assert by_name["e"].allowed_ips == ("10.70.0.4/32",)
+    assert by_name["e"].public_key == art.PUBLIC_KEYS["e"]
+    assert by_name["f"].preshared_key == art.PSKS["f"]
+    assert all(p.endpoint is None and p.keepalive == 15 for p in hub.peers)
+    assert hub.interface_routes == ["192.168.200.0/24", "192.168.201.0/24"]
+    assert hub.firewall is None and hub.pending == []
+
+
+def test_gateway_plan(spec):
+    a = plan(spec, "a")
+    assert (a.role, a.address, a.forwarding) == ("gateway", "10.70.0.2/16", True)
+    assert len(a.peers) == 1
+    hub = a.peers[0]
+    assert (hub.name, hub.kind, hub.public_key) == ("z", "hub", art.HUB_PUBLIC)
+    assert hub.allowed_ips == ("10.70.0.0/16",)
+    assert hub.endpoint == "39.101.166.124:51820"
+    assert hub.preshared_key == art.PSKS["a"]
+    assert a.interface_routes == []
+    assert a.firewall.backend == "firewalld"
+    # Example pillar: c (lan_access [a]), e and f (all) may open connections into LAN1.
+    assert a.firewall.allow_sources == ("10.70.0.3/32", "10.70.0.4/32", "10.70.0.5/32")
+    # a has lan_access none: not allowed into LAN2.
+    assert plan(spec, "c").firewall.allow_sources == ("10.70.0.4/32", "10.70.0.5/32")
+
+
+def test_endpoint_without_port_gets_listen_port(data):
+    data["hub"]["endpoint"] = "vpn.example.com"
+    data["listen_port"] = 41820
+    a = plan(load_network(data), "a")
+    assert a.peers[0].endpoint == "vpn.example.com:41820"
+    assert a.listen_port == 41820
+
+
+@pytest.mark.parametrize("change", [{"expires": YESTERDAY}, {"revoked": True}, {"expires": str(YESTERDAY)}])
+def test_inactive_developer_is_cut_off(data, change):
+    data["developers"]["e"].update(change)
+    spec = load_network(data)
+    assert peer_names(plan(spec, "z")) == ["a", "c", "f"]
+    for gid in ("a", "c"):
+        assert "10.70.0.4/32" not in plan(spec, gid).firewall.allow_sources
+        assert "10.70.0.5/32" in plan(spec, gid).firewall.allow_sources
+    assert "10.70.0.4" not in host_files(plan(spec, "a"))[-1].content   # direct.xml
+
+
+def test_developer_active_on_last_day(data):
+    data["developers"]["e"]["expires"] = TODAY
+    spec = load_network(data)
+    assert "e" in peer_names(plan(spec, "z"))
+    assert "e" not in peer_names(plan(spec, "z", today=TODAY + datetime.timedelta(days=1)))
+
+
+def test_revoked_gateway_is_cut_off(data):
+    data["gateways"]["c"]["revoked"] = True
+    spec = load_network(data)
+    hub = plan(spec, "z")
+    assert peer_names(hub) == ["a", "e", "f"]
+    assert hub.interface_routes == ["192.168.201.0/24"]
+    assert "10.70.0.3/32" not in plan(spec, "a").firewall.allow_sources
+    assert plan(spec, "c").role == "none"
+    assert host_files(plan(spec, "c")) == []
+
+
+def test_hub_is_never_in_an_allow_list(data):
+    for gw in data["gateways"].values():
+        gw["lan_access"] = "all"
+    spec = load_network(data)
+    for gid in ("a", "c"):
+        fw = plan(spec, gid).firewall
+        assert "10.70.0.1/32" not in fw.allow_sources
+        assert f"{data['gateways'][gid]['address']}/32" not in fw.allow_sources   # nor itself
+        assert "10.70.0.1" not in host_files(plan(spec, gid))[-1].content
+    assert plan(spec, "a").firewall.allow_sources == ("10.70.0.3/32", "10.70.0.4/32", "10.70.0.5/32")
+    assert plan(spec, "c").firewall.allow_sources == ("10.70.0.2/32", "10.70.0.4/32", "10.70.0.5/32")
+
+
+def test_allow_list_sorted_numerically(data):
+    data["developers"]["f"]["address"] = "10.70.0.10"
+    data["developers"]["e"]["address"] = "10.70.0.9"
+    spec = load_network(data)
+    assert plan(spec, "c").firewall.allow_sources == ("10.70.0.9/32", "10.70.0.10/32")
+
+
+def test_masquerade_tuple(spec):
+    assert plan(spec, "c").firewall.masquerade == ("10.70.0.0/16", "192.168.200.0/24", "eth2")
+    assert plan(spec, "a").firewall.masquerade is None
+
+
+def test_lan_router_static_route(spec):
+    r1 = plan(spec, "r1")
+    assert r1.role == "lan_router"
+    assert r1.static_routes == [("10.70.0.0/16", "192.168.201.247")]
+    assert r1.peers == [] and host_files(r1) == []
+    assert managed_hosts(spec) == ["z", "a", "c", "r1"]
+
+
+def test_lan_router_of_masquerade_gateway_gets_no_route(data):
+    data["gateways"]["a"]["lan_mode"] = "masquerade"
+    spec = load_network(data)
+    assert plan(spec, "r1").static_routes == []
+    assert static_route_instructions(spec) == []
+
+
+def test_static_route_instructions(spec):
+    assert static_route_instructions(spec) == [
+        "a: ip route add 10.70.0.0/16 via 192.168.201.247   # on r1 (managed by wgmesh)"]
+
+
+def test_unknown_host(spec):
+    other = plan(spec, "d")
+    assert other.role == "none" and host_files(other) == []
+
+
+def test_gateway_without_known_key_is_pending(spec):
+    keys = {"z": art.HUB_PUBLIC, "a": art.PUBLIC_KEYS["a"]}
+    hub = plan(spec, "z", public_keys=keys)
+    assert hub.pending == ["c"]
+    assert peer_names(hub) == ["a", "e", "f"]
+    assert hub.interface_routes == ["192.168.201.0/24"]   # c's LAN would have no peer to go to
+    netdev = host_files(hub)[0].content
+    assert "None" not in netdev and "10.70.0.3/32" not in netdev
+    assert netdev.count("[WireGuardPeer]") == 3
+
+
+def test_hub_without_known_key_is_pending_on_gateway(spec):
+    a = plan(spec, "a", public_keys={"a": art.PUBLIC_KEYS["a"]})
+    assert a.pending == ["z"]
+    assert a.peers == []
+    assert "[WireGuardPeer]" not in host_files(a)[0].content
+
+
+def test_no_preshared_keys(data):
+    data["preshared_keys"] = False
+    spec = load_network(data)
+    assert all(p.preshared_key is None for p in plan(spec, "z").peers)
+    assert "PresharedKey" not in host_files(plan(spec, "z"))[0].content
+
+
+def test_gateway_firewall_override_iptables(data):
+    data["gateways"]["a"]["firewall"] = "iptables"
+    spec = load_network(data)
+    a = plan(spec, "a")
+    assert a.firewall.backend == "iptables"
+    assert "/etc/firewalld/direct.xml" not in [f.path for f in host_files(a)]
+    assert "/etc/firewalld/direct.xml" in [f.path for f in host_files(plan(spec, "c"))]
+
+
+def test_wgquick_backend(data):
+    data["backend"] = "wgquick"
+    spec = load_network(data)
+    files = {f.path: f for f in host_files(plan(spec, "z"))}
+    conf = files["/etc/wireguard/wg0.conf"]
+    assert (conf.mode, conf.secret) == ("0600", True)
+    assert "PrivateKey =" not in conf.content
+    assert "PostUp = wg set %i private-key /etc/wireguard/wg0.key" in conf.content
+    assert "AllowedIPs = 10.70.0.2/32, 192.168.201.0/24" in conf.content
+    assert "/etc/systemd/network/wg0.netdev" not in files
+
+
+def test_wg_setconf_carries_private_key_and_peers(spec):
+    text = wg_setconf(plan(spec, "a"), art.PRIVATE_KEYS["a"])
+    lines = [l for l in text.splitlines() if l.strip()]
+    assert lines[:3] == ["[Interface]", f"PrivateKey = {art.PRIVATE_KEYS['a']}", "ListenPort = 51820"]
+    assert "Endpoint = 39.101.166.124:51820" in lines
+    assert "AllowedIPs = 10.70.0.0/16" in lines
+    assert "MTU" not in text and "Address" not in text   # not wg(8) keys
