@@ -247,3 +247,25 @@ def on_push(new=None, **_event):
               "affected": plan.affected, "applied": applied}
     _fire("wgmesh/applied", result)
     return result
+
+
+def status(stale_after=600, soon_days=14):
+    """
+    Every peer of the hub with its last handshake (from the hub's live ``wg show``), flagging
+    expired or soon-expiring developers and peers silent for more than ``stale_after`` seconds.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run wgmesh.status stale_after=300 soon_days=7
+    """
+    import salt.client
+    from wgmesh_core.report import status_report
+    spec = _spec()
+    with salt.client.get_local_client(__opts__["conf_file"]) as client:
+        live = client.cmd(spec.hub.minion, "wgmesh.status", timeout=30).get(spec.hub.minion)
+    if not isinstance(live, dict):
+        raise SaltInvocationError(f"hub {spec.hub.minion} did not answer wgmesh.status: {live}")
+    ages = {name: peer["handshake_age"] for name, peer in live["peers"].items()}
+    return status_report(spec, ages, datetime.date.today(), int(stale_after), int(soon_days))

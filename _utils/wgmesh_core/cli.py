@@ -127,6 +127,49 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def cmd_join(args) -> int:
+    from .onboard import make_key_pair, pillar_entry
+    spec = _load(args)
+    key_file = Path(args.key_file or Path.home() / ".config" / "wgmesh" / f"{args.name}.key").expanduser()
+    public = make_key_pair(key_file)
+    access = args.lan_access if args.lan_access in ("all", "none") else args.lan_access.split(",")
+    entry = pillar_entry(spec, args.name, public, access, args.expires, args.platform)
+    print(f"# private key kept in {key_file} (mode 0600); it never leaves this machine.", file=sys.stderr)
+    print("# Add this under `wgmesh: developers:` (pillar/wgmesh/developers.sls) in your pull request:", file=sys.stderr)
+    sys.stdout.write(entry)
+    return 0
+
+
+def cmd_import_config(args) -> int:
+    from .onboard import finish_client_config, qr_code, write_client_files
+    text = sys.stdin.read() if args.config == "-" else Path(args.config).read_text()
+    private_key = Path(args.key_file).expanduser().read_text().strip()
+    finished = finish_client_config(text, private_key)
+    write_client_files(finished, Path(args.out), Path(args.png) if args.png else None)
+    print(f"wrote {args.out} (mode 0600){' and ' + args.png if args.png else ''}: import it in the WireGuard app",
+          file=sys.stderr)
+    if args.qr:
+        qr_code(finished).terminal(compact=True)
+    return 0
+
+
+def cmd_status(args) -> int:
+    import json
+    import subprocess
+    cmd = [args.salt_run, "--out=json", "wgmesh.status", f"stale_after={args.stale_after}",
+           f"soon_days={args.soon_days}"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"wgmesh status: {' '.join(cmd)} failed: {done.stderr or done.stdout}", file=sys.stderr)
+        return 2
+    rows = json.loads(done.stdout)
+    print(f"{'peer':<16} {'kind':<10} {'handshake':>10}  flags")
+    for row in rows:
+        age = "never" if row["handshake_age"] is None else f"{row['handshake_age']} s"
+        print(f"{row['name']:<16} {row['kind']:<10} {age:>10}  {', '.join(row['flags'])}")
+    return 1 if any(row["flags"] for row in rows) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wgmesh", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -148,6 +191,24 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("name", help="developer name")
     client.add_argument("--hub-public-key", help="the hub's public key (the Salt runner fills it in)")
     client.add_argument("--psk", help="this developer's preshared key (the Salt runner fills it in)")
+    join = command("join", cmd_join, "make your key pair and print your pillar entry for the pull request")
+    join.add_argument("name", help="your developer name")
+    join.add_argument("--key-file", help="where to keep the private key (default ~/.config/wgmesh/NAME.key)")
+    join.add_argument("--lan-access", default="none", help="all, none, or comma-separated gateway ids")
+    join.add_argument("--expires", type=datetime.date.fromisoformat, help="last day of access (YYYY-MM-DD)")
+    join.add_argument("--platform", default="linux", choices=("linux", "macos", "windows", "ios", "android"))
+    imp = sub.add_parser("import-config", help="put your private key into the config the master gave you")
+    imp.add_argument("config", help="the config from `salt-run wgmesh.client_config NAME` (or - for stdin)")
+    imp.add_argument("--key-file", required=True, help="your private key file (from `wgmesh join`)")
+    imp.add_argument("--out", required=True, help="the .conf to write (mode 0600) for the WireGuard app")
+    imp.add_argument("--png", help="also write a QR code PNG (for the mobile apps)")
+    imp.add_argument("--qr", action="store_true", help="also print the QR code in the terminal")
+    imp.set_defaults(func=cmd_import_config)
+    status = sub.add_parser("status", help="peers, last handshakes, expired/expiring developers (via the master)")
+    status.add_argument("--stale-after", type=int, default=600, help="flag peers silent for longer (s)")
+    status.add_argument("--soon-days", type=int, default=14, help="flag developers expiring within (days)")
+    status.add_argument("--salt-run", default="salt-run", help="the salt-run command to use")
+    status.set_defaults(func=cmd_status)
     plan = sub.add_parser("plan", help="validate a revision of the pillar repo and show what it changes per host")
     plan.add_argument("repo", nargs="?", default=".", help="the pillar git repository (default: .)")
     plan.add_argument("--head", default="HEAD", help="the proposed revision (default: HEAD)")
@@ -169,7 +230,7 @@ def main(argv=None) -> int:
         for problem in error.problems:
             print(problem, file=sys.stderr)
         return 1
-    except (FileNotFoundError, IsADirectoryError) as error:
+    except (FileNotFoundError, IsADirectoryError, ValueError) as error:
         print(f"wgmesh: {error}", file=sys.stderr)
         return 2
 
