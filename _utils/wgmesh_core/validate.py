@@ -39,7 +39,7 @@ def _dotted(loc: Iterable) -> str:
 
 
 def _shape_problems(error: pydantic.ValidationError) -> list[Problem]:
-    problems = []
+    messages: dict[str, list[str]] = {}
     for err in error.errors():
         loc = [part for part in err["loc"] if not (isinstance(part, str) and part.startswith(("function-", "literal[", "list[")))]
         message = err["msg"].removeprefix("Value error, ")
@@ -47,10 +47,11 @@ def _shape_problems(error: pydantic.ValidationError) -> list[Problem]:
             message = "unknown key (a typo?)"
         elif err["type"] == "missing":
             message = "required key is missing"
-        problems.append(Problem(_dotted(loc), message))
-    # A union (lan_access) reports one error per alternative at the same place: keep one.
-    unique = list(dict.fromkeys(problems))
-    return unique
+        messages.setdefault(_dotted(loc), [])
+        if message not in messages[_dotted(loc)]:
+            messages[_dotted(loc)].append(message)
+    # A union (lan_access) reports one error per alternative at the same place: one problem, all of them.
+    return [Problem(where, " or ".join(texts)) for where, texts in messages.items()]
 
 
 def endpoint_problem(endpoint: str) -> Optional[str]:
