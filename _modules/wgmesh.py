@@ -12,35 +12,27 @@ keys, from the master's ``wgmesh_secrets`` ext_pillar), optionally
 import datetime
 import logging
 import os
-import sys
 import tempfile
 
 from salt.exceptions import CommandExecutionError
+
+try:
+    # Salt puts the synced utils folder (where wgmesh_core lands) on sys.path while loading us.
+    import wgmesh_core
+except ImportError as error:
+    wgmesh_core = None
+    IMPORT_ERROR = str(error)
 
 log = logging.getLogger(__name__)
 __virtualname__ = "wgmesh"
 MINE_FUNCTION = "wgmesh_public_key"
 
 
-def _core():
-    try:
-        import wgmesh_core
-    except ImportError:
-        # Synced by saltutil.sync_utils into <extension_modules>/utils/wgmesh_core.
-        utils_dir = os.path.join(__opts__["extension_modules"], "utils")
-        if utils_dir not in sys.path:
-            sys.path.append(utils_dir)
-        import wgmesh_core
-    return wgmesh_core
-
-
 def __virtual__():
-    try:
-        _core()
-    except ImportError as error:
-        return (False, f"wgmesh: cannot import the wgmesh_core package ({error}); run "
+    if wgmesh_core is None:
+        return (False, f"wgmesh: cannot import the wgmesh_core package ({IMPORT_ERROR}); run "
                        "saltutil.sync_utils and install its requirements (netaddr, pydantic, jinja2, cryptography)")
-    return __virtualname__
+    return "wgmesh"
 
 
 def _run(cmd, check=True, stdin=None):
@@ -76,13 +68,12 @@ def _pillar():
 
 
 def _spec():
-    core = _core()
     data = _pillar().get("wgmesh")
     if data is None:
         raise CommandExecutionError("wgmesh: no 'wgmesh' pillar for this minion")
     try:
-        return core.load_network(data)
-    except core.InvalidNetwork as error:
+        return wgmesh_core.load_network(data)
+    except wgmesh_core.InvalidNetwork as error:
         raise CommandExecutionError("wgmesh: invalid network definition:\n" + str(error)) from None
 
 
@@ -111,7 +102,7 @@ def host_keys():
         salt z wgmesh.host_keys
     """
     spec = _spec()
-    hosts = _core().managed_hosts(spec)
+    hosts = wgmesh_core.managed_hosts(spec)
     keys = dict(_pillar().get("wgmesh_host_keys") or {})
     try:
         mined = __salt__["mine.get"](",".join(hosts), MINE_FUNCTION, tgt_type="list") or {}
@@ -127,7 +118,7 @@ def host_keys():
 
 def _host_config():
     spec = _spec()
-    return _core().host_config(spec, __opts__["id"], _today(), host_keys(), _pillar().get("wgmesh_psk") or {})
+    return wgmesh_core.host_config(spec, __opts__["id"], _today(), host_keys(), _pillar().get("wgmesh_psk") or {})
 
 
 def config():
@@ -160,7 +151,7 @@ def files(show_secrets=False):
         salt z wgmesh.files
     """
     out = []
-    for spec_file in _core().host_files(_host_config()):
+    for spec_file in wgmesh_core.host_files(_host_config()):
         item = {"path": spec_file.path, "content": spec_file.content, "mode": spec_file.mode,
                 "group": spec_file.group, "secret": spec_file.secret}
         if spec_file.secret and not show_secrets:
@@ -180,8 +171,8 @@ def private_key_path():
         salt z wgmesh.private_key_path
     """
     # Keys do not change where the key lives: plan without them (and without recursing).
-    cfg = _core().host_config(_spec(), __opts__["id"], _today())
-    return _core().render.private_key_file(cfg) if cfg.role in ("hub", "gateway") else None
+    cfg = wgmesh_core.host_config(_spec(), __opts__["id"], _today())
+    return wgmesh_core.render.private_key_file(cfg) if cfg.role in ("hub", "gateway") else None
 
 
 def genkey(test=False):
@@ -200,12 +191,12 @@ def genkey(test=False):
     path = private_key_path()
     if path is None:
         return {}
-    group = _core().render.private_key_group(cfg)
+    group = wgmesh_core.render.private_key_group(cfg)
     if os.path.exists(path):
         return {}
     if not test:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        _core().keys.write_secret_file(path, _core().generate_private_key() + "\n", 0o640 if group != "root" else 0o600)
+        wgmesh_core.keys.write_secret_file(path, wgmesh_core.generate_private_key() + "\n", 0o640 if group != "root" else 0o600)
         if group != "root":
             __salt__["file.chown"](path, "root", group)
     return {"path": path, "created": True}
@@ -228,7 +219,7 @@ def public_key():
     if not path or not os.path.exists(path):
         return None
     with open(path) as handle:
-        return _core().public_key(handle.read().strip())
+        return wgmesh_core.public_key(handle.read().strip())
 
 
 def _link_exists(interface):
@@ -236,7 +227,7 @@ def _link_exists(interface):
 
 
 def _live(interface):
-    return _core().live.parse_wg_dump(_run(["wg", "show", interface, "dump"])["stdout"])
+    return wgmesh_core.live.parse_wg_dump(_run(["wg", "show", interface, "dump"])["stdout"])
 
 
 def status():
@@ -327,7 +318,6 @@ def sync(test=False):
         salt z wgmesh.sync
         salt z wgmesh.sync test=True
     """
-    core = _core()
     cfg = _host_config()
     if cfg.role not in ("hub", "gateway"):
         return {}
@@ -342,7 +332,7 @@ def sync(test=False):
         _bring_up(cfg)
     with open(private_key_path()) as handle:
         private_key = handle.read().strip()
-    diff = core.live.peer_diff(cfg, _live(cfg.interface), core.public_key(private_key))
+    diff = wgmesh_core.live.peer_diff(cfg, _live(cfg.interface), wgmesh_core.public_key(private_key))
     if diff:
         changes["peers"] = diff.as_dict()
         if not test:
@@ -354,8 +344,7 @@ def sync(test=False):
 
 
 def _syncconf(cfg, private_key):
-    core = _core()
-    text = core.wg_setconf(cfg, private_key)
+    text = wgmesh_core.wg_setconf(cfg, private_key)
     # The known trap: an input without PrivateKey/ListenPort zeroes them, and one with
     # fewer peers than planned would drop peers. Check before handing it to wg.
     if f"PrivateKey = {private_key}" not in text or f"ListenPort = {cfg.listen_port}" not in text \
@@ -383,18 +372,17 @@ def firewall(test=False):
 
         salt a wgmesh.firewall test=True
     """
-    core = _core()
     cfg = _host_config()
     if cfg.role != "gateway" or cfg.firewall.backend != "iptables":
         return {}
-    IPTABLES_CHAINS = core.render.IPTABLES_CHAINS
-    wanted = core.iptables_restore(cfg)
+    IPTABLES_CHAINS = wgmesh_core.render.IPTABLES_CHAINS
+    wanted = wgmesh_core.iptables_restore(cfg)
     changes = []
     jumps = [("filter", "FORWARD", IPTABLES_CHAINS["forward"], "-I", ["1"]),
              ("nat", "POSTROUTING", IPTABLES_CHAINS["nat"], "-A", [])]
     for table, parent, chain, _, _ in jumps:
         listed = _run(["iptables", "-w", "-t", table, "-S", chain], check=False)
-        if listed["retcode"] != 0 or core.live.rules_drift(wanted, table, chain, listed["stdout"]):
+        if listed["retcode"] != 0 or wgmesh_core.live.rules_drift(wanted, table, chain, listed["stdout"]):
             changes.append(f"{table}/{chain} rules")
     if changes and not test:
         _run(["iptables-restore", "-w", "--noflush"], stdin=wanted)

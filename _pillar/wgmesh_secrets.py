@@ -13,41 +13,34 @@ Master config::
           secret_file: /etc/salt/wgmesh/psk.secret
 """
 import logging
-import os
+
+try:
+    # Salt puts the synced utils folder (where wgmesh_core lands) on sys.path while loading us.
+    import wgmesh_core
+except ImportError as error:
+    wgmesh_core = None
+    IMPORT_ERROR = str(error)
 
 log = logging.getLogger(__name__)
 DEFAULT_SECRET_FILE = "/etc/salt/wgmesh/psk.secret"
 
 
-def _core():
-    import sys
-    try:
-        import wgmesh_core
-    except ImportError:
-        sys.path.append(os.path.join(__opts__["extension_modules"], "utils"))
-        import wgmesh_core
-    return wgmesh_core
-
-
 def __virtual__():
-    try:
-        _core()
-    except ImportError as error:
-        return (False, f"wgmesh_secrets: cannot import wgmesh_core ({error}); run `salt-run saltutil.sync_all`")
+    if wgmesh_core is None:
+        return (False, f"wgmesh_secrets: cannot import the wgmesh_core package ({IMPORT_ERROR}); run `salt-run saltutil.sync_all`")
     return "wgmesh_secrets"
 
 
 def ext_pillar(minion_id, pillar, secret_file=DEFAULT_SECRET_FILE):
-    core = _core()
     data = pillar.get("wgmesh")
     if not data:
         return {}
     try:
-        spec = core.load_network(data)
-    except core.InvalidNetwork as error:
+        spec = wgmesh_core.load_network(data)
+    except wgmesh_core.InvalidNetwork as error:
         log.error("wgmesh: invalid network, no preshared keys for %s:\n%s", minion_id, error)
         return {}
     if not spec.preshared_keys:
         return {}
-    psks = core.plan.preshared_keys_for(spec, minion_id, core.keys.load_master_secret(secret_file), spec.preshared_key_epoch)
+    psks = wgmesh_core.plan.preshared_keys_for(spec, minion_id, wgmesh_core.keys.load_master_secret(secret_file), spec.preshared_key_epoch)
     return {"wgmesh_psk": psks} if psks else {}

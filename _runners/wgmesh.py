@@ -6,29 +6,24 @@ pillar source works); the core does the rest.
 import datetime
 import logging
 import os
-import sys
 
 import salt.pillar
 from salt.exceptions import SaltInvocationError
+
+try:
+    # Salt puts the synced utils folder (where wgmesh_core lands) on sys.path while loading us.
+    import wgmesh_core
+except ImportError as error:
+    wgmesh_core = None
+    IMPORT_ERROR = str(error)
 
 log = logging.getLogger(__name__)
 MINE_FUNCTION = "wgmesh_public_key"
 
 
-def _core():
-    try:
-        import wgmesh_core
-    except ImportError:
-        sys.path.append(os.path.join(__opts__["extension_modules"], "utils"))
-        import wgmesh_core
-    return wgmesh_core
-
-
 def __virtual__():
-    try:
-        _core()
-    except ImportError as error:
-        return (False, f"wgmesh runner: cannot import wgmesh_core ({error}); run `salt-run saltutil.sync_all`")
+    if wgmesh_core is None:
+        return (False, f"wgmesh: cannot import the wgmesh_core package ({IMPORT_ERROR}); run `salt-run saltutil.sync_all`")
     return "wgmesh"
 
 
@@ -41,11 +36,10 @@ def _pillar(minion_id=None):
 
 
 def _spec(pillar=None):
-    core = _core()
     pillar = _pillar() if pillar is None else pillar
     if "wgmesh" not in pillar:
         raise SaltInvocationError("no 'wgmesh' pillar on this master")
-    return core.load_network(pillar["wgmesh"])
+    return wgmesh_core.load_network(pillar["wgmesh"])
 
 
 def _secret_file():
@@ -57,7 +51,7 @@ def _secret_file():
 
 def _master_secret():
     path = _secret_file()
-    return _core().keys.load_master_secret(path) if path else None
+    return wgmesh_core.keys.load_master_secret(path) if path else None
 
 
 def validate():
@@ -70,10 +64,9 @@ def validate():
 
         salt-run wgmesh.validate
     """
-    core = _core()
     try:
         _spec()
-    except core.InvalidNetwork as error:
+    except wgmesh_core.InvalidNetwork as error:
         return [str(problem) for problem in error.problems]
     return True
 
@@ -104,15 +97,14 @@ def client_config(name):
 
         salt-run wgmesh.client_config e
     """
-    core = _core()
     spec = _spec()
     if name not in spec.developers:
         raise SaltInvocationError(f"no developer {name!r} in the wgmesh pillar")
     if not spec.is_active(spec.developers[name], datetime.date.today()):
         raise SaltInvocationError(f"developer {name!r} is revoked or expired")
     secret = _master_secret() if spec.preshared_keys else None
-    psk = core.plan.peer_psk(spec, name, secret, spec.preshared_key_epoch) if secret else None
-    return core.client_config(spec, name, hub_public_key=hub_public_key(spec), psk=psk)
+    psk = wgmesh_core.plan.peer_psk(spec, name, secret, spec.preshared_key_epoch) if secret else None
+    return wgmesh_core.client_config(spec, name, hub_public_key=hub_public_key(spec), psk=psk)
 
 
 # --- GitOps: from a push to the converged hosts ------------------------------------------
@@ -205,7 +197,6 @@ def on_push(new=None, **_event):
 
         salt-run wgmesh.on_push
     """
-    core = _core()
     from wgmesh_core.diff import plan_change
     from wgmesh_core.gitsource import read_network_at
     gitops = _gitops_opts()
@@ -223,9 +214,9 @@ def on_push(new=None, **_event):
     if revision == previous:
         return {"result": "unchanged", "revision": revision}
     try:
-        new_spec = core.load_network(read_network_at(repo.git_dir, revision, gitops["subdir"]),
+        new_spec = wgmesh_core.load_network(read_network_at(repo.git_dir, revision, gitops["subdir"]),
                                      known_minions=_accepted_minions())
-    except (core.InvalidNetwork, KeyError) as error:
+    except (wgmesh_core.InvalidNetwork, KeyError) as error:
         problems = [str(p) for p in getattr(error, "problems", [])] or [f"no network at {revision}: {error}"]
         log.error("wgmesh: refused pillar revision %s:\n%s", revision, "\n".join(problems))
         _fire("wgmesh/gate/refused", {"revision": revision, "problems": problems, "deployed": previous})
@@ -233,8 +224,8 @@ def on_push(new=None, **_event):
     old_spec = None
     if previous:
         try:
-            old_spec = core.load_network(read_network_at(repo.git_dir, previous, gitops["subdir"]))
-        except (core.InvalidNetwork, KeyError):
+            old_spec = wgmesh_core.load_network(read_network_at(repo.git_dir, previous, gitops["subdir"]))
+        except (wgmesh_core.InvalidNetwork, KeyError):
             old_spec = None
     plan = plan_change(old_spec, new_spec)
     repo.git.update_ref("refs/heads/deployed", revision)

@@ -1,7 +1,6 @@
 """Rendering a host's desired state into the files it should have."""
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass
 from typing import Optional
 
