@@ -198,7 +198,7 @@ class Lab(SaltMixin):
     hosts = tuple(plan.HOSTS)
 
     def __init__(self, lab_id: str | None = None, workdir: str | os.PathLike | None = None,
-                 extra_bind_dirs: Sequence[str] = ()):
+                 extra_bind_dirs: Sequence[str] = (), path_prepend: Sequence[str] = ()):
         lab_id = lab_id or ("t" + secrets.token_hex(3))
         if not _ID_RE.match(lab_id):
             raise ValueError(f"lab_id must match {_ID_RE.pattern}: {lab_id!r}")
@@ -206,9 +206,14 @@ class Lab(SaltMixin):
         self.workdir = Path(workdir or REPO / ".lab" / lab_id).resolve()
         self.statedir = RUN_ROOT / lab_id
         self.bind_dirs = tuple(BIND_DIRS) + tuple(extra_bind_dirs)
+        #: directories put first on PATH of every host command (e.g. fakes)
+        self.path_prepend = [str(p) for p in path_prepend]
         self._procs: dict[int, subprocess.Popen] = {}
         self._lock = threading.RLock()
         self.state = self._load_state() or self._fresh_state()
+        for d in self.state.get("bind_dirs", []):   # a lab built by another process
+            if d not in self.bind_dirs:
+                self.bind_dirs += (d,)
 
     # ------------------------------------------------------------ state
     @property
@@ -286,7 +291,8 @@ class Lab(SaltMixin):
     # ------------------------------------------------------------ env / exec
     def host_env(self, host: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
         e = {
-            "PATH": f"{_venv_bin()}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "PATH": ":".join(self.path_prepend + [
+                str(_venv_bin()), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]),
             "HOME": "/root", "USER": "root", "LOGNAME": "root", "SHELL": "/bin/bash",
             "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TERM": os.environ.get("TERM", "dumb"),
             "LAB_ID": self.lab_id, "LAB_HOST": host,
@@ -352,15 +358,18 @@ class Lab(SaltMixin):
             return rec["pid"]
         return None
 
-    def stop(self, host: str, name: str, grace: float = 5.0) -> None:
-        key = f"{host}:{name}"
+    def stop(self, host: str, name: str, grace: float = 3.0) -> None:
+        """Stop a spawned process (SIGTERM, SIGKILL after grace seconds)."""
+        self.stop_many([f"{host}:{name}"], grace)
+
+    def stop_many(self, keys: Iterable[str], grace: float = 3.0) -> None:
+        """Stop several spawned processes ("host:name") in parallel."""
         with self._lock:
-            rec = self.state["pids"].pop(key, None)
+            recs = [r for r in (self.state["pids"].pop(k, None) for k in keys) if r]
             self._save()
-        if rec and _alive(rec["pid"], rec.get("start")):
-            _kill_all([rec["pid"]], grace)
-        if rec:
-            p = self._procs.pop(rec["pid"], None)
+        _kill_all([r["pid"] for r in recs if _alive(r["pid"], r.get("start"))], grace)
+        for r in recs:
+            p = self._procs.pop(r["pid"], None)
             if p:
                 p.poll()
 
