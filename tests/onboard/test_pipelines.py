@@ -1,0 +1,133 @@
+"""The pillar repo's pipelines (GitLab CI, GitHub Actions): their plan step's own shell commands,
+run with bash in a CI-like clone (remote `origin` = a bare repo holding `main`, PR branch checked out)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import BIN, REPO, git, make_pillar_repo, new_public_key
+
+GITLAB = REPO / "pipelines" / "gitlab-ci.yml"
+GITHUB = REPO / "pipelines" / "github" / "wgmesh-plan.yml"
+INSTALL = re.compile(r"^\s*(pip3?|python3? -m pip|apt-get|apt)\b")
+
+
+def without_install_lines(lines):
+    return [line for line in lines if not INSTALL.match(line)]
+
+
+def gitlab_plan_commands() -> list[str]:
+    job = yaml.safe_load(GITLAB.read_text())["wgmesh-plan"]
+    assert job["variables"]["GIT_DEPTH"] == 0            # the merge base must be in the clone
+    script = job["script"]
+    assert isinstance(script, list) and script
+    return without_install_lines(script)
+
+
+def github_plan_commands() -> list[str]:
+    workflow = yaml.safe_load(GITHUB.read_text())
+    steps = workflow["jobs"]["plan"]["steps"]
+    checkout = next(s for s in steps if s.get("uses", "").startswith("actions/checkout"))
+    assert checkout["with"]["fetch-depth"] == 0
+    runs = [s for s in steps if "run" in s and "wgmesh plan" in s["run"]]
+    assert len(runs) == 1, runs
+    assert "shell" not in runs[0]     # so GitHub runs it with its default `bash -e {0}`
+    return without_install_lines(runs[0]["run"].splitlines())
+
+
+def test_the_plan_steps_run_wgmesh_plan_against_the_target_branch():
+    for commands, var in ((gitlab_plan_commands(), "CI_MERGE_REQUEST_TARGET_BRANCH_NAME"),
+                          (github_plan_commands(), "GITHUB_BASE_REF")):
+        plans = [c for c in commands if c.lstrip().startswith("wgmesh plan")]
+        assert len(plans) == 2, commands
+        assert all(f'--target "origin/${var}"' in c for c in plans)
+        assert any("--format json" in c and "> wgmesh-plan.json" in c for c in plans)
+        assert commands[0] == f'git fetch -q origin "${var}"'
+
+
+def ci_env(home: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}", HOME=str(home),
+               CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main", CI_PIPELINE_SOURCE="merge_request_event",
+               GITHUB_BASE_REF="main", GITHUB_HEAD_REF="pr", CI="true",
+               GIT_AUTHOR_NAME="ci", GIT_AUTHOR_EMAIL="ci@example.invalid",
+               GIT_COMMITTER_NAME="ci", GIT_COMMITTER_EMAIL="ci@example.invalid")
+    return env
+
+
+@pytest.fixture
+def ci_clone(tmp_path):
+    """Returns make(pr_change) -> path of a CI checkout of a PR made by ``pr_change(repo)``.
+
+    The developer's repository carries the pipeline files where the README says to copy them,
+    pushes `main` and the PR branch to a bare `origin`; CI clones origin and checks out the PR.
+    """
+    def make(pr_change):
+        dev = make_pillar_repo(tmp_path / "dev")
+        (dev.path / ".github" / "workflows").mkdir(parents=True)
+        shutil.copy(GITLAB, dev.path / ".gitlab-ci.yml")
+        shutil.copy(GITHUB, dev.path / ".github" / "workflows" / "wgmesh-plan.yml")
+        dev.commit("pipelines")
+        origin = tmp_path / "origin.git"
+        git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+        dev.git("remote", "add", "origin", str(origin))
+        dev.git("push", "-q", "origin", "main")
+        dev.branch("pr")
+        pr_change(dev)
+        dev.commit("the pull request")
+        dev.git("push", "-q", "origin", "pr")
+        checkout = tmp_path / "ci"
+        git(tmp_path, "clone", "-q", "--branch", "pr", str(origin), str(checkout))
+        # CI clones only fetch what they need: drop the local main so the step's own fetch must provide it
+        assert git(checkout, "branch", "--list", "main") == ""
+        git(checkout, "update-ref", "-d", "refs/remotes/origin/main")
+        return checkout
+    return make
+
+
+def run_step(commands, checkout, home, bash_flags):
+    script = "\n".join(commands) + "\n"
+    return subprocess.run(["bash", "--noprofile", "--norc", *bash_flags, "-c", script], cwd=checkout,
+                          env=ci_env(home), capture_output=True, text=True, timeout=120)
+
+
+# GitLab runs its script lines under `set -eo pipefail`; GitHub's default for `run` is `bash -e {0}`.
+PIPELINES = {"gitlab": (gitlab_plan_commands, ["-eo", "pipefail"]),
+             "github": (github_plan_commands, ["-e"])}
+
+
+@pytest.mark.parametrize("ci", list(PIPELINES))
+def test_plan_step_shows_the_plan_of_a_valid_pr(ci_clone, tmp_path, ci):
+    commands, flags = PIPELINES[ci]
+    checkout = ci_clone(lambda r: r.add_developer("g", "10.70.0.6", new_public_key(), lan_access=["c"]))
+    done = run_step(commands(), checkout, tmp_path, flags)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    if ci == "github":
+        text = (checkout / "wgmesh-plan.txt").read_text()
+        assert text == done.stdout                 # tee'd into the artifact
+    else:
+        text = done.stdout
+    lines = text.splitlines()
+    assert lines[0].endswith("valid; 2 host(s) change"), lines[0]
+    assert "hub z: +peer g" in lines and "gateway c: +allow 10.70.0.6/32" in lines
+    assert "gateway a: unchanged" in lines
+    doc = json.loads((checkout / "wgmesh-plan.json").read_text())
+    assert doc["affected"] == ["z", "c"] and doc["clients_changed"] == ["g"]
+    assert doc["base"] == git(checkout, "rev-parse", "origin/main")
+    assert doc["head"] == git(checkout, "rev-parse", "HEAD")
+
+
+@pytest.mark.parametrize("ci", list(PIPELINES))
+def test_plan_step_fails_an_invalid_pr(ci_clone, tmp_path, ci):
+    commands, flags = PIPELINES[ci]
+    checkout = ci_clone(lambda r: r.add_developer("g", "10.70.0.5", new_public_key()))
+    done = run_step(commands(), checkout, tmp_path, flags)
+    assert done.returncode != 0, (done.stdout, done.stderr)
+    assert "developers.g.address: 10.70.0.5 is already taken by developers.f" in done.stderr
