@@ -72,7 +72,8 @@ def test_context_manager_cleans_up_on_error(tmp_path):
             lab.exec("d", ["sh", "-c", "setsid -f sleep 301 </dev/null >/dev/null 2>&1"])
             out = subprocess.run(["pgrep", "-f", "^sleep 301$"], capture_output=True,
                                  text=True).stdout.split()
-            pids += [int(p) for p in out]
+            d_net = os.stat(f"/run/netns/{lab.netns('d')}").st_ino
+            pids += [int(p) for p in out if os.stat(f"/proc/{p}/ns/net").st_ino == d_net]
             assert len(pids) == 2
             raise KeyError("boom")
     assert_clean(lab.lab_id, pids)
