@@ -2,11 +2,9 @@
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
-import lab as lab_pkg
 from lab import Lab, NETNS_PREFIX, RUN_ROOT, cleanup_stale
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -1,6 +1,5 @@
 """The article's topology: LANs behind NAT, only z and master public."""
 import os
-import stat
 import time
 
 import pytest
