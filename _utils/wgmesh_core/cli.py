@@ -130,6 +130,8 @@ def cmd_plan(args) -> int:
 def cmd_join(args) -> int:
     from .onboard import make_key_pair, pillar_entry
     spec = _load(args)
+    if args.name in spec.developers:
+        raise ValueError(f"developer {args.name!r} already exists in {args.path}; pick another name")
     key_file = Path(args.key_file or Path.home() / ".config" / "wgmesh" / f"{args.name}.key").expanduser()
     public = make_key_pair(key_file)
     access = args.lan_access if args.lan_access in ("all", "none") else args.lan_access.split(",")

@@ -111,12 +111,15 @@ def host_change(old: Optional[NetworkSpec], new: Optional[NetworkSpec], host: st
 
 
 def _clients(spec, today) -> dict:
+    """Each active developer's client config without its comments: what the WireGuard app imports."""
     if spec is None:
         return {}
     public, _ = stand_in_keys(spec)
     hub_key = public[spec.hub.minion]
-    return {name: client_config(spec, name, hub_public_key=hub_key, psk=f"<psk of {name}>")
-            for name in active_developers(spec, today)}
+    configs = {name: client_config(spec, name, hub_public_key=hub_key, psk=f"<psk of {name}>")
+               for name in active_developers(spec, today)}
+    return {name: [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+            for name, text in configs.items()}
 
 
 def plan_change(old: Optional[NetworkSpec], new: NetworkSpec, today: Optional[datetime.date] = None) -> NetworkPlan:

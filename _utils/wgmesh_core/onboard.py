@@ -9,7 +9,7 @@ from typing import Optional
 
 import yaml
 
-from .keys import generate_private_key, public_key, write_secret_file
+from .keys import generate_private_key, key_problem, public_key, write_secret_file
 from .model import NetworkSpec
 
 PRIVATE_KEY_PLACEHOLDER = re.compile(r"^# PrivateKey = .*$", re.M)
@@ -50,6 +50,9 @@ def pillar_entry(spec: NetworkSpec, name: str, public: str, lan_access="none",
 
 def finish_client_config(config_text: str, private_key: str) -> str:
     """Put the developer's private key into the config the master rendered for them."""
+    problem = key_problem(private_key)
+    if problem:
+        raise ValueError(f"the key file does not hold a WireGuard private key: {problem}")
     if not PRIVATE_KEY_PLACEHOLDER.search(config_text):
         raise ValueError("the config has no '# PrivateKey = ...' line to fill in")
     return PRIVATE_KEY_PLACEHOLDER.sub(f"PrivateKey = {private_key}", config_text, count=1)

@@ -196,22 +196,40 @@ def client_routes(spec: NetworkSpec, developer: str) -> ClientRoutes:
             "length, so the covering-prefix fix for a laptop sitting inside one of these LANs does not "
             "work there; disconnect the tunnel while in the office."))
     forbidden = [spec.network] + [gw.lan for gid, gw in gateways.items() if gw.lan not in lans]
+    # Cover each private block's LANs separately: a prefix spanning two blocks
+    # would route public address space into the tunnel.
+    groups: dict = {}
+    for lan in lans:
+        block = next((b for b in RFC1918 if lan in b), lan)
+        groups.setdefault(block, []).append(lan)
+    prefixes, exact_lans = [], []
+    for block, members in groups.items():
+        cover = _covering_prefix(block, members, forbidden)
+        if cover is None:
+            exact_lans += members
+        else:
+            prefixes.append(cover)
+    allowed = tuple([str(spec.network)] + [str(p) for p in sorted(prefixes + exact_lans)])
+    if not prefixes:
+        return ClientRoutes(exact, "no covering prefix avoids the VPN network and the LANs this developer "
+                                   "may not reach: exact LANs")
+    covered = ", ".join(str(lan) for lan in sorted(lans) if any(lan in p for p in prefixes))
+    return ClientRoutes(allowed, (
+        f"{', '.join(str(p) for p in sorted(prefixes))} covers {covered}: inside one of those LANs its "
+        "on-link route is more specific and wins, so LAN traffic stays off the tunnel"))
 
+
+def _covering_prefix(block, lans, forbidden):
+    """The widest acceptable prefix inside private ``block`` covering ``lans``, or None."""
     def acceptable(candidate):
-        return (all(candidate.prefixlen < lan.prefixlen for lan in lans)
+        return (candidate in block
+                and all(candidate.prefixlen < lan.prefixlen for lan in lans)
                 and not any(candidate.first <= f.last and f.first <= candidate.last for f in forbidden))
-
     span = netaddr.spanning_cidr(lans) if len(lans) > 1 else lans[0]
-    candidates = [block for block in RFC1918 if all(lan in block for lan in lans)]
-    candidates.append(span)
+    candidates = [block, span]
     if span.prefixlen > 0:
         candidates.append(span.supernet(span.prefixlen - 1)[0])
-    for candidate in candidates:
-        if acceptable(candidate):
-            return ClientRoutes((str(spec.network), str(candidate.cidr)), (
-                f"{candidate.cidr} covers {', '.join(str(lan) for lan in sorted(lans))}: inside one of "
-                "those LANs its on-link route is more specific and wins, so LAN traffic stays off the tunnel"))
-    return ClientRoutes(exact, "no covering prefix avoids the VPN network and the LANs this developer may not reach: exact LANs")
+    return next((c.cidr for c in candidates if acceptable(c)), None)
 
 
 # --- what changed between two networks ---------------------------------------

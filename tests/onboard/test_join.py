@@ -145,14 +145,14 @@ def test_joining_twice_with_the_same_name_fails_clearly(pillar, tmp_path):
     again = join(pillar, "g", key_file)
     assert again.returncode == 2, (again.stdout, again.stderr)
     assert again.stdout == ""
-    assert "developer 'g' already exists in the pillar" in again.stderr
+    assert "developer 'g' already exists in" in again.stderr
     assert key_file.read_bytes() == key                       # the existing key is not replaced
 
 
 def test_joining_with_the_name_of_an_existing_developer_fails(pillar, tmp_path):
     done = join(pillar, "e", tmp_path / "e.key")
     assert done.returncode == 2
-    assert "developer 'e' already exists in the pillar" in done.stderr and done.stdout == ""
+    assert "developer 'e' already exists in" in done.stderr and done.stdout == ""
 
 
 def test_next_free_address_skips_revoked_entries_and_fills_gaps(pillar, tmp_path):
@@ -176,16 +176,12 @@ def test_import_config_refuses_a_config_without_placeholder(tmp_path):
     assert not (tmp_path / "g.conf").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG cli.cmd_join: the key pair is made before the name is checked, so a "
-                   "refused join leaves a new private key file behind")
 def test_a_refused_join_leaves_no_key_file(pillar, tmp_path):
     key_file = tmp_path / "e.key"
     assert join(pillar, "e", key_file).returncode == 2
     assert not key_file.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG cli.cmd_import_config/onboard.finish_client_config: the key file's "
-                   "content is not checked; 'PrivateKey = garbage' is written and the command exits 0")
 def test_import_config_refuses_a_key_file_that_holds_no_key(pillar, tmp_path):
     key_file = tmp_path / "g.key"
     key_file.write_text("garbage\n")

@@ -38,7 +38,8 @@ def github_plan_commands() -> list[str]:
     assert checkout["with"]["fetch-depth"] == 0
     runs = [s for s in steps if "run" in s and "wgmesh plan" in s["run"]]
     assert len(runs) == 1, runs
-    assert "shell" not in runs[0]     # so GitHub runs it with its default `bash -e {0}`
+    # `shell: bash` makes GitHub run it as `bash --noprofile --norc -eo pipefail {0}`
+    assert runs[0]["shell"] == "bash"
     return without_install_lines(runs[0]["run"].splitlines())
 
 
@@ -98,9 +99,9 @@ def run_step(commands, checkout, home, bash_flags):
                           env=ci_env(home), capture_output=True, text=True, timeout=120)
 
 
-# GitLab runs its script lines under `set -eo pipefail`; GitHub's default for `run` is `bash -e {0}`.
+# GitLab runs its script lines under `set -eo pipefail`; GitHub's `shell: bash` is `bash -eo pipefail {0}`.
 PIPELINES = {"gitlab": (gitlab_plan_commands, ["-eo", "pipefail"]),
-             "github": (github_plan_commands, ["-e"])}
+             "github": (github_plan_commands, ["-eo", "pipefail"])}
 
 
 @pytest.mark.parametrize("ci", list(PIPELINES))
