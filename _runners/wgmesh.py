@@ -167,17 +167,44 @@ def deployed_revision():
 
 
 def _apply(targets, timeout=120):
-    """state.apply wgmesh on ``targets`` (a list of minion ids); returns {minion: ok}."""
+    """Refresh pillar and state.apply wgmesh on ``targets`` (minion ids), in one job each.
+
+    Returns {minion: (ok, waiting_for_keys)}.
+    """
     import salt.client
     if not targets:
         return {}
     with salt.client.get_local_client(__opts__["conf_file"]) as client:
-        returns = client.cmd(targets, "state.apply", ["wgmesh"], tgt_type="list", timeout=timeout)
+        returns = client.cmd(targets, ["saltutil.refresh_pillar", "state.apply"], [["wait=True"], ["wgmesh"]],
+                             tgt_type="list", timeout=timeout)
     outcome = {}
     for minion in targets:
-        ret = returns.get(minion)
-        outcome[minion] = isinstance(ret, dict) and all(s.get("result") is not False for s in ret.values())
+        ret = (returns.get(minion) or {}).get("state.apply")
+        states = ret.values() if isinstance(ret, dict) else []
+        ok = bool(states) and all(s.get("result") is not False for s in states)
+        waiting = any("waiting for the public key" in str(s.get("comment")) for s in states)
+        outcome[minion] = (ok, waiting)
     return outcome
+
+
+def converge(hosts, hub=None):
+    """
+    Apply ``wgmesh`` to ``hosts``: the hub first, then the others; hosts that were still waiting
+    for a peer's public key (a new network: keys reach the mine during the first apply) are
+    applied once more at the end. Returns {minion: ok}.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run wgmesh.converge '[z, a, c, r1]' hub=z
+    """
+    first = [h for h in hosts if h == hub]
+    outcome = _apply(first)
+    outcome.update(_apply([h for h in hosts if h not in first]))
+    retry = [minion for minion, (ok, waiting) in outcome.items() if waiting]
+    outcome.update(_apply(retry))
+    return {minion: ok for minion, (ok, _) in outcome.items()}
 
 
 def on_push(new=None, **_event):
@@ -230,10 +257,7 @@ def on_push(new=None, **_event):
     plan = plan_change(old_spec, new_spec)
     repo.git.update_ref("refs/heads/deployed", revision)
     __salt__["git_pillar.update"]()
-    hub = [host for host in plan.affected if host == new_spec.hub.minion]
-    others = [host for host in plan.affected if host not in hub]
-    applied = _apply(hub)
-    applied.update(_apply(others))
+    applied = converge(plan.affected, hub=new_spec.hub.minion)
     result = {"result": "applied", "revision": revision, "previous": previous,
               "affected": plan.affected, "applied": applied}
     _fire("wgmesh/applied", result)

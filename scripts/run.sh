@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-PILLAR=${1:-pillar}
+PILLAR=${1:-pillar}   # further arguments go to `python -m lab.article up` (e.g. --keep)
 echo "== wgmesh validate $PILLAR"
 .venv/bin/wgmesh validate "$PILLAR"
 for host in z a c r1; do
@@ -15,3 +15,6 @@ for dev in e f; do
     echo; echo "== wgmesh client-config $PILLAR $dev"
     .venv/bin/wgmesh client-config "$PILLAR" "$dev"
 done
+
+echo; echo "== the article's network, live (namespaces, wireguard-go, salt-master + minions, GitOps push)"
+exec .venv/bin/python -m lab.article up "${@:2}"

@@ -1,0 +1,304 @@
+"""The article's network, live, converged by wgmesh through a real salt-master.
+
+    python -m lab.article up [--keep]   # bring it up, print the connectivity matrix
+    python -m lab.article status        # peers, handshakes, matrix of a running lab
+    python -m lab.article down
+
+What `up` does, in order (each step timed):
+1. the namespace topology (lab.topology): hub z, gateways a and c behind their
+   routers' NAT, LAN devices b and d, routers r1 and r2, laptops e and f behind
+   home NAT, a salt-master;
+2. e and f make their own key pairs (the private keys stay in their hosts);
+3. the pillar repository: a bare git repo holding the example pillar
+   (`pillar/`, the article's network) plus `wgmesh/lab.sls` (the lab's
+   differences: wg-quick backend, iptables, the hub's lab address, e's and f's
+   lab public keys), with the GitOps post-receive hook installed;
+4. salt-master (git_pillar on the gate's `deployed` branch, the wgmesh_secrets
+   ext_pillar, the reactor) and salt-minions z, a, c, r1;
+5. a `git push` of the pillar: hook -> `wgmesh/push` -> reactor ->
+   `wgmesh.on_push` validates, deploys and converges every host;
+6. `salt '*' state.apply wgmesh`, which must now report no changes;
+7. e and f fetch their configs (`salt-run wgmesh.client_config`), add their
+   private key with `wgmesh import-config` and run `wg-quick up`;
+8. the connectivity matrix, every cell checked against the article.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+from .topology import REPO, Lab
+
+MINIONS = ("z", "a", "c", "r1")
+LAPTOPS = ("e", "f")
+HUB_ENDPOINT = "203.0.113.1:51820"   # stands in for the article's 39.101.166.124
+GIT_USER = ["-c", "user.name=wgmesh lab", "-c", "user.email=lab@example.invalid"]
+
+VPN = {"z": "10.70.0.1", "a": "10.70.0.2", "c": "10.70.0.3", "e": "10.70.0.4", "f": "10.70.0.5"}
+D, B = "192.168.200.244", "192.168.201.10"
+
+#: (source, destination, expected): the article's paths, and what the hardening forbids.
+EXPECTED_MATRIX = [
+    ("e", D, True), ("e", B, True), ("f", D, True), ("f", B, True),
+    ("e", VPN["f"], True), ("f", VPN["e"], True),
+    ("e", VPN["z"], True), ("z", VPN["a"], True), ("z", VPN["c"], True),
+    ("a", VPN["c"], True), ("c", VPN["a"], True),
+    ("z", D, False), ("z", B, False),           # the hub may not open connections into a LAN
+]
+
+
+def lab_overrides(dev_public_keys: dict) -> dict:
+    """What the lab changes in the example pillar (kept in its own SLS file)."""
+    return {"wgmesh": {
+        "backend": "wgquick",          # wireguard-go stands in for networkd's kernel link
+        "firewall": "iptables",        # no firewalld daemon in the namespaces
+        "hub": {"endpoint": HUB_ENDPOINT},
+        "developers": {name: {"public_key": key} for name, key in dev_public_keys.items()},
+    }}
+
+
+class ArticleLab:
+    def __init__(self, lab: Lab):
+        self.lab = lab
+        self.gitdir = lab.workdir / "git"
+        self.upstream = self.gitdir / "pillar.git"
+        self.work = self.gitdir / "work"
+        self.deployed = self.gitdir / "deployed.git"
+        self.timings: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ steps
+    def _timed(self, name, func, *args):
+        start = time.monotonic()
+        result = func(*args)
+        self.timings[name] = round(time.monotonic() - start, 2)
+        return result
+
+    def up(self) -> dict:
+        self._timed("topology", self.lab.up)
+        keys = self._timed("developer keys", self.make_developer_keys)
+        self._timed("pillar repository", self.make_pillar_repo, keys)
+        self._timed("salt-master + minions", self.start_salt)
+        self._timed("git push -> converged", self.push_and_wait, "the article's network")
+        self.converge_result = self._timed("salt '*' state.apply wgmesh", self.apply_all)
+        self._timed("laptops up", self.laptops_up)
+        self._timed("first handshakes", self.wait_tunnels)
+        return self.timings
+
+    def make_developer_keys(self) -> dict:
+        """Each laptop makes its own key pair; only the public key leaves it."""
+        public = {}
+        for dev in LAPTOPS:
+            self.lab.sh(dev, "umask 077; wg genkey > /etc/wireguard/private.key")
+            public[dev] = self.lab.exec(dev, ["sh", "-c", "wg pubkey < /etc/wireguard/private.key"]).stdout.strip()
+        return public
+
+    def make_pillar_repo(self, dev_public_keys: dict) -> None:
+        self.gitdir.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(self.upstream)], check=True)
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(self.deployed)], check=True)
+        hook = self.upstream / "hooks" / "post-receive"
+        hook.write_text((REPO / "reactor" / "hooks" / "post-receive").read_text())
+        hook.chmod(0o755)
+        subprocess.run(["git", "clone", "-q", str(self.upstream), str(self.work)], check=True,
+                       capture_output=True)
+        subprocess.run(["cp", "-r", f"{REPO}/pillar/.", str(self.work)], check=True)
+        (self.work / "wgmesh" / "lab.sls").write_text(
+            "# The lab's differences from the article's network (see lab/article.py).\n"
+            + yaml.safe_dump(lab_overrides(dev_public_keys), sort_keys=False))
+        top = yaml.safe_load((self.work / "top.sls").read_text())
+        top["base"]["*"].append("wgmesh.lab")
+        (self.work / "top.sls").write_text(yaml.safe_dump(top, sort_keys=False))
+
+    def master_config(self) -> dict:
+        return {
+            "git_pillar_provider": "gitpython",
+            "ext_pillar": [
+                {"git": [{f"deployed file://{self.deployed}": [{"env": "base"}]}]},
+                {"wgmesh_secrets": {"secret_file": "/etc/salt/wgmesh/psk.secret"}},
+            ],
+            "wgmesh_gitops": {"upstream": str(self.upstream), "branch": "main", "repo": str(self.deployed)},
+            "reactor": [
+                {"wgmesh/push": [str(REPO / "reactor" / "push.sls")]},
+                {"salt/minion/*/start": [str(REPO / "reactor" / "minion_start.sls")]},
+            ],
+            "worker_threads": 4,
+        }
+
+    def start_salt(self) -> None:
+        self.lab.start_master(file_roots=[REPO / "salt", REPO], pillar_roots=[],
+                              extra_config=self.master_config())
+        self.lab.salt_run(["saltutil.sync_all"])
+        self.lab.start_minions(MINIONS)
+        self.lab.salt(["*", "saltutil.sync_all"], timeout=120)
+
+    def git(self, *args, check=True) -> subprocess.CompletedProcess:
+        """git in the working clone, run in the master's host so the hook reaches its event bus."""
+        return self.lab.exec("master", ["git", *GIT_USER, "-C", str(self.work), *args], check=check, timeout=300)
+
+    def commit(self, message: str, files: dict | None = None) -> None:
+        for relpath, text in (files or {}).items():
+            (self.work / relpath).write_text(text)
+        self.git("add", "-A")
+        self.git("commit", "-q", "-m", message)
+
+    def wait_event(self, tagmatch: str, timeout: float = 180) -> "EventWaiter":
+        return EventWaiter(self.lab, tagmatch, timeout)
+
+    def push_and_wait(self, message: str, files: dict | None = None,
+                      tag: str = "wgmesh/applied|wgmesh/gate/*") -> dict:
+        """Commit, push, and wait for the gate's verdict event (applied or refused)."""
+        self.commit(message, files)
+        waiter = self.wait_event(tag)
+        self.git("push", "-q", "origin", "main")
+        return waiter.result()
+
+    def apply_all(self) -> dict:
+        return self.lab.salt(["*", "state.apply", "wgmesh"], timeout=300)
+
+    def laptop_config(self, dev: str) -> str:
+        return self.lab.salt_run(["wgmesh.client_config", dev])
+
+    def laptop_up(self, dev: str, host: str | None = None) -> None:
+        """The developer's own steps: take the config from ops, add the private key, import it."""
+        host = host or dev
+        self.lab.exec(host, ["wgmesh", "import-config", "-", "--key-file", "/etc/wireguard/private.key",
+                             "--out", "/etc/wireguard/wg0.conf"], input=self.laptop_config(dev))
+        self.lab.exec(host, ["wg-quick", "up", "wg0"], timeout=60)
+
+    def laptops_up(self) -> None:
+        for dev in LAPTOPS:
+            self.laptop_up(dev)
+
+    def wait_tunnels(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        pending = [(dev, VPN["z"]) for dev in LAPTOPS] + [(gw, VPN["z"]) for gw in ("a", "c")]
+        while pending and time.monotonic() < deadline:
+            pending = [(src, dst) for src, dst in pending if not self.lab.ping(src, dst, timeout=1)]
+        if pending:
+            raise RuntimeError(f"no tunnel after {timeout}s: {pending}")
+
+    def matrix(self) -> list[tuple[str, str, bool, bool]]:
+        """(source, destination, expected, measured) for the article's paths."""
+        measured = self.lab.connectivity_matrix([(s, d) for s, d, _ in EXPECTED_MATRIX], timeout=2, count=2)
+        return [(s, d, want, measured[(s, d)]) for s, d, want in EXPECTED_MATRIX]
+
+
+class EventWaiter:
+    """Waits, in a thread, for one master event whose tag matches ``tagmatch`` (fnmatch, `|` = or)."""
+
+    def __init__(self, lab: Lab, tagmatch: str, timeout: float):
+        self.lab, self.timeout = lab, timeout
+        self.patterns = tagmatch.split("|")
+        self.event = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+        time.sleep(0.5)   # let the listener subscribe before the caller fires
+
+    def _listen(self):
+        script = (
+            "import fnmatch, sys, salt.config, salt.utils.event\n"
+            "opts = salt.config.client_config('/etc/salt/master')\n"
+            f"patterns = {self.patterns!r}\n"
+            "with salt.utils.event.get_master_event(opts, opts['sock_dir'], listen=True) as bus:\n"
+            "    print('ready', flush=True)\n"
+            f"    for ev in bus.iter_events(full=True, auto_reconnect=True):\n"
+            "        if ev and any(fnmatch.fnmatch(ev['tag'], p) for p in patterns):\n"
+            "            import json; print(json.dumps(ev, default=str), flush=True); break\n")
+        proc = subprocess.Popen(self.lab.prefix("master") + [sys.executable, "-c", script],
+                                stdout=subprocess.PIPE, text=True, env=self.lab.host_env("master"))
+        first = proc.stdout.readline()
+        self._ready.set()
+        timer = threading.Timer(self.timeout, proc.kill)
+        timer.start()
+        try:
+            line = proc.stdout.readline() if first.startswith("ready") else ""
+            self.event = json.loads(line) if line.strip() else None
+        finally:
+            timer.cancel()
+            proc.kill()
+            proc.wait()
+
+    def result(self) -> dict:
+        self._thread.join(self.timeout + 5)
+        if self.event is None:
+            raise TimeoutError(f"no event matching {self.patterns} within {self.timeout}s")
+        return self.event
+
+
+def format_matrix(rows) -> str:
+    lines = [f"{'from':<5} {'to':<16} {'expected':<10} {'measured':<10}"]
+    for src, dst, want, got in rows:
+        mark = "ok" if want == got else "MISMATCH"
+        lines.append(f"{src:<5} {dst:<16} {'reach' if want else 'blocked':<10} "
+                     f"{'reach' if got else 'blocked':<10} {mark}")
+    return "\n".join(lines)
+
+
+def changes_in(apply_result: dict) -> dict:
+    """{minion: [state ids that changed or failed]} from `salt --out=json state.apply`."""
+    changed = {}
+    for minion, states in apply_result.items():
+        if not isinstance(states, dict):
+            changed[minion] = [f"error: {states}"]
+            continue
+        bad = [s.get("__id__") for s in states.values() if s.get("changes") or s.get("result") is not True]
+        if bad:
+            changed[minion] = bad
+    return changed
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab.article", description=__doc__.splitlines()[0])
+    parser.add_argument("--id", default="article")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", help="bring the article's network up and print the connectivity matrix")
+    up.add_argument("--keep", action="store_true", help="leave it running (tear down with `down`)")
+    sub.add_parser("status", help="handshakes and connectivity of a running lab")
+    sub.add_parser("down", help="tear it down")
+    args = parser.parse_args(argv)
+    lab = Lab(args.id)
+    if args.cmd == "down":
+        problems = lab.down()
+        print("down" if not problems else "\n".join(problems))
+        return 1 if problems else 0
+    article = ArticleLab(lab)
+    if args.cmd == "status":
+        print(json.dumps(lab.salt_run(["wgmesh.status"]), indent=1))
+        print(format_matrix(article.matrix()))
+        return 0
+    try:
+        start = time.monotonic()
+        article.up()
+        rows = article.matrix()
+        total = time.monotonic() - start
+        for step, seconds in article.timings.items():
+            print(f"{step:<32} {seconds:6.1f} s")
+        print(f"{'total':<32} {total:6.1f} s\n")
+        print("salt '*' state.apply wgmesh after the push:",
+              "no changes" if not changes_in(article.converge_result) else changes_in(article.converge_result))
+        print()
+        print(format_matrix(rows))
+        ok = all(want == got for _, _, want, got in rows)
+        print("\nevery cell as the article expects" if ok else "\nMISMATCH: see above")
+        if args.keep:
+            lab.state["persistent"] = True
+            lab._save()
+            print(f"\nlab '{lab.lab_id}' left running: python -m lab.article status | down; "
+                  f"python -m lab exec --id {lab.lab_id} HOST -- CMD")
+        return 0 if ok else 1
+    finally:
+        if not args.keep:
+            lab.down()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
