@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(wireguard-go wireguard-tools iptables iproute2 conntrack iperf3 tcpdump
-              zbar-tools procps util-linux git python3-venv)
+              zbar-tools faketime procps util-linux git python3-venv)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")

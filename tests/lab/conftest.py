@@ -50,3 +50,21 @@ def lab(tmp_path_factory):
     net = Lab(workdir=tmp_path_factory.mktemp("lab"))
     with net:
         yield net
+
+
+@pytest.fixture(scope="session")
+def article(tmp_path_factory):
+    """The article's network, live: converged by a real salt-master from a git push (lab/article.py).
+
+    Shared by test_article.py (the network itself) and test_gitops.py (pushes that change it),
+    which runs after it and leaves e, f, a, c as it found them.
+    """
+    if SKIP_REASON:
+        pytest.skip(SKIP_REASON)
+    from lab import Lab
+    from lab.article import ArticleLab
+    net = Lab(workdir=tmp_path_factory.mktemp("article"))
+    with net:
+        scenario = ArticleLab(net)
+        scenario.up()
+        yield scenario
