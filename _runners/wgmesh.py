@@ -166,10 +166,11 @@ def deployed_revision():
         return None
 
 
-def _apply(targets, timeout=120):
+def _apply(targets, timeout=15):
     """Refresh pillar and state.apply wgmesh on ``targets`` (minion ids), in one job each.
 
-    Returns {minion: (ok, waiting_for_keys)}.
+    Returns {minion: (ok, waiting_for_keys)}. ``timeout`` is Salt's: how long to wait before
+    asking a silent minion whether it still runs the job (a down minion is given up then).
     """
     import salt.client
     if not targets:
@@ -179,7 +180,9 @@ def _apply(targets, timeout=120):
                              tgt_type="list", timeout=timeout)
     outcome = {}
     for minion in targets:
-        ret = (returns.get(minion) or {}).get("state.apply")
+        ret = returns.get(minion)
+        # a minion that is down returns a message string instead of {function: return}
+        ret = ret.get("state.apply") if isinstance(ret, dict) else None
         states = ret.values() if isinstance(ret, dict) else []
         ok = bool(states) and all(s.get("result") is not False for s in states)
         waiting = any("waiting for the public key" in str(s.get("comment")) for s in states)
@@ -257,6 +260,8 @@ def on_push(new=None, **_event):
     plan = plan_change(old_spec, new_spec)
     repo.git.update_ref("refs/heads/deployed", revision)
     __salt__["git_pillar.update"]()
+    log.info("wgmesh: deployed pillar revision %s (was %s); converging %s", revision, previous,
+             ", ".join(plan.affected) or "no host")
     applied = converge(plan.affected, hub=new_spec.hub.minion)
     result = {"result": "applied", "revision": revision, "previous": previous,
               "affected": plan.affected, "applied": applied}

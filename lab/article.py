@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -100,7 +101,8 @@ class ArticleLab:
         return public
 
     def make_pillar_repo(self, dev_public_keys: dict) -> None:
-        self.gitdir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.gitdir, ignore_errors=True)    # a previous run's repositories
+        self.gitdir.mkdir(parents=True)
         subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(self.upstream)], check=True)
         subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(self.deployed)], check=True)
         hook = self.upstream / "hooks" / "post-receive"
@@ -148,16 +150,30 @@ class ArticleLab:
         self.git("add", "-A")
         self.git("commit", "-q", "-m", message)
 
-    def wait_event(self, tagmatch: str, timeout: float = 180) -> "EventWaiter":
-        return EventWaiter(self.lab, tagmatch, timeout)
+    def developers(self) -> dict:
+        return yaml.safe_load((self.work / "wgmesh" / "developers.sls").read_text())["wgmesh"]["developers"]
+
+    def developers_file(self, developers: dict) -> dict:
+        """{path: text} of developers.sls holding ``developers`` (for ``push_and_wait``)."""
+        text = yaml.safe_dump({"wgmesh": {"developers": developers}}, sort_keys=False)
+        return {"wgmesh/developers.sls": text}
+
+    def wait_event(self, tagmatch: str, timeout: float = 180, count: int = 1) -> "EventWaiter":
+        return EventWaiter(self.lab, tagmatch, timeout, count)
 
     def push_and_wait(self, message: str, files: dict | None = None,
                       tag: str = "wgmesh/applied|wgmesh/gate/*") -> dict:
         """Commit, push, and wait for the gate's verdict event (applied or refused)."""
         self.commit(message, files)
         waiter = self.wait_event(tag)
-        self.git("push", "-q", "origin", "main")
-        return waiter.result()
+        pushed = self.git("push", "origin", "main")
+        try:
+            return waiter.result()
+        except TimeoutError as error:
+            log = self.lab.exec("master", ["sh", "-c", "grep -E 'ERROR|wgmesh|reactor|Traceback' "
+                                           "/var/log/salt/master | tail -n 40"], check=False).stdout
+            raise TimeoutError(f"{error}\ngit push said: {pushed.stdout}{pushed.stderr}\n"
+                               f"master log:\n{log}") from None
 
     def apply_all(self) -> dict:
         return self.lab.salt(["*", "state.apply", "wgmesh"], timeout=300)
@@ -191,47 +207,59 @@ class ArticleLab:
 
 
 class EventWaiter:
-    """Waits, in a thread, for one master event whose tag matches ``tagmatch`` (fnmatch, `|` = or)."""
+    """Collects, in a thread, ``count`` master events whose tag matches ``tagmatch`` (fnmatch, `|` = or)."""
 
-    def __init__(self, lab: Lab, tagmatch: str, timeout: float):
-        self.lab, self.timeout = lab, timeout
+    def __init__(self, lab: Lab, tagmatch: str, timeout: float, count: int = 1):
+        self.lab, self.timeout, self.count = lab, timeout, count
         self.patterns = tagmatch.split("|")
-        self.event = None
+        self.events: list = []
+        self._listening = False
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._listen, daemon=True)
         self._thread.start()
-        self._ready.wait(10)
-        time.sleep(0.5)   # let the listener subscribe before the caller fires
+        if not self._ready.wait(60) or not self._listening:
+            raise RuntimeError("the event listener on the master did not start")
 
     def _listen(self):
         script = (
-            "import fnmatch, sys, salt.config, salt.utils.event\n"
+            "import fnmatch, json, salt.config, salt.utils.event\n"
             "opts = salt.config.client_config('/etc/salt/master')\n"
-            f"patterns = {self.patterns!r}\n"
+            f"patterns, count = {self.patterns!r}, {self.count}\n"
             "with salt.utils.event.get_master_event(opts, opts['sock_dir'], listen=True) as bus:\n"
+            "    bus.subscribe('')\n"
             "    print('ready', flush=True)\n"
-            f"    for ev in bus.iter_events(full=True, auto_reconnect=True):\n"
+            "    for ev in bus.iter_events(full=True, auto_reconnect=True):\n"
             "        if ev and any(fnmatch.fnmatch(ev['tag'], p) for p in patterns):\n"
-            "            import json; print(json.dumps(ev, default=str), flush=True); break\n")
+            "            print(json.dumps(ev, default=str), flush=True)\n"
+            "            count -= 1\n"
+            "            if count == 0:\n"
+            "                break\n")
         proc = subprocess.Popen(self.lab.prefix("master") + [sys.executable, "-c", script],
                                 stdout=subprocess.PIPE, text=True, env=self.lab.host_env("master"))
-        first = proc.stdout.readline()
-        self._ready.set()
         timer = threading.Timer(self.timeout, proc.kill)
         timer.start()
         try:
-            line = proc.stdout.readline() if first.startswith("ready") else ""
-            self.event = json.loads(line) if line.strip() else None
+            self._listening = proc.stdout.readline().startswith("ready")
+            self._ready.set()
+            if self._listening:
+                for line in proc.stdout:
+                    if line.strip():
+                        self.events.append(json.loads(line))
         finally:
+            self._ready.set()
             timer.cancel()
             proc.kill()
             proc.wait()
 
-    def result(self) -> dict:
+    def results(self) -> list:
         self._thread.join(self.timeout + 5)
-        if self.event is None:
-            raise TimeoutError(f"no event matching {self.patterns} within {self.timeout}s")
-        return self.event
+        if len(self.events) < self.count:
+            raise TimeoutError(f"{len(self.events)} of {self.count} events matching {self.patterns} "
+                               f"within {self.timeout}s: {self.events}")
+        return self.events
+
+    def result(self) -> dict:
+        return self.results()[0]
 
 
 def format_matrix(rows) -> str:

@@ -1,0 +1,254 @@
+"""The GitOps loop, live (issue: GitOps).
+
+Every change is a real `git push` to the pillar repository in the lab; its
+post-receive hook fires `wgmesh/push`, the reactor runs `wgmesh.on_push`
+(gate, deploy, converge the affected minions), and the tests watch the
+master's event bus, its job list, the live interfaces and real pings.
+Runs after test_article.py on the same network and leaves it as it found it.
+"""
+import datetime
+import json
+import sys
+import threading
+import time
+
+import pytest
+
+from lab.article import B, D, VPN, changes_in
+from lab.topology import REPO
+
+G_ADDRESS = "10.70.0.6"
+
+
+def _jid_now():
+    return datetime.datetime.now().strftime("%Y%m%d%H%M%S%f")
+
+
+def state_jobs_since(lab, jid):
+    """Minions that received a state.apply job from the master since ``jid``."""
+    jobs = lab.salt_run(["jobs.list_jobs"])
+    targets = set()
+    for job_id, job in jobs.items():
+        functions = job["Function"] if isinstance(job["Function"], list) else [job["Function"]]
+        if job_id > jid and "state.apply" in functions:
+            target = job["Target"]
+            targets.update(target if isinstance(target, list) else [target])
+    return targets
+
+
+def wait_ping(lab, src, dst, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not lab.ping(src, dst, timeout=0.5):
+        if time.monotonic() > deadline:
+            return False
+    return True
+
+
+class Pinger(threading.Thread):
+    """Pings src -> dst every 0.1 s while a change happens; counts the replies."""
+
+    def __init__(self, lab, src, dst, count=60):
+        super().__init__(daemon=True)
+        self.lab, self.src, self.dst, self.count = lab, src, dst, count
+        self.received = None
+
+    def run(self):
+        out = self.lab.exec(self.src, [sys.executable, str(REPO / "lab" / "icmp.py"), self.dst, "-c",
+                                       str(self.count), "-i", "0.1", "-W", "1", "--json"],
+                            timeout=self.count * 2 + 30)
+        self.received = json.loads(out.stdout)[self.dst]
+
+    def lost(self):
+        self.join()
+        return self.count - self.received
+
+
+@pytest.fixture(scope="module")
+def g_key(article):
+    """Developer g's laptop is host ne (e's home router): its key is made there."""
+    lab = article.lab
+    lab.sh("ne", "umask 077; wg genkey > /etc/wireguard/private.key")
+    return lab.exec("ne", ["sh", "-c", "wg pubkey < /etc/wireguard/private.key"]).stdout.strip()
+
+
+def push_developers(article, message, developers):
+    return article.push_and_wait(message, article.developers_file(developers))
+
+
+def test_push_adding_a_developer_converges_only_the_hub(article, g_key, record_property):
+    lab = article.lab
+    developers = article.developers()
+    developers["g"] = {"address": G_ADDRESS, "public_key": g_key}   # no LAN access
+    jid = _jid_now()
+    start = time.monotonic()
+    event = push_developers(article, "onboard g", developers)
+    assert event["tag"] == "wgmesh/applied", event
+    assert event["data"]["affected"] == ["z"] and event["data"]["applied"] == {"z": True}
+    assert state_jobs_since(lab, jid) == {"z"}
+    assert g_key in lab.exec("z", ["wg", "show", "wg0", "peers"]).stdout
+    article.laptop_up("g", host="ne")
+    assert wait_ping(lab, "ne", VPN["z"])
+    record_property("push_to_ping_seconds_including_import", round(time.monotonic() - start, 2))
+    # g reaches the other developers through z, but no LAN device (no lan_access)
+    assert lab.ping("ne", VPN["e"]) and lab.ping("ne", VPN["f"])
+    assert not lab.ping("ne", D, timeout=1) and not lab.ping("ne", B, timeout=1)
+
+
+def test_granting_lan_access_touches_only_that_gateway(article, g_key):
+    lab = article.lab
+    developers = article.developers()
+    developers["g"]["lan_access"] = ["c"]
+    jid = _jid_now()
+    event = push_developers(article, "g may reach LAN2", developers)
+    assert event["data"]["affected"] == ["c"], event
+    assert state_jobs_since(lab, jid) == {"c"}
+    assert f"-s {G_ADDRESS}/32" in lab.exec("c", ["iptables", "-S", "WGMESH-FORWARD"]).stdout
+    assert f"-s {G_ADDRESS}/32" not in lab.exec("a", ["iptables", "-S", "WGMESH-FORWARD"]).stdout
+    lab.wg_quick("ne", "down")
+    article.laptop_up("g", host="ne")              # its AllowedIPs changed: g re-imports
+    assert wait_ping(lab, "ne", D)
+    assert not lab.ping("ne", B, timeout=1)
+
+
+def test_revoking_e_cuts_e_and_nobody_else(article, record_property):
+    lab = article.lab
+    e_key = lab.exec("e", ["wg", "show", "wg0", "public-key"]).stdout.strip()
+    assert lab.ping("e", D)
+    watchers = [Pinger(lab, "f", D), Pinger(lab, "a", VPN["c"]), Pinger(lab, "c", VPN["a"])]
+    for watcher in watchers:
+        watcher.start()
+    time.sleep(1)
+    developers = article.developers()
+    developers["e"]["revoked"] = True
+    jid = _jid_now()
+    event = push_developers(article, "revoke e", developers)
+    assert sorted(event["data"]["affected"]) == ["a", "c", "z"], event
+    assert state_jobs_since(lab, jid) == {"z", "a", "c"}
+    assert e_key not in lab.exec("z", ["wg", "show", "wg0", "peers"]).stdout
+    for gateway in ("a", "c"):
+        assert f"-s {VPN['e']}/32" not in lab.exec(gateway, ["iptables", "-S", "WGMESH-FORWARD"]).stdout
+    assert not lab.ping("e", D, timeout=1) and not lab.ping("e", VPN["f"], timeout=1)
+    lost = {f"{w.src}->{w.dst}": w.lost() for w in watchers}
+    record_property("pings_lost_by_unchanged_peers_during_revoke", lost)
+    assert lost == {f"f->{D}": 0, f"a->{VPN['c']}": 0, f"c->{VPN['a']}": 0}
+    # and back: e is reinstated, its laptop (still configured) handshakes again
+    developers["e"]["revoked"] = False
+    assert push_developers(article, "reinstate e", developers)["tag"] == "wgmesh/applied"
+    assert wait_ping(lab, "e", D)
+
+
+def test_an_invalid_push_is_refused_and_nothing_changes(article, g_key):
+    lab = article.lab
+    deployed = lab.salt_run(["wgmesh.deployed_revision"])
+    peers = set(lab.exec("z", ["wg", "show", "wg0", "peers"]).stdout.split())
+    developers = article.developers()
+    developers["h"] = {"address": VPN["f"], "public_key": g_key, "lan_acess": "all"}
+    jid = _jid_now()
+    event = push_developers(article, "bad: h takes f's address, a typo and g's key", developers)
+    assert event["tag"] == "wgmesh/gate/refused", event
+    problems = "\n".join(event["data"]["problems"])
+    assert "developers.h.lan_acess: unknown key" in problems
+    assert lab.salt_run(["wgmesh.deployed_revision"]) == deployed
+    assert state_jobs_since(lab, jid) == set()
+    assert set(lab.exec("z", ["wg", "show", "wg0", "peers"]).stdout.split()) == peers
+    assert all(want == got for _, _, want, got in article.matrix())
+    # the relation problems are reported too, once the shape is right
+    del developers["h"]["lan_acess"]
+    event = push_developers(article, "still bad", developers)
+    problems = "\n".join(event["data"]["problems"])
+    assert event["tag"] == "wgmesh/gate/refused"
+    assert "developers.h.address: 10.70.0.5 is already taken by developers.f" in problems
+    assert "developers.h.public_key: same public key as developer g" in problems
+    del developers["h"]
+    assert push_developers(article, "fix", developers)["tag"] == "wgmesh/applied"
+    assert lab.salt_run(["wgmesh.deployed_revision"]) != deployed
+
+
+def test_drift_is_shown_by_test_mode_and_corrected_and_reported_by_the_schedule(article):
+    lab = article.lab
+    stray = lab.genkey("z")[1]
+    lab.exec("z", ["wg", "set", "wg0", "peer", stray, "allowed-ips", "10.70.99.99/32"])
+    conf = lab.host_path("a", "/etc/wireguard/wg0.conf")
+    conf.write_text(conf.read_text() + "# edited by hand\n")
+    lab.exec("c", ["iptables", "-F", "WGMESH-FORWARD"])
+    lab.exec("a", ["sysctl", "-qw", "net.ipv4.ip_forward=0"])
+
+    dry = lab.salt(["-L", "z,a,c", "state.apply", "wgmesh", "test=True"], timeout=120)
+    pending = {minion: [s["__id__"] for s in states.values() if s["result"] is None] for minion, states in dry.items()}
+    assert "wgmesh-tunnel" in pending["z"]
+    assert "wgmesh-file-/etc/wireguard/wg0.conf" in pending["a"] and "wgmesh-ip-forward" in pending["a"]
+    assert "wgmesh-firewall" in pending["c"]
+    assert stray in lab.exec("z", ["wg", "show", "wg0", "peers"]).stdout       # test=True fixed nothing
+
+    waiter = article.wait_event("wgmesh/drift/*", timeout=120, count=3)
+    lab.salt(["-L", "z,a,c", "schedule.run_job", "wgmesh-converge"], timeout=60)
+    reports = {ev["data"]["data"]["host"]: ev["data"]["data"] for ev in waiter.results()}  # minion events nest their data
+    assert set(reports) == {"z", "a", "c"}
+    assert stray in reports["z"]["drift"]["tunnel"]["peers"]["removed"]
+    assert "/etc/wireguard/wg0.conf" in reports["a"]["drift"]["files"]
+    assert reports["a"]["drift"]["sysctl"] == {"net.ipv4.ip_forward": "0"}
+    assert "filter/WGMESH-FORWARD rules" in reports["c"]["drift"]["firewall"]["iptables"]
+    assert all(report["corrected"] for report in reports.values())
+
+    assert stray not in lab.exec("z", ["wg", "show", "wg0", "peers"]).stdout
+    assert "edited by hand" not in conf.read_text()
+    assert lab.exec("a", ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "1"
+    assert "-j DROP" in lab.exec("c", ["iptables", "-S", "WGMESH-FORWARD"]).stdout
+    assert changes_in(lab.salt(["-L", "z,a,c", "state.apply", "wgmesh"], timeout=120)) == {}
+
+
+def test_expiry_revokes_at_the_next_scheduled_run_without_a_push(article, g_key):
+    """g's access ends today; the hub's scheduled run two days later (faketime) drops g."""
+    lab = article.lab
+    developers = article.developers()
+    developers["g"]["expires"] = datetime.date.today()
+    assert push_developers(article, "g until today", developers)["tag"] == "wgmesh/applied"
+    assert g_key in lab.exec("z", ["wg", "show", "wg0", "peers"]).stdout
+    later = lab.exec("z", ["faketime", "+2 days", "salt-call", "--out=json", "wgmesh.converge"], timeout=180)
+    assert g_key not in lab.exec("z", ["wg", "show", "wg0", "peers"]).stdout, later.stdout
+    assert not lab.ping("ne", VPN["z"], timeout=1)
+    # on the real date g is still valid: the next ordinary run puts g back
+    lab.exec("z", ["salt-call", "--out=json", "wgmesh.converge"], timeout=180)
+    assert g_key in lab.exec("z", ["wg", "show", "wg0", "peers"]).stdout
+
+
+def test_a_minion_down_during_the_push_converges_when_it_is_back(article):
+    lab = article.lab
+    lab.stop_minion("c")
+    developers = article.developers()
+    developers["f"]["lan_access"] = ["a"]          # f loses LAN2: only c's allow-list changes
+    event = push_developers(article, "f: LAN1 only", developers)
+    assert event["data"]["affected"] == ["c"] and event["data"]["applied"] == {"c": False}
+    assert f"-s {VPN['f']}/32" in lab.exec("c", ["iptables", "-S", "WGMESH-FORWARD"]).stdout
+    lab.start_minion("c")                          # its start event makes the reactor apply wgmesh
+    deadline = time.monotonic() + 90
+    while f"-s {VPN['f']}/32" in lab.exec("c", ["iptables", "-S", "WGMESH-FORWARD"]).stdout:
+        assert time.monotonic() < deadline, "c did not converge after it came back"
+        time.sleep(1)
+    assert not lab.ping("f", D, timeout=1) and lab.ping("f", B)
+    developers["f"]["lan_access"] = "all"
+    assert push_developers(article, "f: all LANs again", developers)["data"]["applied"] == {"c": True}
+    assert wait_ping(lab, "f", D)
+
+
+def test_master_restart_loses_nothing_and_an_unreachable_remote_keeps_the_network(article):
+    lab = article.lab
+    deployed = lab.salt_run(["wgmesh.deployed_revision"])
+    lab.stop_master()
+    lab.start_master(file_roots=[REPO / "salt", REPO], pillar_roots=[], extra_config=article.master_config())
+    lab.wait_minions(["z", "a", "c", "r1"], timeout=120)
+    assert lab.salt_run(["wgmesh.deployed_revision"]) == deployed
+    assert changes_in(lab.salt(["*", "state.apply", "wgmesh"], timeout=180)) == {}
+
+    moved = article.upstream.with_name("pillar.git.away")
+    article.upstream.rename(moved)
+    try:
+        waiter = article.wait_event("wgmesh/gate/unreachable", timeout=60)
+        result = lab.salt_run(["wgmesh.on_push"], timeout=120)
+        event = waiter.result()
+    finally:
+        moved.rename(article.upstream)
+    assert result["result"] == "unreachable" and "cannot fetch" in result["error"]
+    assert event["data"]["deployed"] == deployed
+    assert lab.salt_run(["wgmesh.deployed_revision"]) == deployed
+    assert all(want == got for _, _, want, got in article.matrix())
