@@ -305,8 +305,9 @@ def _ensure_addressing(cfg, test):
 def sync(test=False):
     """
     Bring the live tunnel to the desired state without resetting unchanged peers: creates the
-    interface if missing, then applies peer additions, removals and updates with ``wg syncconf``
-    (which leaves untouched peers and their sessions alone), and fixes address, MTU and routes.
+    interface if missing, then applies peer additions, removals and updates with one ``wg set``
+    naming only the changed peers (``wg syncconf`` when the interface's own key or port differ),
+    so untouched peers keep their sessions; and fixes address, MTU and routes.
 
     Returns the changes (peer names added/updated, public keys removed), or what would change
     with ``test=True``.
@@ -336,11 +337,24 @@ def sync(test=False):
     if diff:
         changes["peers"] = diff.as_dict()
         if not test:
-            _syncconf(cfg, private_key)
+            if diff.interface:
+                _syncconf(cfg, private_key)
+            else:
+                _set_peers(cfg, diff)
     addressing = _ensure_addressing(cfg, test)
     if addressing:
         changes["addressing"] = addressing
     return changes
+
+
+def _set_peers(cfg, diff):
+    """Apply only the changed peers with one `wg set` (keys passed in 0600 temp files)."""
+    with tempfile.TemporaryDirectory(prefix="wgmesh-") as folder:
+        def psk_file(peer):
+            path = os.path.join(folder, f"{len(os.listdir(folder))}.psk")
+            wgmesh_core.keys.write_secret_file(path, peer.preshared_key + "\n")
+            return path
+        _run(["wg", *wgmesh_core.live.wg_set_args(cfg, diff, psk_file)])
 
 
 def _syncconf(cfg, private_key):
@@ -453,7 +467,7 @@ def converge():
 
         salt z wgmesh.converge
     """
-    __context__["wgmesh_fresh_pillar"] = __salt__["pillar.items"]()
+    __context__["wgmesh_fresh_pillar"] = __salt__["pillar.items"](unmask=True)
     try:
         found = drift()
     finally:

@@ -136,6 +136,19 @@ def _kill_all(pids: Iterable[int], grace: float = 5.0) -> list[int]:
     return sorted(pids)
 
 
+def _process_group(pgid: int) -> list[int]:
+    """Every live process in process group ``pgid`` (a spawned process and what it forked)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getpgid(int(entry)) == pgid:
+                    members.append(int(entry))
+            except (ProcessLookupError, PermissionError):
+                pass
+    return members
+
+
 def _ns_id(path: str | Path) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
@@ -367,7 +380,10 @@ class Lab(SaltMixin):
         with self._lock:
             recs = [r for r in (self.state["pids"].pop(k, None) for k in keys) if r]
             self._save()
-        _kill_all([r["pid"] for r in recs if _alive(r["pid"], r.get("start"))], grace)
+        live = [r["pid"] for r in recs if _alive(r["pid"], r.get("start"))]
+        # spawn() starts a new session: its group holds the process and what it forked
+        # (salt-minion forks workers; killing only the parent would leave them serving)
+        _kill_all(live + [member for pid in live for member in _process_group(pid)], grace)
         for r in recs:
             p = self._procs.pop(r["pid"], None)
             if p:

@@ -96,3 +96,26 @@ def rules_drift(expected_restore: str, table: str, chain: str, listed: str) -> b
             expected.append(line)
     current = [line for line in listed.splitlines() if line.startswith(f"-A {chain} ")]
     return current != expected
+
+
+def wg_set_args(config: HostConfig, diff: PeerDiff, psk_file) -> list[str]:
+    """`wg set` arguments applying ``diff``'s peer changes, and only those.
+
+    Used instead of `wg syncconf` when the interface itself is unchanged:
+    syncconf also re-sends the listen port, which makes a userspace
+    implementation (wireguard-go) rebind its socket and drop packets of the
+    peers that did not change.  ``psk_file(peer)`` writes a peer's preshared
+    key to a private file and returns its path (wg reads keys from files).
+    """
+    args = ["set", config.interface]
+    for key in diff.removed:
+        args += ["peer", key, "remove"]
+    by_name = {p.name: p for p in config.peers}
+    for name in diff.added + diff.updated:
+        peer = by_name[name]
+        args += ["peer", peer.public_key, "allowed-ips", ",".join(peer.allowed_ips),
+                 "persistent-keepalive", str(peer.keepalive or "off")]
+        args += ["preshared-key", psk_file(peer) if peer.preshared_key else "/dev/null"]
+        if peer.endpoint:
+            args += ["endpoint", peer.endpoint]
+    return args

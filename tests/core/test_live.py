@@ -179,3 +179,23 @@ def test_nat_chain_drift(spec):
 def test_rules_of_another_table_are_not_mixed_in(a_restore):
     # The filter rules are not expected in the nat table.
     assert rules_drift(a_restore, "nat", "WGMESH-FORWARD", listed()) is False
+
+
+def test_wg_set_args_name_only_the_changed_peers():
+    from wgmesh_core.live import PeerDiff, wg_set_args
+    from wgmesh_core.plan import HostConfig, Peer
+    config = HostConfig(host="z", role="hub", interface="wg0", listen_port=51820, peers=[
+        Peer("a", "gateway", "A" * 43 + "=", ("10.70.0.2/32", "192.168.201.0/24"), keepalive=15, preshared_key="P" * 43 + "="),
+        Peer("e", "developer", "E" * 43 + "=", ("10.70.0.4/32",), keepalive=0),
+        Peer("f", "developer", "F" * 43 + "=", ("10.70.0.5/32",), keepalive=15)])
+    written = []
+    args = wg_set_args(config, PeerDiff(added=["a"], updated=["e"], removed=["R" * 43 + "="]),
+                       lambda peer: written.append(peer.name) or f"/tmp/{peer.name}.psk")
+    assert args == ["set", "wg0",
+                    "peer", "R" * 43 + "=", "remove",
+                    "peer", "A" * 43 + "=", "allowed-ips", "10.70.0.2/32,192.168.201.0/24",
+                    "persistent-keepalive", "15", "preshared-key", "/tmp/a.psk",
+                    "peer", "E" * 43 + "=", "allowed-ips", "10.70.0.4/32",
+                    "persistent-keepalive", "off", "preshared-key", "/dev/null"]
+    assert written == ["a"]
+    assert "F" * 43 + "=" not in args and "listen-port" not in args and "private-key" not in args

@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+import yaml
 
 from lab.article import B, D, VPN, changes_in
 from lab.topology import REPO
@@ -64,21 +65,31 @@ class Pinger(threading.Thread):
 
 
 @pytest.fixture(scope="module")
-def g_key(article):
-    """Developer g's laptop is host ne (e's home router): its key is made there."""
+def g_entry(article):
+    """Developer g joins from their laptop (host ne, e's home router) with `wgmesh join`:
+    the private key stays there, the printed entry goes into the pull request."""
     lab = article.lab
-    lab.sh("ne", "umask 077; wg genkey > /etc/wireguard/private.key")
-    return lab.exec("ne", ["sh", "-c", "wg pubkey < /etc/wireguard/private.key"]).stdout.strip()
+    out = lab.exec("ne", ["wgmesh", "join", str(article.work), "g", "--key-file", "/etc/wireguard/private.key"])
+    entry = yaml.safe_load(out.stdout)["g"]
+    assert entry["address"] == G_ADDRESS and entry["lan_access"] == "none"
+    mode = lab.host_path("ne", "/etc/wireguard/private.key").stat().st_mode & 0o777
+    assert mode == 0o600
+    return entry
+
+
+@pytest.fixture(scope="module")
+def g_key(g_entry):
+    return g_entry["public_key"]
 
 
 def push_developers(article, message, developers):
     return article.push_and_wait(message, article.developers_file(developers))
 
 
-def test_push_adding_a_developer_converges_only_the_hub(article, g_key, record_property):
+def test_push_adding_a_developer_converges_only_the_hub(article, g_entry, g_key, record_property):
     lab = article.lab
     developers = article.developers()
-    developers["g"] = {"address": G_ADDRESS, "public_key": g_key}   # no LAN access
+    developers["g"] = g_entry                                         # as `wgmesh join` printed it
     jid = _jid_now()
     start = time.monotonic()
     event = push_developers(article, "onboard g", developers)
@@ -194,7 +205,8 @@ def test_drift_is_shown_by_test_mode_and_corrected_and_reported_by_the_schedule(
     assert "edited by hand" not in conf.read_text()
     assert lab.exec("a", ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "1"
     assert "-j DROP" in lab.exec("c", ["iptables", "-S", "WGMESH-FORWARD"]).stdout
-    assert changes_in(lab.salt(["-L", "z,a,c", "state.apply", "wgmesh"], timeout=120)) == {}
+    # queue=True: wait for any scheduled run still in flight on these minions
+    assert changes_in(lab.salt(["-L", "z,a,c", "state.apply", "wgmesh", "queue=True"], timeout=180)) == {}
 
 
 def test_expiry_revokes_at_the_next_scheduled_run_without_a_push(article, g_key):
