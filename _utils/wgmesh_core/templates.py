@@ -36,37 +36,36 @@ Destination={{ route }}
 
 # wg-quick: the private key stays in its own file, set by PostUp, so this file
 # never carries it; the live sync renders the full wg(8) form instead.
+# One [Peer] section in wg-quick / wg(8) syntax (shared by both files below).
+WG_PEER = """\
+{% macro peer_section(p) %}
+[Peer]
+PublicKey = {{ p.public_key }}
+{% if p.preshared_key %}PresharedKey = {{ p.preshared_key }}
+{% endif %}{% if p.endpoint %}Endpoint = {{ p.endpoint }}
+{% endif %}AllowedIPs = {{ p.allowed_ips | join(", ") }}
+{% if p.keepalive %}PersistentKeepalive = {{ p.keepalive }}
+{% endif %}{% endmacro %}"""
+
+# wg-quick: the private key stays in its own file, set by PostUp, so this file
+# never carries it; the live sync renders the full wg(8) form instead.
 WG_QUICK = """\
-# Managed by wgmesh (Salt): local edits are reverted.
+{% from "wg_peer" import peer_section %}# Managed by wgmesh (Salt): local edits are reverted.
 [Interface]
 Address = {{ c.address }}
 ListenPort = {{ c.listen_port }}
 MTU = {{ c.mtu }}
 PostUp = wg set %i private-key {{ private_key_file }}
 {% for p in c.peers %}
-# {{ p.kind }} {{ p.name }}
-[Peer]
-PublicKey = {{ p.public_key }}
-{% if p.preshared_key %}PresharedKey = {{ p.preshared_key }}
-{% endif %}{% if p.endpoint %}Endpoint = {{ p.endpoint }}
-{% endif %}AllowedIPs = {{ p.allowed_ips | join(", ") }}
-{% if p.keepalive %}PersistentKeepalive = {{ p.keepalive }}
-{% endif %}{% endfor %}"""
+# {{ p.kind }} {{ p.name }}{{ peer_section(p) }}{% endfor %}"""
 
 # wg(8) setconf/syncconf form: always carries PrivateKey and ListenPort, since
 # syncconf zeroes whatever its input leaves out.
 WG_SETCONF = """\
-[Interface]
+{% from "wg_peer" import peer_section %}[Interface]
 PrivateKey = {{ private_key }}
 ListenPort = {{ c.listen_port }}
-{% for p in c.peers %}
-[Peer]
-PublicKey = {{ p.public_key }}
-{% if p.preshared_key %}PresharedKey = {{ p.preshared_key }}
-{% endif %}{% if p.endpoint %}Endpoint = {{ p.endpoint }}
-{% endif %}AllowedIPs = {{ p.allowed_ips | join(", ") }}
-{% if p.keepalive %}PersistentKeepalive = {{ p.keepalive }}
-{% endif %}{% endfor %}"""
+{% for p in c.peers %}{{ peer_section(p) }}{% endfor %}"""
 
 SYSCTL = """\
 # Managed by wgmesh (Salt): this host forwards between the tunnel and its networks.
