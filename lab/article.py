@@ -176,7 +176,8 @@ class ArticleLab:
                                f"master log:\n{log}") from None
 
     def apply_all(self) -> dict:
-        return self.lab.salt(["*", "state.apply", "wgmesh"], timeout=300)
+        # queue=True: wait for a run the reactor or a schedule may have in flight
+        return self.lab.salt(["*", "state.apply", "wgmesh", "queue=True"], timeout=300)
 
     def laptop_config(self, dev: str) -> str:
         return self.lab.salt_run(["wgmesh.client_config", dev])

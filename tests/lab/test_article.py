@@ -123,10 +123,10 @@ def test_reboot_of_a_gateway_is_repaired_by_the_next_apply(article):
     lab.exec("a", ["iptables", "-F", "WGMESH-FORWARD"])
     lab.exec("a", ["sysctl", "-qw", "net.ipv4.ip_forward=0"])
     assert not lab.ping("e", B, timeout=1)
-    result = lab.salt(["a", "state.apply", "wgmesh"], timeout=120)["a"]
+    result = lab.salt(["a", "state.apply", "wgmesh", "queue=True"], timeout=120)["a"]
     assert all(s["result"] is True for s in result.values()), result
     assert any(s["changes"] for s in result.values())
     deadline = time.monotonic() + 30
     while not lab.ping("e", B, timeout=1):
         assert time.monotonic() < deadline, "LAN1 unreachable after re-apply"
-    assert changes_in(lab.salt(["a", "state.apply", "wgmesh"], timeout=120)) == {}
+    assert changes_in(lab.salt(["a", "state.apply", "wgmesh", "queue=True"], timeout=120)) == {}
