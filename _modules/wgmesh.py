@@ -12,6 +12,7 @@ keys, from the master's ``wgmesh_secrets`` ext_pillar), optionally
 import datetime
 import logging
 import os
+import pathlib
 import tempfile
 
 from salt.exceptions import CommandExecutionError
@@ -450,7 +451,8 @@ def drift():
     if cfg.forwarding and __salt__["sysctl.get"]("net.ipv4.ip_forward") != "1":
         found["sysctl"] = {"net.ipv4.ip_forward": __salt__["sysctl.get"]("net.ipv4.ip_forward")}
     for item in files(show_secrets=True):
-        if not os.path.exists(item["path"]) or open(item["path"]).read() != item["content"]:
+        path = pathlib.Path(item["path"])
+        if not path.exists() or path.read_text() != item["content"]:
             found.setdefault("files", []).append(item["path"])
     return found
 

@@ -17,7 +17,7 @@ def __virtual__():
     return __virtualname__
 
 
-def _converge(name, function, what):
+def _converge(name, function, what, done="updated"):
     """Run ``wgmesh.<function>`` in test mode or for real and report it as a state."""
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     test = bool(__opts__.get("test"))
@@ -34,10 +34,10 @@ def _converge(name, function, what):
     elif test:
         ret["result"] = None
         ret["changes"] = changes
-        ret["comment"] = "; ".join([f"{what} would be changed"] + notes)
+        ret["comment"] = "; ".join([f"{what} would be {done}"] + notes)
     else:
         ret["changes"] = changes
-        ret["comment"] = "; ".join([f"{what} updated"] + notes)
+        ret["comment"] = "; ".join([f"{what} {done}"] + notes)
     return ret
 
 
@@ -48,7 +48,7 @@ def private_key(name):
     name
         The interface (for the state's name only; the path follows the backend).
     """
-    return _converge(name, "genkey", "private key")
+    return _converge(name, "genkey", "private key", done="created")
 
 
 def tunnel(name):
