@@ -107,10 +107,14 @@ def host_keys():
     keys = dict(_pillar().get("wgmesh_host_keys") or {})
     try:
         mined = __salt__["mine.get"](",".join(hosts), MINE_FUNCTION, tgt_type="list") or {}
-    except Exception as error:  # the mine is an optimisation: pillar keys still work without it
-        log.warning("wgmesh: mine.get failed: %s", error)
-        mined = {}
-    keys.update({host: key for host, key in mined.items() if key})
+    except Exception as error:  # pylint: disable=broad-except
+        # no silent fallback: planning without the mine would take live peers for revoked
+        raise CommandExecutionError(f"wgmesh: cannot read public keys from the Salt mine: {error}")
+    for host, key in mined.items():
+        if key and wgmesh_core.key_problem(key) is None:
+            keys[host] = key
+        elif key:   # a mined value goes into config files: only a real key may
+            log.error("wgmesh: ignoring the mined public key of %s: %s", host, wgmesh_core.key_problem(key))
     own = public_key()
     if own:
         keys[__opts__["id"]] = own
@@ -119,7 +123,13 @@ def host_keys():
 
 def _host_config():
     spec = _spec()
-    return wgmesh_core.host_config(spec, __opts__["id"], _today(), host_keys(), _pillar().get("wgmesh_psk") or {})
+    keys = host_keys()
+    owners = {key: host for host, key in keys.items()}
+    for name, dev in spec.developers.items():
+        if dev.public_key in owners:
+            raise CommandExecutionError(f"wgmesh: developers.{name}.public_key is the public key of "
+                                        f"host {owners[dev.public_key]}")
+    return wgmesh_core.host_config(spec, __opts__["id"], _today(), keys, _pillar().get("wgmesh_psk") or {})
 
 
 def config():
@@ -178,8 +188,9 @@ def private_key_path():
 
 def genkey(test=False):
     """
-    Make this minion's private key if it has none; returns {"path", "created"} when it made one
-    (or would, with ``test=True``), {} otherwise. The key never leaves the minion: only its
+    Make this minion's private key if it has none, and keep its file's mode and group tight
+    (0600 root, or 0640 root:systemd-network for networkd); returns what it did (or would do,
+    with ``test=True``), {} when nothing was needed. The key never leaves the minion: only its
     public key is published (``public_key``, through the mine).
 
     CLI Example:
@@ -193,14 +204,27 @@ def genkey(test=False):
     if path is None:
         return {}
     group = wgmesh_core.render.private_key_group(cfg)
+    mode = 0o600 if group == "root" else 0o640
     if os.path.exists(path):
-        return {}
+        return _key_permissions(path, mode, group, test)
     if not test:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        wgmesh_core.keys.write_secret_file(path, wgmesh_core.generate_private_key() + "\n", 0o640 if group != "root" else 0o600)
-        if group != "root":
-            __salt__["file.chown"](path, "root", group)
+        wgmesh_core.keys.write_secret_file(path, wgmesh_core.generate_private_key() + "\n", mode)
+        __salt__["file.chown"](path, "root", group)
     return {"path": path, "created": True}
+
+
+def _key_permissions(path, mode, group, test):
+    """An existing key keeps its content; a mode or group wider than planned is corrected."""
+    import grp
+    stat = os.stat(path)
+    wanted_gid = grp.getgrnam(group).gr_gid
+    if stat.st_mode & 0o777 == mode and stat.st_uid == 0 and stat.st_gid == wanted_gid:
+        return {}
+    if not test:
+        os.chmod(path, mode)
+        os.chown(path, 0, wanted_gid)
+    return {"path": path, "permissions": f"{oct(stat.st_mode & 0o777)} -> {oct(mode)} root:{group}"}
 
 
 def public_key():
@@ -376,10 +400,12 @@ def _syncconf(cfg, private_key):
 
 def firewall(test=False):
     """
-    Apply the gateway's LAN hardening and MASQUERADE as live iptables rules (iptables backend):
-    rules live in the WGMESH-FORWARD and WGMESH-POSTROUTING chains, replaced atomically with
-    ``iptables-restore --noflush``, jumped to first from FORWARD and from POSTROUTING.
-    With the firewalld backend this returns {} (the state tree manages direct.xml).
+    Apply the gateway's LAN hardening and MASQUERADE. iptables backend: rules live in the
+    WGMESH-FORWARD and WGMESH-POSTROUTING chains, replaced atomically with
+    ``iptables-restore --noflush``, jumped to FIRST from FORWARD (so no rule added above it
+    can bypass the allow-list) and from POSTROUTING. firewalld backend: the state tree writes
+    direct.xml; this checks that firewalld runs (else the rules would only be a file) and
+    that its live direct rules are wgmesh's.
 
     CLI Example:
 
@@ -388,25 +414,53 @@ def firewall(test=False):
         salt a wgmesh.firewall test=True
     """
     cfg = _host_config()
-    if cfg.role != "gateway" or cfg.firewall.backend != "iptables":
+    if cfg.role != "gateway":
         return {}
-    IPTABLES_CHAINS = wgmesh_core.render.IPTABLES_CHAINS
+    if cfg.firewall.backend == "firewalld":
+        return _firewalld_check(cfg, test)
+    chains = wgmesh_core.render.IPTABLES_CHAINS
     wanted = wgmesh_core.iptables_restore(cfg)
     changes = []
-    jumps = [("filter", "FORWARD", IPTABLES_CHAINS["forward"], "-I", ["1"]),
-             ("nat", "POSTROUTING", IPTABLES_CHAINS["nat"], "-A", [])]
-    for table, parent, chain, _, _ in jumps:
+    for table, chain in (("filter", chains["forward"]), ("nat", chains["nat"])):
         listed = _run(["iptables", "-w", "-t", table, "-S", chain], check=False)
         if listed["retcode"] != 0 or wgmesh_core.live.rules_drift(wanted, table, chain, listed["stdout"]):
             changes.append(f"{table}/{chain} rules")
     if changes and not test:
         _run(["iptables-restore", "-w", "--noflush"], stdin=wanted)
-    for table, parent, chain, verb, position in jumps:
-        if _run(["iptables", "-w", "-t", table, "-C", parent, "-j", chain], check=False)["retcode"] != 0:
-            changes.append(f"{table}/{parent} jump to {chain}")
-            if not test:
-                _run(["iptables", "-w", "-t", table, verb, parent, *position, "-j", chain])
+    forward = [line for line in _run(["iptables", "-w", "-S", "FORWARD"])["stdout"].splitlines()
+               if line.startswith("-A ")]
+    if forward[:1] != [f"-A FORWARD -j {chains['forward']}"]:
+        changes.append(f"filter/FORWARD jump to {chains['forward']} first")
+        if not test:
+            while _run(["iptables", "-w", "-D", "FORWARD", "-j", chains["forward"]], check=False)["retcode"] == 0:
+                pass
+            _run(["iptables", "-w", "-I", "FORWARD", "1", "-j", chains["forward"]])
+    if _run(["iptables", "-w", "-t", "nat", "-C", "POSTROUTING", "-j", chains["nat"]], check=False)["retcode"]:
+        changes.append(f"nat/POSTROUTING jump to {chains['nat']}")
+        if not test:
+            _run(["iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-j", chains["nat"]])
     return {"iptables": changes} if changes else {}
+
+
+def _firewalld_check(cfg, test):
+    """firewalld must run and hold wgmesh's direct rules (direct.xml is written by the state tree)."""
+    if _run(["firewall-cmd", "--state"], check=False)["retcode"] != 0:
+        raise CommandExecutionError(
+            "wgmesh: firewall backend is firewalld but firewalld is not running: the LAN hardening "
+            "would only be a file. Start firewalld, or set firewall: iptables for this gateway.")
+
+    def missing():
+        live = _run(["firewall-cmd", "--direct", "--get-all-rules"])["stdout"]
+        wanted = [f"-s {source} " for source in cfg.firewall.allow_sources] + ["-j DROP"]
+        return [rule.strip() for rule in wanted if rule not in live]
+    absent = missing()
+    if not absent:
+        return {}
+    if not test:
+        _run(["firewall-cmd", "--reload"])
+        if missing():
+            raise CommandExecutionError(f"wgmesh: firewalld did not load direct.xml ({', '.join(missing())})")
+    return {"firewalld": f"reloaded direct.xml (live rules lacked {', '.join(absent)})"}
 
 
 def routes(test=False):

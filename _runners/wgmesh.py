@@ -210,16 +210,19 @@ def converge(hosts, hub=None):
     return {minion: ok for minion, (ok, _) in outcome.items()}
 
 
-def on_push(new=None, **_event):
+def on_push(allow_rewind=False, **_event):
     """
     Gate and converge a push to the pillar repository (called by the reactor on ``wgmesh/push``).
 
-    Fetches the branch from the upstream, validates the new revision with the core, and only
-    if it is valid moves the ``deployed`` branch (what git_pillar serves) to it, updates
-    git_pillar, and applies ``wgmesh`` to the hosts whose desired state changed: the hub
-    first, then gateways and LAN routers. An invalid revision fires ``wgmesh/gate/refused``
-    naming every problem, and nothing changes; an unreachable upstream fires
-    ``wgmesh/gate/unreachable`` and keeps the deployed network.
+    Fetches the branch from the upstream (whatever revision the event names: only the
+    branch's tip is ever deployed), validates it with the core, and only if it is valid and
+    descends from the deployed revision moves the ``deployed`` branch (what git_pillar
+    serves) to it, updates git_pillar, and applies ``wgmesh`` to the hosts whose desired state
+    changed: the hub first, then gateways and LAN routers. An invalid revision, or one that
+    would rewind the deployed history (a force-push, a replayed event; pass
+    ``allow_rewind=True`` to deploy it on purpose), fires ``wgmesh/gate/refused`` naming every
+    problem, and nothing changes; an unreachable upstream fires ``wgmesh/gate/unreachable``
+    and keeps the deployed network. Pushes are handled one at a time (a lock file).
 
     CLI Example:
 
@@ -227,10 +230,23 @@ def on_push(new=None, **_event):
 
         salt-run wgmesh.on_push
     """
-    from wgmesh_core.diff import plan_change
-    from wgmesh_core.gitsource import read_network_at
+    import fcntl
     gitops = _gitops_opts()
     repo = _local_repo(gitops["repo"])
+    with open(os.path.join(repo.git_dir, "wgmesh-gate.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)   # two pushes in flight: the second sees the first's result
+        return _gate_and_converge(repo, gitops, allow_rewind)
+
+
+def _refuse(revision, previous, problems):
+    log.error("wgmesh: refused pillar revision %s:\n%s", revision, "\n".join(problems))
+    _fire("wgmesh/gate/refused", {"revision": revision, "problems": problems, "deployed": previous})
+    return {"result": "refused", "revision": revision, "problems": problems}
+
+
+def _gate_and_converge(repo, gitops, allow_rewind):
+    from wgmesh_core.diff import plan_change
+    from wgmesh_core.gitsource import read_network_at
     try:
         repo.git.fetch(gitops["upstream"], f"+refs/heads/{gitops['branch']}:refs/heads/incoming")
     except Exception as error:  # GitCommandError, or an unreadable path
@@ -239,18 +255,20 @@ def on_push(new=None, **_event):
         _fire("wgmesh/gate/unreachable", {"upstream": gitops["upstream"], "error": message,
                                           "deployed": deployed_revision()})
         return {"result": "unreachable", "error": message}
-    revision = repo.commit(new or "refs/heads/incoming").hexsha
+    revision = repo.commit("refs/heads/incoming").hexsha
     previous = deployed_revision()
     if revision == previous:
         return {"result": "unchanged", "revision": revision}
+    if previous and not allow_rewind and not repo.is_ancestor(previous, revision):
+        return _refuse(revision, previous, [
+            f"{revision[:12]} does not descend from the deployed {previous[:12]} (force-push or "
+            "rollback?): revert with a new commit, or run salt-run wgmesh.on_push allow_rewind=True"])
     try:
         new_spec = wgmesh_core.load_network(read_network_at(repo.git_dir, revision, gitops["subdir"]),
                                      known_minions=_accepted_minions())
     except (wgmesh_core.InvalidNetwork, KeyError) as error:
         problems = [str(p) for p in getattr(error, "problems", [])] or [f"no network at {revision}: {error}"]
-        log.error("wgmesh: refused pillar revision %s:\n%s", revision, "\n".join(problems))
-        _fire("wgmesh/gate/refused", {"revision": revision, "problems": problems, "deployed": previous})
-        return {"result": "refused", "revision": revision, "problems": problems}
+        return _refuse(revision, previous, problems)
     old_spec = None
     if previous:
         try:

@@ -48,7 +48,7 @@ def private_key(name):
     name
         The interface (for the state's name only; the path follows the backend).
     """
-    return _converge(name, "genkey", "private key", done="created")
+    return _converge(name, "genkey", "private key", done="set up")
 
 
 def tunnel(name):
@@ -64,7 +64,8 @@ def tunnel(name):
 
 def firewall(name):
     """
-    Ensure a gateway's LAN hardening and MASQUERADE rules are live (iptables backend).
+    Ensure a gateway's LAN hardening and MASQUERADE rules are live: iptables chains, or (firewalld
+    backend) that firewalld runs with wgmesh's direct rules; fails when they cannot be live.
     """
     return _converge(name, "firewall", "firewall")
 

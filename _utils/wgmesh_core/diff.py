@@ -65,7 +65,9 @@ def stand_in_keys(spec: Optional[NetworkSpec]) -> tuple[dict, dict]:
     if spec is None:
         return {}, {}
     public = {host: f"<public key of {host}>" for host in managed_hosts(spec)}
-    psks = {peer: f"<psk of {peer}>" for peer in [*spec.gateways, *spec.developers]}
+    # the epoch is part of the stand-in, so rotating every key plans every host and client
+    epoch = spec.preshared_key_epoch
+    psks = {peer: f"<psk of {peer}, epoch {epoch}>" for peer in [*spec.gateways, *spec.developers]}
     return public, psks
 
 
@@ -116,7 +118,8 @@ def _clients(spec, today) -> dict:
         return {}
     public, _ = stand_in_keys(spec)
     hub_key = public[spec.hub.minion]
-    configs = {name: client_config(spec, name, hub_public_key=hub_key, psk=f"<psk of {name}>")
+    configs = {name: client_config(spec, name, hub_public_key=hub_key,
+                                   psk=f"<psk of {name}, epoch {spec.preshared_key_epoch}>")
                for name in active_developers(spec, today)}
     return {name: [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
             for name, text in configs.items()}

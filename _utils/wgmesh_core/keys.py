@@ -20,18 +20,22 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 _RAW = serialization.Encoding.Raw
 
 
-def key_problem(key) -> str | None:
-    """Why ``key`` is not a WireGuard key, or None when it is one."""
+def key_problem(key, secret: bool = False) -> str | None:
+    """Why ``key`` is not a WireGuard key, or None when it is one.
+
+    ``secret``: the key is private, so the message must not quote it.
+    """
     if not isinstance(key, str):
         return f"expected a base64 string, got {type(key).__name__}"
+    shown = "the key" if secret else repr(key)
     if len(key) != 44:
-        return f"{key!r} is {len(key)} characters long, a WireGuard key has 44"
+        return f"{shown} is {len(key)} characters long, a WireGuard key has 44"
     try:
         raw = base64.b64decode(key, validate=True)
     except (binascii.Error, ValueError):
-        return f"{key!r} is not valid base64"
+        return f"{shown} is not valid base64"
     if len(raw) != 32 or base64.b64encode(raw).decode() != key:
-        return f"{key!r} does not encode 32 bytes"
+        return f"{shown} does not encode 32 bytes"
     return None
 
 
@@ -44,9 +48,9 @@ def generate_private_key() -> str:
 
 def public_key(private_key: str) -> str:
     """The public key of ``private_key`` (what `wg pubkey` prints)."""
-    problem = key_problem(private_key)
+    problem = key_problem(private_key, secret=True)
     if problem:
-        raise ValueError(problem)
+        raise ValueError(f"not a private key: {problem}")
     private = X25519PrivateKey.from_private_bytes(base64.b64decode(private_key))
     raw = private.public_key().public_bytes(_RAW, serialization.PublicFormat.Raw)
     return base64.b64encode(raw).decode()
@@ -82,8 +86,14 @@ def write_secret_file(path: str, content: str | bytes, mode: int = 0o600) -> Non
 
 def load_master_secret(path: str) -> bytes:
     """The master's preshared-key secret, made (mode 0600, in a 0700 folder) on first use."""
-    if not os.path.exists(path):
-        os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
-        write_secret_file(path, new_master_secret().hex() + "\n")
+    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+    try:
+        # O_EXCL: when several master workers start at once, one secret wins and all read it
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(new_master_secret().hex() + "\n")
     with open(path) as handle:
         return bytes.fromhex(handle.read().strip())

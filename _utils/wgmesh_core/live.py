@@ -82,7 +82,8 @@ def peer_diff(config: HostConfig, live: LiveInterface, private_key_public: Optio
                 or current.keepalive != peer.keepalive
                 or endpoint_differs):
             diff.updated.append(peer.name)
-    diff.removed = [key for key in live.peers if key not in desired]
+    # With a peer pending (key not known yet) a live peer we cannot name may be it: keep them all.
+    diff.removed = [] if config.pending else [key for key in live.peers if key not in desired]
     return diff
 
 

@@ -50,7 +50,7 @@ def pillar_entry(spec: NetworkSpec, name: str, public: str, lan_access="none",
 
 def finish_client_config(config_text: str, private_key: str) -> str:
     """Put the developer's private key into the config the master rendered for them."""
-    problem = key_problem(private_key)
+    problem = key_problem(private_key, secret=True)
     if problem:
         raise ValueError(f"the key file does not hold a WireGuard private key: {problem}")
     if not PRIVATE_KEY_PLACEHOLDER.search(config_text):

@@ -50,7 +50,7 @@ class HostConfig:
     forwarding: bool = False
     firewall: Optional[Firewall] = None
     static_routes: list[tuple[str, str]] = field(default_factory=list)  # (destination, via) on a LAN router
-    pending: list[str] = field(default_factory=list)   # peers left out until their public key is known
+    pending: list[str] = field(default_factory=list)   # peers left out until their keys are known
 
 
 def endpoint_with_port(spec: NetworkSpec) -> str:
@@ -86,14 +86,15 @@ def hub_config(spec: NetworkSpec, today: datetime.date, public_keys: dict, psks:
         backend=spec.hub.backend or spec.backend, address=_vpn_address(spec, spec.hub.address),
         listen_port=spec.listen_port, mtu=spec.mtu, forwarding=True)
     for gid, gw in active_gateways(spec).items():
-        key = public_keys.get(gid)
-        if key is None:
-            config.pending.append(gid)
-            continue
-        config.peers.append(Peer(gid, "gateway", key, (f"{gw.address}/32", str(gw.lan)),
-                                 keepalive=spec.keepalive, preshared_key=psks.get(gid)))
+        # The LAN stays routed into the tunnel even while the gateway's peer is pending.
         config.interface_routes.append(str(gw.lan))
+        if _missing_keys(spec, config, gid, public_keys.get(gid), psks):
+            continue
+        config.peers.append(Peer(gid, "gateway", public_keys[gid], (f"{gw.address}/32", str(gw.lan)),
+                                 keepalive=spec.keepalive, preshared_key=psks.get(gid)))
     for name, dev in active_developers(spec, today).items():
+        if _missing_keys(spec, config, name, dev.public_key, psks):
+            continue
         config.peers.append(Peer(name, "developer", dev.public_key, (f"{dev.address}/32",),
                                  keepalive=spec.keepalive, preshared_key=psks.get(name)))
     config.interface_routes.sort(key=lambda n: netaddr.IPNetwork(n))
@@ -107,9 +108,7 @@ def gateway_config(spec: NetworkSpec, gid: str, today: datetime.date, public_key
         backend=gw.backend or spec.backend, address=_vpn_address(spec, gw.address),
         listen_port=spec.listen_port, mtu=spec.mtu, forwarding=True)
     hub_key = public_keys.get(spec.hub.minion)
-    if hub_key is None:
-        config.pending.append(spec.hub.minion)
-    else:
+    if not _missing_keys(spec, config, spec.hub.minion, hub_key, psks, psk_name=gid):
         config.peers.append(Peer(spec.hub.minion, "hub", hub_key, (str(spec.network),),
                                  endpoint=endpoint_with_port(spec), keepalive=spec.keepalive,
                                  preshared_key=psks.get(gid)))
@@ -118,6 +117,18 @@ def gateway_config(spec: NetworkSpec, gid: str, today: datetime.date, public_key
         allow_sources=tuple(allowed_sources(spec, gid, today)),
         masquerade=(str(spec.network), str(gw.lan), gw.lan_interface) if gw.lan_mode == "masquerade" else None)
     return config
+
+
+def _missing_keys(spec, config, peer, public_key, psks, psk_name=None) -> bool:
+    """True (and ``peer`` noted as pending) when its public key or required preshared key is unknown.
+
+    A pending peer is left out of the plan but never removed from, or stripped on, the
+    live interface: a key that did not arrive (mine, ext_pillar) must not cut a tunnel.
+    """
+    if public_key is None or (spec.preshared_keys and psks.get(psk_name or peer) is None):
+        config.pending.append(peer)
+        return True
+    return False
 
 
 def allowed_sources(spec: NetworkSpec, gid: str, today: datetime.date) -> list[str]:

@@ -47,6 +47,27 @@ wgmesh-tunnel:
       - file: wgmesh-file-{{ file.path }}
 {%- endfor %}
 
+{%- if role == 'gateway' %}
+
+{#- The hardening goes live before forwarding and the tunnel: if it cannot, neither starts. #}
+wgmesh-firewall:
+  wgmesh.firewall:
+    - name: {{ interface }}
+    - require:
+{%- for file in files %}
+      - file: wgmesh-file-{{ file.path }}
+{%- endfor %}
+    - require_in:
+      - sysctl: wgmesh-ip-forward
+      - wgmesh: wgmesh-tunnel
+{%- endif %}
+{%- elif role == 'lan_router' %}
+
+wgmesh-lan-routes:
+  wgmesh.lan_routes:
+    - name: {{ interface }}
+{%- endif %}
+{%- if role != 'none' %}
 {#- Drift correction: a schedule set from pillar (wgmesh:schedule:drift_minutes). #}
 {%- if network['schedule']['drift_minutes'] > 0 %}
 
@@ -64,24 +85,4 @@ wgmesh-drift-schedule:
     - name: wgmesh-converge
     - offline: {{ opts.get('file_client') == 'local' }}
 {%- endif %}
-{%- if role == 'gateway' %}
-
-wgmesh-firewall:
-  wgmesh.firewall:
-    - name: {{ interface }}
-{%- for file in files if file.path == '/etc/firewalld/direct.xml' %}
-
-wgmesh-firewalld-reload:
-  cmd.run:
-    - name: firewall-cmd --reload
-    - onlyif: firewall-cmd --state
-    - onchanges:
-      - file: wgmesh-file-{{ file.path }}
-{%- endfor %}
-{%- endif %}
-{%- elif role == 'lan_router' %}
-
-wgmesh-lan-routes:
-  wgmesh.lan_routes:
-    - name: {{ interface }}
 {%- endif %}

@@ -118,3 +118,12 @@ def test_write_secret_file_mode(tmp_path):
     fresh = tmp_path / "psk"
     write_secret_file(str(fresh), b"\x00\x01", mode=0o640)
     assert os.stat(fresh).st_mode & 0o777 == 0o640 and fresh.read_bytes() == b"\x00\x01"
+
+
+def test_a_malformed_private_key_is_never_quoted_in_errors():
+    import pytest
+    from wgmesh_core.keys import public_key
+    leaked = "PrivateKey=WMWozvjIgpA2h75juoku2btWxbJ54i4Yt0A0RhpW7V8="
+    with pytest.raises(ValueError) as error:
+        public_key(leaked)
+    assert "WMWoz" not in str(error.value) and "55 characters" in str(error.value)

@@ -147,7 +147,8 @@ def test_gateway_without_known_key_is_pending(spec):
     hub = plan(spec, "z", public_keys=keys)
     assert hub.pending == ["c"]
     assert peer_names(hub) == ["a", "e", "f"]
-    assert hub.interface_routes == ["192.168.201.0/24"]   # c's LAN would have no peer to go to
+    # c's LAN stays routed into the tunnel: a key that is late (mine) must not remove live routes
+    assert hub.interface_routes == ["192.168.200.0/24", "192.168.201.0/24"]
     netdev = host_files(hub)[0].content
     assert "None" not in netdev and "10.70.0.3/32" not in netdev
     assert netdev.count("[WireGuardPeer]") == 3
@@ -195,3 +196,31 @@ def test_wg_setconf_carries_private_key_and_peers(spec):
     assert "Endpoint = 39.101.166.124:51820" in lines
     assert "AllowedIPs = 10.70.0.0/16" in lines
     assert "MTU" not in text and "Address" not in text   # not wg(8) keys
+
+
+def test_missing_preshared_key_makes_the_peer_pending_not_keyless(spec):
+    keys = {"z": art.HUB_PUBLIC, "a": art.PUBLIC_KEYS["a"], "c": art.PUBLIC_KEYS["c"]}
+    psks = {"a": art.PSKS["a"], "c": art.PSKS["c"], "e": art.PSKS["e"]}     # f's is missing
+    hub = host_config(spec, "z", TODAY, keys, psks)
+    assert hub.pending == ["f"] and "f" not in peer_names(hub)
+    assert all(p.preshared_key for p in hub.peers)
+
+
+def test_pending_peers_keep_every_live_peer():
+    from wgmesh_core.live import LiveInterface, LivePeer, peer_diff
+    from wgmesh_core.plan import HostConfig
+    live = LiveInterface("k", "K", 51820, {"HUB": LivePeer("HUB", None, "1.2.3.4:51820", frozenset(["10.70.0.0/16"]), 1, 0, 0, 15)})
+    waiting = HostConfig(host="a", role="gateway", interface="wg0", listen_port=51820, pending=["z"])
+    assert peer_diff(waiting, live).removed == []
+    complete = HostConfig(host="a", role="gateway", interface="wg0", listen_port=51820)
+    assert peer_diff(complete, live).removed == ["HUB"]
+
+
+def test_rotating_the_epoch_plans_every_host_and_client(data):
+    import copy
+    from wgmesh_core.diff import plan_change
+    old = load_network(data)
+    rotated = copy.deepcopy(data)
+    rotated["preshared_key_epoch"] = 1
+    change = plan_change(old, load_network(rotated), TODAY)
+    assert change.affected == ["z", "a", "c"] and change.clients_changed == ["e", "f"]

@@ -175,6 +175,28 @@ def test_an_invalid_push_is_refused_and_nothing_changes(article, g_key):
     assert lab.salt_run(["wgmesh.deployed_revision"]) != deployed
 
 
+def test_a_rewind_is_refused_and_events_from_minions_are_ignored(article):
+    """A force-push back to an older revision (which would, say, re-admit a revoked developer) is
+    refused; a minion cannot trigger a deployment by sending `wgmesh/push` itself."""
+    lab = article.lab
+    deployed = lab.salt_run(["wgmesh.deployed_revision"])
+    article.git("reset", "-q", "--hard", "HEAD~1")
+    waiter = article.wait_event("wgmesh/applied|wgmesh/gate/*")
+    article.git("push", "-q", "--force", "origin", "main")
+    event = waiter.result()
+    assert event["tag"] == "wgmesh/gate/refused"
+    assert "does not descend from the deployed" in event["data"]["problems"][0]
+    assert lab.salt_run(["wgmesh.deployed_revision"]) == deployed
+    jid = _jid_now()
+    lab.salt(["z", "event.send", "wgmesh/push", '{"new": "HEAD~1"}'])
+    time.sleep(5)
+    assert state_jobs_since(lab, jid) == set() and lab.salt_run(["wgmesh.deployed_revision"]) == deployed
+    # back to the deployed history
+    article.git("fetch", "-q", f"file://{article.deployed}", "deployed")
+    article.git("reset", "-q", "--hard", "FETCH_HEAD")
+    article.git("push", "-q", "--force", "origin", "main")
+
+
 def test_drift_is_shown_by_test_mode_and_corrected_and_reported_by_the_schedule(article):
     lab = article.lab
     stray = lab.genkey("z")[1]

@@ -118,12 +118,16 @@ def test_masquerading_gateway_with_iptables(local_host, network_pillar):
 
 
 def test_gateway_with_networkd_and_firewalld_files(local_host, network_pillar):
-    """networkd backend: real files, MOCK networkctl (see module docstring)."""
+    """networkd + firewalld backends: real files; MOCK networkctl and MOCK firewall-cmd
+    (tests/fakes: neither systemd-networkd nor firewalld can run here)."""
     pillar = pillar_for(network_pillar, backend="networkd", firewall="firewalld")
     host = local_host("a", pillar)
-    dry, probe, first, second, (dump, address) = converge(
-        host, ["wg show wg0 dump", "ip -4 -o addr show dev wg0"])
+    dry, probe, first, second, (dump, address, live_rules, reloads) = converge(
+        host, ["wg show wg0 dump", "ip -4 -o addr show dev wg0", "firewall-cmd --direct --get-all-rules",
+               "cat /etc/firewalld/.mock-reloads"])
     assert_converged(dry, probe, first, second)
+    assert reloads.splitlines() == ["reload"]             # loaded once, not again on the no-op run
+    assert "ipv4 filter FORWARD 2 -s 10.70.0.3/32 -m conntrack --ctstate NEW -j ACCEPT" in live_rules
     netdev = host.path("/etc/systemd/network/wg0.netdev")
     assert oct(netdev.stat().st_mode & 0o777) == "0o640" and netdev.stat().st_gid != 0
     key = host.path("/etc/systemd/network/wg0.key")
@@ -163,3 +167,21 @@ def test_invalid_pillar_applies_nothing(local_host, network_pillar):
     assert isinstance(result, list) and "developers.f.address" in " ".join(result)
     assert "already taken by developers.e" in " ".join(result)
     assert out[2].split() == ["/etc/sysctl.d:", "/etc/wireguard:", "Device", '"wg0"', "does", "not", "exist.", "0"]
+
+
+def test_firewalld_backend_refuses_when_firewalld_is_not_running(local_host, network_pillar, tmp_path):
+    """Without a running firewalld the hardening would only be a file: the firewall state fails,
+    and forwarding and the tunnel, which require it, are not started."""
+    stopped = tmp_path / "stopped-firewalld"
+    stopped.mkdir()
+    (stopped / "firewall-cmd").write_text("#!/bin/sh\necho 'not running' >&2\nexit 252\n")
+    (stopped / "firewall-cmd").chmod(0o755)
+    host = local_host("a", pillar_for(network_pillar, backend="wgquick", firewall="firewalld"))
+    out = host.run(host.salt_call("saltutil.sync_all"), host.salt_call("state.apply wgmesh"),
+                   "cat /proc/sys/net/ipv4/ip_forward; ip link show wg0 2>&1 | head -1",
+                   extra_path=f"{stopped}:")
+    results = state_results(out[1])
+    assert results["wgmesh-firewall"]["result"] is False
+    assert "firewalld is not running" in results["wgmesh-firewall"]["comment"]
+    assert results["wgmesh-ip-forward"]["result"] is False and results["wgmesh-tunnel"]["result"] is False
+    assert out[2].split()[0] == "0" and "does not exist" in out[2]
