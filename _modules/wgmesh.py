@@ -310,6 +310,14 @@ def _ensure_addressing(cfg, test):
         changes.append(f"address {cfg.address}")
         if not test:
             _run(["ip", "addr", "replace", cfg.address, "dev", cfg.interface])
+    # a renumbered host must not keep sourcing traffic from its old address
+    for line in addresses.splitlines():
+        words = line.split()
+        old = words[words.index("inet") + 1] if "inet" in words else None
+        if old and old != cfg.address:
+            changes.append(f"removed address {old}")
+            if not test:
+                _run(["ip", "addr", "del", old, "dev", cfg.interface])
     routes = _run(["ip", "-4", "route", "show", "dev", cfg.interface])["stdout"].splitlines()
     present = {line.split()[0] for line in routes if line}
     for route in cfg.interface_routes:

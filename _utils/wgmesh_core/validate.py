@@ -122,6 +122,11 @@ def _relation_problems(spec: NetworkSpec, known_minions: Optional[set]) -> list[
         if name in roles:
             add(f"developers.{name}", f"name {name!r} is also the minion {roles[name]}: peers need distinct names")
 
+    expiring = [name for name, dev in spec.developers.items() if dev.expires and not dev.revoked]
+    if spec.schedule.drift_minutes == 0 and expiring:
+        add("schedule.drift_minutes", "0 turns off the scheduled run that enforces expiry dates "
+                                      f"(developers {', '.join(expiring)} have one)")
+
     problem = endpoint_problem(spec.hub.endpoint)
     if problem:
         add("hub.endpoint", problem)

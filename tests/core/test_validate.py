@@ -318,3 +318,18 @@ def test_developer_named_like_a_minion(data):
     data["developers"]["c"] = data["developers"].pop("f")   # developer "c" besides gateway c
     problem = problem_at(problems_of(data), "developers.c")
     assert "gateways.c" in problem.what and "distinct names" in problem.what
+
+
+def test_expiry_dates_need_the_schedule(data):
+    import datetime
+    from wgmesh_core.validate import InvalidNetwork, load_network
+    data["schedule"] = {"drift_minutes": 0}
+    load_network(data)                                   # no expiry anywhere: fine
+    data["developers"]["e"]["expires"] = datetime.date(2030, 1, 1)
+    try:
+        load_network(data)
+    except InvalidNetwork as error:
+        assert [p.where for p in error.problems] == ["schedule.drift_minutes"]
+        assert "developers e have one" in error.problems[0].what
+    else:
+        raise AssertionError("accepted expiry dates with the schedule off")

@@ -101,10 +101,16 @@ def test_hub_converges_with_wg_quick(local_host, network_pillar):
 def test_masquerading_gateway_with_iptables(local_host, network_pillar):
     pillar = pillar_for(network_pillar, backend="wgquick", firewall="iptables")
     host = local_host("c", pillar)
-    dry, probe, first, second, (forward_chain, nat_chain, jumps, dump) = converge(host, [
+    dry, probe, first, second, (forward_chain, nat_chain, jumps, dump, _, _, after_drift, addresses) = converge(host, [
         "iptables -S WGMESH-FORWARD", "iptables -t nat -S WGMESH-POSTROUTING",
-        "iptables -S FORWARD; iptables -t nat -S POSTROUTING", "wg show wg0 dump"])
+        "iptables -S FORWARD; iptables -t nat -S POSTROUTING", "wg show wg0 dump",
+        # drift: an ACCEPT inserted above the hardening, an old VPN address left on wg0
+        "iptables -I FORWARD 1 -j ACCEPT; ip addr add 10.70.9.9/16 dev wg0",
+        host.salt_call("state.apply wgmesh"), "iptables -S FORWARD", "ip -4 -o addr show dev wg0"])
     assert_converged(dry, probe, first, second)
+    forward_rules = [line for line in after_drift.splitlines() if line.startswith("-A FORWARD")]
+    assert forward_rules[0] == "-A FORWARD -j WGMESH-FORWARD"           # the hardening is first again
+    assert "10.70.9.9" not in addresses and "10.70.0.3/16" in addresses
     assert forward_chain.splitlines()[1:] == [
         "-A WGMESH-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
         "-A WGMESH-FORWARD -s 10.70.0.4/32 -m conntrack --ctstate NEW -j ACCEPT",
