@@ -31,7 +31,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import yaml
 

@@ -8,7 +8,6 @@ import pytest
 
 from wgmesh_core.validate import InvalidNetwork, Problem, endpoint_problem, load_network
 
-from . import article_texts as art
 from .conftest import problem_at, problems_of
 
 KNOWN = {"z", "a", "c", "r1"}

@@ -9,7 +9,6 @@ between namespaces.
 import re
 import time
 
-import pytest
 
 from lab.article import B, D, VPN, changes_in
 
