@@ -181,9 +181,14 @@ def private_key_path():
 
         salt z wgmesh.private_key_path
     """
-    # Keys do not change where the key lives: plan without them (and without recursing).
-    cfg = wgmesh_core.host_config(_spec(), __opts__["id"], _today())
+    cfg = _keyless_config()
     return wgmesh_core.render.private_key_file(cfg) if cfg.role in ("hub", "gateway") else None
+
+
+def _keyless_config():
+    """This host's plan without peers' keys: enough for its role, backend and key file, and it
+    needs no Salt mine round trip (nor recurses through ``host_keys``)."""
+    return wgmesh_core.host_config(_spec(), __opts__["id"], _today())
 
 
 def genkey(test=False):
@@ -199,10 +204,10 @@ def genkey(test=False):
 
         salt z wgmesh.genkey
     """
-    cfg = _host_config()
-    path = private_key_path()
-    if path is None:
+    cfg = _keyless_config()
+    if cfg.role not in ("hub", "gateway"):
         return {}
+    path = wgmesh_core.render.private_key_file(cfg)
     group = wgmesh_core.render.private_key_group(cfg)
     mode = 0o600 if group == "root" else 0o640
     if os.path.exists(path):
@@ -364,7 +369,7 @@ def sync(test=False):
             changes["peers"] = {"added": [p.name for p in cfg.peers]}
             return changes
         _bring_up(cfg)
-    with open(private_key_path()) as handle:
+    with open(wgmesh_core.render.private_key_file(cfg)) as handle:
         private_key = handle.read().strip()
     diff = wgmesh_core.live.peer_diff(cfg, _live(cfg.interface), wgmesh_core.public_key(private_key))
     if diff:
