@@ -91,6 +91,20 @@ def _unified(path, old, new) -> str:
                                         f"a{path}", f"b{path}"))
 
 
+def _allow_list(config) -> set:
+    return set(config.firewall.allow_sources) if config and config.firewall else set()
+
+
+def _routes(config) -> set:
+    if config is None:
+        return set()
+    return set(config.interface_routes) | {f"{dst} via {via}" for dst, via in config.static_routes}
+
+
+def _added_removed(old: set, new: set) -> tuple[list, list]:
+    return sorted(new - old), sorted(old - new)
+
+
 def host_change(old: Optional[NetworkSpec], new: Optional[NetworkSpec], host: str, today) -> HostChange:
     before, after = _config(old, host, today), _config(new, host, today)
     change = HostChange(host, (after or before).role)
@@ -98,12 +112,8 @@ def host_change(old: Optional[NetworkSpec], new: Optional[NetworkSpec], host: st
     change.peers_added = [n for n in new_peers if n not in old_peers]
     change.peers_removed = [n for n in old_peers if n not in new_peers]
     change.peers_changed = [n for n in new_peers if n in old_peers and new_peers[n] != old_peers[n]]
-    old_allow = set(before.firewall.allow_sources) if before and before.firewall else set()
-    new_allow = set(after.firewall.allow_sources) if after and after.firewall else set()
-    change.allow_added, change.allow_removed = sorted(new_allow - old_allow), sorted(old_allow - new_allow)
-    old_routes = set((before.interface_routes if before else [])) | {f"{d} via {v}" for d, v in (before.static_routes if before else [])}
-    new_routes = set((after.interface_routes if after else [])) | {f"{d} via {v}" for d, v in (after.static_routes if after else [])}
-    change.routes_added, change.routes_removed = sorted(new_routes - old_routes), sorted(old_routes - new_routes)
+    change.allow_added, change.allow_removed = _added_removed(_allow_list(before), _allow_list(after))
+    change.routes_added, change.routes_removed = _added_removed(_routes(before), _routes(after))
     old_files, new_files = _files(before), _files(after)
     for path in sorted(set(old_files) | set(new_files)):
         diff = _unified(path, old_files.get(path, ""), new_files.get(path, ""))
