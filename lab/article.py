@@ -321,7 +321,7 @@ def main(argv=None) -> int:
             lab.state["persistent"] = True
             lab._save()
             print(f"\nlab '{lab.lab_id}' left running: python -m lab.article status | down; "
-                  f"python -m lab exec --id {lab.lab_id} HOST -- CMD")
+                  f"python -m lab --id {lab.lab_id} exec HOST -- CMD")
         return 0 if ok else 1
     finally:
         if not args.keep:

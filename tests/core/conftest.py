@@ -1,26 +1,17 @@
 """Shared fixtures of the core tests: the example pillar (the article's network)."""
 from __future__ import annotations
 
-import copy
-import datetime
-from pathlib import Path
-
 import pytest
 
-from wgmesh_core.source import read_network_data
 from wgmesh_core.validate import InvalidNetwork, load_network
 
-REPO = Path(__file__).resolve().parents[2]
-PILLAR = REPO / "pillar"
-TODAY = datetime.date(2025, 6, 15)
-
-_EXAMPLE = read_network_data(PILLAR)
+from tests.conftest import PILLAR, REPO, TODAY, example_network_data  # noqa: F401 (shared constants)
 
 
 @pytest.fixture
 def data():
     """A fresh, mutable copy of the example pillar's ``wgmesh`` value."""
-    return copy.deepcopy(_EXAMPLE)
+    return example_network_data()
 
 
 @pytest.fixture

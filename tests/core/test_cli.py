@@ -10,6 +10,8 @@ import yaml
 
 from wgmesh_core.cli import main
 
+from tests.conftest import assert_clean_failure
+
 from .conftest import PILLAR
 
 
@@ -68,6 +70,7 @@ def test_validate_unparseable_sls(tmp_path, capsys):
 
 def test_validate_missing_dir_is_usage_error(tmp_path, capsys):
     assert main(["validate", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err == f"wgmesh: {tmp_path / 'nowhere'}: no .sls or .yaml files\n"
 
 
 def test_console_script_exit_status(bad_pillar):
@@ -76,7 +79,7 @@ def test_console_script_exit_status(bad_pillar):
     good = subprocess.run(cmd + [str(PILLAR)], capture_output=True, text=True, timeout=30)
     assert good.returncode == 0, good.stderr
     bad = subprocess.run(cmd + [str(bad_pillar)], capture_output=True, text=True, timeout=30)
-    assert bad.returncode == 1
+    assert_clean_failure(bad, 1, "developers.e.address: 10.71.0.4 is outside the VPN network")
     assert len(bad.stderr.splitlines()) == 2
 
 
@@ -103,6 +106,7 @@ def test_render_unknown_host_is_usage_error(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["render", str(PILLAR), "--host", "nobody", "--out", str(out)]) == 2
     assert not out.exists()
+    assert capsys.readouterr().err == "wgmesh: 'nobody' is not a host of this network (hosts: z, a, c, r1)\n"
 
 
 def test_client_config_command(capsys):
@@ -112,3 +116,4 @@ def test_client_config_command(capsys):
     assert "AllowedIPs = 192.168.0.0/16" in out
     assert "PublicKey = CmmeC0yqofMMZhEGHuK5dd2Mxyxe7tA8wSniDWiI5V0=" in out
     assert main(["client-config", str(PILLAR), "nobody"]) == 2
+    assert capsys.readouterr().err == f"wgmesh: no developer 'nobody' in {PILLAR}\n"

@@ -1,10 +1,8 @@
 """Shared helpers of the onboarding / pull-request tests: real git pillar repositories in tmp_path."""
 from __future__ import annotations
 
-import datetime
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,11 +12,7 @@ from wgmesh_core.gitsource import read_network_at
 from wgmesh_core.keys import generate_private_key, public_key
 from wgmesh_core.validate import load_network
 
-REPO = Path(__file__).resolve().parents[2]
-PILLAR = REPO / "pillar"
-BIN = Path(sys.executable).parent
-WGMESH = BIN / "wgmesh"
-TODAY = datetime.date(2025, 6, 15)
+from tests.conftest import BIN, PILLAR, REPO, TODAY, WGMESH  # noqa: F401 (shared constants)
 
 GIT_IDENTITY = ["-c", "user.name=wgmesh tests", "-c", "user.email=tests@example.invalid",
                 "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"]

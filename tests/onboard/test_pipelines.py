@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import assert_clean_failure
+
 from .conftest import BIN, REPO, git, make_pillar_repo, new_public_key
 
 GITLAB = REPO / "pipelines" / "gitlab-ci.yml"
@@ -130,5 +132,4 @@ def test_plan_step_fails_an_invalid_pr(ci_clone, tmp_path, ci):
     commands, flags = PIPELINES[ci]
     checkout = ci_clone(lambda r: r.add_developer("g", "10.70.0.5", new_public_key()))
     done = run_step(commands(), checkout, tmp_path, flags)
-    assert done.returncode != 0, (done.stdout, done.stderr)
-    assert "developers.g.address: 10.70.0.5 is already taken by developers.f" in done.stderr
+    assert_clean_failure(done, 1, "developers.g.address: 10.70.0.5 is already taken by developers.f")

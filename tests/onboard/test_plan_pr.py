@@ -14,6 +14,8 @@ import pytest
 from wgmesh_core.diff import plan_change
 from wgmesh_core.plan import RFC1918, client_routes
 
+from tests.conftest import assert_clean_failure
+
 from .conftest import TODAY, new_public_key, wgmesh
 
 NETDEV = "/etc/systemd/network/wg0.netdev"
@@ -275,8 +277,8 @@ def test_a_pr_with_a_duplicate_address_is_refused(pillar_repo):
     open_pr(pillar_repo, "dup", lambda r: r.add_developer("g", "10.70.0.5", new_public_key()), "g takes f's address")
     for extra in ((), ("--format", "json")):
         done = wgmesh("plan", pillar_repo.path, "--target", "main", "--today", TODAY, *extra)
-        assert done.returncode == 1, (done.stdout, done.stderr)
-        assert "developers.g.address: 10.70.0.5 is already taken by developers.f" in done.stderr.splitlines()
+        assert_clean_failure(done, 1, "developers.g.address: 10.70.0.5 is already taken by developers.f")
+        assert done.stderr.splitlines() == ["developers.g.address: 10.70.0.5 is already taken by developers.f"]
         assert done.stdout == ""
 
 
@@ -284,13 +286,14 @@ def test_a_pr_with_a_duplicate_address_is_refused(pillar_repo):
                                   ("--target", "no-such-target")])
 def test_a_bad_revision_exits_2(pillar_repo, args):
     done = wgmesh("plan", pillar_repo.path, *args)
-    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert_clean_failure(done, 2, args[1])
     assert done.stderr.startswith("wgmesh plan: ") and done.stdout == ""
 
 
 def test_a_folder_that_is_no_repository_exits_2(tmp_path):
     done = wgmesh("plan", tmp_path)
-    assert done.returncode == 2 and done.stderr.startswith("wgmesh plan: ")
+    assert_clean_failure(done, 2, str(tmp_path))
+    assert done.stderr.startswith("wgmesh plan: ")
 
 
 # --- text output -------------------------------------------------------------------------

@@ -9,22 +9,25 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import BIN, REPO
+
 FAKES = REPO / "tests" / "fakes"
-BIN = Path(sys.executable).parent
 PRIVATE_DIRS = ["/run/wireguard", "/etc/wireguard", "/etc/systemd/network", "/etc/sysctl.d", "/etc/firewalld"]
 
 
 def require_root_netns():
     if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("wireguard-go") is None:
         pytest.skip("needs root, iproute2 and wireguard-go (run scripts/setup.sh)")
+
+
+class fails(str):
+    """A step of ``LocalHost.run`` that must exit non-zero (e.g. a state run that is meant to fail)."""
 
 
 class LocalHost:
@@ -54,12 +57,19 @@ class LocalHost:
                 return self.dir / "root-fs" / path.lstrip("/")
         raise ValueError(path)
 
-    def run(self, *commands: str, extra_path: str = "") -> list[str]:
-        """Run shell commands in sequence inside the host; return each one's stdout."""
+    def run(self, *commands, extra_path: str = "") -> list[str]:
+        """Run shell commands in sequence inside the host; return each one's stdout.
+
+        Every command must exit 0 unless wrapped in ``fails(...)`` (then it must not):
+        a step that silently fails would leave the checks after it testing nothing.
+        """
         mounts = "\n".join(f"mount --bind {self.dir / 'root-fs' / p.lstrip('/')} {p}" for p in PRIVATE_DIRS)
-        outputs = [self.dir / f"out-{uuid.uuid4().hex[:6]}-{i}" for i in range(len(commands))]
-        steps = "\n".join(f"( {cmd} ) > {out} 2>>{self.dir / 'stderr.log'} || true"
-                          for cmd, out in zip(commands, outputs))
+        tag = uuid.uuid4().hex[:6]
+        outputs = [self.dir / f"out-{tag}-{i}" for i in range(len(commands))]
+        codes = [self.dir / f"rc-{tag}-{i}" for i in range(len(commands))]
+        errors = [self.dir / f"err-{tag}-{i}" for i in range(len(commands))]
+        steps = "\n".join(f"( {cmd} ) > {out} 2> {err}; echo $? > {rc}"
+                          for cmd, out, err, rc in zip(commands, outputs, errors, codes))
         script = f"""set -u
 {mounts}
 export PATH={extra_path}{BIN}:$PATH WGMESH_PIDDIR={self.dir} WG_QUICK_USERSPACE_IMPLEMENTATION={FAKES / 'wireguard-go-fg'}
@@ -67,6 +77,12 @@ export PATH={extra_path}{BIN}:$PATH WGMESH_PIDDIR={self.dir} WG_QUICK_USERSPACE_
 """
         subprocess.run(["ip", "netns", "exec", self.netns, "unshare", "--mount", "--propagation", "private",
                         "sh", "-c", script], check=True, timeout=600)
+        for cmd, out, err, rc in zip(commands, outputs, errors, codes):
+            code = int(rc.read_text())
+            if (code != 0) != isinstance(cmd, fails):
+                expected = "a failure" if isinstance(cmd, fails) else "exit 0"
+                raise AssertionError(f"step {cmd!r} exited {code}, expected {expected}\n"
+                                     f"stdout: {out.read_text()[-2000:]}\nstderr: {err.read_text()[-2000:]}")
         return [out.read_text() for out in outputs]
 
     def salt_call(self, args: str) -> str:

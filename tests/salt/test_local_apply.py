@@ -15,7 +15,7 @@ import yaml
 
 from wgmesh_core import host_config, host_files, load_network, public_key
 from wgmesh_core.source import read_network_data
-from .conftest import FAKES, REPO, state_results
+from .conftest import FAKES, REPO, fails, state_results
 
 
 def keypair():
@@ -105,7 +105,7 @@ def test_masquerading_gateway_with_iptables(local_host, network_pillar):
         "iptables -S WGMESH-FORWARD", "iptables -t nat -S WGMESH-POSTROUTING",
         "iptables -S FORWARD; iptables -t nat -S POSTROUTING", "wg show wg0 dump",
         # drift: an ACCEPT inserted above the hardening, an old VPN address left on wg0
-        "iptables -I FORWARD 1 -j ACCEPT; ip addr add 10.70.9.9/16 dev wg0",
+        "iptables -I FORWARD 1 -j ACCEPT && ip addr add 10.70.9.9/16 dev wg0",
         host.salt_call("state.apply wgmesh"), "iptables -S FORWARD", "ip -4 -o addr show dev wg0"])
     assert_converged(dry, probe, first, second)
     forward_rules = [line for line in after_drift.splitlines() if line.startswith("-A FORWARD")]
@@ -167,7 +167,7 @@ def test_invalid_pillar_applies_nothing(local_host, network_pillar):
     pillar = pillar_for(network_pillar, backend="wgquick", firewall="iptables")
     pillar["wgmesh"]["developers"]["f"]["address"] = "10.70.0.4"  # taken by e
     host = local_host("z", pillar)
-    out = host.run(host.salt_call("saltutil.sync_all"), host.salt_call("state.apply wgmesh"),
+    out = host.run(host.salt_call("saltutil.sync_all"), fails(host.salt_call("state.apply wgmesh")),
                    "ls /etc/wireguard /etc/sysctl.d; ip link show wg0 2>&1; cat /proc/sys/net/ipv4/ip_forward")
     result = json.loads(out[1])["local"]
     assert isinstance(result, list) and "developers.f.address" in " ".join(result)
@@ -183,7 +183,7 @@ def test_firewalld_backend_refuses_when_firewalld_is_not_running(local_host, net
     (stopped / "firewall-cmd").write_text("#!/bin/sh\necho 'not running' >&2\nexit 252\n")
     (stopped / "firewall-cmd").chmod(0o755)
     host = local_host("a", pillar_for(network_pillar, backend="wgquick", firewall="firewalld"))
-    out = host.run(host.salt_call("saltutil.sync_all"), host.salt_call("state.apply wgmesh"),
+    out = host.run(host.salt_call("saltutil.sync_all"), fails(host.salt_call("state.apply wgmesh")),
                    "cat /proc/sys/net/ipv4/ip_forward; ip link show wg0 2>&1 | head -1",
                    extra_path=f"{stopped}:")
     results = state_results(out[1])
