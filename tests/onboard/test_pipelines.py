@@ -95,10 +95,10 @@ def ci_clone(tmp_path):
     return make
 
 
-def run_step(commands, checkout, home, bash_flags):
+def run_step(commands, checkout, home, bash_flags, env=None):
     script = "\n".join(commands) + "\n"
     return subprocess.run(["bash", "--noprofile", "--norc", *bash_flags, "-c", script], cwd=checkout,
-                          env=ci_env(home), capture_output=True, text=True, timeout=120)
+                          env=env or ci_env(home), capture_output=True, text=True, timeout=120)
 
 
 # GitLab runs its script lines under `set -eo pipefail`; GitHub's `shell: bash` is `bash -eo pipefail {0}`.
@@ -133,3 +133,62 @@ def test_plan_step_fails_an_invalid_pr(ci_clone, tmp_path, ci):
     checkout = ci_clone(lambda r: r.add_developer("g", "10.70.0.5", new_public_key()))
     done = run_step(commands(), checkout, tmp_path, flags)
     assert_clean_failure(done, 1, "developers.g.address: 10.70.0.5 is already taken by developers.f")
+
+
+PIP = re.compile(r"^\s*(pip3?|python3? -m pip)\b")
+CHECKOUT = {"gitlab": "${TMPDIR:-/tmp}/wgmesh", "github": "$RUNNER_TEMP/wgmesh"}
+
+
+def gitlab_install() -> tuple[dict, list[str]]:
+    job = yaml.safe_load(GITLAB.read_text())["wgmesh-plan"]
+    return job["variables"], job["before_script"]
+
+
+def github_install() -> tuple[dict, list[str]]:
+    workflow = yaml.safe_load(GITHUB.read_text())
+    steps = workflow["jobs"]["plan"]["steps"]
+    installs = [s for s in steps if "run" in s and "pip install" in s["run"]]
+    assert len(installs) == 1, installs
+    assert installs[0]["shell"] == "bash"
+    return workflow["jobs"]["plan"]["env"], installs[0]["run"].splitlines()
+
+
+INSTALLS = {"gitlab": gitlab_install, "github": github_install}
+
+
+@pytest.mark.parametrize("ci", list(INSTALLS))
+def test_install_step_takes_wgmesh_from_a_pinned_commit_and_its_dependencies_by_hash(ci):
+    variables, lines = INSTALLS[ci]()
+    checkout = CHECKOUT[ci]
+    pips = [line.strip() for line in lines if PIP.match(line)]
+    assert pips == [f'pip install -q --require-hashes -r "{checkout}/requirements.txt"',
+                    f'pip install -q --no-deps --no-build-isolation "{checkout}"'], pips
+    # the operator must fill in the commit: the shipped value is not one
+    assert not re.fullmatch(r"[0-9a-f]{40}", variables["WGMESH_COMMIT"])
+    assert (REPO / "requirements.txt").read_text().count("--hash=sha256:") > 100
+
+
+@pytest.mark.parametrize("ci", list(INSTALLS))
+def test_install_step_checks_out_exactly_the_configured_commit(ci, tmp_path):
+    variables, lines = INSTALLS[ci]()
+    steps = without_install_lines(lines)        # the git part; pip and apt are checked above
+
+    def run(commit):
+        env = ci_env(tmp_path)
+        env.update({k: str(v) for k, v in variables.items()}, WGMESH_REPO=f"file://{REPO}", WGMESH_COMMIT=commit,
+                   TMPDIR=str(tmp_path / "tmp"), RUNNER_TEMP=str(tmp_path / "tmp"))
+        shutil.rmtree(tmp_path / "tmp", ignore_errors=True)
+        (tmp_path / "tmp").mkdir()
+        return run_step(steps, tmp_path, tmp_path, ["-eo", "pipefail"], env)
+
+    for bad in (variables["WGMESH_COMMIT"], "main", git(REPO, "rev-parse", "--short", "HEAD")):
+        done = run(bad)
+        assert done.returncode != 0, done
+        assert "WGMESH_COMMIT must be the full commit id of wgmesh" in done.stderr, done.stderr
+        assert not (tmp_path / "tmp" / "wgmesh").exists()
+    commit = git(REPO, "rev-parse", "HEAD~1")
+    done = run(commit)
+    assert done.returncode == 0, done.stderr
+    assert git(tmp_path / "tmp" / "wgmesh", "rev-parse", "HEAD") == commit
+    assert (tmp_path / "tmp" / "wgmesh" / "requirements.txt").exists()
+
