@@ -157,8 +157,8 @@ class ArticleLab:
         text = yaml.safe_dump({"wgmesh": {"developers": developers}}, sort_keys=False)
         return {"wgmesh/developers.sls": text}
 
-    def wait_event(self, tagmatch: str, timeout: float = 180, count: int = 1) -> "EventWaiter":
-        return EventWaiter(self.lab, tagmatch, timeout, count)
+    def wait_event(self, tagmatch: str, timeout: float = 180, count: int = 1, until=None) -> "EventWaiter":
+        return EventWaiter(self.lab, tagmatch, timeout, count, until)
 
     def push_and_wait(self, message: str, files: dict | None = None,
                       tag: str = "wgmesh/applied|wgmesh/gate/*") -> dict:
@@ -207,10 +207,12 @@ class ArticleLab:
 
 
 class EventWaiter:
-    """Collects, in a thread, ``count`` master events whose tag matches ``tagmatch`` (fnmatch, `|` = or)."""
+    """Collects, in a thread, ``count`` master events whose tag matches ``tagmatch`` (fnmatch, `|` = or),
+    or with ``until`` (a predicate on one event), every matching event up to the first one it accepts."""
 
-    def __init__(self, lab: Lab, tagmatch: str, timeout: float, count: int = 1):
-        self.lab, self.timeout, self.count = lab, timeout, count
+    def __init__(self, lab: Lab, tagmatch: str, timeout: float, count: int = 1, until=None):
+        self.lab, self.timeout, self.until = lab, timeout, until
+        self.count = 0 if until else count     # 0: no count limit in the listener
         self.patterns = tagmatch.split("|")
         self.events: list = []
         self._listening = False
@@ -245,6 +247,8 @@ class EventWaiter:
                 for line in proc.stdout:
                     if line.strip():
                         self.events.append(json.loads(line))
+                        if self.until and self.until(self.events[-1]):
+                            break
         finally:
             self._ready.set()
             timer.cancel()
@@ -253,6 +257,9 @@ class EventWaiter:
 
     def results(self) -> list:
         self._thread.join(self.timeout + 5)
+        if self.until and not (self.events and self.until(self.events[-1])):
+            raise TimeoutError(f"no event matching {self.patterns} ended the wait within {self.timeout}s: "
+                               f"{self.events}")
         if len(self.events) < self.count:
             raise TimeoutError(f"{len(self.events)} of {self.count} events matching {self.patterns} "
                                f"within {self.timeout}s: {self.events}")

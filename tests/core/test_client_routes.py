@@ -81,13 +81,13 @@ def test_article_lans_with_access_to_a_only_gets_the_exact_lan_and_says_why(data
 def test_two_of_three_lans(data):
     spec = network_with(data, {"a": "192.168.0.0/24", "b": "192.168.1.0/24", "c": "192.168.50.0/24"}, ["a", "b"])
     cover = check_cover(client_routes(spec, "e"), ["192.168.0.0/24", "192.168.1.0/24"], ["192.168.50.0/24"])
-    assert cover.prefixlen <= 23
+    assert str(cover) == "192.168.0.0/23"       # the narrowest cover, not merely a short one
 
 
 def test_lans_in_10_with_vpn_in_10_70(data):
     spec = network_with(data, {"a": "10.1.0.0/24", "c": "10.2.0.0/24"}, "all")
     cover = check_cover(client_routes(spec, "e"), ["10.1.0.0/24", "10.2.0.0/24"], [])
-    assert str(cover) != "10.0.0.0/8"
+    assert str(cover) == "10.0.0.0/14"          # 10.0.0.0/8 would swallow the VPN: the narrowest cover
 
 
 def test_lans_in_10_on_both_sides_of_vpn_fall_back_to_exact(data):
@@ -100,7 +100,8 @@ def test_lans_in_10_on_both_sides_of_vpn_fall_back_to_exact(data):
 
 def test_single_lan_in_10(data):
     spec = network_with(data, {"a": "10.1.2.0/24"}, "all")
-    check_cover(client_routes(spec, "e"), ["10.1.2.0/24"], [])
+    cover = check_cover(client_routes(spec, "e"), ["10.1.2.0/24"], [])
+    assert str(cover) == "10.1.2.0/23"          # one bit shorter than the LAN: the narrowest cover
 
 
 def test_lan_in_172_16(data):
@@ -164,3 +165,13 @@ def test_client_config_for_single_lan_developer_renders(data):
     allowed = [v for _, _, k, v in parse_ini(text) if k == "AllowedIPs"]
     assert allowed == ["10.70.0.0/16", "192.168.201.0/24"]
     assert "# no covering prefix avoids the VPN network" in text
+
+
+def test_when_the_private_block_is_ruled_out_the_cover_is_the_narrowest_supernet(data):
+    """README: the widest private block when it swallows nothing forbidden, "or else the
+    narrowest supernet". Three LANs in 192.168 of which e may reach two: the /16 holds the
+    forbidden one, so the cover is exactly the smallest prefix spanning the reachable two."""
+    spec = network_with(data, {"a": "192.168.4.0/24", "b": "192.168.7.0/24", "c": "192.168.200.0/24"}, ["a", "b"])
+    cover = check_cover(client_routes(spec, "e"), ["192.168.4.0/24", "192.168.7.0/24"], ["192.168.200.0/24"])
+    assert str(cover) == "192.168.4.0/22"
+    assert "192.168.4.0/22 covers 192.168.4.0/24, 192.168.7.0/24" in client_routes(spec, "e").note

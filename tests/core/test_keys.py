@@ -127,3 +127,38 @@ def test_a_malformed_private_key_is_never_quoted_in_errors():
     with pytest.raises(ValueError) as error:
         public_key(leaked)
     assert "WMWoz" not in str(error.value) and "55 characters" in str(error.value)
+
+
+# --- which preshared keys each host gets (what the ext_pillar serves) ----------------------
+
+def test_a_developer_who_rekeys_gets_a_new_preshared_key():
+    """The hub<->developer key is bound to the developer's public key: a stolen old key pair
+    plus the old PSK stops working once the developer re-keys. Gateways' keys do not move."""
+    import copy
+    from tests.conftest import example_network_data
+    from wgmesh_core.plan import peer_psk, preshared_keys_for
+    from wgmesh_core.validate import load_network
+    data = example_network_data()
+    before = load_network(data)
+    rekeyed = copy.deepcopy(data)
+    rekeyed["developers"]["e"]["public_key"] = public_key(generate_private_key())
+    after = load_network(rekeyed)
+    assert peer_psk(before, "e", SECRET) != peer_psk(after, "e", SECRET)
+    assert peer_psk(before, "e", SECRET) == derive_psk(SECRET, "e", before.developers["e"].public_key)
+    assert peer_psk(after, "e", SECRET) == derive_psk(SECRET, "e", after.developers["e"].public_key)
+    old_hub, new_hub = preshared_keys_for(before, "z", SECRET), preshared_keys_for(after, "z", SECRET)
+    assert {peer for peer in old_hub if old_hub[peer] != new_hub[peer]} == {"e"}
+
+
+def test_each_gateway_gets_only_its_own_preshared_key_and_the_hub_all_of_them():
+    from tests.conftest import example_network_data
+    from wgmesh_core.plan import peer_psk, preshared_keys_for
+    from wgmesh_core.validate import load_network
+    spec = load_network(example_network_data())
+    every = {peer: peer_psk(spec, peer, SECRET, 3) for peer in ("a", "c", "e", "f")}
+    assert len(set(every.values())) == 4
+    assert preshared_keys_for(spec, "z", SECRET, 3) == every
+    assert preshared_keys_for(spec, "a", SECRET, 3) == {"a": every["a"]}
+    assert preshared_keys_for(spec, "c", SECRET, 3) == {"c": every["c"]}
+    for not_a_wireguard_host in ("r1", "e", "nobody"):
+        assert preshared_keys_for(spec, not_a_wireguard_host, SECRET, 3) == {}

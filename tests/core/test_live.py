@@ -199,3 +199,28 @@ def test_wg_set_args_name_only_the_changed_peers():
                     "persistent-keepalive", "off", "preshared-key", "/dev/null"]
     assert written == ["a"]
     assert "F" * 43 + "=" not in args and "listen-port" not in args and "private-key" not in args
+
+
+def test_a_gateway_whose_hub_key_arrives_late_gets_the_hub_endpoint_so_it_dials_out(spec):
+    """The gateway's first apply ran before the hub's key was in the mine (hub pending); the next
+    apply adds the hub peer with `wg set`. Behind carrier NAT the gateway must dial out: the
+    arguments carry the hub's endpoint (and keepalive), or the tunnel never comes up."""
+    from wgmesh_core.live import wg_set_args
+    waiting = host_config(spec, "a", TODAY, {"a": K["a"]}, P)
+    assert waiting.pending == ["z"] and waiting.peers == []
+    complete = host_config(spec, "a", TODAY, K, P)
+    live = parse_wg_dump(f"{art.PRIVATE_KEYS['a']}\t{K['a']}\t51820\toff\n")
+    diff = peer_diff(complete, live, private_key_public=K["a"])
+    assert diff.added == ["z"] and not diff.interface
+    args = wg_set_args(complete, diff, lambda peer: "/run/psk")
+    assert args == ["set", "wg0", "peer", K["z"], "allowed-ips", "10.70.0.0/16",
+                    "persistent-keepalive", "15", "preshared-key", "/run/psk",
+                    "endpoint", "39.101.166.124:51820"]
+
+
+def test_the_hub_sets_no_endpoint_for_peers_that_dial_in(spec):
+    from wgmesh_core.live import PeerDiff, wg_set_args
+    hub = host_config(spec, "z", TODAY, K, P)
+    args = wg_set_args(hub, PeerDiff(added=["a", "e"]), lambda peer: f"/run/{peer.name}.psk")
+    assert "endpoint" not in args
+    assert args.count("peer") == 2

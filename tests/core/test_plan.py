@@ -224,3 +224,20 @@ def test_rotating_the_epoch_plans_every_host_and_client(data):
     rotated["preshared_key_epoch"] = 1
     change = plan_change(old, load_network(rotated), TODAY)
     assert change.affected == ["z", "a", "c"] and change.clients_changed == ["e", "f"]
+
+
+def test_plan_change_lists_a_deleted_gateway_so_it_is_converged(data):
+    """A host that exists only in the old revision (its gateway entry deleted) is still planned:
+    it loses its tunnel files and the hub peer; leaving it out would leave it untouched."""
+    import copy
+    from wgmesh_core.diff import plan_change
+    old = load_network(data)
+    without_c = copy.deepcopy(data)
+    del without_c["gateways"]["c"]
+    change = plan_change(old, load_network(without_c), TODAY)
+    assert change.affected == ["z", "a", "c"]
+    by_host = {h.host: h for h in change.hosts}
+    assert by_host["c"].peers_removed == ["z"]
+    assert sorted(by_host["c"].file_diffs) == ["/etc/firewalld/direct.xml", "/etc/sysctl.d/10-ip-forward.conf",
+                                               "/etc/systemd/network/wg0.netdev", "/etc/systemd/network/wg0.network"]
+    assert by_host["z"].peers_removed == ["c"] and by_host["z"].routes_removed == ["192.168.200.0/24"]

@@ -4,8 +4,12 @@ Every change is a real `git push` to the pillar repository in the lab; its
 post-receive hook fires `wgmesh/push`, the reactor runs `wgmesh.on_push`
 (gate, deploy, converge the affected minions), and the tests watch the
 master's event bus, its job list, the live interfaces and real pings.
-Runs after test_article.py on the same network and leaves it as it found it.
+
+Each test starts from, and leaves, the article's developers as test_article.py
+saw them (the autouse fixture pushes them back when a test changed them), and
+sets up what else it needs itself: the tests pass in any order.
 """
+import copy
 import datetime
 import json
 import sys
@@ -64,8 +68,30 @@ class Pinger(threading.Thread):
         return self.count - self.received
 
 
+def push_developers(article, message, developers):
+    return article.push_and_wait(message, article.developers_file(developers))
+
+
 @pytest.fixture(scope="module")
-def g_entry(article):
+def baseline(article):
+    """The developers of the article's network, as deployed before these tests change them."""
+    return copy.deepcopy(article.developers())
+
+
+@pytest.fixture(autouse=True)
+def from_baseline(article, baseline):
+    """Each test starts from the baseline developers and leaves them so (pushed back if changed)."""
+    def restore(when):
+        if article.developers() != baseline:
+            event = push_developers(article, f"back to the article's developers ({when})", baseline)
+            assert event["tag"] == "wgmesh/applied", event
+    restore("before")
+    yield
+    restore("after")
+
+
+@pytest.fixture(scope="module")
+def g_entry(article, baseline):
     """Developer g joins from their laptop (host ne, e's home router) with `wgmesh join`:
     the private key stays there, the printed entry goes into the pull request."""
     lab = article.lab
@@ -82,22 +108,36 @@ def g_key(g_entry):
     return g_entry["public_key"]
 
 
-def push_developers(article, message, developers):
-    return article.push_and_wait(message, article.developers_file(developers))
+def with_g(baseline, g_entry, **fields):
+    """The baseline developers plus g (its `wgmesh join` entry, with ``fields`` changed)."""
+    developers = copy.deepcopy(baseline)
+    developers["g"] = dict(g_entry, **fields)
+    return developers
 
 
-def test_push_adding_a_developer_converges_only_the_hub(article, g_entry, g_key, record_property):
+def g_laptop_up(article):
+    """g (on host ne) imports its current config from ops and brings the tunnel up (again)."""
+    article.lab.wg_quick("ne", "down", check=False)    # fails harmlessly when it is not up
+    article.laptop_up("g", host="ne")
+
+
+def onboard_g(article, baseline, g_entry, **fields):
+    event = push_developers(article, "onboard g", with_g(baseline, g_entry, **fields))
+    assert event["tag"] == "wgmesh/applied", event
+    g_laptop_up(article)
+    assert wait_ping(article.lab, "ne", VPN["z"])
+
+
+def test_push_adding_a_developer_converges_only_the_hub(article, baseline, g_entry, g_key, record_property):
     lab = article.lab
-    developers = article.developers()
-    developers["g"] = g_entry                                         # as `wgmesh join` printed it
     jid = _jid_now()
     start = time.monotonic()
-    event = push_developers(article, "onboard g", developers)
+    event = push_developers(article, "onboard g", with_g(baseline, g_entry))    # as `wgmesh join` printed it
     assert event["tag"] == "wgmesh/applied", event
     assert event["data"]["affected"] == ["z"] and event["data"]["applied"] == {"z": True}
     assert state_jobs_since(lab, jid) == {"z"}
     assert g_key in lab.exec("z", ["wg", "show", "wg0", "peers"]).stdout
-    article.laptop_up("g", host="ne")
+    g_laptop_up(article)
     assert wait_ping(lab, "ne", VPN["z"])
     record_property("push_to_ping_seconds_including_import", round(time.monotonic() - start, 2))
     # g reaches the other developers through z, but no LAN device (no lan_access)
@@ -105,23 +145,21 @@ def test_push_adding_a_developer_converges_only_the_hub(article, g_entry, g_key,
     assert not lab.ping("ne", D, timeout=1) and not lab.ping("ne", B, timeout=1)
 
 
-def test_granting_lan_access_touches_only_that_gateway(article, g_key):
+def test_granting_lan_access_touches_only_that_gateway(article, baseline, g_entry):
     lab = article.lab
-    developers = article.developers()
-    developers["g"]["lan_access"] = ["c"]
+    onboard_g(article, baseline, g_entry)
     jid = _jid_now()
-    event = push_developers(article, "g may reach LAN2", developers)
+    event = push_developers(article, "g may reach LAN2", with_g(baseline, g_entry, lan_access=["c"]))
     assert event["data"]["affected"] == ["c"], event
     assert state_jobs_since(lab, jid) == {"c"}
     assert f"-s {G_ADDRESS}/32" in lab.exec("c", ["iptables", "-S", "WGMESH-FORWARD"]).stdout
     assert f"-s {G_ADDRESS}/32" not in lab.exec("a", ["iptables", "-S", "WGMESH-FORWARD"]).stdout
-    lab.wg_quick("ne", "down")
-    article.laptop_up("g", host="ne")              # its AllowedIPs changed: g re-imports
+    g_laptop_up(article)                           # its AllowedIPs changed: g re-imports
     assert wait_ping(lab, "ne", D)
     assert not lab.ping("ne", B, timeout=1)
 
 
-def test_revoking_e_cuts_e_and_nobody_else(article, record_property):
+def test_revoking_e_cuts_e_and_nobody_else(article, baseline, record_property):
     lab = article.lab
     e_key = lab.exec("e", ["wg", "show", "wg0", "public-key"]).stdout.strip()
     assert lab.ping("e", D)
@@ -143,19 +181,20 @@ def test_revoking_e_cuts_e_and_nobody_else(article, record_property):
     record_property("pings_lost_by_unchanged_peers_during_revoke", lost)
     assert lost == {f"f->{D}": 0, f"a->{VPN['c']}": 0, f"c->{VPN['a']}": 0}
     # and back: e is reinstated, its laptop (still configured) handshakes again
-    developers["e"]["revoked"] = False
-    assert push_developers(article, "reinstate e", developers)["tag"] == "wgmesh/applied"
+    assert push_developers(article, "reinstate e", article.developers() | {"e": baseline["e"]})["tag"] \
+        == "wgmesh/applied"
     assert wait_ping(lab, "e", D)
 
 
-def test_an_invalid_push_is_refused_and_nothing_changes(article, g_key):
+def test_an_invalid_push_is_refused_and_nothing_changes(article):
     lab = article.lab
     deployed = lab.salt_run(["wgmesh.deployed_revision"])
     peers = set(lab.exec("z", ["wg", "show", "wg0", "peers"]).stdout.split())
+    f_key = lab.exec("f", ["wg", "show", "wg0", "public-key"]).stdout.strip()   # f's key in the lab
     developers = article.developers()
-    developers["h"] = {"address": VPN["f"], "public_key": g_key, "lan_acess": "all"}
+    developers["h"] = {"address": VPN["f"], "public_key": f_key, "lan_acess": "all"}
     jid = _jid_now()
-    event = push_developers(article, "bad: h takes f's address, a typo and g's key", developers)
+    event = push_developers(article, "bad: h takes f's address and key, and a typo", developers)
     assert event["tag"] == "wgmesh/gate/refused", event
     problems = "\n".join(event["data"]["problems"])
     assert "developers.h.lan_acess: unknown key" in problems
@@ -169,17 +208,30 @@ def test_an_invalid_push_is_refused_and_nothing_changes(article, g_key):
     problems = "\n".join(event["data"]["problems"])
     assert event["tag"] == "wgmesh/gate/refused"
     assert "developers.h.address: 10.70.0.5 is already taken by developers.f" in problems
-    assert "developers.h.public_key: same public key as developer g" in problems
+    assert "developers.h.public_key: same public key as developer f" in problems
     del developers["h"]
     assert push_developers(article, "fix", developers)["tag"] == "wgmesh/applied"
     assert lab.salt_run(["wgmesh.deployed_revision"]) != deployed
+
+
+def _on_push_found_nothing_new(event):
+    """The return event of a `wgmesh.on_push` run that found the deployed revision unchanged."""
+    data = event["data"]
+    return (event["tag"].startswith("salt/run/") and event["tag"].endswith("/ret")
+            and data.get("fun") == "runner.wgmesh.on_push"
+            and isinstance(data.get("return"), dict) and data["return"].get("result") == "unchanged")
 
 
 def test_a_rewind_is_refused_and_events_from_minions_are_ignored(article):
     """A force-push back to an older revision (which would, say, re-admit a revoked developer) is
     refused; a minion cannot trigger a deployment by sending `wgmesh/push` itself."""
     lab = article.lab
+    developers_sls = (article.work / "wgmesh" / "developers.sls").read_text()
+    event = article.push_and_wait("a comment: a revision to rewind from",
+                                  {"wgmesh/developers.sls": developers_sls + "# reviewed\n"})
+    assert event["tag"] == "wgmesh/applied" and event["data"]["affected"] == [], event
     deployed = lab.salt_run(["wgmesh.deployed_revision"])
+    assert deployed == article.git("rev-parse", "HEAD").stdout.strip()
     article.git("reset", "-q", "--hard", "HEAD~1")
     waiter = article.wait_event("wgmesh/applied|wgmesh/gate/*")
     article.git("push", "-q", "--force", "origin", "main")
@@ -187,14 +239,25 @@ def test_a_rewind_is_refused_and_events_from_minions_are_ignored(article):
     assert event["tag"] == "wgmesh/gate/refused"
     assert "does not descend from the deployed" in event["data"]["problems"][0]
     assert lab.salt_run(["wgmesh.deployed_revision"]) == deployed
+
+    # While upstream is still rewound, minion z sends `wgmesh/push`: acted on, the gate would run
+    # (and refuse again). Then the operator's trusted push restores upstream; its gate run finds
+    # the deployed revision unchanged. The reactor takes events in order, so by the time that run
+    # returns, a run for z's event would have started and fired its events before it.
+    waiter = article.wait_event("wgmesh/push|wgmesh/applied|wgmesh/gate/*|salt/run/*", timeout=120,
+                                until=_on_push_found_nothing_new)
     jid = _jid_now()
     lab.salt(["z", "event.send", "wgmesh/push", '{"new": "HEAD~1"}'])
-    time.sleep(5)
-    assert state_jobs_since(lab, jid) == set() and lab.salt_run(["wgmesh.deployed_revision"]) == deployed
-    # back to the deployed history
     article.git("fetch", "-q", f"file://{article.deployed}", "deployed")
     article.git("reset", "-q", "--hard", "FETCH_HEAD")
     article.git("push", "-q", "--force", "origin", "main")
+    events = waiter.results()
+    pushes = [ev["data"].get("id") for ev in events if ev["tag"] == "wgmesh/push"]
+    assert pushes == ["z", None], events                  # z's event reached the master first
+    gate_runs = [ev for ev in events if ev["tag"].endswith("/new") and ev["data"].get("fun") == "runner.wgmesh.on_push"]
+    assert len(gate_runs) == 1, events                    # only the trusted push's
+    assert not [ev for ev in events if ev["tag"].startswith(("wgmesh/gate/", "wgmesh/applied"))], events
+    assert state_jobs_since(lab, jid) == set() and lab.salt_run(["wgmesh.deployed_revision"]) == deployed
 
 
 def test_drift_is_shown_by_test_mode_and_corrected_and_reported_by_the_schedule(article):
@@ -231,12 +294,10 @@ def test_drift_is_shown_by_test_mode_and_corrected_and_reported_by_the_schedule(
     assert changes_in(lab.salt(["-L", "z,a,c", "state.apply", "wgmesh", "queue=True"], timeout=180)) == {}
 
 
-def test_expiry_revokes_at_the_next_scheduled_run_without_a_push(article, g_key):
+def test_expiry_revokes_at_the_next_scheduled_run_without_a_push(article, baseline, g_entry, g_key):
     """g's access ends today; the hub's scheduled run two days later (faketime) drops g."""
     lab = article.lab
-    developers = article.developers()
-    developers["g"]["expires"] = datetime.date.today()
-    assert push_developers(article, "g until today", developers)["tag"] == "wgmesh/applied"
+    onboard_g(article, baseline, g_entry, expires=datetime.date.today())
     assert g_key in lab.exec("z", ["wg", "show", "wg0", "peers"]).stdout
     later = lab.exec("z", ["faketime", "+2 days", "salt-call", "--out=json", "wgmesh.converge"], timeout=180)
     assert g_key not in lab.exec("z", ["wg", "show", "wg0", "peers"]).stdout, later.stdout
@@ -246,29 +307,32 @@ def test_expiry_revokes_at_the_next_scheduled_run_without_a_push(article, g_key)
     assert g_key in lab.exec("z", ["wg", "show", "wg0", "peers"]).stdout
 
 
-def test_status_lists_handshakes_and_flags_expiring_developers(article, g_key):
+def test_status_lists_handshakes_and_flags_expiring_developers(article, baseline, g_entry):
     """`wgmesh status` (CLI -> salt-run wgmesh.status -> the hub's live `wg show`)."""
     lab = article.lab
+    onboard_g(article, baseline, g_entry, expires=datetime.date.today())
     rows = {row["name"]: row for row in lab.salt_run(["wgmesh.status", "stale_after=600", "soon_days=7"])}
     assert set(rows) == {"a", "c", "e", "f", "g"}
     assert all(rows[name]["handshake_age"] is not None and rows[name]["handshake_age"] < 600
-               for name in ("a", "c", "e", "f"))
+               for name in ("a", "c", "e", "f", "g"))
     assert any(flag.startswith("expires in 0 day(s)") for flag in rows["g"]["flags"])   # g ends today
     assert rows["e"]["flags"] == [] and rows["a"]["flags"] == []
     table = lab.exec("master", ["wgmesh", "status", "--stale-after", "600", "--soon-days", "7"], check=False)
-    assert table.returncode == 1                                   # something is flagged
+    assert table.returncode == 1, table.stderr                     # something is flagged
     assert any(line.startswith("g ") and "expires in 0 day(s)" in line for line in table.stdout.splitlines())
 
 
 def test_a_minion_down_during_the_push_converges_when_it_is_back(article):
     lab = article.lab
     lab.stop_minion("c")
-    developers = article.developers()
-    developers["f"]["lan_access"] = ["a"]          # f loses LAN2: only c's allow-list changes
-    event = push_developers(article, "f: LAN1 only", developers)
-    assert event["data"]["affected"] == ["c"] and event["data"]["applied"] == {"c": False}
-    assert f"-s {VPN['f']}/32" in lab.exec("c", ["iptables", "-S", "WGMESH-FORWARD"]).stdout
-    lab.start_minion("c")                          # its start event makes the reactor apply wgmesh
+    try:
+        developers = article.developers()
+        developers["f"]["lan_access"] = ["a"]          # f loses LAN2: only c's allow-list changes
+        event = push_developers(article, "f: LAN1 only", developers)
+        assert event["data"]["affected"] == ["c"] and event["data"]["applied"] == {"c": False}
+        assert f"-s {VPN['f']}/32" in lab.exec("c", ["iptables", "-S", "WGMESH-FORWARD"]).stdout
+    finally:
+        lab.start_minion("c")                      # its start event makes the reactor apply wgmesh
     deadline = time.monotonic() + 90
     while f"-s {VPN['f']}/32" in lab.exec("c", ["iptables", "-S", "WGMESH-FORWARD"]).stdout:
         assert time.monotonic() < deadline, "c did not converge after it came back"
