@@ -38,7 +38,7 @@ def _dotted(loc: Iterable) -> str:
     return ".".join(str(part) for part in loc) or "(top)"
 
 
-def _shape_problems(error: pydantic.ValidationError) -> list[Problem]:
+def shape_problems(error: pydantic.ValidationError) -> list[Problem]:
     messages: dict[str, list[str]] = {}
     for err in error.errors():
         loc = [part for part in err["loc"] if not (isinstance(part, str) and part.startswith(("function-", "literal[", "list[")))]
@@ -167,7 +167,7 @@ def load_network(data, known_minions: Optional[Iterable[str]] = None) -> Network
     try:
         spec = NetworkSpec.model_validate(data)
     except pydantic.ValidationError as error:
-        raise InvalidNetwork(_shape_problems(error)) from None
+        raise InvalidNetwork(shape_problems(error)) from None
     problems = _relation_problems(spec, set(known_minions) if known_minions is not None else None)
     if problems:
         raise InvalidNetwork(problems)

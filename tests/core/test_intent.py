@@ -1,0 +1,143 @@
+"""Intent tests (tests.yaml): parsing, the problems each bad entry gets, and the verdicts."""
+from __future__ import annotations
+
+import datetime
+
+import pytest
+import yaml
+
+from lab.article import EXPECTED_MATRIX
+from wgmesh_core.intent import TESTS_FILE, check, load_intent, refusals
+from wgmesh_core.validate import InvalidNetwork, load_network
+
+from .conftest import PILLAR, TODAY
+
+
+def example_tests() -> dict:
+    return yaml.safe_load((PILLAR / TESTS_FILE).read_text())
+
+
+def results_for(spec, tests, hosts=None, today=TODAY):
+    return check(spec, load_intent({"hosts": hosts or {}, "tests": tests}, spec, today), today)
+
+
+def problems_for(spec, data):
+    with pytest.raises(InvalidNetwork) as info:
+        load_intent(data, spec, TODAY)
+    return {p.where: p.what for p in info.value.problems}
+
+
+def test_every_test_of_the_example_pillar_passes(spec):
+    results = check(spec, load_intent(example_tests(), spec, TODAY), TODAY)
+    assert len(results) >= 20
+    assert refusals(results) == []
+    assert {r.prediction.via for r in results if r.prediction.reach} == {"tunnel", "on-link"}
+    assert sum(1 for r in results if not r.prediction.reach) >= 5
+
+
+def test_the_example_tests_hold_the_labs_whole_matrix(spec):
+    """Every (source, destination, expected) the lab measures is a test with that expectation."""
+    data = example_tests()
+    addresses = {**data["hosts"], **{name: str(dev.address) for name, dev in spec.developers.items()},
+                 **{gid: str(gw.address) for gid, gw in spec.gateways.items()}, spec.hub.minion: str(spec.hub.address)}
+    declared = {(t["from"], addresses.get(t["to"], t["to"]), t["expect"] == "reach")
+                for t in data["tests"] if "at" not in t}
+    missing = [cell for cell in EXPECTED_MATRIX if cell not in declared]
+    assert not missing, missing
+
+
+def test_a_broken_test_is_named_with_its_reason(data):
+    data["developers"]["e"]["lan_access"] = ["c"]
+    spec = load_network(data)
+    results = check(spec, load_intent(example_tests(), spec, TODAY), TODAY)
+    broken = {str(p) for p in refusals(results)}
+    assert ("tests[4]: e -> b:22/tcp expected reach: blocked by gateway a's allow-list: e's lan_access [c] does not "
+            "include a, so e's client does not route 192.168.201.10 into the tunnel (AllowedIPs 10.70.0.0/16, "
+            "192.168.200.0/24)") in broken
+    assert sorted(p.where.split(" ")[0] for p in refusals(results)) == ["tests[19]", "tests[21]", "tests[2]", "tests[4]"]
+    # LAN2 alone has no covering prefix (any would hold LAN1): the exact /24 makes e in the office hairpin
+    assert any(text.startswith("tests[19] (e in the Beijing office): e (in c's LAN) -> d expected reach via on-link: "
+                               "reaches via tunnel: e -> z -> c -> d") for text in broken)
+    message = next(r.message for r in results if r.index == 2)
+    assert message.startswith("tests[2] e -> b expected reach via tunnel: blocked by gateway a's allow-list")
+
+
+def test_expected_blocked_that_reaches_is_refused(spec):
+    [result] = results_for(spec, [{"from": "z", "to": "c", "expect": "blocked"}])
+    assert not result.passed
+    assert result.message == "tests[0] z -> c expected blocked: reaches via tunnel: z -> c"
+
+
+def test_the_way_is_part_of_the_expectation(data):
+    data["developers"]["e"]["platform"] = "windows"
+    spec = load_network(data)
+    [result] = results_for(spec, [{"from": "e", "at": "c", "to": "192.168.200.244", "expect": "reach", "via": "on-link"}])
+    assert not result.passed and result.prediction.reach and result.prediction.via == "tunnel"
+    assert "expected reach via on-link: reaches via tunnel: e -> z -> c" in result.message
+
+
+def test_a_date_evaluates_expiry_as_of_that_day(data):
+    data["developers"]["e"]["expires"] = "2025-06-30"
+    spec = load_network(data)
+    results = results_for(spec, [
+        {"from": "e", "to": "d", "expect": "reach"},
+        {"from": "e", "to": "d", "expect": "blocked", "date": "2025-07-01", "name": "e's contract ends in June"},
+        {"from": "e", "to": "d", "expect": "reach", "date": "2025-07-01"}], hosts={"d": "192.168.200.244"})
+    assert [r.passed for r in results] == [True, True, False]
+    assert results[2].message == ("tests[2] e -> d expected reach: developer e expired on 2025-06-30 "
+                                  "(as of 2025-07-01): the hub has no peer for it")
+    assert results[1].where == "tests[1] (e's contract ends in June)"
+
+
+@pytest.mark.parametrize("entry, where, what", [
+    ({"from": "ee", "to": "d", "expect": "reach"}, "tests[0].from", "'ee' is neither the hub"),
+    ({"from": "e", "to": "8.8.8.8", "expect": "blocked"}, "tests[0].to", "outside the VPN network"),
+    ({"from": "10.70.0.99", "to": "e", "expect": "blocked"}, "tests[0].from", "belongs to no host or developer"),
+    ({"from": "e", "to": "d", "expect": "reach", "port": 22}, "tests[0].port", "a port needs proto tcp or udp"),
+    ({"from": "e", "to": "d", "expect": "reach", "proto": "tcp"}, "tests[0].port", "proto tcp needs a port"),
+    ({"from": "e", "to": "d", "expect": "blocked", "via": "tunnel"}, "tests[0].via", "only a test that expects reach"),
+    ({"from": "z", "at": "c", "to": "d", "expect": "reach"}, "tests[0].at", "z is not a developer"),
+    ({"from": "e", "at": "q", "to": "d", "expect": "reach"}, "tests[0].at", "'q' is not a gateway"),
+    ({"from": "e", "to": "d", "expect": "maybe"}, "tests[0].expect", "Input should be 'reach' or 'blocked'"),
+    ({"from": "e", "to": "d", "expect": "reach", "prot": "tcp"}, "tests[0].prot", "unknown key"),
+    ({"to": "d", "expect": "reach"}, "tests[0].from", "required key is missing"),
+    ({"from": "e", "to": "d", "expect": "reach", "name": "<script>"}, "tests[0].name", "should match pattern"),
+    ({"from": "e", "to": "d", "expect": "reach", "port": 70000, "proto": "tcp"}, "tests[0].port", "less than or equal"),
+])
+def test_each_bad_entry_is_named(spec, entry, where, what):
+    problems = problems_for(spec, {"hosts": {"d": "192.168.200.244"}, "tests": [entry]})
+    assert where in problems, problems
+    assert what in problems[where]
+
+
+@pytest.mark.parametrize("hosts, where, what", [
+    ({"b": "10.1.2.3"}, "hosts.b", "10.1.2.3 is in no gateway's LAN"),
+    ({"e": "192.168.201.10"}, "hosts.e", "also the name of a host or developer"),
+    ({"gw": "192.168.200.248"}, "hosts.gw", "gateway c's own address: name c"),
+    ({"b": "192.168.201.0/24"}, "hosts.b", "not an IPv4 address"),
+])
+def test_bad_named_hosts(spec, hosts, where, what):
+    problems = problems_for(spec, {"hosts": hosts, "tests": []})
+    assert what in problems[where], problems
+
+
+def test_the_file_must_be_a_mapping(spec):
+    assert problems_for(spec, ["from: e"]) == {"tests.yaml": "expected a mapping with hosts and tests, got list"}
+
+
+def test_no_tests_file_is_no_tests(spec):
+    assert check(spec, load_intent(None, spec, TODAY), TODAY) == []
+
+
+def test_every_problem_at_once(spec):
+    problems = problems_for(spec, {"tests": [{"from": "x", "to": "d", "expect": "reach"},
+                                             {"from": "e", "to": "y", "expect": "reach"}]})
+    assert set(problems) == {"tests[0].from", "tests[0].to", "tests[1].to"}
+
+
+def test_today_applies_to_tests_without_a_date(data):
+    data["developers"]["e"]["expires"] = "2025-06-30"
+    spec = load_network(data)
+    [before] = results_for(spec, [{"from": "e", "to": "f", "expect": "reach"}], today=datetime.date(2025, 6, 30))
+    [after] = results_for(spec, [{"from": "e", "to": "f", "expect": "reach"}], today=datetime.date(2025, 7, 1))
+    assert before.passed and not after.passed

@@ -1,0 +1,165 @@
+"""reach.Reachability: each way a connection gets through or is stopped, and the reason given."""
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from wgmesh_core.reach import ON_LINK, TUNNEL, Reachability
+from wgmesh_core.validate import load_network
+
+from .conftest import TODAY
+
+HOSTS = {"b": "192.168.201.10", "d": "192.168.200.244"}
+
+
+def predict(spec, source, destination, at=None, today=TODAY):
+    reach = Reachability(spec, today)
+    start = reach.endpoint(source, HOSTS)
+    if at:
+        start = reach.in_office(start, at)
+    return reach.predict(start, reach.endpoint(destination, HOSTS))
+
+
+def test_article_paths_go_through_the_hub_and_the_gateway(spec):
+    to_d = predict(spec, "e", "d")
+    assert (to_d.reach, to_d.via, to_d.path) == (True, TUNNEL, ("e", "z", "c", "d"))
+    to_b = predict(spec, "f", "b")
+    assert (to_b.reach, to_b.via, to_b.path) == (True, TUNNEL, ("f", "z", "a", "b"))
+    assert predict(spec, "e", "f").path == ("e", "z", "f")
+    assert predict(spec, "a", "c").path == ("a", "z", "c")
+
+
+def test_masquerade_shows_the_gateway_lan_address_and_route_mode_keeps_the_source(spec):
+    to_d = predict(spec, "e", "d")
+    assert to_d.seen_as == "192.168.200.248" and "c masquerades" in to_d.reason
+    to_b = predict(spec, "e", "b")
+    assert to_b.seen_as is None and to_b.assumes == ()     # r1 carries the static route (managed)
+
+
+def test_masquerade_mode_lan_hosts_cannot_dial_the_vpn(spec):
+    got = predict(spec, "d", "f")
+    assert not got.reach
+    assert got.reason == ("192.168.200.0/24 is in masquerade mode: its router has no route for 10.70.0.0/16, "
+                          "so its hosts cannot open connections into the VPN")
+
+
+def test_the_hub_is_blocked_by_each_allow_list(spec):
+    got = predict(spec, "z", "d")
+    assert (got.reach, got.reason) == (False, "blocked by gateway c's allow-list (the hub is never allowed)")
+    assert got.path == ("z", "c")
+
+
+def test_developer_without_lan_access_is_blocked_by_the_allow_list_and_its_routes(data):
+    data["developers"]["e"]["lan_access"] = ["a"]
+    got = predict(load_network(data), "e", "d")
+    assert not got.reach
+    assert got.reason == ("blocked by gateway c's allow-list: e's lan_access [a] does not include c, so e's client "
+                          "does not route 192.168.200.244 into the tunnel (AllowedIPs 10.70.0.0/16, 192.168.201.0/24)")
+    assert predict(load_network(data), "e", "b").reach
+
+
+def test_a_lan_host_cannot_open_connections_into_the_tunnel(spec):
+    got = predict(spec, "b", "e")
+    assert not got.reach and got.reason.startswith("blocked by gateway a's hardening")
+    assert got.path == ("b", "a")
+
+
+def test_a_lan_host_reaches_its_gateway_through_its_router(spec):
+    got = predict(spec, "b", "a")
+    assert (got.reach, got.via) == (True, ON_LINK)
+
+
+def test_revoked_developer(data):
+    data["developers"]["e"]["revoked"] = True
+    spec = load_network(data)
+    out = predict(spec, "e", "d")
+    assert (out.reach, out.reason) == (False, "developer e is revoked: the hub has no peer for it")
+    back = predict(spec, "f", "e")
+    assert (back.reach, back.reason) == (False, "hub z has no peer for 10.70.0.4 (developer e is revoked)")
+
+
+def test_expiry_is_evaluated_as_of_the_date(data):
+    data["developers"]["e"]["expires"] = "2025-06-30"
+    spec = load_network(data)
+    assert predict(spec, "e", "d", today=datetime.date(2025, 6, 30)).reach
+    after = predict(spec, "e", "d", today=datetime.date(2025, 7, 1))
+    assert (after.reach, after.reason) == (
+        False, "developer e expired on 2025-06-30 (as of 2025-07-01): the hub has no peer for it")
+    assert predict(spec, "f", "e", today=datetime.date(2025, 7, 1)).reason == (
+        "hub z has no peer for 10.70.0.4 (developer e expired on 2025-06-30)")
+
+
+def test_hub_has_no_peer_for_an_unassigned_address(spec):
+    got = predict(spec, "e", "10.70.0.99")
+    assert (got.reach, got.reason) == (False, "hub z has no peer for 10.70.0.99 (no host or developer has this address)")
+
+
+def test_revoked_gateway_lan_is_not_routed_by_the_hub(data):
+    data["gateways"]["c"]["revoked"] = True
+    data["gateways"]["a"]["lan_access"] = "none"
+    data["gateways"]["c"]["lan_access"] = "none"
+    spec = load_network(data)
+    got = predict(spec, "e", "d")
+    assert (got.reach, got.reason) == (False, "hub z has no route for 192.168.200.244 into the tunnel")
+    assert predict(spec, "e", "c").reason == "hub z has no peer for 10.70.0.3 (gateway c is revoked)"
+
+
+def test_on_link_in_the_office_thanks_to_the_covering_prefix(spec):
+    got = predict(spec, "e", "d", at="c")
+    assert (got.reach, got.via, got.path) == (True, ON_LINK, ("e", "d"))
+    assert "192.168.0.0/16 is shorter" in got.reason
+    # the other office is still through the tunnel
+    assert predict(spec, "e", "b", at="c").via == TUNNEL
+
+
+def test_windows_in_the_office_hairpins_through_the_hub(data):
+    data["developers"]["e"]["platform"] = "windows"
+    got = predict(load_network(data), "e", "d", at="c")
+    assert (got.reach, got.via) == (True, TUNNEL)
+    assert "hairpins through the hub" in got.reason and got.path == ("e", "z", "c", "d")
+
+
+def test_on_link_even_when_the_developer_may_not_use_that_lan_through_the_tunnel(data):
+    data["developers"]["e"]["lan_access"] = "none"
+    got = predict(load_network(data), "e", "d", at="c")
+    assert (got.reach, got.via) == (True, ON_LINK) and "does not route that LAN" in got.reason
+
+
+def test_route_mode_without_a_managed_router_depends_on_its_admin(data):
+    del data["gateways"]["a"]["lan_router"]
+    got = predict(load_network(data), "e", "b")
+    assert got.reach
+    assert got.assumes == ("the router of 192.168.201.0/24 routes 10.70.0.0/16 via 192.168.201.247: wgmesh does not "
+                           "manage it, its admin must add that route",)
+
+
+def test_gateway_lan_access_without_a_route(spec):
+    got = predict(spec, "c", "b")
+    assert not got.reach
+    assert got.reason == ("gateway c has no route for 192.168.201.10 into the tunnel (it routes only 10.70.0.0/16); "
+                          "its lan_access admits c's VPN address into a's LAN, but nothing routes c's own traffic there")
+
+
+def test_gateway_lan_address_is_the_gateway_itself(spec):
+    reach = Reachability(spec, TODAY)
+    target = reach.endpoint("192.168.200.248")
+    assert (target.kind, target.gateway) == ("gateway", "c")
+    assert reach.predict(reach.endpoint("e"), target).path == ("e", "z", "c", "192.168.200.248")
+
+
+@pytest.mark.parametrize("ref, why", [
+    ("nobody", "is neither the hub, a gateway, a developer, a named LAN host nor an address"),
+    ("8.8.8.8", "8.8.8.8 is outside the VPN network 10.70.0.0/16 and every gateway's LAN"),
+])
+def test_unknown_endpoints_are_refused(spec, ref, why):
+    with pytest.raises(ValueError, match=why):
+        Reachability(spec, TODAY).endpoint(ref, HOSTS)
+
+
+def test_in_office_needs_a_developer_and_a_gateway(spec):
+    reach = Reachability(spec, TODAY)
+    with pytest.raises(ValueError, match="z is not a developer"):
+        reach.in_office(reach.endpoint("z"), "c")
+    with pytest.raises(ValueError, match="'q' is not a gateway"):
+        reach.in_office(reach.endpoint("e"), "q")
