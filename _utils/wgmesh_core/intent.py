@@ -150,13 +150,17 @@ def _relation_problems(intent: Intent, spec: NetworkSpec, reach: Reachability) -
 
 
 def check(spec: NetworkSpec, intent: Intent, today: datetime.date) -> list[IntentResult]:
-    """Every test's prediction, as of its own date or ``today`` (one Reachability per date)."""
-    by_date: dict[datetime.date, Reachability] = {}
+    """Every test's prediction, as of its own date or ``today``: the plan is derived once, for the
+    earliest of those dates (``Reachability.as_of``)."""
+    days = sorted({test.date or today for test in intent.tests})
+    if not days:
+        return []
+    earliest = Reachability(spec, days[0])    # later days only take expired developers out
+    by_date = {day: earliest.as_of(day) for day in days}
     hosts = {name: str(address) for name, address in intent.hosts.items()}
     results = []
     for index, test in enumerate(intent.tests):
-        day = test.date or today
-        reach = by_date.get(day) or by_date.setdefault(day, Reachability(spec, day))
+        reach = by_date[test.date or today]
         source, destination = reach.endpoint(test.source, hosts), reach.endpoint(test.to, hosts)
         if test.at is not None:
             source = reach.in_office(source, test.at)

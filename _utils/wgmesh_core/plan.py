@@ -66,9 +66,10 @@ def active_gateways(spec: NetworkSpec) -> dict[str, Gateway]:
     return {gid: gw for gid, gw in spec.gateways.items() if not gw.revoked}
 
 
-def reachable_gateways(spec: NetworkSpec, lan_access) -> list[str]:
-    """The gateway ids whose LAN a peer with this ``lan_access`` may open connections into."""
-    gateways = active_gateways(spec)
+def reachable_gateways(spec: NetworkSpec, lan_access, gateways: Optional[dict] = None) -> list[str]:
+    """The gateway ids whose LAN a peer with this ``lan_access`` may open connections into
+    (``gateways``: ``active_gateways(spec)``, when the caller has it already)."""
+    gateways = active_gateways(spec) if gateways is None else gateways
     if lan_access == "all":
         return list(gateways)
     if lan_access == "none":
@@ -133,9 +134,10 @@ def _missing_keys(spec, config, peer, public_key, psks, psk_name=None) -> bool:
 
 def allowed_sources(spec: NetworkSpec, gid: str, today: datetime.date) -> list[str]:
     """VPN /32s that may open new connections into gateway ``gid``'s LAN (never the hub)."""
-    peers = [(other.address, other.lan_access) for other_id, other in active_gateways(spec).items() if other_id != gid]
+    gateways = active_gateways(spec)
+    peers = [(other.address, other.lan_access) for other_id, other in gateways.items() if other_id != gid]
     peers += [(dev.address, dev.lan_access) for dev in active_developers(spec, today).values()]
-    sources = [address for address, access in peers if gid in reachable_gateways(spec, access)]
+    sources = [address for address, access in peers if gid in reachable_gateways(spec, access, gateways)]
     return [f"{address}/32" for address in sorted(sources)]
 
 

@@ -17,7 +17,10 @@ it with what it measures.
 """
 from __future__ import annotations
 
+import copy
 import datetime
+import functools
+import socket
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -82,49 +85,120 @@ class _Walk:
             self.path.append(hop)
 
 
-class _PrefixTable:
-    """Longest-prefix match over (prefix, value) pairs: one dict lookup per prefix length."""
+def _prefix(text) -> tuple[int, int]:
+    """(network as an int, prefix length) of ``a.b.c.d/n`` or of an address (/32)."""
+    address, _, length = str(text).partition("/")
+    return int.from_bytes(socket.inet_aton(address), "big"), int(length or 32)
+
+
+def _mask(length: int) -> int:
+    return (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF
+
+
+class _Prefixes:
+    """A set of prefixes with a longest-prefix match: one dict lookup per prefix length."""
 
     def __init__(self, entries):
+        """``entries``: (prefix, value) pairs; the first value given for a prefix stays."""
         self._by_length: dict[int, dict[int, object]] = {}
         for prefix, value in entries:
-            net = netaddr.IPNetwork(prefix)
-            self._by_length.setdefault(net.prefixlen, {}).setdefault(int(net.network), value)
+            network, length = _prefix(prefix)
+            self._by_length.setdefault(length, {}).setdefault(network, value)
         self._lengths = sorted(self._by_length, reverse=True)
 
-    def lookup(self, address: netaddr.IPAddress):
+    def lookup(self, address):
         value = int(address)
         for length in self._lengths:
-            found = self._by_length[length].get(value & ((0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF))
+            found = self._by_length[length].get(value & _mask(length))
             if found is not None:
                 return found
         return None
 
+    def covering(self, address) -> list:
+        """Every prefix holding ``address``, longest first, as netaddr networks."""
+        value = int(address)
+        return [netaddr.IPNetwork((value & _mask(length), length)) for length in self._lengths
+                if (value & _mask(length)) in self._by_length[length]]
 
-def _covering(prefixes, address) -> list:
-    return [net for net in map(netaddr.IPNetwork, prefixes) if address in net]
+
+@dataclass
+class _Derived:
+    """What the plan derives for one date: the configs the predictions read."""
+    hub: HostConfig
+    gateways: dict             # gateway id -> HostConfig (active gateways)
+    routers: dict              # LAN router minion id -> HostConfig
+    hub_peers: _Prefixes       # the hub's peers by their AllowedIPs
+    hub_routes: list           # what the hub routes into the tunnel (netaddr networks)
+    allowed: dict              # gateway id -> frozenset of VPN /32s its allow-list admits
+    tunnel_sources: dict       # gateway id -> _Prefixes of the sources its hub peer accepts
+    client_routes: dict = field(default_factory=dict)   # developer -> (AllowedIPs strings, _Prefixes)
+
+    @classmethod
+    def of(cls, spec: NetworkSpec, today: datetime.date) -> "_Derived":
+        public, psks = stand_in_keys(spec)   # every key known: this is about reachability, not key delivery
+        hub = host_config(spec, spec.hub.minion, today, public, psks)
+        gateways = {gid: host_config(spec, gid, today, public, psks) for gid in active_gateways(spec)}
+        routers = {gw.lan_router: host_config(spec, gw.lan_router, today)
+                   for gw in active_gateways(spec).values() if gw.lan_router}
+        return cls(hub, gateways, routers,
+                   hub_peers=_Prefixes((ip, peer) for peer in hub.peers for ip in peer.allowed_ips),
+                   hub_routes=[spec.network] + [netaddr.IPNetwork(r) for r in hub.interface_routes],
+                   allowed={gid: frozenset(c.firewall.allow_sources) for gid, c in gateways.items()},
+                   tunnel_sources={gid: _Prefixes((ip, True) for p in c.peers for ip in p.allowed_ips)
+                                   for gid, c in gateways.items()})
 
 
 class Reachability:
-    """Predictions for one network as of one date (see the module docstring)."""
+    """Predictions for one network as of one date (see the module docstring).
+
+    Names resolve at once; the plan's configs are derived on the first prediction.  ``as_of``
+    gives the same network on a later date without deriving it again."""
 
     def __init__(self, spec: NetworkSpec, today: datetime.date):
         self.spec, self.today = spec, today
-        public, psks = stand_in_keys(spec)   # every key known: this is about reachability, not key delivery
-        self.hub = host_config(spec, spec.hub.minion, today, public, psks)
-        self.gateways: dict[str, HostConfig] = {
-            gid: host_config(spec, gid, today, public, psks) for gid in active_gateways(spec)}
-        self.routers: dict[str, HostConfig] = {
-            gw.lan_router: host_config(spec, gw.lan_router, today)
-            for gw in active_gateways(spec).values() if gw.lan_router}
-        self._hub_peers = _PrefixTable((ip, peer) for peer in self.hub.peers for ip in peer.allowed_ips)
-        self._hub_routes = [spec.network] + [netaddr.IPNetwork(r) for r in self.hub.interface_routes]
-        self._allowed = {gid: frozenset(config.firewall.allow_sources) for gid, config in self.gateways.items()}
         self._owners: dict[int, tuple[str, str]] = {int(spec.hub.address): ("hub", spec.hub.minion)}
         self._owners.update({int(gw.address): ("gateway", gid) for gid, gw in spec.gateways.items()})
         self._owners.update({int(dev.address): ("developer", name) for name, dev in spec.developers.items()})
-        self._lans = _PrefixTable((gw.lan, gid) for gid, gw in spec.gateways.items())
-        self._client_routes: dict[str, tuple[str, ...]] = {}
+        self._lans = _Prefixes((gw.lan, gid) for gid, gw in spec.gateways.items())
+        self._gone: frozenset = frozenset()    # developers the derived configs hold but who expired since
+
+    @functools.cached_property
+    def _plan(self) -> _Derived:
+        return _Derived.of(self.spec, self.today)
+
+    @property
+    def hub(self) -> HostConfig:
+        return self._plan.hub
+
+    @property
+    def gateways(self) -> dict:
+        return self._plan.gateways
+
+    @property
+    def routers(self) -> dict:
+        return self._plan.routers
+
+    def as_of(self, day: datetime.date) -> "Reachability":
+        """The same network on ``day``.  A later day only takes developers out (their expiry), so
+        the configs derived for today serve it with those developers left out; an earlier day is
+        derived afresh."""
+        if day == self.today:
+            return self
+        if day < self.today:
+            return Reachability(self.spec, day)
+        later = copy.copy(self)      # shares the derived configs (computed first) and the name tables
+        later._plan, later.today = self._plan, day
+        later._gone = self._gone | {name for name, dev in self.spec.developers.items()
+                                    if self.spec.is_active(dev, self.today) and not self.spec.is_active(dev, day)}
+        return later
+
+    def _hub_peer(self, address):
+        peer = self._plan.hub_peers.lookup(address)
+        return None if peer is not None and peer.name in self._gone else peer
+
+    def _admits(self, gid: str, source) -> bool:
+        owner = self._owners.get(int(source), (None, None))[1]
+        return f"{source}/32" in self._plan.allowed[gid] and owner not in self._gone
 
     # --- naming --------------------------------------------------------------------------
 
@@ -198,10 +272,10 @@ class Reachability:
 
     def _from_developer(self, walk: _Walk) -> str:
         name, dst = walk.source.name, walk.destination.address
-        routes = self.client_allowed_ips(name)
+        routes, table = self._client(name)
         if walk.source.at is not None and dst in self.spec.gateways[walk.source.at].lan:
             lan = self.spec.gateways[walk.source.at].lan
-            covering = _covering(routes, dst)
+            covering = table.covering(dst)
             if all(net.prefixlen < lan.prefixlen for net in covering):
                 walk.notes.append(f"{name} sits in {lan}; " + (
                     f"its tunnel's {', '.join(map(str, covering))} is shorter, so the LAN's own route wins"
@@ -214,7 +288,7 @@ class Reachability:
             raise _Blocked(f"developer {name} is revoked: the hub has no peer for it")
         if dev.expires is not None and dev.expires < self.today:
             raise _Blocked(f"developer {name} expired on {dev.expires} (as of {self.today}): the hub has no peer for it")
-        if not _covering(routes, dst):
+        if table.lookup(dst) is None:
             raise _Blocked(self._not_routed(name, dst, routes))
         self._through_hub(walk, sender=name)
         return TUNNEL
@@ -224,8 +298,7 @@ class Reachability:
         of it (the gateway's allow-list and the developer's lan_access) when that is the cause."""
         not_routed = f"{name}'s client does not route {dst} into the tunnel (AllowedIPs {', '.join(routes)})"
         gid = self._lans.lookup(dst)
-        address = self.spec.developers[name].address
-        if gid is None or gid not in self.gateways or f"{address}/32" in self._allowed[gid]:
+        if gid is None or gid not in self.gateways or self._admits(gid, self.spec.developers[name].address):
             return not_routed
         access = self.spec.developers[name].lan_access
         text = access if isinstance(access, str) else "[" + ", ".join(access) + "]"
@@ -250,7 +323,7 @@ class Reachability:
         if not any(dst in net for net in routed):
             raise _Blocked(f"gateway {gid} has no route for {dst} into the tunnel (it routes only "
                            f"{', '.join(map(str, routed))}){self._gateway_access_note(gid, dst)}")
-        if not any(_covering(peer.allowed_ips, dst) for peer in config.peers):
+        if self._plan.tunnel_sources[gid].lookup(dst) is None:
             raise _Blocked(f"gateway {gid}'s hub peer does not carry {dst}")
         self._through_hub(walk, sender=gid)
         return TUNNEL
@@ -299,7 +372,7 @@ class Reachability:
     def _through_hub(self, walk: _Walk, sender: str) -> None:
         """The hub accepts the packet only when the sending peer's AllowedIPs hold its source."""
         hub, source = self.spec.hub.minion, walk.source.address
-        peer = self._hub_peers.lookup(source)
+        peer = self._hub_peer(source)
         if peer is None or peer.name != sender:
             raise _Blocked(f"hub {hub} drops it: {source} is not in the AllowedIPs of its peer {sender}")
         walk.arrive(hub)
@@ -309,20 +382,20 @@ class Reachability:
     def _hub_to_peer(self, walk: _Walk) -> None:
         hub, dst, src = self.spec.hub.minion, walk.destination.address, walk.source.address
         walk.arrive(hub)
-        if not any(dst in net for net in self._hub_routes):
+        if not any(dst in net for net in self._plan.hub_routes):
             raise _Blocked(f"hub {hub} has no route for {dst} into the tunnel")
-        peer = self._hub_peers.lookup(dst)
+        peer = self._hub_peer(dst)
         if peer is None:
             raise _Blocked(f"hub {hub} has no peer for {dst} ({self._why_no_peer(dst)})")
         if peer.kind == "developer":
-            routes = self.client_allowed_ips(peer.name)
-            if not _covering(routes, src):
+            routes, table = self._client(peer.name)
+            if table.lookup(src) is None:
                 raise _Blocked(f"developer {peer.name}'s client drops it: {src} is not in its AllowedIPs "
                                f"({', '.join(routes)})")
             return
         gid, config = peer.name, self.gateways[peer.name]
-        accepted = [ip for p in config.peers for ip in p.allowed_ips]
-        if not _covering(accepted, src):
+        if self._plan.tunnel_sources[gid].lookup(src) is None:
+            accepted = [ip for p in config.peers for ip in p.allowed_ips]
             raise _Blocked(f"gateway {gid} drops it: its tunnel accepts sources in {', '.join(accepted)} only")
         walk.arrive(gid)
         gw = self.spec.gateways[gid]
@@ -337,7 +410,7 @@ class Reachability:
     def _gateway_forward(self, walk: _Walk, gid: str, into_lan: bool) -> None:
         """The gateway's hardening: a new forwarded connection passes only from an allowed VPN source."""
         source = walk.source.address
-        if f"{source}/32" in self._allowed[gid]:
+        if self._admits(gid, source):
             return
         lan = self.spec.gateways[gid].lan
         if not into_lan:
@@ -365,8 +438,12 @@ class Reachability:
         return f"{kind} {name} has no peer entry"
 
     def client_allowed_ips(self, developer: str) -> tuple[str, ...]:
-        """A developer's client AllowedIPs (``plan.client_routes``), computed once."""
-        routes = self._client_routes.get(developer)
-        if routes is None:
-            routes = self._client_routes[developer] = client_routes(self.spec, developer).allowed_ips
-        return routes
+        """A developer's client AllowedIPs (``plan.client_routes``)."""
+        return self._client(developer)[0]
+
+    def _client(self, developer: str) -> tuple:
+        found = self._plan.client_routes.get(developer)
+        if found is None:
+            routes = client_routes(self.spec, developer).allowed_ips
+            found = self._plan.client_routes[developer] = (routes, _Prefixes((r, True) for r in routes))
+        return found

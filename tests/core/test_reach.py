@@ -163,3 +163,24 @@ def test_in_office_needs_a_developer_and_a_gateway(spec):
         reach.in_office(reach.endpoint("z"), "c")
     with pytest.raises(ValueError, match="'q' is not a gateway"):
         reach.in_office(reach.endpoint("e"), "q")
+
+
+def test_a_later_date_from_the_derived_configs_equals_deriving_that_date(data):
+    """as_of(day) reuses today's configs minus the developers expired since: every cell must match
+    a fresh derivation for that day."""
+    data["developers"]["e"]["expires"] = "2025-06-20"
+    data["developers"]["f"]["expires"] = "2025-07-10"
+    data["developers"]["g"] = {"address": "10.70.0.7", "public_key": "R0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0c=",
+                               "lan_access": ["c"], "expires": "2025-06-14"}
+    spec = load_network(data)
+    base = Reachability(spec, TODAY)
+    names = ["z", "a", "c", "e", "f", "g", "b", "d", "192.168.200.248", "10.70.0.99"]
+    for day in (TODAY, datetime.date(2025, 6, 21), datetime.date(2025, 7, 11)):
+        view, fresh = base.as_of(day), Reachability(spec, day)
+        for source in names[:-1]:
+            for destination in names:
+                got = view.predict(view.endpoint(source, HOSTS), view.endpoint(destination, HOSTS))
+                want = fresh.predict(fresh.endpoint(source, HOSTS), fresh.endpoint(destination, HOSTS))
+                assert got == want, (day, source, destination)
+    assert not base.as_of(datetime.date(2025, 6, 21)).predict(base.endpoint("f"), base.endpoint("e")).reach
+    assert base.as_of(datetime.date(2025, 6, 1)).today == datetime.date(2025, 6, 1)   # earlier: derived afresh
