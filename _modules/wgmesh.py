@@ -48,6 +48,15 @@ def _today():
     return datetime.date.today()
 
 
+def _rendered(render, *args):
+    """``render(*args)``; a value the templates refuse (a newline or control character) fails
+    the call with the core's message naming it, and nothing is written."""
+    try:
+        return render(*args)
+    except wgmesh_core.render.UnsafeValue as error:
+        raise CommandExecutionError(str(error)) from None
+
+
 def network():
     """
     The validated network definition from pillar, as a dict (defaults filled in).
@@ -93,8 +102,10 @@ def role():
 
 def host_keys():
     """
-    Public keys of the hub and gateways: the Salt mine, then the ``wgmesh_host_keys`` pillar,
-    and this minion's own key file.
+    Public keys of the hub and gateways this minion plans with, and the hosts left out because
+    of the key they published. With the master's ``wgmesh_secrets`` ext_pillar, these are the
+    keys it pinned at first publish (served as the ``wgmesh_keys`` pillar); without it
+    (masterless), the Salt mine and the ``wgmesh_host_keys`` pillar, checked here.
 
     CLI Example:
 
@@ -102,34 +113,42 @@ def host_keys():
 
         salt z wgmesh.host_keys
     """
-    spec = _spec()
-    hosts = wgmesh_core.managed_hosts(spec)
-    keys = dict(_pillar().get("wgmesh_host_keys") or {})
+    resolved = _resolved_keys(_spec())
+    return {"accepted": resolved.accepted, "refused": resolved.refused}
+
+
+def _resolved_keys(spec):
+    served = _pillar().get("wgmesh_keys")
+    if served is not None:
+        return wgmesh_core.hostkeys.served_host_keys(spec, served)
+    published = dict(_pillar().get("wgmesh_host_keys") or {})
     try:
-        mined = __salt__["mine.get"](",".join(hosts), MINE_FUNCTION, tgt_type="list") or {}
+        mined = __salt__["mine.get"](",".join(wgmesh_core.hostkeys.keyed_hosts(spec)), MINE_FUNCTION,
+                                     tgt_type="list") or {}
     except Exception as error:  # pylint: disable=broad-except
         # no silent fallback: planning without the mine would take live peers for revoked
         raise CommandExecutionError(f"wgmesh: cannot read public keys from the Salt mine: {error}")
-    for host, key in mined.items():
-        if key and wgmesh_core.key_problem(key) is None:
-            keys[host] = key
-        elif key:   # a mined value goes into config files: only a real key may
-            log.error("wgmesh: ignoring the mined public key of %s: %s", host, wgmesh_core.key_problem(key))
+    published.update({host: key for host, key in mined.items() if key})
     own = public_key()
     if own:
-        keys[__opts__["id"]] = own
-    return keys
+        published[__opts__["id"]] = own
+    resolved = wgmesh_core.hostkeys.resolve_host_keys(spec, published)
+    for host, why in resolved.refused.items():
+        log.error("wgmesh: %s is left out: %s", host, why)
+    return resolved
+
+
+def _plan():
+    """(spec, this host's config, the resolved host keys)."""
+    spec = _spec()
+    resolved = _resolved_keys(spec)
+    cfg = wgmesh_core.host_config(spec, __opts__["id"], _today(), resolved.accepted,
+                                  _pillar().get("wgmesh_psk") or {}, resolved.refused)
+    return spec, cfg, resolved
 
 
 def _host_config():
-    spec = _spec()
-    keys = host_keys()
-    owners = {key: host for host, key in keys.items()}
-    for name, dev in spec.developers.items():
-        if dev.public_key in owners:
-            raise CommandExecutionError(f"wgmesh: developers.{name}.public_key is the public key of "
-                                        f"host {owners[dev.public_key]}")
-    return wgmesh_core.host_config(spec, __opts__["id"], _today(), keys, _pillar().get("wgmesh_psk") or {})
+    return _plan()[1]
 
 
 def config():
@@ -162,7 +181,7 @@ def files(show_secrets=False):
         salt z wgmesh.files
     """
     out = []
-    for spec_file in wgmesh_core.host_files(_host_config()):
+    for spec_file in _rendered(wgmesh_core.host_files, _host_config()):
         item = {"path": spec_file.path, "content": spec_file.content, "mode": spec_file.mode,
                 "group": spec_file.group, "secret": spec_file.secret}
         if spec_file.secret and not show_secrets:
@@ -357,12 +376,14 @@ def sync(test=False):
         salt z wgmesh.sync
         salt z wgmesh.sync test=True
     """
-    cfg = _host_config()
+    spec, cfg, resolved = _plan()
     if cfg.role not in ("hub", "gateway"):
         return {}
     changes = {}
     if cfg.pending:
         changes["pending"] = cfg.pending
+    if cfg.left_out:
+        changes["left_out"] = cfg.left_out
     if not _link_exists(cfg.interface):
         changes["interface"] = f"created by {cfg.backend}"
         if test:
@@ -371,7 +392,10 @@ def sync(test=False):
         _bring_up(cfg)
     with open(wgmesh_core.render.private_key_file(cfg)) as handle:
         private_key = handle.read().strip()
-    diff = wgmesh_core.live.peer_diff(cfg, _live(cfg.interface), wgmesh_core.public_key(private_key))
+    live = _live(cfg.interface)
+    installed = _installed_peers(cfg)
+    known = wgmesh_core.live.known_keys(spec, cfg, resolved.seen, installed)
+    diff = wgmesh_core.live.peer_diff(cfg, live, wgmesh_core.public_key(private_key), known)
     if diff:
         changes["peers"] = diff.as_dict()
         if not test:
@@ -379,10 +403,39 @@ def sync(test=False):
                 _syncconf(cfg, private_key)
             else:
                 _set_peers(cfg, diff)
+    if not test:
+        still_live = set(live.peers) - set(diff.removed)
+        _record_installed_peers(cfg, {key: name for key, name in installed.items() if key in still_live})
     addressing = _ensure_addressing(cfg, test)
     if addressing:
         changes["addressing"] = addressing
     return changes
+
+
+def _installed_path(cfg):
+    return os.path.join(__opts__["cachedir"], "wgmesh", f"{cfg.interface}.peers.json")
+
+
+def _installed_peers(cfg):
+    """Public key -> peer name of the peers wgmesh put on this interface before: once such a
+    peer is deleted from the pillar, its key still names it, so it is removed even while
+    another peer is pending."""
+    import json
+    try:
+        with open(_installed_path(cfg)) as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return {key: name for key, name in record.items() if isinstance(name, str)} if isinstance(record, dict) else {}
+
+
+def _record_installed_peers(cfg, earlier):
+    import json
+    record = dict(earlier, **{peer.public_key: peer.name for peer in cfg.peers})
+    path = _installed_path(cfg)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    wgmesh_core.keys.write_secret_file(path + ".new", json.dumps(record, indent=1, sort_keys=True) + "\n")
+    os.replace(path + ".new", path)
 
 
 def _set_peers(cfg, diff):
@@ -396,7 +449,7 @@ def _set_peers(cfg, diff):
 
 
 def _syncconf(cfg, private_key):
-    text = wgmesh_core.wg_setconf(cfg, private_key)
+    text = _rendered(wgmesh_core.wg_setconf, cfg, private_key)
     # The known trap: an input without PrivateKey/ListenPort zeroes them, and one with
     # fewer peers than planned would drop peers. Check before handing it to wg.
     if f"PrivateKey = {private_key}" not in text or f"ListenPort = {cfg.listen_port}" not in text \
@@ -432,7 +485,7 @@ def firewall(test=False):
     if cfg.firewall.backend == "firewalld":
         return _firewalld_check(cfg, test)
     chains = wgmesh_core.render.IPTABLES_CHAINS
-    wanted = wgmesh_core.iptables_restore(cfg)
+    wanted = _rendered(wgmesh_core.iptables_restore, cfg)
     changes = []
     for table, chain in (("filter", chains["forward"]), ("nat", chains["nat"])):
         listed = _run(["iptables", "-w", "-t", table, "-S", chain], check=False)
@@ -512,6 +565,7 @@ def drift():
     for name, func in (("tunnel", sync), ("firewall", firewall), ("routes", routes)):
         result = func(test=True)
         result.pop("pending", None)
+        result.pop("left_out", None)
         if result:
             found[name] = result
     cfg = _host_config()

@@ -28,7 +28,9 @@ def _converge(name, function, what, done="updated"):
         ret["comment"] = str(error)
         return ret
     pending = changes.pop("pending", None)
+    left_out = changes.pop("left_out", None) or {}
     notes = [f"waiting for the public key of {', '.join(pending)} (Salt mine); re-applied later"] if pending else []
+    notes += [f"left out {peer}: {why}" for peer, why in left_out.items()]
     if not changes:
         ret["comment"] = "; ".join([f"{what} is in the desired state"] + notes)
     elif test:

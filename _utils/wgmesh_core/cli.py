@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from .keys import key_problem
 from .plan import host_config, managed_hosts, static_route_instructions
 from .render import client_config, host_files
 from .source import read_network_data
@@ -70,6 +71,15 @@ def cmd_client_config(args) -> int:
     if args.name not in spec.developers:
         print(f"wgmesh: no developer {args.name!r} in {args.path}", file=sys.stderr)
         return 2
+    developer = spec.developers[args.name]
+    if not spec.is_active(developer, _today(args)):
+        why = "is revoked" if developer.revoked else f"expired on {developer.expires}"
+        print(f"wgmesh: developer {args.name!r} {why}: no client config", file=sys.stderr)
+        return 2
+    for option, key in (("--hub-public-key", args.hub_public_key), ("--psk", args.psk)):
+        if key is not None and key_problem(key):
+            print(f"wgmesh: {option}: {key_problem(key)}", file=sys.stderr)
+            return 2
     sys.stdout.write(client_config(spec, args.name, hub_public_key=args.hub_public_key, psk=args.psk))
     return 0
 

@@ -19,23 +19,43 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 _RAW = serialization.Encoding.Raw
 
+# Curve25519 points of small order (the all-zero key among them): X25519 with any
+# of them gives a predictable shared secret, so no peer may use one as its key.
+# Compared with bit 255 cleared, as X25519 ignores it (tests/core/test_keys.py
+# checks each with a real key exchange).
+LOW_ORDER_POINTS = frozenset(bytes.fromhex(point) for point in (
+    "00" * 32, "01" + "00" * 31,
+    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+    "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+    "ec" + "ff" * 30 + "7f", "ed" + "ff" * 30 + "7f", "ee" + "ff" * 30 + "7f"))
+
+
+def shown(value, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: messages name a bad value without echoing a huge one."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(str(value))} characters)"
+
 
 def key_problem(key, secret: bool = False) -> str | None:
-    """Why ``key`` is not a WireGuard key, or None when it is one.
+    """Why ``key`` is not a usable WireGuard key, or None when it is one.
 
-    ``secret``: the key is private, so the message must not quote it.
+    A key is 32 bytes in canonical base64 (44 characters), and a public key is
+    never a low-order point such as the all-zero key.  ``secret``: the key is
+    private, so the message must not quote it.
     """
     if not isinstance(key, str):
         return f"expected a base64 string, got {type(key).__name__}"
-    shown = "the key" if secret else repr(key)
+    quoted = "the key" if secret else shown(key)
     if len(key) != 44:
-        return f"{shown} is {len(key)} characters long, a WireGuard key has 44"
+        return f"{quoted} is {len(key)} characters long, a WireGuard key has 44"
     try:
         raw = base64.b64decode(key, validate=True)
     except (binascii.Error, ValueError):
-        return f"{shown} is not valid base64"
+        return f"{quoted} is not valid base64"
     if len(raw) != 32 or base64.b64encode(raw).decode() != key:
-        return f"{shown} does not encode 32 bytes"
+        return f"{quoted} does not encode 32 bytes"
+    if not secret and raw[:31] + bytes([raw[31] & 0x7F]) in LOW_ORDER_POINTS:
+        return f"{quoted} is {'the all-zero key' if not any(raw) else 'a low-order point'}: it is no one's key"
     return None
 
 

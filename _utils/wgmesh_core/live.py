@@ -7,8 +7,9 @@ live sync, `test=True` and the drift reports.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Iterable, Optional
 
+from .model import NetworkSpec
 from .plan import HostConfig
 
 
@@ -62,14 +63,35 @@ class PeerDiff:
         return {k: v for k, v in vars(self).items() if v}
 
 
-def peer_diff(config: HostConfig, live: LiveInterface, private_key_public: Optional[str] = None) -> PeerDiff:
-    """What `wg syncconf` would change on the live interface to reach ``config``."""
+def known_keys(spec: NetworkSpec, config: HostConfig, host_keys: Iterable[str] = (),
+               installed: Optional[dict] = None) -> frozenset:
+    """Public keys whose owner is known, so a live peer holding one is never taken for a pending peer.
+
+    Every developer key in the pillar (revoked and expired ones too), every host key published
+    or pinned, and the keys this host installed earlier (``installed``: key -> peer name) for
+    peers that are not pending now: a deleted developer, a re-keyed peer.
+    """
+    keys = {dev.public_key for dev in spec.developers.values()} | set(host_keys)
+    keys |= {key for key, name in (installed or {}).items() if name not in config.pending}
+    return frozenset(keys)
+
+
+def peer_diff(config: HostConfig, live: LiveInterface, private_key_public: Optional[str] = None,
+              known: frozenset = frozenset()) -> PeerDiff:
+    """What `wg syncconf` would change on the live interface to reach ``config``.
+
+    Revocation is never blocked by a pending peer: a live peer that is not planned is removed,
+    unless it is a pending peer's known key (its preshared key has not arrived: kept as it is),
+    or its key is not in ``known`` while some pending peer's key is unknown (it may be that
+    peer's). A revoked, expired or deleted developer's key is known, so it always goes.
+    """
     diff = PeerDiff()
     if live.listen_port != config.listen_port:
         diff.interface.append("listen_port")
     if private_key_public is not None and live.public_key != private_key_public:
         diff.interface.append("private_key")
     desired = {p.public_key: p for p in config.peers}
+    held = set(config.pending_keys)
     for key, peer in desired.items():
         current = live.peers.get(key)
         if current is None:
@@ -82,8 +104,8 @@ def peer_diff(config: HostConfig, live: LiveInterface, private_key_public: Optio
                 or current.keepalive != peer.keepalive
                 or endpoint_differs):
             diff.updated.append(peer.name)
-    # With a peer pending (key not known yet) a live peer we cannot name may be it: keep them all.
-    diff.removed = [] if config.pending else [key for key in live.peers if key not in desired]
+    diff.removed = [key for key in live.peers if key not in desired and key not in held
+                    and not (config.waiting_for_key and key not in known)]
     return diff
 
 

@@ -14,7 +14,8 @@ import netaddr
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
-INTERFACE_PATTERN = r"^[A-Za-z0-9_.-]{1,15}$"
+# Linux interface names, never starting with '-' (they are passed to wg and ip as arguments).
+INTERFACE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$"
 
 
 def _parse_address(value):
@@ -108,6 +109,10 @@ class NetworkSpec(_Entry):
     preshared_keys: bool = True
     # Bump to rotate every preshared key (they are derived on the master, see keys.derive_psk).
     preshared_key_epoch: int = Field(0, ge=0)
+    # Gateway LANs must be private (RFC 1918 or 100.64.0.0/10) unless this is set.
+    allow_public_lan: bool = False
+    # How far ahead of today a developer's ``expires`` may be.
+    max_access_days: int = Field(366, ge=1, le=36600)
     schedule: Schedule = Schedule()
     hub: Hub
     gateways: dict[Name, Gateway] = {}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -9,10 +10,13 @@ from typing import Optional
 
 import yaml
 
-from .keys import generate_private_key, key_problem, public_key, write_secret_file
+from .keys import generate_private_key, key_problem, public_key, shown, write_secret_file
 from .model import NetworkSpec
+from .validate import HOSTNAME_RE, endpoint_problem
 
 PRIVATE_KEY_PLACEHOLDER = re.compile(r"^# PrivateKey = .*$", re.M)
+# wg-quick runs these (or changes routing or the file itself) as root: a client config never has them.
+RUNS_AS_ROOT = {"postup", "preup", "postdown", "predown", "table", "saveconfig"}
 
 
 def next_free_address(spec: NetworkSpec) -> str:
@@ -48,22 +52,107 @@ def pillar_entry(spec: NetworkSpec, name: str, public: str, lan_access="none",
     return "".join(f"    {line}\n" for line in text.splitlines())
 
 
+def _addresses(value: str, parse) -> Optional[str]:
+    for item in value.split(","):
+        try:
+            parse(item.strip())
+        except ValueError:
+            return f"{item.strip()!r} is not an address"
+    return None
+
+
+def _number(value: str, low: int, high: int, allow_off: bool = False) -> Optional[str]:
+    if allow_off and value.lower() == "off":
+        return None
+    if not (value.isascii() and value.isdigit() and low <= int(value) <= high):
+        return f"{value!r} is not a number in {low}-{high}"
+    return None
+
+
+def _dns(value: str) -> Optional[str]:
+    for item in (part.strip() for part in value.split(",")):
+        if not (_addresses(item, ipaddress.ip_address) is None or HOSTNAME_RE.fullmatch(item)):
+            return f"{item!r} is neither an address nor a search domain"
+    return None
+
+
+# The keys wg-quick documents for a client, each with the check of its value (lower case:
+# wg-quick matches keys case-insensitively).  PrivateKey comes from the key file only.
+CLIENT_KEYS = {
+    "interface": {"address": lambda v: _addresses(v, ipaddress.ip_interface), "dns": _dns,
+                  "mtu": lambda v: _number(v, 576, 9000), "listenport": lambda v: _number(v, 1, 65535)},
+    "peer": {"publickey": key_problem, "presharedkey": key_problem, "endpoint": endpoint_problem,
+             "allowedips": lambda v: _addresses(v, ipaddress.ip_network),
+             "persistentkeepalive": lambda v: _number(v, 0, 65535, allow_off=True)},
+}
+
+
+def client_config_problems(config_text: str) -> list[str]:
+    """Why wg-quick should not be given ``config_text``: one message per offending line."""
+    problems, section, sections = [], None, []
+    for number, line in enumerate(config_text.split("\n"), 1):
+        where = f"line {number}"
+        if not line.isprintable():
+            problems.append(f"{where}: {shown(line)} holds a control character")
+            continue
+        text = line.split("#", 1)[0].strip()        # wg-quick drops comments the same way
+        if not text:
+            continue
+        if text.startswith("["):
+            section = text[1:-1].lower() if text.endswith("]") else text
+            sections.append(section)
+            if section not in CLIENT_KEYS:
+                problems.append(f"{where}: unknown section {text} (a client config has [Interface] and [Peer])")
+            continue
+        key, equals, value = (part.strip() for part in text.partition("="))
+        if not equals:
+            problems.append(f"{where}: {shown(text)} is not 'Key = value'")
+        elif key.lower() in RUNS_AS_ROOT:
+            problems.append(f"{where}: {key} makes wg-quick run commands or change routing as root: "
+                            "refused (a wgmesh client config never has it)")
+        elif key.lower() == "privatekey":
+            problems.append(f"{where}: the config already holds a PrivateKey (yours comes from --key-file)")
+        elif section not in CLIENT_KEYS or key.lower() not in CLIENT_KEYS[section]:
+            allowed = ", ".join(sorted(k for keys in CLIENT_KEYS.values() for k in keys))
+            problems.append(f"{where}: unknown key {shown(key)} in [{section or 'no section'}] (allowed: {allowed})")
+        else:
+            why = CLIENT_KEYS[section][key.lower()](value)
+            if why:
+                problems.append(f"{where}: {key}: {why}")
+    if sections.count("interface") != 1 or "peer" not in sections:
+        problems.append("the config needs one [Interface] and at least one [Peer] section")
+    return problems
+
+
 def finish_client_config(config_text: str, private_key: str) -> str:
-    """Put the developer's private key into the config the master rendered for them."""
+    """Put the developer's private key into the config the master rendered for them, after
+    checking that the config holds nothing but what a client config has (see CLIENT_KEYS)."""
     problem = key_problem(private_key, secret=True)
     if problem:
         raise ValueError(f"the key file does not hold a WireGuard private key: {problem}")
     if not PRIVATE_KEY_PLACEHOLDER.search(config_text):
         raise ValueError("the config has no '# PrivateKey = ...' line to fill in")
+    problems = client_config_problems(config_text)
+    if problems:
+        raise ValueError("refusing the config, nothing written:\n" + "\n".join(problems))
     return PRIVATE_KEY_PLACEHOLDER.sub(f"PrivateKey = {private_key}", config_text, count=1)
 
 
 def write_client_files(config_text: str, out: Path, png: Optional[Path] = None) -> None:
-    """Write the finished config (0600) and, optionally, its QR code as a PNG for mobile clients."""
-    write_secret_file(str(out), config_text, 0o600)
+    """Write the finished config (0600) and, optionally, its QR code as a PNG for mobile clients.
+
+    The PNG carries the private key too: it is created 0600 and must not exist yet (O_EXCL:
+    never written through a link or into a file someone else can already read)."""
+    png_fd = None
     if png is not None:
-        qr_code(config_text).save(str(png), scale=6, border=4)
-        os.chmod(png, 0o600)
+        try:
+            png_fd = os.open(png, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise ValueError(f"{png} exists: remove it first (the QR code holds your private key)") from None
+    write_secret_file(str(out), config_text, 0o600)
+    if png_fd is not None:
+        with os.fdopen(png_fd, "wb") as handle:
+            qr_code(config_text).save(handle, kind="png", scale=6, border=4)
 
 
 def qr_code(config_text: str):

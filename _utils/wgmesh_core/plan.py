@@ -51,6 +51,13 @@ class HostConfig:
     firewall: Optional[Firewall] = None
     static_routes: list[tuple[str, str]] = field(default_factory=list)  # (destination, via) on a LAN router
     pending: list[str] = field(default_factory=list)   # peers left out until their keys are known
+    pending_keys: list[str] = field(default_factory=list)  # known keys of pending peers (their PSK is missing)
+    left_out: dict = field(default_factory=dict)       # peer -> why it is left out (a misbehaving key)
+
+    @property
+    def waiting_for_key(self) -> bool:
+        """Some pending peer's public key is unknown: a live peer nobody can name may be it."""
+        return len(self.pending) > len(self.pending_keys)
 
 
 def endpoint_with_port(spec: NetworkSpec) -> str:
@@ -81,19 +88,26 @@ def _vpn_address(spec: NetworkSpec, address) -> str:
     return f"{address}/{spec.network.prefixlen}"
 
 
-def hub_config(spec: NetworkSpec, today: datetime.date, public_keys: dict, psks: dict) -> HostConfig:
+def hub_config(spec: NetworkSpec, today: datetime.date, public_keys: dict, psks: dict, refused: dict) -> HostConfig:
     config = HostConfig(
         host=spec.hub.minion, role="hub", interface=spec.interface,
         backend=spec.hub.backend or spec.backend, address=_vpn_address(spec, spec.hub.address),
         listen_port=spec.listen_port, mtu=spec.mtu, forwarding=True)
+    host_of_key = {key: host for host, key in public_keys.items() if host == spec.hub.minion or host in spec.gateways}
     for gid, gw in active_gateways(spec).items():
         # The LAN stays routed into the tunnel even while the gateway's peer is pending.
         config.interface_routes.append(str(gw.lan))
+        if gid in refused:
+            config.left_out[gid] = refused[gid]
+            continue
         if _missing_keys(spec, config, gid, public_keys.get(gid), psks):
             continue
         config.peers.append(Peer(gid, "gateway", public_keys[gid], (f"{gw.address}/32", str(gw.lan)),
                                  keepalive=spec.keepalive, preshared_key=psks.get(gid)))
     for name, dev in active_developers(spec, today).items():
+        if dev.public_key in host_of_key:
+            config.left_out[name] = f"its public key is the key of host {host_of_key[dev.public_key]}"
+            continue
         if _missing_keys(spec, config, name, dev.public_key, psks):
             continue
         config.peers.append(Peer(name, "developer", dev.public_key, (f"{dev.address}/32",),
@@ -102,14 +116,17 @@ def hub_config(spec: NetworkSpec, today: datetime.date, public_keys: dict, psks:
     return config
 
 
-def gateway_config(spec: NetworkSpec, gid: str, today: datetime.date, public_keys: dict, psks: dict) -> HostConfig:
+def gateway_config(spec: NetworkSpec, gid: str, today: datetime.date, public_keys: dict, psks: dict,
+                   refused: dict) -> HostConfig:
     gw = spec.gateways[gid]
     config = HostConfig(
         host=gid, role="gateway", interface=spec.interface,
         backend=gw.backend or spec.backend, address=_vpn_address(spec, gw.address),
         listen_port=spec.listen_port, mtu=spec.mtu, forwarding=True)
     hub_key = public_keys.get(spec.hub.minion)
-    if not _missing_keys(spec, config, spec.hub.minion, hub_key, psks, psk_name=gid):
+    if spec.hub.minion in refused:
+        config.left_out[spec.hub.minion] = refused[spec.hub.minion]
+    elif not _missing_keys(spec, config, spec.hub.minion, hub_key, psks, psk_name=gid):
         config.peers.append(Peer(spec.hub.minion, "hub", hub_key, (str(spec.network),),
                                  endpoint=endpoint_with_port(spec), keepalive=spec.keepalive,
                                  preshared_key=psks.get(gid)))
@@ -128,6 +145,8 @@ def _missing_keys(spec, config, peer, public_key, psks, psk_name=None) -> bool:
     """
     if public_key is None or (spec.preshared_keys and psks.get(psk_name or peer) is None):
         config.pending.append(peer)
+        if public_key is not None:
+            config.pending_keys.append(public_key)
         return True
     return False
 
@@ -149,19 +168,21 @@ def lan_router_config(spec: NetworkSpec, router: str) -> HostConfig:
     return config
 
 
-def host_config(spec: NetworkSpec, host: str, today: datetime.date,
-                public_keys: Optional[dict] = None, psks: Optional[dict] = None) -> HostConfig:
+def host_config(spec: NetworkSpec, host: str, today: datetime.date, public_keys: Optional[dict] = None,
+                psks: Optional[dict] = None, refused: Optional[dict] = None) -> HostConfig:
     """The desired state of minion ``host``.
 
-    ``public_keys``: minion id -> public key of the hub and gateways (the Salt mine);
-    ``psks``: peer name -> preshared key of that peer's pair with the hub.
+    ``public_keys``: minion id -> public key of the hub and gateways (checked and pinned:
+    ``hostkeys.resolve_host_keys``); ``psks``: peer name -> preshared key of that peer's pair
+    with the hub; ``refused``: host -> why its published key is not used (it is left out).
     """
     public_keys = public_keys or {}
+    refused = refused or {}
     psks = (psks or {}) if spec.preshared_keys else {}
     if host == spec.hub.minion:
-        return hub_config(spec, today, public_keys, psks)
+        return hub_config(spec, today, public_keys, psks, refused)
     if host in active_gateways(spec):
-        return gateway_config(spec, host, today, public_keys, psks)
+        return gateway_config(spec, host, today, public_keys, psks, refused)
     if any(gw.lan_router == host for gw in active_gateways(spec).values()):
         return lan_router_config(spec, host)
     return HostConfig(host=host, role="none")

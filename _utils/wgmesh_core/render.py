@@ -1,18 +1,60 @@
 """Rendering a host's desired state into the files it should have."""
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import Optional
 
 import jinja2
+import jinja2.ext
+from jinja2.lexer import Token
 
 from . import templates
+from .keys import shown
 from .model import NetworkSpec
 from .plan import HostConfig, client_routes, endpoint_with_port
 
-_ENV = jinja2.Environment(loader=jinja2.DictLoader({
-    name.lower(): getattr(templates, name) for name in dir(templates) if name.isupper()}),
-    undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+SOURCES = {name.lower(): getattr(templates, name) for name in dir(templates) if name.isupper()}
+
+
+class UnsafeValue(ValueError):
+    """A value would have added a line (or a control character) to a rendered file."""
+
+
+def single_line(value, where: str):
+    """Every ``{{ value }}`` passes here: wg-quick runs PostUp lines as root, so a value with a
+    newline (say, an endpoint ending in ``\nPostUp = ...``) must never reach a file, whatever
+    validation let through."""
+    text = str(value)
+    if not text.isprintable():   # newlines, tabs, every control and line/paragraph separator
+        template, line = where.split(":")
+        raise UnsafeValue(f"wgmesh: refusing to render {shown(text)} into {template}, line {line} "
+                          f"({SOURCES[template].splitlines()[int(line) - 1].strip()}): a value may not "
+                          "hold a newline or control character")
+    return value
+
+
+class SingleLineValues(jinja2.ext.Extension):
+    """Rewrites every ``{{ expression }}`` into ``{{ (expression) | single_line("template:line") }}``."""
+
+    def filter_stream(self, stream):
+        for token in stream:
+            if token.type == "variable_begin":
+                yield token
+                yield Token(token.lineno, "lparen", "(")
+            elif token.type == "variable_end":
+                where = f"{stream.name}:{token.lineno}"
+                yield from (Token(token.lineno, kind, value) for kind, value in (
+                    ("rparen", ")"), ("pipe", "|"), ("name", "single_line"), ("lparen", "("),
+                    ("string", where), ("rparen", ")")))
+                yield token
+            else:
+                yield token
+
+
+_ENV = jinja2.Environment(loader=jinja2.DictLoader(SOURCES), extensions=[SingleLineValues],
+                          undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+_ENV.filters["single_line"] = single_line
 
 IPTABLES_CHAINS = {"forward": "WGMESH-FORWARD", "nat": "WGMESH-POSTROUTING"}
 SYSCTL_FILE = "/etc/sysctl.d/10-ip-forward.conf"
@@ -71,7 +113,10 @@ def host_files(config: HostConfig) -> list[FileSpec]:
     """Every file of this host's desired state (the private key file excepted: it is made on the host)."""
     if config.role not in ("hub", "gateway"):
         return []
-    return tunnel_files(config) + sysctl_files(config) + firewall_files(config)
+    try:
+        return tunnel_files(config) + sysctl_files(config) + firewall_files(config)
+    except UnsafeValue as error:
+        raise UnsafeValue(f"{error} (files of host {config.host}; nothing was written)") from None
 
 
 def wg_setconf(config: HostConfig, private_key: str) -> str:
@@ -86,6 +131,8 @@ def iptables_restore(config: HostConfig) -> str:
 def client_config(spec: NetworkSpec, name: str, hub_public_key: Optional[str] = None,
                   psk: Optional[str] = None, private_key: Optional[str] = None) -> str:
     """The wg-quick config a developer imports in the WireGuard app."""
-    return render("client", spec=spec, name=name, dev=spec.developers[name], routes=client_routes(spec, name),
-                  endpoint=endpoint_with_port(spec), hub_public_key=hub_public_key,
+    routes = client_routes(spec, name)
+    return render("client", spec=spec, name=name, dev=spec.developers[name], routes=routes,
+                  note_lines=textwrap.wrap(routes.note, 96), endpoint=endpoint_with_port(spec),
+                  hub_public_key=hub_public_key,
                   psk=psk if spec.preshared_keys else None, private_key=private_key)

@@ -34,38 +34,38 @@ Address={{ c.address }}
 Destination={{ route }}
 {% endfor %}"""
 
-# wg-quick: the private key stays in its own file, set by PostUp, so this file
-# never carries it; the live sync renders the full wg(8) form instead.
-# One [Peer] section in wg-quick / wg(8) syntax (shared by both files below).
+# One [Peer] section in wg-quick / wg(8) syntax (included by both files below,
+# with the peer as ``p``: an include writes its text as is, where a macro's
+# multi-line result would be an output value, and values are single lines).
 WG_PEER = """\
-{% macro peer_section(p) %}
+
 [Peer]
 PublicKey = {{ p.public_key }}
 {% if p.preshared_key %}PresharedKey = {{ p.preshared_key }}
 {% endif %}{% if p.endpoint %}Endpoint = {{ p.endpoint }}
 {% endif %}AllowedIPs = {{ p.allowed_ips | join(", ") }}
 {% if p.keepalive %}PersistentKeepalive = {{ p.keepalive }}
-{% endif %}{% endmacro %}"""
+{% endif %}"""
 
 # wg-quick: the private key stays in its own file, set by PostUp, so this file
 # never carries it; the live sync renders the full wg(8) form instead.
 WG_QUICK = """\
-{% from "wg_peer" import peer_section %}# Managed by wgmesh (Salt): local edits are reverted.
+# Managed by wgmesh (Salt): local edits are reverted.
 [Interface]
 Address = {{ c.address }}
 ListenPort = {{ c.listen_port }}
 MTU = {{ c.mtu }}
 PostUp = wg set %i private-key {{ private_key_file }}
 {% for p in c.peers %}
-# {{ p.kind }} {{ p.name }}{{ peer_section(p) }}{% endfor %}"""
+# {{ p.kind }} {{ p.name }}{% include "wg_peer" %}{% endfor %}"""
 
 # wg(8) setconf/syncconf form: always carries PrivateKey and ListenPort, since
 # syncconf zeroes whatever its input leaves out.
 WG_SETCONF = """\
-{% from "wg_peer" import peer_section %}[Interface]
+[Interface]
 PrivateKey = {{ private_key }}
 ListenPort = {{ c.listen_port }}
-{% for p in c.peers %}{{ peer_section(p) }}{% endfor %}"""
+{% for p in c.peers %}{% include "wg_peer" %}{% endfor %}"""
 
 SYSCTL = """\
 # Managed by wgmesh (Salt): this host forwards between the tunnel and its networks.
@@ -112,7 +112,7 @@ MTU = {{ spec.mtu }}
 PublicKey = {{ hub_public_key or "<hub public key: not yet known to the master>" }}
 {% if psk %}PresharedKey = {{ psk }}
 {% endif %}Endpoint = {{ endpoint }}
-# {{ routes.note | wordwrap(96) | replace("\\n", "\\n# ") }}
-{% for ip in routes.allowed_ips %}AllowedIPs = {{ ip }}
+{% for line in note_lines %}# {{ line }}
+{% endfor %}{% for ip in routes.allowed_ips %}AllowedIPs = {{ ip }}
 {% endfor %}PersistentKeepalive = {{ spec.keepalive }}
 """

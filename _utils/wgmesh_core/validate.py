@@ -6,6 +6,8 @@ It collects all problems before refusing, so a pull request shows them at once.
 """
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Iterable, Optional
@@ -13,10 +15,15 @@ from typing import Iterable, Optional
 import netaddr
 import pydantic
 
-from .keys import key_problem
+from .keys import key_problem, shown
 from .model import NetworkSpec
+from .plan import RFC1918
 
-HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+# Used with fullmatch: '$' alone would also match before a trailing newline.
+HOSTNAME_RE = re.compile(r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+PORT_RE = re.compile(r"[0-9]{1,5}")
+PRIVATE_LAN_RANGES = RFC1918 + [netaddr.IPNetwork("100.64.0.0/10")]   # RFC 1918 and carrier-grade NAT
+NOT_AN_ENDPOINT = [netaddr.IPNetwork(n) for n in ("0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/3")]
 
 
 @dataclass(frozen=True)
@@ -54,20 +61,47 @@ def shape_problems(error: pydantic.ValidationError) -> list[Problem]:
     return [Problem(where, " or ".join(texts)) for where, texts in messages.items()]
 
 
+def endpoint_address(endpoint: str) -> Optional[netaddr.IPAddress]:
+    """The IPv4 address of a ``host[:port]`` endpoint, None when its host is a name (or not valid)."""
+    try:
+        return netaddr.IPAddress(str(ipaddress.IPv4Address(endpoint.rpartition(":")[0] or endpoint)))
+    except ValueError:   # ipaddress refuses leading zeros, which inet_aton would read as octal
+        return None
+
+
 def endpoint_problem(endpoint: str) -> Optional[str]:
+    """Why ``endpoint`` is not ``host[:port]`` in plain ASCII (IPv4 address or DNS name), or None."""
+    if not (endpoint.isascii() and endpoint.isprintable()) or any(ch.isspace() for ch in endpoint):
+        return f"{shown(endpoint)} contains whitespace, a control or a non-ASCII character"
     host, sep, port = endpoint.rpartition(":")
     if not sep:
         host, port = endpoint, None
     if not host:
         return f"{endpoint!r} has no host"
-    if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
+    if port is not None and not (PORT_RE.fullmatch(port) and 1 <= int(port) <= 65535):
         return f"{endpoint!r}: port {port!r} is not in 1-65535"
-    if not (netaddr.valid_ipv4(host) or (HOSTNAME_RE.match(host) and not host.replace(".", "").isdigit())):
+    address = endpoint_address(endpoint)
+    if address is None and not (HOSTNAME_RE.fullmatch(host) and not host.replace(".", "").isdigit()):
         return f"{endpoint!r}: {host!r} is neither an IPv4 address nor a host name"
+    if address is not None and (any(address in block for block in NOT_AN_ENDPOINT) or address == netaddr.IPAddress("255.255.255.255")):
+        return f"{endpoint!r}: {address} is not a unicast address peers can dial"
     return None
 
 
-def _relation_problems(spec: NetworkSpec, known_minions: Optional[set]) -> list[Problem]:
+def _lan_problems(spec: NetworkSpec, gid: str, hub_address: Optional[netaddr.IPAddress]) -> list[str]:
+    lan = spec.gateways[gid].lan
+    problems = []
+    if lan.prefixlen >= 31:
+        problems.append(f"{lan} has no room for hosts: a LAN is at most a /30")
+    if not spec.allow_public_lan and not any(lan in block for block in PRIVATE_LAN_RANGES):
+        problems.append(f"{lan} is not a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, "
+                        "100.64.0.0/10): set allow_public_lan: true to route public addresses into the VPN")
+    if hub_address is not None and hub_address in lan:
+        problems.append(f"{lan} contains the hub endpoint {hub_address}: the tunnel would be routed into itself")
+    return problems
+
+
+def _relation_problems(spec: NetworkSpec, known_minions: Optional[set], today: datetime.date) -> list[Problem]:
     problems: list[Problem] = []
     add = lambda where, what: problems.append(Problem(where, what))
     vpn = spec.network
@@ -87,9 +121,12 @@ def _relation_problems(spec: NetworkSpec, known_minions: Optional[set]) -> list[
         else:
             owner_of[address] = where.rsplit(".", 1)[0]
 
-    # LANs: disjoint from each other and from the VPN; gateway LAN address inside its LAN.
+    # LANs: private, disjoint from each other, the VPN and the hub endpoint; gateway LAN address inside its LAN.
+    hub_address = endpoint_address(spec.hub.endpoint) if endpoint_problem(spec.hub.endpoint) is None else None
     for gid, gw in spec.gateways.items():
         where = f"gateways.{gid}"
+        for what in _lan_problems(spec, gid, hub_address):
+            add(f"{where}.lan", what)
         if gw.lan.first <= vpn.last and vpn.first <= gw.lan.last:
             add(f"{where}.lan", f"{gw.lan} overlaps the VPN network {vpn}")
         if gw.lan_address not in gw.lan:
@@ -127,9 +164,16 @@ def _relation_problems(spec: NetworkSpec, known_minions: Optional[set]) -> list[
         add("schedule.drift_minutes", "0 turns off the scheduled run that enforces expiry dates "
                                       f"(developers {', '.join(expiring)} have one)")
 
+    for name, dev in spec.developers.items():
+        if dev.expires and (dev.expires - today).days > spec.max_access_days:
+            add(f"developers.{name}.expires", f"{dev.expires} is {(dev.expires - today).days} days ahead; access is "
+                                              f"granted for at most max_access_days ({spec.max_access_days}) at a time")
+
     problem = endpoint_problem(spec.hub.endpoint)
     if problem:
         add("hub.endpoint", problem)
+    elif hub_address is not None and hub_address in vpn:
+        add("hub.endpoint", f"{hub_address} is inside the VPN network {vpn}: peers dial it before the tunnel exists")
 
     # Developers' keys: well formed and unique.
     key_owner = {}
@@ -156,11 +200,13 @@ def _relation_problems(spec: NetworkSpec, known_minions: Optional[set]) -> list[
     return problems
 
 
-def load_network(data, known_minions: Optional[Iterable[str]] = None) -> NetworkSpec:
+def load_network(data, known_minions: Optional[Iterable[str]] = None,
+                 today: Optional[datetime.date] = None) -> NetworkSpec:
     """Parse and validate the ``wgmesh`` pillar value; raise ``InvalidNetwork`` listing every problem.
 
     ``known_minions``: the master's accepted minion ids, when known; the hub,
-    the gateways and the LAN routers must be among them.
+    the gateways and the LAN routers must be among them.  ``today``: the date
+    expiry limits are counted from (default: the real date).
     """
     if not isinstance(data, dict):
         raise InvalidNetwork([Problem("wgmesh", f"expected a mapping, got {type(data).__name__}")])
@@ -168,7 +214,8 @@ def load_network(data, known_minions: Optional[Iterable[str]] = None) -> Network
         spec = NetworkSpec.model_validate(data)
     except pydantic.ValidationError as error:
         raise InvalidNetwork(shape_problems(error)) from None
-    problems = _relation_problems(spec, set(known_minions) if known_minions is not None else None)
+    problems = _relation_problems(spec, set(known_minions) if known_minions is not None else None,
+                                  today or datetime.date.today())
     if problems:
         raise InvalidNetwork(problems)
     return spec

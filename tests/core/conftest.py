@@ -19,10 +19,10 @@ def spec(data):
     return load_network(data)
 
 
-def problems_of(data, known_minions=None):
+def problems_of(data, known_minions=None, today=None):
     """The problems ``load_network`` reports; fails the test when the data is accepted."""
     with pytest.raises(InvalidNetwork) as info:
-        load_network(data, known_minions=known_minions)
+        load_network(data, known_minions=known_minions, today=today)
     assert info.value.problems, "InvalidNetwork raised with an empty problem list"
     return info.value.problems
 

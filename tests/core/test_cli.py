@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from wgmesh_core.cli import main
+from wgmesh_core.source import read_network_data
 
 from tests.conftest import assert_clean_failure
 
@@ -117,3 +118,26 @@ def test_client_config_command(capsys):
     assert "PublicKey = CmmeC0yqofMMZhEGHuK5dd2Mxyxe7tA8wSniDWiI5V0=" in out
     assert main(["client-config", str(PILLAR), "nobody"]) == 2
     assert capsys.readouterr().err == f"wgmesh: no developer 'nobody' in {PILLAR}\n"
+
+
+@pytest.mark.parametrize("change, why", [
+    ({"revoked": True}, "is revoked"),
+    ({"expires": "2025-06-14"}, "expired on 2025-06-14"),
+])
+def test_client_config_refuses_a_revoked_or_expired_developer(tmp_path, capsys, change, why):
+    """Like `salt-run wgmesh.client_config`: no config for someone who lost access."""
+    data = read_network_data(PILLAR)
+    data["developers"]["e"].update(change)
+    pillar = tmp_path / "pillar"
+    write_pillar(pillar, data)
+    assert main(["client-config", str(pillar), "e", "--today", "2025-06-15"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and f"developer 'e' {why}" in captured.err
+    assert main(["client-config", str(pillar), "f", "--today", "2025-06-15"]) == 0
+
+
+@pytest.mark.parametrize("option", ["--hub-public-key", "--psk"])
+def test_client_config_refuses_a_key_option_that_is_not_a_key(capsys, option):
+    assert main(["client-config", str(PILLAR), "e", option, "A" * 43 + "=\nPostUp = id"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and option in captured.err

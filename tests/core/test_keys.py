@@ -8,7 +8,10 @@ import subprocess
 
 import pytest
 
-from wgmesh_core.keys import derive_psk, generate_private_key, key_problem, public_key, write_secret_file
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from wgmesh_core.keys import (LOW_ORDER_POINTS, derive_psk, generate_private_key, key_problem, public_key,
+                              write_secret_file)
 
 from . import article_texts as art
 
@@ -51,7 +54,7 @@ def test_public_key_refuses_bad_key():
         public_key("not a key")
 
 
-@pytest.mark.parametrize("key", [*art.PUBLIC_KEYS.values(), *art.PSKS.values(), "A" * 43 + "="])
+@pytest.mark.parametrize("key", [*art.PUBLIC_KEYS.values(), *art.PSKS.values()])
 def test_key_problem_good(key):
     assert key_problem(key) is None
 
@@ -66,10 +69,28 @@ def test_key_problem_good(key):
     ("CmmeC0yqofMMZhEGHuK5dd2M yxe7tA8wSniDWiI5V0=", "not valid base64"),
     ("A" * 44, "does not encode 32 bytes"),                 # 33 bytes
     ("CmmeC0yqofMMZhEGHuK5dd2Mxyxe7tA8wSniDWiI5V1=", "does not encode 32 bytes"),  # padding bits set
+    ("A" * 43 + "=", "the all-zero key"),
+    (art.HUB_PUBLIC[:-1] + "\n", "not valid base64"),                # a mined value with a newline
+    (art.HUB_PUBLIC + "\nPostUp = id", "56 characters long"),
 ])
 def test_key_problem_bad(key, why):
     problem = key_problem(key)
     assert problem is not None and why in problem
+
+
+@pytest.mark.parametrize("point", sorted(LOW_ORDER_POINTS))
+@pytest.mark.parametrize("bit255", [0, 0x80])
+def test_low_order_points_are_refused_and_really_are_low_order(point, bit255):
+    """Each listed point (with or without the bit X25519 ignores) makes a real exchange fail."""
+    raw = point[:31] + bytes([point[31] | bit255])
+    with pytest.raises(ValueError):
+        X25519PrivateKey.generate().exchange(X25519PublicKey.from_public_bytes(raw))
+    assert "no one's key" in key_problem(base64.b64encode(raw).decode())
+
+
+def test_key_problem_does_not_echo_a_huge_value():
+    problem = key_problem("A" * 10_000_000)
+    assert len(problem) < 200 and "10000000 characters" in problem
 
 
 SECRET = bytes(range(32))

@@ -224,3 +224,84 @@ def test_the_hub_sets_no_endpoint_for_peers_that_dial_in(spec):
     args = wg_set_args(hub, PeerDiff(added=["a", "e"]), lambda peer: f"/run/{peer.name}.psk")
     assert "endpoint" not in args
     assert args.count("peer") == 2
+
+
+# --- revocation is never blocked by a pending peer ----------------------------------
+
+STRANGER = "mPNHVa/S2Au1Ek/UXLAWmIEHxE/Tkdx+Y8Sahs8OAGE="   # a key nobody names
+
+
+def hub_live_with(config, *extra_keys):
+    """The hub's live interface: the planned peers plus ``extra_keys`` (peers wgmesh did not plan)."""
+    dump = in_sync_dump(config)
+    extra = [f"{key}\t(none)\t(none)\t10.70.9.9/32\t0\t0\t0\toff" for key in extra_keys]
+    return parse_wg_dump("\n".join([dump, *extra]))
+
+
+def keys_without(*hosts):
+    return {host: key for host, key in K.items() if host in ("z", "a", "c") and host not in hosts}
+
+
+def test_a_revoked_developer_is_removed_while_a_gateway_is_pending(data):
+    """c's key is not known yet, e is revoked: e goes, an unknown key (maybe c's) stays."""
+    from wgmesh_core.live import known_keys
+    full = host_config(load_network(data), "z", TODAY, K, P)
+    data["developers"]["e"]["revoked"] = True
+    spec = load_network(data)
+    config = host_config(spec, "z", TODAY, keys_without("c"), P)
+    assert config.pending == ["c"] and config.waiting_for_key
+    diff = peer_diff(config, hub_live_with(full, STRANGER), known=known_keys(spec, config, keys_without("c").values()))
+    assert sorted(diff.removed) == sorted([K["e"]])      # c's old peer and the stranger may be c: kept
+    assert K["c"] not in diff.removed and STRANGER not in diff.removed
+
+
+def test_an_expired_developer_is_removed_while_a_gateway_is_pending(data):
+    import datetime
+    from wgmesh_core.live import known_keys
+    full = host_config(load_network(data), "z", TODAY, K, P)
+    data["developers"]["f"]["expires"] = TODAY - datetime.timedelta(days=1)
+    spec = load_network(data, today=TODAY)
+    config = host_config(spec, "z", TODAY, keys_without("a"), P)
+    diff = peer_diff(config, hub_live_with(full), known=known_keys(spec, config))
+    assert diff.removed == [K["f"]]
+
+
+def test_a_deleted_developer_is_removed_while_pending_when_the_host_installed_it(data):
+    """A deleted developer's key is not in the pillar any more; the hub's record of the peers it
+    installed still names it, so it goes. A key the hub never installed may be c's: kept."""
+    from wgmesh_core.live import known_keys
+    full = host_config(load_network(data), "z", TODAY, K, P)
+    del data["developers"]["e"]
+    spec = load_network(data)
+    config = host_config(spec, "z", TODAY, keys_without("c"), P)
+    installed = {p.public_key: p.name for p in full.peers}
+    diff = peer_diff(config, hub_live_with(full, STRANGER), known=known_keys(spec, config, (), installed))
+    assert diff.removed == [K["e"]]
+    without_record = peer_diff(config, hub_live_with(full, STRANGER), known=known_keys(spec, config))
+    assert without_record.removed == []                  # documented: kept until c's key arrives
+
+
+def test_a_pending_preshared_key_holds_that_peer_only(data):
+    """f's preshared key did not arrive: f's live peer is kept as it is (not stripped, not removed),
+    but with every public key known, a stranger and revoked e are removed."""
+    from wgmesh_core.live import known_keys
+    spec = load_network(data)
+    full = host_config(spec, "z", TODAY, K, P)
+    data["developers"]["e"]["revoked"] = True
+    spec = load_network(data)
+    config = host_config(spec, "z", TODAY, K, {k: v for k, v in P.items() if k != "f"})
+    assert config.pending == ["f"] and config.pending_keys == [K["f"]] and not config.waiting_for_key
+    diff = peer_diff(config, hub_live_with(full, STRANGER), known=known_keys(spec, config))
+    assert sorted(diff.removed) == sorted([K["e"], STRANGER])
+    assert "f" not in diff.updated and K["f"] not in diff.removed
+
+
+def test_a_left_out_host_is_not_protected_like_a_pending_one(spec):
+    """a published a new key (refused until accepted): a is left out, not pending, so the live
+    peer of its old key goes, and nothing unknown is kept on its account."""
+    from wgmesh_core.live import known_keys
+    full = host_config(spec, "z", TODAY, K, P)
+    config = host_config(spec, "z", TODAY, keys_without("a"), P, refused={"a": "changed key"})
+    assert config.left_out == {"a": "changed key"} and config.pending == []
+    diff = peer_diff(config, hub_live_with(full, STRANGER), known=known_keys(spec, config, [K["a"]]))
+    assert sorted(diff.removed) == sorted([K["a"], STRANGER])

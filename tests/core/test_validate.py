@@ -174,7 +174,19 @@ def test_gateway_that_is_also_the_hub(data):
     ("39.101.166.124:65536", "not in 1-65535"),
     ("39.101.166.124:abc", "not in 1-65535"),
     ("39.101.166.124:", "not in 1-65535"),
-    ("bad host!:51820", "neither an IPv4 address nor a host name"),
+    ("bad_host!:51820", "neither an IPv4 address nor a host name"),
+    ("bad host:51820", "contains whitespace"),
+    ("vpn.example.com\n:51820", "contains whitespace"),            # '$' would have matched before the newline
+    ("39.101.166.124\n:51820", "contains whitespace"),
+    ("39.101.166.124:51820\nPostUp = touch /tmp/pwned", "contains whitespace"),
+    ("vpn.example.com\x00:51820", "control"),
+    ("39.101.166.124:\u0665\u0661\u0668\u0662\u0660", "non-ASCII"),   # Arabic-Indic digits pass str.isdigit
+    ("vpn.ex\u0430mple.com:51820", "non-ASCII"),                    # Cyrillic a
+    ("039.101.166.124:51820", "neither an IPv4 address nor a host name"),   # inet_aton: octal
+    ("0.0.0.0:51820", "not a unicast address"),
+    ("127.0.0.1:51820", "not a unicast address"),
+    ("239.1.1.1:51820", "not a unicast address"),
+    ("255.255.255.255:51820", "not a unicast address"),
     ("999.101.166.124:51820", "neither an IPv4 address nor a host name"),
     ("-vpn.example.com", "neither an IPv4 address nor a host name"),
 ])
@@ -182,6 +194,17 @@ def test_bad_endpoint(data, endpoint, why):
     data["hub"]["endpoint"] = endpoint
     problem = problem_at(problems_of(data), "hub.endpoint")
     assert why in problem.what and repr(endpoint) in problem.what
+
+
+@pytest.mark.parametrize("endpoint, where, why", [
+    ("10.70.0.9:51820", "hub.endpoint", "inside the VPN network 10.70.0.0/16"),
+    ("10.70.0.1", "hub.endpoint", "inside the VPN network"),
+    ("192.168.201.5:51820", "gateways.a.lan", "contains the hub endpoint 192.168.201.5"),
+    ("192.168.200.1", "gateways.c.lan", "contains the hub endpoint 192.168.200.1"),
+])
+def test_endpoint_inside_the_vpn_or_a_lan(data, endpoint, where, why):
+    data["hub"]["endpoint"] = endpoint
+    assert why in problem_at(problems_of(data), where).what
 
 
 @pytest.mark.parametrize("endpoint", ["39.101.166.124", "vpn.example.com", "vpn.example.com:443", "39.101.166.124:1"])
@@ -324,7 +347,7 @@ def test_expiry_dates_need_the_schedule(data):
     from wgmesh_core.validate import InvalidNetwork, load_network
     data["schedule"] = {"drift_minutes": 0}
     load_network(data)                                   # no expiry anywhere: fine
-    data["developers"]["e"]["expires"] = datetime.date(2030, 1, 1)
+    data["developers"]["e"]["expires"] = datetime.date.today() + datetime.timedelta(days=30)
     try:
         load_network(data)
     except InvalidNetwork as error:
@@ -332,3 +355,67 @@ def test_expiry_dates_need_the_schedule(data):
         assert "developers e have one" in error.problems[0].what
     else:
         raise AssertionError("accepted expiry dates with the schedule off")
+
+
+# --- values that reach files and command lines --------------------------------------
+
+@pytest.mark.parametrize("path", [("interface",), ("gateways", "a", "lan_interface")])
+@pytest.mark.parametrize("name", ["-x", "--help", "wg0\n", "wg 0", "a" * 16, ""])
+def test_interface_names_are_never_options_or_multi_line(data, path, name):
+    *parents, key = path
+    target = data
+    for part in parents:
+        target = target[part]
+    target[key] = name
+    assert problem_at(problems_of(data), ".".join(path))
+
+
+@pytest.mark.parametrize("lan, lan_address, why", [
+    ("192.168.201.0/31", "192.168.201.0", "no room for hosts"),
+    ("192.168.201.247/32", "192.168.201.247", "no room for hosts"),
+    ("8.8.8.0/24", "8.8.8.1", "not a private range"),
+    ("100.128.0.0/24", "100.128.0.1", "not a private range"),        # just outside 100.64/10
+    ("172.32.0.0/24", "172.32.0.1", "not a private range"),          # just outside 172.16/12
+])
+def test_lan_must_be_a_private_range_with_room_for_hosts(data, lan, lan_address, why):
+    data["gateways"]["a"].update(lan=lan, lan_address=lan_address)
+    assert why in problem_at(problems_of(data), "gateways.a.lan").what
+
+
+@pytest.mark.parametrize("lan, lan_address", [("100.64.3.0/24", "100.64.3.1"), ("172.31.0.0/24", "172.31.0.1"),
+                                              ("10.1.0.0/30", "10.1.0.1")])
+def test_private_lans_are_accepted(data, lan, lan_address):
+    data["gateways"]["a"].update(lan=lan, lan_address=lan_address)
+    load_network(data)
+
+
+def test_public_lan_needs_allow_public_lan(data):
+    data["gateways"]["a"].update(lan="198.51.100.0/24", lan_address="198.51.100.1")
+    assert "allow_public_lan: true" in problem_at(problems_of(data), "gateways.a.lan").what
+    data["allow_public_lan"] = True
+    assert load_network(data).allow_public_lan is True
+
+
+def test_defaults_of_the_new_limits(spec):
+    assert spec.allow_public_lan is False and spec.max_access_days == 366
+
+
+@pytest.mark.parametrize("days, accepted", [(366, True), (367, False), (-400, True)])
+def test_expires_at_most_max_access_days_ahead(data, days, accepted):
+    import datetime
+    today = datetime.date(2025, 6, 15)
+    data["developers"]["e"]["expires"] = today + datetime.timedelta(days=days)
+    if accepted:
+        load_network(data, today=today)
+    else:
+        problem = problem_at(problems_of(data, today=today), "developers.e.expires")
+        assert "367 days ahead" in problem.what and "max_access_days (366)" in problem.what
+
+
+def test_max_access_days_is_configurable(data):
+    import datetime
+    today = datetime.date(2025, 6, 15)
+    data["max_access_days"] = 30
+    data["developers"]["e"]["expires"] = today + datetime.timedelta(days=31)
+    assert "max_access_days (30)" in problem_at(problems_of(data, today=today), "developers.e.expires").what
+

@@ -15,7 +15,7 @@ from wgmesh_core.keys import key_problem
 
 from tests.conftest import assert_clean_failure
 
-from .conftest import PILLAR, wgmesh
+from .conftest import PILLAR, WGMESH, new_public_key, wgmesh
 
 PLACEHOLDER = "# PrivateKey = <your private key: it never leaves your machine>"
 
@@ -84,7 +84,7 @@ def test_joined_developer_gets_a_working_client_config(pillar, tmp_path):
     assert valid.returncode == 0, valid.stderr
     assert "3 developers" in valid.stdout
 
-    rendered = wgmesh("client-config", pillar, "g", "--hub-public-key", "HUBKEY", "--psk", "PSKVALUE")
+    rendered = wgmesh("client-config", pillar, "g", "--hub-public-key", new_public_key(), "--psk", new_public_key())
     assert rendered.returncode == 0, rendered.stderr
     assert "Address = 10.70.0.6/16" in rendered.stdout.splitlines()
     assert PLACEHOLDER in rendered.stdout.splitlines()
@@ -125,7 +125,7 @@ def terminal_qr_to_pbm(text: str, scale: int = 4) -> bytes:
 def test_import_config_prints_a_terminal_qr_of_the_finished_config(pillar, tmp_path):
     key_file = tmp_path / "g.key"
     merge_entry(pillar, join(pillar, "g", key_file).stdout)
-    rendered = wgmesh("client-config", pillar, "g").stdout
+    rendered = wgmesh("client-config", pillar, "g", "--hub-public-key", new_public_key()).stdout
     out = tmp_path / "g.conf"
     done = wgmesh("import-config", "-", "--key-file", key_file, "--out", out, "--qr", input=rendered)
     assert done.returncode == 0, done.stderr
@@ -190,3 +190,26 @@ def test_import_config_refuses_a_key_file_that_holds_no_key(pillar, tmp_path):
     assert_clean_failure(done, 2, "the key file does not hold a WireGuard private key: the key is 7 characters long")
     assert "garbage" not in done.stderr
     assert not (tmp_path / "e.conf").exists()
+
+
+def test_the_qr_png_is_created_0600_and_never_overwritten(pillar, tmp_path):
+    """The PNG holds the private key: created 0600 with O_EXCL (even under umask 000); an existing
+    file (or a link planted there) is refused, and then nothing is written."""
+    import os
+    key_file = tmp_path / "g.key"
+    merge_entry(pillar, join(pillar, "g", key_file).stdout)
+    rendered = wgmesh("client-config", pillar, "g", "--hub-public-key", new_public_key()).stdout
+    out, png = tmp_path / "g.conf", tmp_path / "g.png"
+    loose = subprocess.run(["sh", "-c", 'umask 000; exec "$@"', "sh", str(WGMESH), "import-config", "-",
+                            "--key-file", str(key_file), "--out", str(out), "--png", str(png)],
+                           input=rendered, capture_output=True, text=True)
+    assert loose.returncode == 0, loose.stderr
+    assert stat.S_IMODE(png.stat().st_mode) == 0o600 and stat.S_IMODE(out.stat().st_mode) == 0o600
+    decoy = tmp_path / "decoy"
+    decoy.write_text("someone else's file\n")
+    out.unlink()
+    png.unlink()
+    os.symlink(decoy, png)
+    again = wgmesh("import-config", "-", "--key-file", key_file, "--out", out, "--png", png, input=rendered)
+    assert again.returncode == 2 and f"{png} exists" in again.stderr
+    assert decoy.read_text() == "someone else's file\n" and not out.exists()
