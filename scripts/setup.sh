@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(wireguard-go wireguard-tools iptables iproute2 conntrack iperf3 tcpdump
               zbar-tools faketime procps util-linux git python3-venv)
+# Node.js runs Mermaid's own parser in the tests of `wgmesh plan --format markdown` (tests/mermaid);
+# checked by command, since NodeSource's nodejs package carries npm itself.
+command -v node >/dev/null || APT_PACKAGES+=(nodejs)
+command -v npm >/dev/null || APT_PACKAGES+=(npm)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
@@ -34,5 +38,13 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     if .venv/bin/pip show -q wgmesh >/dev/null 2>&1; then .venv/bin/pip uninstall -q -y wgmesh || true; fi
     rm -rf _utils/wgmesh.egg-info
     .venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+    echo "$want" > "$stamp"
+fi
+
+# tests/mermaid/package-lock.json pins mermaid and jsdom with their sha512: `npm ci` installs exactly that
+stamp=tests/mermaid/node_modules/.package-lock.sha
+want=$(sha256sum tests/mermaid/package-lock.json | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    npm ci --prefix tests/mermaid --no-audit --no-fund --loglevel=error >/dev/null
     echo "$want" > "$stamp"
 fi
