@@ -133,6 +133,8 @@ class SaltMixin:
             "enable_fqdns_grains": False,
             "enable_gpu_grains": False,
             "grains": {"lab_host": host},
+            # the lab's hosts are namespaces: no systemd as PID 1, no package installs
+            "wgmesh_formula": {"manage_packages": False, "manage_services": False},
         }
         cfg.update(dict(extra_config or {}))
         return cfg

@@ -1,6 +1,11 @@
 {#- wgmesh: converge this minion's part of the WireGuard network.
     The role (hub, gateway, LAN router) comes from the `wgmesh` pillar; an
     invalid pillar fails the render here, so nothing at all is applied. #}
+{%- if 'wgmesh.role' not in salt %}
+{{- raise('wgmesh: ' ~ salt.missing_fun_string('wgmesh.role')) }}
+{%- endif %}
+include:
+  - wgmesh.install
 {%- set role = salt['wgmesh.role']() %}
 {%- set network = salt['wgmesh.network']() %}
 {%- set interface = network['interface'] %}

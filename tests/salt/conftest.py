@@ -46,6 +46,8 @@ class LocalHost:
             "id": minion_id, "file_client": "local", "root_dir": str(self.dir / "salt-root"),
             "file_roots": {"base": [str(REPO / "salt"), str(REPO)]},
             "pillar_roots": {"base": [str(self.dir / "pillar")]},
+            # no systemd as PID 1 here and no package installs (salt/wgmesh/defaults.yaml)
+            "wgmesh_formula": {"manage_packages": False, "manage_services": False},
             "log_level_logfile": "info"}))
         subprocess.run(["ip", "netns", "add", self.netns], check=True)
         subprocess.run(["ip", "-n", self.netns, "link", "set", "lo", "up"], check=True)
