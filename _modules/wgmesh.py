@@ -1,7 +1,7 @@
 """Execution module for wgmesh: this minion's part of the WireGuard network.
 
 A thin adapter: the model, validation, plan and rendering live in the
-``wgmesh_core`` package (synced to minions from ``_utils/`` by
+``wgmesh_core`` package (installed with saltext-wgmesh, or synced to minions from ``_utils/`` by
 ``saltutil.sync_all``); this module feeds it the pillar, the Salt mine and the
 host's live state, and runs ``wg``/``ip``/``iptables``.
 
@@ -18,7 +18,7 @@ import tempfile
 from salt.exceptions import CommandExecutionError
 
 try:
-    # Salt puts the synced utils folder (where wgmesh_core lands) on sys.path while loading us.
+    # installed with saltext-wgmesh, or synced from _utils/ (Salt puts that folder on sys.path)
     import wgmesh_core
 except ImportError as error:
     wgmesh_core = None
@@ -32,7 +32,8 @@ MINE_FUNCTION = "wgmesh_public_key"
 def __virtual__():
     if wgmesh_core is None:
         return (False, f"wgmesh: cannot import the wgmesh_core package ({IMPORT_ERROR}); run "
-                       "saltutil.sync_utils and install its requirements (netaddr, pydantic, jinja2, cryptography)")
+                       "`salt-pip install saltext-wgmesh`, or saltutil.sync_all and install its requirements "
+                       "(netaddr, pydantic>=2, jinja2, cryptography)")
     return "wgmesh"
 
 

@@ -15,7 +15,7 @@ Master config::
 import logging
 
 try:
-    # Salt puts the synced utils folder (where wgmesh_core lands) on sys.path while loading us.
+    # installed with saltext-wgmesh, or synced from _utils/ (Salt puts that folder on sys.path)
     import wgmesh_core
 except ImportError as error:
     wgmesh_core = None
@@ -27,7 +27,8 @@ DEFAULT_SECRET_FILE = "/etc/salt/wgmesh/psk.secret"
 
 def __virtual__():
     if wgmesh_core is None:
-        return (False, f"wgmesh_secrets: cannot import the wgmesh_core package ({IMPORT_ERROR}); run `salt-run saltutil.sync_all`")
+        return (False, f"wgmesh_secrets: cannot import the wgmesh_core package ({IMPORT_ERROR}); run `salt-pip install 'saltext-wgmesh[master]'` "
+                       "or `salt-run saltutil.sync_all`")
     return "wgmesh_secrets"
 
 

@@ -11,7 +11,7 @@ import salt.pillar
 from salt.exceptions import SaltInvocationError
 
 try:
-    # Salt puts the synced utils folder (where wgmesh_core lands) on sys.path while loading us.
+    # installed with saltext-wgmesh, or synced from _utils/ (Salt puts that folder on sys.path)
     import wgmesh_core
 except ImportError as error:
     wgmesh_core = None
@@ -23,7 +23,8 @@ MINE_FUNCTION = "wgmesh_public_key"
 
 def __virtual__():
     if wgmesh_core is None:
-        return (False, f"wgmesh: cannot import the wgmesh_core package ({IMPORT_ERROR}); run `salt-run saltutil.sync_all`")
+        return (False, f"wgmesh: cannot import the wgmesh_core package ({IMPORT_ERROR}); run `salt-pip install 'saltext-wgmesh[master]'` "
+                       "or `salt-run saltutil.sync_all`")
     return "wgmesh"
 
 

@@ -2,7 +2,8 @@
     The role (hub, gateway, LAN router) comes from the `wgmesh` pillar; an
     invalid pillar fails the render here, so nothing at all is applied. #}
 {%- if 'wgmesh.role' not in salt %}
-{{- raise('wgmesh: ' ~ salt.missing_fun_string('wgmesh.role')) }}
+{{- raise('wgmesh: the wgmesh module does not load on ' ~ grains.id ~ ': ' ~ (salt.missing_modules.get('wgmesh')
+           or 'install saltext-wgmesh (salt-pip) or run saltutil.sync_all')) }}
 {%- endif %}
 include:
   - wgmesh.install
