@@ -91,6 +91,7 @@ def _plan_as_dict(plan, base, head) -> dict:
                    "peers_removed": h.peers_removed, "peers_changed": h.peers_changed,
                    "allow_added": h.allow_added, "allow_removed": h.allow_removed,
                    "routes_added": h.routes_added, "routes_removed": h.routes_removed,
+                   "masquerade_added": h.masquerade_added, "masquerade_removed": h.masquerade_removed,
                    "file_diffs": h.file_diffs} for h in plan.hosts],
         "clients_changed": plan.clients_changed, "clients_removed": plan.clients_removed,
         "expiring": {name: str(date) for name, date in plan.expiring.items()},

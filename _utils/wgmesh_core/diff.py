@@ -29,19 +29,24 @@ class HostChange:
     allow_removed: list = field(default_factory=list)
     routes_added: list = field(default_factory=list)
     routes_removed: list = field(default_factory=list)
+    # gateway MASQUERADE rules: with the iptables backend they live in no file, so no diff shows them
+    masquerade_added: list = field(default_factory=list)
+    masquerade_removed: list = field(default_factory=list)
     file_diffs: dict = field(default_factory=dict)      # path -> unified diff
 
     @property
     def changed(self) -> bool:
         return bool(self.file_diffs or self.peers_added or self.peers_removed or self.peers_changed
-                    or self.allow_added or self.allow_removed or self.routes_added or self.routes_removed)
+                    or self.allow_added or self.allow_removed or self.routes_added or self.routes_removed
+                    or self.masquerade_added or self.masquerade_removed)
 
     def summary(self) -> str:
         parts = []
         for label, items in (("+peer", self.peers_added), ("-peer", self.peers_removed),
                              ("~peer", self.peers_changed), ("+allow", self.allow_added),
                              ("-allow", self.allow_removed), ("+route", self.routes_added),
-                             ("-route", self.routes_removed)):
+                             ("-route", self.routes_removed), ("+masquerade", self.masquerade_added),
+                             ("-masquerade", self.masquerade_removed)):
             parts += [f"{label} {item}" for item in items]
         if not self.changed:
             return "unchanged"
@@ -101,6 +106,11 @@ def _routes(config) -> set:
     return set(config.interface_routes) | {f"{dst} via {via}" for dst, via in config.static_routes}
 
 
+def _masquerade(config) -> set:
+    masquerade = config.firewall.masquerade if config and config.firewall else None
+    return {"-s {} -d {} -o {}".format(*masquerade)} if masquerade else set()
+
+
 def _added_removed(old: set, new: set) -> tuple[list, list]:
     return sorted(new - old), sorted(old - new)
 
@@ -114,6 +124,7 @@ def host_change(old: Optional[NetworkSpec], new: Optional[NetworkSpec], host: st
     change.peers_changed = [n for n in new_peers if n in old_peers and new_peers[n] != old_peers[n]]
     change.allow_added, change.allow_removed = _added_removed(_allow_list(before), _allow_list(after))
     change.routes_added, change.routes_removed = _added_removed(_routes(before), _routes(after))
+    change.masquerade_added, change.masquerade_removed = _added_removed(_masquerade(before), _masquerade(after))
     old_files, new_files = _files(before), _files(after)
     for path in sorted(set(old_files) | set(new_files)):
         diff = _unified(path, old_files.get(path, ""), new_files.get(path, ""))

@@ -241,3 +241,21 @@ def test_plan_change_lists_a_deleted_gateway_so_it_is_converged(data):
     assert sorted(by_host["c"].file_diffs) == ["/etc/firewalld/direct.xml", "/etc/sysctl.d/10-ip-forward.conf",
                                                "/etc/systemd/network/wg0.netdev", "/etc/systemd/network/wg0.network"]
     assert by_host["z"].peers_removed == ["c"] and by_host["z"].routes_removed == ["192.168.200.0/24"]
+
+
+def test_switching_an_iptables_gateway_from_masquerade_to_route_converges_it(data):
+    """With the iptables backend the MASQUERADE rule is live state, in no file: the plan must still
+    name the gateway, or the old NAT rule would stay until the next drift run. (Found by the
+    plan_change property over random networks.)"""
+    import copy
+    from wgmesh_core.diff import plan_change
+    data["firewall"] = "iptables"
+    old = load_network(data)
+    routed = copy.deepcopy(data)
+    routed["gateways"]["c"]["lan_mode"] = "route"
+    change = plan_change(old, load_network(routed), TODAY)
+    assert change.affected == ["c"]
+    (c,) = [h for h in change.hosts if h.host == "c"]
+    assert c.file_diffs == {}
+    assert c.masquerade_removed == ["-s 10.70.0.0/16 -d 192.168.200.0/24 -o eth2"]
+    assert c.summary() == "-masquerade -s 10.70.0.0/16 -d 192.168.200.0/24 -o eth2"

@@ -50,7 +50,7 @@ def assert_unchanged(host):
     """A host entry (json dict) that the plan leaves alone."""
     assert host["changed"] is False, host
     for key in ("peers_added", "peers_removed", "peers_changed", "allow_added", "allow_removed",
-                "routes_added", "routes_removed"):
+                "routes_added", "routes_removed", "masquerade_added", "masquerade_removed"):
         assert host[key] == [], (host["host"], key, host[key])
     assert host["file_diffs"] == {}
 
@@ -64,7 +64,8 @@ def assert_json_matches_direct(doc, plan):
     assert [h["host"] for h in doc["hosts"]] == [h.host for h in plan.hosts]
     for entry, change in zip(doc["hosts"], plan.hosts):
         for key in ("role", "changed", "peers_added", "peers_removed", "peers_changed", "allow_added",
-                    "allow_removed", "routes_added", "routes_removed", "file_diffs"):
+                    "allow_removed", "routes_added", "routes_removed", "masquerade_added", "masquerade_removed",
+                    "file_diffs"):
             assert entry[key] == getattr(change, key), (change.host, key)
 
 

@@ -1,0 +1,68 @@
+"""`plan_change` between two random networks: it converges exactly the hosts whose desired state differs."""
+from __future__ import annotations
+
+import copy
+
+from hypothesis import given
+
+from wgmesh_core.diff import plan_change, stand_in_keys
+from wgmesh_core.plan import host_config, managed_hosts, peer_psk
+from wgmesh_core.render import host_files, iptables_restore
+from wgmesh_core.validate import load_network
+
+from tests.conftest import TODAY
+
+from .strategies import accepted, network_pairs, networks
+
+
+def desired_state(spec, host):
+    """Everything Salt would converge on ``host``: its files, live firewall rules and static routes
+    (planned with the stand-in keys `wgmesh plan` uses); nothing at all when it is not a host of ``spec``."""
+    if spec is None or host not in managed_hosts(spec):
+        return {}, None, []
+    public, psks = stand_in_keys(spec)
+    config = host_config(spec, host, TODAY, public, psks)
+    rules = iptables_restore(config) if config.firewall and config.firewall.backend == "iptables" else None
+    return {f.path: f.content for f in host_files(config)}, rules, config.static_routes
+
+
+@given(network_pairs())
+def test_plan_change_converges_exactly_the_hosts_whose_desired_state_differs(pair):
+    old, new = accepted(pair[0]), accepted(pair[1])
+    plan = plan_change(old, new, TODAY)
+    hosts = set(managed_hosts(old)) | set(managed_hosts(new))
+    differ = {host for host in hosts if desired_state(old, host) != desired_state(new, host)}
+    assert set(plan.affected) == differ
+    assert {change.host for change in plan.hosts} == hosts
+    # the hub first, then gateways, then LAN routers and hosts that left the network
+    rank = {"hub": 0, "gateway": 1, "lan_router": 2, "none": 3}
+    ranks = [rank[change.role] for change in plan.hosts]
+    assert ranks == sorted(ranks)
+
+
+@given(networks())
+def test_plan_change_from_a_network_to_itself_changes_nothing(data):
+    spec = accepted(data)
+    plan = plan_change(spec, load_network(copy.deepcopy(data)), TODAY)
+    assert plan.affected == [] and plan.clients_changed == [] and plan.clients_removed == []
+    assert all(change.summary() == "unchanged" for change in plan.hosts)
+
+
+@given(networks())
+def test_a_first_deployment_converges_every_wireguard_host_and_lan_router(data):
+    spec = accepted(data)
+    plan = plan_change(None, spec, TODAY)
+    expected = {host for host in managed_hosts(spec) if desired_state(spec, host) != ({}, None, [])}
+    assert set(plan.affected) == expected
+
+
+@given(network_pairs())
+def test_a_preshared_key_changes_exactly_when_its_peer_rekeys_or_the_epoch_moves(pair):
+    old, new = accepted(pair[0]), accepted(pair[1])
+    secret = bytes(32)
+    for name in set(old.developers) & set(new.developers):
+        rekeyed = old.developers[name].public_key != new.developers[name].public_key
+        rotated = old.preshared_key_epoch != new.preshared_key_epoch
+        moved = (peer_psk(old, name, secret, old.preshared_key_epoch)
+                 != peer_psk(new, name, secret, new.preshared_key_epoch))
+        assert moved == (rekeyed or rotated), name
