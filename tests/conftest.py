@@ -1,8 +1,10 @@
 """What every test suite shares: paths, the fixed test date, the example pillar, CLI checks,
-and the report of the root-only suites (tests/salt, tests/lab) when they are skipped.
+and the report of root-only tests (tests/salt, tests/lab, and tests using their fixtures)
+when they are skipped.
 
-Under ``CI=true`` a skipped root-only test fails the run: CI runs as root with everything
-`scripts/setup.sh` installs, so a skip there means the suites silently stopped running.
+A root-only test skips with ``skip_root_only(why)``. Under ``CI=true`` such a skip fails the
+run: CI runs as root with everything `scripts/setup.sh` installs, so a skip there means the
+suites silently stopped running.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ BIN = Path(sys.executable).parent
 WGMESH = BIN / "wgmesh"
 # A fixed "today" for expiry: tests must not change meaning with the calendar.
 TODAY = datetime.date(2025, 6, 15)
-ROOT_ONLY_SUITES = ("tests/salt/", "tests/lab/")
+ROOT_ONLY = "root-only: "     # the prefix of a root-only test's skip reason
 
 
 def example_network_data() -> dict:
@@ -36,16 +38,24 @@ def assert_clean_failure(done, returncode: int, message: str) -> None:
     assert "Traceback" not in done.stderr + done.stdout, done.stderr
 
 
-# --- root-only suites: say loudly when they did not run -----------------------------------
+# --- root-only tests: say loudly when they did not run ------------------------------------
+
+def skip_root_only(why: str):
+    """Skip a test that needs root (namespaces, iptables, wireguard-go), marked as root-only."""
+    pytest.skip(ROOT_ONLY + why)
+
 
 _root_skips: dict[str, list[str]] = {}
 
 
 def pytest_runtest_logreport(report):
-    if report.skipped and report.nodeid.startswith(ROOT_ONLY_SUITES):
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        suite = report.nodeid.split("/")[1]
-        _root_skips.setdefault(f"tests/{suite}: {reason.removeprefix('Skipped: ')}", []).append(report.nodeid)
+    if not report.skipped:
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    reason = reason.removeprefix("Skipped: ")
+    if reason.startswith(ROOT_ONLY):
+        suite = "/".join(report.nodeid.split("/")[:2])
+        _root_skips.setdefault(f"{suite}: {reason.removeprefix(ROOT_ONLY)}", []).append(report.nodeid)
 
 
 def _on_ci() -> bool:
@@ -55,7 +65,7 @@ def _on_ci() -> bool:
 def pytest_terminal_summary(terminalreporter):
     if not _root_skips:
         return
-    terminalreporter.section("root-only suites SKIPPED", sep="!", red=True, bold=True)
+    terminalreporter.section("root-only tests SKIPPED", sep="!", red=True, bold=True)
     for why, nodeids in _root_skips.items():
         terminalreporter.write_line(f"{len(nodeids)} test(s) not run: {why}")
     if _on_ci():

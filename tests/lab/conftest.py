@@ -7,6 +7,8 @@ import subprocess
 
 import pytest
 
+from tests.conftest import ROOT_ONLY
+
 NEEDED = ("ip", "nsenter", "unshare", "mount", "wireguard-go", "wg", "wg-quick",
           "iptables", "conntrack", "tcpdump", "iperf3", "ss")
 
@@ -28,7 +30,7 @@ def _skip_reason():
     return None
 
 
-SKIP_REASON = _skip_reason()
+SKIP_REASON = _skip_reason() and ROOT_ONLY + _skip_reason()
 
 
 def pytest_collection_modifyitems(config, items):

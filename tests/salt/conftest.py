@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import BIN, REPO
+from tests.conftest import BIN, REPO, skip_root_only
 
 FAKES = REPO / "tests" / "fakes"
 PRIVATE_DIRS = ["/run/wireguard", "/etc/wireguard", "/etc/systemd/network", "/etc/sysctl.d", "/etc/firewalld"]
@@ -23,7 +23,7 @@ PRIVATE_DIRS = ["/run/wireguard", "/etc/wireguard", "/etc/systemd/network", "/et
 
 def require_root_netns():
     if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("wireguard-go") is None:
-        pytest.skip("needs root, iproute2 and wireguard-go (run scripts/setup.sh)")
+        skip_root_only("needs root, iproute2 and wireguard-go (run scripts/setup.sh)")
 
 
 class fails(str):

@@ -23,13 +23,13 @@ def run_as_non_root(env_ci):
 def test_a_skipped_root_suite_is_reported_and_passes_outside_ci():
     done = run_as_non_root(None)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "root-only suites SKIPPED" in done.stdout
-    assert "1 test(s) not run: tests/salt: needs root" in done.stdout
+    assert "root-only tests SKIPPED" in done.stdout
+    assert "1 test(s) not run: tests/salt: needs root, iproute2 and wireguard-go" in done.stdout
     assert "CI=true: failing the run" not in done.stdout
 
 
 def test_a_skipped_root_suite_fails_the_run_under_ci():
     done = run_as_non_root("true")
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "1 test(s) not run: tests/salt: needs root" in done.stdout
+    assert "1 test(s) not run: tests/salt: needs root, iproute2 and wireguard-go" in done.stdout
     assert "CI=true: failing the run, these suites must run on CI" in done.stdout
