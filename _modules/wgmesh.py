@@ -26,7 +26,6 @@ except ImportError as error:
 
 log = logging.getLogger(__name__)
 __virtualname__ = "wgmesh"
-MINE_FUNCTION = "wgmesh_public_key"
 
 
 def __virtual__():
@@ -124,7 +123,7 @@ def _resolved_keys(spec):
         return wgmesh_core.hostkeys.served_host_keys(spec, served)
     published = dict(_pillar().get("wgmesh_host_keys") or {})
     try:
-        mined = __salt__["mine.get"](",".join(wgmesh_core.hostkeys.keyed_hosts(spec)), MINE_FUNCTION,
+        mined = __salt__["mine.get"](",".join(wgmesh_core.hostkeys.keyed_hosts(spec)), wgmesh_core.hostkeys.MINE_FUNCTION,
                                      tgt_type="list") or {}
     except Exception as error:  # pylint: disable=broad-except
         # no silent fallback: planning without the mine would take live peers for revoked

@@ -18,7 +18,6 @@ except ImportError as error:
     IMPORT_ERROR = str(error)
 
 log = logging.getLogger(__name__)
-MINE_FUNCTION = "wgmesh_public_key"
 
 
 def __virtual__():
@@ -43,11 +42,23 @@ def _spec(pillar=None):
     return wgmesh_core.load_network(pillar["wgmesh"])
 
 
-def _secret_file():
+def _secrets_options():
+    """The ``wgmesh_secrets`` ext_pillar's options in the master config ({} when it is not set)."""
     for entry in __opts__.get("ext_pillar") or []:
         if isinstance(entry, dict) and "wgmesh_secrets" in entry:
-            return (entry["wgmesh_secrets"] or {}).get("secret_file")
-    return None
+            return entry["wgmesh_secrets"] or {}
+    return {}
+
+
+def _secret_file():
+    return _secrets_options().get("secret_file")
+
+
+def _pin_file():
+    options = _secrets_options()
+    if not options:
+        raise SaltInvocationError("the wgmesh_secrets ext_pillar (which keeps the pinned host keys) is not configured")
+    return options.get("pin_file") or wgmesh_core.pins.default_pin_file(options.get("secret_file") or "/etc/salt/wgmesh/psk.secret")
 
 
 def _master_secret():
@@ -72,9 +83,15 @@ def validate():
     return True
 
 
+def _mine_of(minion_id):
+    import salt.cache
+    return salt.cache.factory(__opts__).fetch("mine", minion_id)
+
+
 def hub_public_key(spec=None):
     """
-    The hub's public key, from the Salt mine.
+    The hub's public key: its pinned key when the master pins host keys (the ``wgmesh_secrets``
+    ext_pillar), else its key in the Salt mine if that is a valid key. None when unknown.
 
     CLI Example:
 
@@ -83,14 +100,55 @@ def hub_public_key(spec=None):
         salt-run wgmesh.hub_public_key
     """
     spec = spec or _spec()
-    mined = __salt__["mine.get"](spec.hub.minion, MINE_FUNCTION) or {}
-    return mined.get(spec.hub.minion)
+    published = wgmesh_core.hostkeys.published_host_keys(spec, _mine_of)
+    pinned = wgmesh_core.pins.read_pins(_pin_file())["pinned"] if _secrets_options() else None
+    return wgmesh_core.hostkeys.resolve_host_keys(spec, published, pinned).accepted.get(spec.hub.minion)
+
+
+def accept_key(host, key=None):
+    """
+    Accept the public key ``host`` publishes now (in the Salt mine, or the ``wgmesh_host_keys``
+    pillar) as its pinned key, after the master refused it as a change (``wgmesh/key/changed``),
+    and apply ``wgmesh`` to the hosts that peer with it. Pass ``key`` to accept only that key
+    (the one you verified with the host's admin): a different published key is refused.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run wgmesh.accept_key c
+        salt-run wgmesh.accept_key c key=Vq6+6RE0oYQ0bCkO7AB0Zp1bUZwy9rbY7DZhnN3qIkY=
+    """
+    spec = _spec()
+    if host not in wgmesh_core.hostkeys.keyed_hosts(spec):
+        raise SaltInvocationError(f"{host!r} is not the hub or a gateway of the network")
+    published = wgmesh_core.hostkeys.published_host_keys(spec, _mine_of, _pillar(host).get("wgmesh_host_keys"))
+    current = published.get(host)
+    if current is None:
+        raise SaltInvocationError(f"{host} has published no public key")
+    if key is not None and key != current:
+        raise SaltInvocationError(f"{host} publishes {wgmesh_core.keys.shown(current)}, not the key given")
+    with wgmesh_core.pins.updating_pins(_pin_file()) as store:
+        others = {other: pinned for other, pinned in store["pinned"].items() if other != host}
+        problem = wgmesh_core.hostkeys.accept_problem(spec, host, current, others)
+        if problem:
+            raise SaltInvocationError(f"not accepting the key of {host}: {problem}")
+        previous = store["pinned"].get(host)
+        store["pinned"][host] = current
+        store["refused"].pop(host, None)
+    _fire("wgmesh/key/accepted", {"host": host, "key": current, "previous": previous})
+    peers = list(wgmesh_core.plan.active_gateways(spec)) if host == spec.hub.minion else [host]
+    applied = converge([spec.hub.minion, *peers], hub=spec.hub.minion)
+    return {"host": host, "key": current, "previous": previous, "applied": applied}
 
 
 def client_config(name):
     """
-    Print developer ``name``'s wg-quick config, complete but for their private key (which
-    never leaves their machine): hub public key from the mine, preshared key from the master.
+    Write developer ``name``'s wg-quick config, complete but for their private key (which never
+    leaves their machine), to a 0600 file on the master and return its path: hub public key
+    (pinned), preshared key derived on the master. The config carries the preshared key, so it
+    is never the return value: Salt stores runner returns in the job cache and fires them on
+    the event bus. Send the file to the developer over a private channel, then delete it.
 
     CLI Example:
 
@@ -105,7 +163,15 @@ def client_config(name):
         raise SaltInvocationError(f"developer {name!r} is revoked or expired")
     secret = _master_secret() if spec.preshared_keys else None
     psk = wgmesh_core.plan.peer_psk(spec, name, secret, spec.preshared_key_epoch) if secret else None
-    return wgmesh_core.client_config(spec, name, hub_public_key=hub_public_key(spec), psk=psk)
+    text = wgmesh_core.client_config(spec, name, hub_public_key=hub_public_key(spec), psk=psk)
+    folder = os.path.join(__opts__["cachedir"], "wgmesh", "clients")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    os.chmod(folder, 0o700)
+    path = os.path.join(folder, f"{name}.conf")
+    wgmesh_core.keys.write_secret_file(path + ".new", text)
+    os.replace(path + ".new", path)
+    return {"developer": name, "path": path,
+            "note": "mode 0600 on the master, it holds the preshared key: send it privately, then delete it"}
 
 
 # --- GitOps: from a push to the converged hosts ------------------------------------------

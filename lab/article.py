@@ -18,7 +18,7 @@ What `up` does, in order (each step timed):
 5. a `git push` of the pillar: hook -> `wgmesh/push` -> reactor ->
    `wgmesh.on_push` validates, deploys and converges every host;
 6. `salt '*' state.apply wgmesh`, which must now report no changes;
-7. e and f fetch their configs (`salt-run wgmesh.client_config`), add their
+7. e and f fetch their configs (`salt-run wgmesh.client_config` writes them on the master), add their
    private key with `wgmesh import-config` and run `wg-quick up`;
 8. the connectivity matrix, every cell checked against the article.
 """
@@ -179,7 +179,10 @@ class ArticleLab:
         return self.lab.salt(["*", "state.apply", "wgmesh", "queue=True"], timeout=300)
 
     def laptop_config(self, dev: str) -> str:
-        return self.lab.salt_run(["wgmesh.client_config", dev])
+        """What ops sends the developer: the runner writes it 0600 on the master (never into
+        its return, which Salt keeps in the job cache) and says where."""
+        written = self.lab.salt_run(["wgmesh.client_config", dev])
+        return self.lab.exec("master", ["cat", written["path"]]).stdout
 
     def laptop_up(self, dev: str, host: str | None = None) -> None:
         """The developer's own steps: take the config from ops, add the private key, import it."""

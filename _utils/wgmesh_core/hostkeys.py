@@ -17,6 +17,8 @@ from typing import Optional
 from .keys import key_problem
 from .model import NetworkSpec
 
+MINE_FUNCTION = "wgmesh_public_key"    # the mine function (pillar/wgmesh/mine.sls) hosts publish with
+
 
 @dataclass
 class HostKeys:
@@ -89,11 +91,36 @@ def resolve_host_keys(spec: NetworkSpec, published: dict, pins: Optional[dict] =
 
 
 def served_host_keys(spec: NetworkSpec, served) -> HostKeys:
-    """The keys the master served (``wgmesh_keys`` pillar), checked again where they are used."""
+    """The keys the master served (``wgmesh_keys`` pillar), checked again where they are used
+    (as pins: the master already settled which of two claims to a key came first)."""
     if not isinstance(served, dict) or not isinstance(served.get("accepted"), dict):
         return HostKeys(refused={host: "the master served no usable wgmesh_keys" for host in keyed_hosts(spec)})
-    result = resolve_host_keys(spec, served["accepted"])
+    result = resolve_host_keys(spec, served["accepted"], pins=served["accepted"])
     for host, why in (served.get("refused") or {}).items():
         if host in keyed_hosts(spec) and host not in result.accepted:
             result.refused[host] = str(why)
     return result
+
+
+def published_host_keys(spec: NetworkSpec, mine_of, pillar_keys=None) -> dict:
+    """host -> the value it published: the ``wgmesh_host_keys`` pillar, then the Salt mine
+    (``mine_of(minion)``: that minion's mine data, as the master caches it).  Unchecked."""
+    published = dict(pillar_keys) if isinstance(pillar_keys, dict) else {}
+    for host in keyed_hosts(spec):
+        mined = (mine_of(host) or {}).get(MINE_FUNCTION)
+        if isinstance(mined, dict) and "__data__" in mined:    # a mine entry stored with an ACL
+            mined = mined["__data__"]
+        if mined:
+            published[host] = mined
+    return published
+
+
+def pin_host_keys(spec: NetworkSpec, published: dict, store: dict) -> tuple[HostKeys, dict]:
+    """Resolve against the pin store's content (``pins.updating_pins``), pinning first publishes
+    and recording refusals in it; returns the keys and the refusals that are new since the last
+    call (host -> why), for the ``wgmesh/key/changed`` event."""
+    resolved = resolve_host_keys(spec, published, store["pinned"])
+    store["pinned"].update(resolved.new_pins)
+    news = {host: why for host, why in resolved.refused.items() if store["refused"].get(host) != why}
+    store["refused"] = dict(resolved.refused)
+    return resolved, news

@@ -85,3 +85,40 @@ def test_keys_served_by_the_master_are_checked_again(spec):
     assert keys.accepted == {"z": K["z"]}
     assert keys.refused["a"] == "changed key" and "all-zero" in keys.refused["c"] and "nobody" not in keys.refused
     assert set(served_host_keys(spec, "garbage").refused) == {"z", "a", "c"}
+
+
+# --- the master's pin store ------------------------------------------------------------
+
+def test_pins_are_recorded_once_and_refusals_reported_once(spec, tmp_path):
+    import json
+    import stat
+    from wgmesh_core.hostkeys import pin_host_keys
+    from wgmesh_core.pins import default_pin_file, updating_pins
+    path = default_pin_file(str(tmp_path / "wgmesh" / "psk.secret"))
+    with updating_pins(path) as store:
+        keys, news = pin_host_keys(spec, {"z": K["z"], "a": K["a"]}, store)
+    assert keys.new_pins == {"z": K["z"], "a": K["a"]} and news == {}
+    assert stat.S_IMODE((tmp_path / "wgmesh" / "host_keys.json").stat().st_mode) == 0o600
+    changed = new_key()
+    for expect_news in (True, False):                   # the same refusal twice: reported once
+        with updating_pins(path) as store:
+            keys, news = pin_host_keys(spec, {"z": K["z"], "a": changed, "c": K["c"]}, store)
+        assert keys.accepted == {"z": K["z"], "c": K["c"]} and ("a" in news) is expect_news
+    saved = json.loads((tmp_path / "wgmesh" / "host_keys.json").read_text())
+    assert saved["pinned"] == {"z": K["z"], "a": K["a"], "c": K["c"]} and set(saved["refused"]) == {"a"}
+
+
+def test_a_corrupt_pin_store_is_an_error_not_an_empty_store(tmp_path):
+    from wgmesh_core.pins import read_pins
+    path = tmp_path / "host_keys.json"
+    path.write_text("[]")
+    with pytest.raises(ValueError):
+        read_pins(str(path))
+
+
+def test_published_keys_come_from_the_mine_over_the_pillar(spec):
+    from wgmesh_core.hostkeys import published_host_keys
+    mine = {"z": {"wgmesh_public_key": K["z"]}, "a": {"wgmesh_public_key": {"__data__": K["a"]}}, "c": None}
+    published = published_host_keys(spec, mine.get, {"z": "old", "c": K["c"], "r1": "not a keyed host"})
+    assert published["z"] == K["z"] and published["a"] == K["a"] and published["c"] == K["c"]
+    assert resolve_host_keys(spec, published).accepted == HOSTS

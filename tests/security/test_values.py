@@ -10,7 +10,7 @@ refusal must name the offending entry.
 from __future__ import annotations
 
 import copy
-import subprocess
+import json
 
 import pytest
 import yaml
@@ -241,3 +241,48 @@ def test_revocation_and_deletion_reach_the_hub_while_a_gateway_is_pending(local_
     assert set(out[6].split()) == {keys["a"], keys["c"], stranger}
     assert state_results(out[8])["wgmesh-tunnel"]["changes"]["peers"]["removed"] == [stranger]
     assert set(out[9].split()) == {keys["a"], keys["c"]}
+
+
+# --- what only the master serves cannot come from the pillar repository ------------------
+
+def test_the_master_drops_keys_and_psks_forged_in_the_pillar_repository(tmp_path, monkeypatch):
+    """The wgmesh_secrets ext_pillar, run as Salt runs it (the repository's pillar so far, which
+    Salt merges its result into): a forged wgmesh_psk / wgmesh_keys is removed, the hub gets the
+    keys pinned from the mine, and a changed key fires wgmesh/key/changed once."""
+    import importlib.util
+    from tests.conftest import REPO
+    spec = importlib.util.spec_from_file_location("wgmesh_secrets_under_test", REPO / "_pillar" / "wgmesh_secrets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    z, a, c, forged = (new_key()[1] for _ in range(4))
+    mine = {"z": {"wgmesh_public_key": z}, "a": {"wgmesh_public_key": a}, "c": {"wgmesh_public_key": c}}
+    events, logged = [], []
+
+    class Log:   # records the module's log lines (salt's deferred log handler would print them at exit)
+        def error(self, message, *args):
+            logged.append(message % args)
+        info = error
+    monkeypatch.setattr(module, "log", Log())
+    monkeypatch.setattr(module, "_mine_of", mine.get, raising=False)
+    monkeypatch.setattr(module, "_fire", lambda tag, data: events.append((tag, data)), raising=False)
+    secret_file = str(tmp_path / "wgmesh" / "psk.secret")
+
+    def compile_for(minion):
+        repository = {"wgmesh": example_network_data(), "wgmesh_psk": {"e": forged},
+                      "wgmesh_keys": {"accepted": {"c": forged}, "refused": {}}}
+        served = module.ext_pillar(minion, repository, secret_file=secret_file)
+        assert "wgmesh_psk" not in repository and "wgmesh_keys" not in repository
+        return served
+
+    served = compile_for("z")
+    assert served["wgmesh_keys"] == {"accepted": {"z": z, "a": a, "c": c}, "refused": {}}
+    assert forged not in json.dumps(served) and set(served["wgmesh_psk"]) == {"a", "c", "e", "f"}
+    assert "wgmesh: ignoring the 'wgmesh_psk' pillar key from the pillar repository (only the master serves it)" \
+        in logged
+    assert compile_for("r1") == {}                        # a LAN router gets neither keys nor PSKs
+    mine["c"] = {"wgmesh_public_key": forged}              # c re-keys (or is taken over)
+    for _ in range(2):
+        served = compile_for("z")
+        assert served["wgmesh_keys"]["accepted"] == {"z": z, "a": a}
+        assert f"not its pinned key {c}" in served["wgmesh_keys"]["refused"]["c"]
+    assert [(tag, data["host"], data["pinned"]) for tag, data in events] == [("wgmesh/key/changed", "c", c)]
