@@ -123,8 +123,8 @@ def _resolved_keys(spec):
         return wgmesh_core.hostkeys.served_host_keys(spec, served)
     published = dict(_pillar().get("wgmesh_host_keys") or {})
     try:
-        mined = __salt__["mine.get"](",".join(wgmesh_core.hostkeys.keyed_hosts(spec)), wgmesh_core.hostkeys.MINE_FUNCTION,
-                                     tgt_type="list") or {}
+        hosts = ",".join(wgmesh_core.hostkeys.keyed_hosts(spec))
+        mined = __salt__["mine.get"](hosts, wgmesh_core.hostkeys.MINE_FUNCTION, tgt_type="list") or {}
     except Exception as error:  # pylint: disable=broad-except
         # no silent fallback: planning without the mine would take live peers for revoked
         raise CommandExecutionError(f"wgmesh: cannot read public keys from the Salt mine: {error}")

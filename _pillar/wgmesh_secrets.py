@@ -31,7 +31,6 @@ except ImportError as error:
     IMPORT_ERROR = str(error)
 
 log = logging.getLogger(__name__)
-DEFAULT_SECRET_FILE = "/etc/salt/wgmesh/psk.secret"
 SERVED = ("wgmesh_psk", "wgmesh_keys")
 
 
@@ -68,7 +67,7 @@ def host_keys_for(spec, pillar, pin_file):
     return resolved
 
 
-def ext_pillar(minion_id, pillar, secret_file=DEFAULT_SECRET_FILE, pin_file=None):
+def ext_pillar(minion_id, pillar, secret_file=None, pin_file=None):
     # The pillar so far is the repository's: it may not supply what only the master serves. Salt
     # merges our result into it, so a forged value would survive the merge: drop it here.
     for key in SERVED:
@@ -83,6 +82,7 @@ def ext_pillar(minion_id, pillar, secret_file=DEFAULT_SECRET_FILE, pin_file=None
     except wgmesh_core.InvalidNetwork as error:
         log.error("wgmesh: invalid network, no keys for %s:\n%s", minion_id, error)
         return {}
+    secret_file = secret_file or pins.DEFAULT_SECRET_FILE
     served = {}
     if minion_id in hostkeys.keyed_hosts(spec):
         resolved = host_keys_for(spec, pillar, pin_file or pins.default_pin_file(secret_file))

@@ -58,7 +58,8 @@ def _pin_file():
     options = _secrets_options()
     if not options:
         raise SaltInvocationError("the wgmesh_secrets ext_pillar (which keeps the pinned host keys) is not configured")
-    return options.get("pin_file") or wgmesh_core.pins.default_pin_file(options.get("secret_file") or "/etc/salt/wgmesh/psk.secret")
+    secret_file = options.get("secret_file") or wgmesh_core.pins.DEFAULT_SECRET_FILE
+    return options.get("pin_file") or wgmesh_core.pins.default_pin_file(secret_file)
 
 
 def _master_secret():

@@ -14,6 +14,7 @@ import os
 
 from .keys import write_secret_file
 
+DEFAULT_SECRET_FILE = "/etc/salt/wgmesh/psk.secret"   # the wgmesh_secrets ext_pillar's default
 PIN_FILE_NAME = "host_keys.json"
 
 

@@ -23,7 +23,7 @@ from .plan import RFC1918
 HOSTNAME_RE = re.compile(r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
 PORT_RE = re.compile(r"[0-9]{1,5}")
 PRIVATE_LAN_RANGES = RFC1918 + [netaddr.IPNetwork("100.64.0.0/10")]   # RFC 1918 and carrier-grade NAT
-NOT_AN_ENDPOINT = [netaddr.IPNetwork(n) for n in ("0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/3")]
+NOT_AN_ENDPOINT = [netaddr.IPNetwork(n) for n in ("0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/3")]  # to 255.255.255.255
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def endpoint_problem(endpoint: str) -> Optional[str]:
     address = endpoint_address(endpoint)
     if address is None and not (HOSTNAME_RE.fullmatch(host) and not host.replace(".", "").isdigit()):
         return f"{endpoint!r}: {host!r} is neither an IPv4 address nor a host name"
-    if address is not None and (any(address in block for block in NOT_AN_ENDPOINT) or address == netaddr.IPAddress("255.255.255.255")):
+    if address is not None and any(address in block for block in NOT_AN_ENDPOINT):
         return f"{endpoint!r}: {address} is not a unicast address peers can dial"
     return None
 
