@@ -51,8 +51,9 @@ def lans(draw, vpn, count):
 
 
 def public_keys(count, salt):
-    """``count`` distinct well-formed WireGuard public keys."""
-    return [base64.b64encode(bytes([salt, i]) + bytes(30)).decode() for i in range(count)]
+    """``count`` distinct well-formed WireGuard public keys (the third byte keeps them off the
+    all-zero key and the other low-order points, which validation refuses)."""
+    return [base64.b64encode(bytes([salt, i, 1]) + bytes(29)).decode() for i in range(count)]
 
 
 @st.composite
