@@ -4,9 +4,10 @@ Runs on the shared article network (the `article` fixture), in any order with
 test_article.py and test_gitops.py: each test leaves every tunnel working.
 """
 import json
-import time
 
 from lab.article import VPN
+
+from .test_gitops import wait_ping
 
 
 def pins(lab) -> dict:
@@ -15,14 +16,6 @@ def pins(lab) -> dict:
 
 def live_peers(lab, host) -> set:
     return set(lab.exec(host, ["wg", "show", "wg0", "peers"]).stdout.split())
-
-
-def wait_ping(lab, src, dst, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not lab.ping(src, dst, timeout=0.5):
-        if time.monotonic() > deadline:
-            return False
-    return True
 
 
 def test_client_config_is_written_0600_on_the_master_and_not_kept_in_the_job_cache(article):
