@@ -231,11 +231,47 @@ def genkey(test=False):
     mode = 0o600 if group == "root" else 0o640
     if os.path.exists(path):
         return _key_permissions(path, mode, group, test)
+    existing = _existing_key(cfg)
     if not test:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        wgmesh_core.keys.write_secret_file(path, wgmesh_core.generate_private_key() + "\n", mode)
+        key = existing[0] if existing else wgmesh_core.generate_private_key()
+        wgmesh_core.keys.write_secret_file(path, key + "\n", mode)
         __salt__["file.chown"](path, "root", group)
+    if existing:
+        return {"path": path, "adopted_from": existing[1]}
     return {"path": path, "created": True}
+
+
+def _read_text(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _live_private_key(interface):
+    if not _link_exists(interface):
+        return None
+    return _run(["wg", "show", interface, "private-key"], check=False)["stdout"].strip() or None
+
+
+def _existing_key(cfg):
+    """(key, where) of a key this host already has (hand-built from the article, another
+    backend's file, the minion option ``wgmesh_adopt_key_file``, or the live interface,
+    which wins: its peers know that key), else None."""
+    return wgmesh_core.adopt.find_existing_key(cfg.interface, _read_text, __opts__.get("wgmesh_adopt_key_file"),
+                                               _live_private_key(cfg.interface))
+
+
+def _private_key(cfg):
+    """This host's private key: its key file's, or (under test=True, before the key state made
+    the file) the key the key state would adopt; None when a new key would be made."""
+    text = _read_text(wgmesh_core.render.private_key_file(cfg))
+    if text is not None:
+        return text.strip()
+    existing = _existing_key(cfg)
+    return existing[0] if existing else None
 
 
 def _key_permissions(path, mode, group, test):
@@ -265,10 +301,8 @@ def public_key():
         path = private_key_path()
     except CommandExecutionError:
         return None
-    if not path or not os.path.exists(path):
-        return None
-    with open(path) as handle:
-        return wgmesh_core.public_key(handle.read().strip())
+    text = _read_text(path) if path else None
+    return wgmesh_core.public_key(text.strip()) if text else None
 
 
 def _link_exists(interface):
@@ -390,12 +424,14 @@ def sync(test=False):
             changes["peers"] = {"added": [p.name for p in cfg.peers]}
             return changes
         _bring_up(cfg)
-    with open(wgmesh_core.render.private_key_file(cfg)) as handle:
-        private_key = handle.read().strip()
+    private_key = _private_key(cfg)
+    if private_key is None and not test:
+        raise CommandExecutionError(f"wgmesh: no private key at {wgmesh_core.render.private_key_file(cfg)}")
     live = _live(cfg.interface)
     installed = _installed_peers(cfg)
     known = wgmesh_core.live.known_keys(spec, cfg, resolved.seen, installed)
-    diff = wgmesh_core.live.peer_diff(cfg, live, wgmesh_core.public_key(private_key), known)
+    diff = wgmesh_core.live.peer_diff(cfg, live, private_key and wgmesh_core.public_key(private_key), known,
+                                      resolve=_resolve)
     if diff:
         changes["peers"] = diff.as_dict()
         if not test:
@@ -410,6 +446,15 @@ def sync(test=False):
     if addressing:
         changes["addressing"] = addressing
     return changes
+
+
+def _resolve(name):
+    """IPv4 addresses of a DNS name (a hub endpoint given by name), empty when it does not resolve."""
+    import socket
+    try:
+        return {info[4][0] for info in socket.getaddrinfo(name, None, socket.AF_INET)}
+    except (OSError, UnicodeError):
+        return set()
 
 
 def _installed_path(cfg):

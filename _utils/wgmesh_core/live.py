@@ -76,8 +76,24 @@ def known_keys(spec: NetworkSpec, config: HostConfig, host_keys: Iterable[str] =
     return frozenset(keys)
 
 
+def _endpoint_differs(planned: str, current: Optional[str], resolve) -> bool:
+    """Whether the live endpoint (always ``ip:port``) is not the planned ``host:port``. A DNS
+    name is compared through ``resolve(name)`` (its addresses); without a resolver, or when
+    it resolves to nothing, the live endpoint is kept (wg resolves names only when set)."""
+    host, _, port = planned.rpartition(":")
+    if current is None:
+        return True
+    live_host, _, live_port = current.rpartition(":")
+    if live_port != port:
+        return True
+    if host.replace(".", "").isdigit():
+        return live_host != host
+    addresses = resolve(host) if resolve else set()
+    return bool(addresses) and live_host not in addresses
+
+
 def peer_diff(config: HostConfig, live: LiveInterface, private_key_public: Optional[str] = None,
-              known: frozenset = frozenset()) -> PeerDiff:
+              known: frozenset = frozenset(), resolve=None) -> PeerDiff:
     """What `wg syncconf` would change on the live interface to reach ``config``.
 
     Revocation is never blocked by a pending peer: a live peer that is not planned is removed,
@@ -97,8 +113,7 @@ def peer_diff(config: HostConfig, live: LiveInterface, private_key_public: Optio
         if current is None:
             diff.added.append(peer.name)
             continue
-        endpoint_differs = (peer.endpoint is not None and current.endpoint != peer.endpoint
-                            and peer.endpoint.split(":")[0].replace(".", "").isdigit())
+        endpoint_differs = peer.endpoint is not None and _endpoint_differs(peer.endpoint, current.endpoint, resolve)
         if (current.allowed_ips != frozenset(peer.allowed_ips)
                 or current.preshared_key != peer.preshared_key
                 or current.keepalive != peer.keepalive
