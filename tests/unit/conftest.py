@@ -1,0 +1,84 @@
+"""Unit tests of the Salt adapters (_modules, _states, _runners, _pillar), without root or namespaces.
+
+The adapters are loaded from their files and given their Salt dunders (``__salt__``,
+``__opts__``, ``__pillar__``, ...) by pytest-salt-factories' loader mock: a test module defines
+the ``configure_loader_modules`` fixture. What cannot run unprivileged is a MOCK, and says so:
+``FakeHost`` answers the ``cmd.run_all`` calls (`ip`, `wg`) of a host's WireGuard interface
+from a small in-memory model of it.
+"""
+from __future__ import annotations
+
+import base64
+import importlib.util
+import shlex
+
+from wgmesh_core.live import LiveInterface, LivePeer
+
+from tests.conftest import REPO
+
+
+def load_adapter(folder: str, name: str):
+    """Import ``<folder>/<name>.py`` (e.g. ``_modules``, ``wgmesh``) as a module of its own."""
+    spec = importlib.util.spec_from_file_location(f"wgmesh_test_{folder.strip('_')}_{name}", REPO / folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def key(n: int) -> str:
+    """A well-formed WireGuard key, distinct for each ``n``."""
+    return base64.b64encode(bytes([n % 256, n // 256]) + bytes(29) + b"\x01").decode()
+
+
+def ok(stdout=""):
+    return {"retcode": 0, "stdout": stdout, "stderr": "", "pid": 1}
+
+
+def failed(stderr):
+    return {"retcode": 1, "stdout": "", "stderr": stderr, "pid": 1}
+
+
+class FakeHost:
+    """MOCK of a host's `ip` and `wg` for ``cmd.run_all``: one WireGuard interface (no kernel
+    module or namespace is available to a unit test). Every command is recorded in ``calls``."""
+
+    def __init__(self, interface="wg0", private_key=None, public_key=None, listen_port=51820,
+                 address=None, routes=(), mtu=1280, up=True):
+        self.interface, self.exists = interface, private_key is not None
+        self.live = LiveInterface(private_key or "", public_key or "", listen_port, {})
+        self.address, self.routes, self.mtu, self.up = address, list(routes), mtu, up
+        self.calls: list[list[str]] = []
+
+    def add_peer(self, public_key, allowed_ips, preshared_key=None, endpoint=None, keepalive=0):
+        self.live.peers[public_key] = LivePeer(public_key, preshared_key, endpoint, frozenset(allowed_ips),
+                                               0, 0, 0, keepalive)
+
+    def ran(self, *prefix) -> list:
+        return [call for call in self.calls if call[:len(prefix)] == list(prefix)]
+
+    def __call__(self, cmd, python_shell=False, stdin=None, **_):
+        assert python_shell is False, "adapters never run a shell"
+        cmd = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+        self.calls.append(cmd)
+        if cmd[:3] == ["ip", "link", "show"] or cmd[:4] == ["ip", "-o", "link", "show"]:
+            if not self.exists:
+                return failed(f'Device "{self.interface}" does not exist.')
+            flags = "POINTOPOINT,NOARP" + (",UP,LOWER_UP" if self.up else "")
+            return ok(f"5: {self.interface}: <{flags}> mtu {self.mtu} qdisc noqueue state UNKNOWN\n")
+        if cmd[:4] == ["ip", "-o", "-4", "addr"]:
+            line = f"5: {self.interface}    inet {self.address} scope global {self.interface}\n"
+            return ok(line if self.address else "")
+        if cmd[:4] == ["ip", "-4", "route", "show"]:
+            return ok("".join(f"{route} scope link\n" for route in self.routes))
+        if cmd[:3] == ["wg", "show", self.interface] and cmd[3:] == ["dump"]:
+            return ok(self.dump())
+        return ok()
+
+    def dump(self) -> str:
+        live = self.live
+        lines = [[live.private_key, live.public_key, str(live.listen_port), "off"]]
+        for peer in live.peers.values():
+            lines.append([peer.public_key, peer.preshared_key or "(none)", peer.endpoint or "(none)",
+                          ",".join(sorted(peer.allowed_ips)) or "(none)", str(peer.latest_handshake),
+                          str(peer.rx_bytes), str(peer.tx_bytes), str(peer.keepalive or "off")])
+        return "\n".join("\t".join(cols) for cols in lines) + "\n"

