@@ -74,9 +74,10 @@ def test_preshared_keys_change_when_a_developer_rekeys_or_the_epoch_moves(pillar
     assert all(psks("z", rotated, secret_file)[peer] != before[peer] for peer in before)
 
 
-def test_no_keys_without_preshared_keys_or_network(pillar, secret_file):
+def test_no_preshared_keys_when_they_are_off_and_nothing_without_a_network(pillar, secret_file):
     pillar["wgmesh"]["preshared_keys"] = False
-    assert secrets.ext_pillar("z", pillar, secret_file=secret_file) == {}
+    for minion in ("z", "a", "r1"):
+        assert "wgmesh_psk" not in secrets.ext_pillar(minion, pillar, secret_file=secret_file)
     assert secrets.ext_pillar("z", {}, secret_file=secret_file) == {}
     assert not os.path.exists(secret_file)                   # no secret made for nothing
 
