@@ -57,8 +57,25 @@ def test_parse_peer_lines():
 
 
 def test_parse_empty_dump():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^empty wg dump$"):
         parse_wg_dump("\n")
+
+
+def test_a_missing_peer_does_not_hide_changes_of_the_peers_after_it(spec):
+    """The first planned peer (a) is missing live and a later one (c) differs: both are reported."""
+    config = host_config(spec, "z", TODAY, K, P)
+    live = parse_wg_dump(in_sync_dump(config))
+    del live.peers[K["a"]]
+    live.peers[K["c"]] = live.peers[K["c"]].__class__(**{**vars(live.peers[K["c"]]), "keepalive": 25})
+    diff = peer_diff(config, live)
+    assert (diff.added, diff.updated) == (["a"], ["c"])
+
+
+@pytest.mark.parametrize("field", ["added", "removed", "updated", "interface"])
+def test_any_one_kind_of_difference_makes_a_diff(field):
+    from wgmesh_core.live import PeerDiff
+    assert bool(PeerDiff(**{field: ["x"]})) is True
+    assert bool(PeerDiff()) is False
 
 
 def test_peer_diff_on_hub(spec):

@@ -259,3 +259,15 @@ def test_switching_an_iptables_gateway_from_masquerade_to_route_converges_it(dat
     assert c.file_diffs == {}
     assert c.masquerade_removed == ["-s 10.70.0.0/16 -d 192.168.200.0/24 -o eth2"]
     assert c.summary() == "-masquerade -s 10.70.0.0/16 -d 192.168.200.0/24 -o eth2"
+
+
+def test_the_summary_line_of_a_host_names_every_change():
+    from wgmesh_core.diff import HostChange
+    change = HostChange("c", "gateway", peers_added=["g"], peers_removed=["e"], peers_changed=["f"],
+                        allow_added=["10.70.0.6/32"], allow_removed=["10.70.0.4/32"],
+                        routes_added=["192.168.7.0/24"], routes_removed=["192.168.9.0/24"],
+                        masquerade_added=["-s A"], masquerade_removed=["-s B"])
+    assert change.summary() == ("+peer g, -peer e, ~peer f, +allow 10.70.0.6/32, -allow 10.70.0.4/32, "
+                                "+route 192.168.7.0/24, -route 192.168.9.0/24, +masquerade -s A, -masquerade -s B")
+    assert HostChange("c", "gateway").summary() == "unchanged"
+    assert HostChange("c", "gateway", file_diffs={"/etc/x": "..."}).summary() == "files change"

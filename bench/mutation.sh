@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Mutation testing of the core (_utils/wgmesh_core) with mutmut, against the fast suites
+# (tests/core, tests/property with the small derandomized 'mutation' Hypothesis profile,
+# tests/unit). Slow: every mutant runs the tests that cover its function, so name modules:
+#
+#   bash bench/mutation.sh 'wgmesh_core.live*' 'wgmesh_core.diff*'   # some modules
+#   bash bench/mutation.sh                                          # the whole core (hours)
+#
+# mutmut imports mutated code from mutants/src/, so the core is copied to a src/ layout in
+# .mutation/ (git-ignored); the score and the surviving mutants are printed at the end
+# (`cd .mutation && ../.venv/bin/mutmut show NAME` shows one).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+ws=$repo/.mutation
+rm -rf "$ws/src" && mkdir -p "$ws/src"
+git ls-files -z | grep -zv '^_utils/' | xargs -0 cp --parents -t "$ws"
+cp -r _utils/wgmesh_core "$ws/src/"
+find "$ws" -name __pycache__ -prune -exec rm -rf {} +
+cat > "$ws/pyproject.toml" <<'TOML'
+[tool.mutmut]
+source_paths = ["src/wgmesh_core"]
+pytest_add_cli_args_test_selection = ["tests/core", "tests/property", "tests/unit"]
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-x", "-q"]
+also_copy = ["pillar", "lab", "salt", "reactor", "pipelines", "_modules", "_states", "_runners", "_pillar", "bench", "scripts"]
+TOML
+cd "$ws"
+HYPOTHESIS_PROFILE=mutation "$repo/.venv/bin/mutmut" run --max-children "${MUTMUT_CHILDREN:-1}" "$@" >mutmut-run.log 2>&1 || true
+"$repo/.venv/bin/python" "$repo/bench/mutation_score.py" "$@"
