@@ -271,3 +271,16 @@ def test_the_summary_line_of_a_host_names_every_change():
                                 "+route 192.168.7.0/24, -route 192.168.9.0/24, +masquerade -s A, -masquerade -s B")
     assert HostChange("c", "gateway").summary() == "unchanged"
     assert HostChange("c", "gateway", file_diffs={"/etc/x": "..."}).summary() == "files change"
+
+
+def test_a_plan_shows_each_changed_file_as_a_unified_diff(data):
+    import copy
+    from wgmesh_core.diff import plan_change
+    revoked = copy.deepcopy(data)
+    revoked["developers"]["e"]["revoked"] = True
+    change = plan_change(load_network(data), load_network(revoked), TODAY)
+    (z,) = [h for h in change.hosts if h.host == "z"]
+    netdev = z.file_diffs["/etc/systemd/network/wg0.netdev"]
+    assert netdev.startswith("--- a/etc/systemd/network/wg0.netdev\n+++ b/etc/systemd/network/wg0.netdev\n@@ ")
+    body = netdev.splitlines()[3:]
+    assert "-AllowedIPs=10.70.0.4/32" in body and not any(line.startswith("+") for line in body)  # e only leaves
