@@ -234,3 +234,36 @@ def test_status_names_the_live_peers(keydir, host, mine):
     assert status["peers"]["e"]["handshake_age"] is None
     host.exists = False
     assert module.status() == {"interface": "wg0", "up": False, "peers": {}}
+
+
+# --- LAN routers and the scheduled run ----------------------------------------------------
+
+@pytest.mark.parametrize("minion_id", ["r1"])
+def test_a_lan_router_gets_its_static_route_once(host, minion_id):
+    assert module.routes(test=True) == {"routes": ["10.70.0.0/16 via 192.168.201.247"]}
+    assert not host.ran("ip", "route", "replace")
+    assert module.routes() == {"routes": ["10.70.0.0/16 via 192.168.201.247"]}
+    assert host.ran("ip", "route", "replace") == [["ip", "route", "replace", "10.70.0.0/16", "via", "192.168.201.247"]]
+    host.routes = ["10.70.0.0/16 via 192.168.201.247 dev eth1"]
+    assert module.routes() == {}
+
+
+@pytest.mark.parametrize("minion_id", ["r1"])
+def test_the_scheduled_run_plans_from_fresh_pillar_and_reports_what_it_corrected(minion_id, pillar, network,
+                                                                                  configure_loader_modules):
+    """The minion's pillar is stale (a masquerades, so r1 needs no route); the fresh one wants
+    the route: converge must notice it missing, apply, and fire wgmesh/drift/r1."""
+    import copy
+    fresh = copy.deepcopy(pillar)
+    pillar["wgmesh"]["gateways"]["a"]["lan_mode"] = "masquerade"
+    salt = configure_loader_modules[module]["__salt__"]
+    events, applied = [], []
+    salt.update({"pillar.items": lambda unmask=False: fresh,
+                 "state.apply": lambda mods: applied.append(mods) or {"wgmesh_|-r_|-r_|-lan_routes": {"result": True}},
+                 "event.send": lambda tag, data: events.append((tag, data))})
+    result = module.converge()
+    drift = {"routes": {"routes": ["10.70.0.0/16 via 192.168.201.247"]}}
+    assert result == {"drift": drift, "applied": True}
+    assert applied == ["wgmesh"]
+    assert events == [("wgmesh/drift/r1", {"host": "r1", "drift": drift, "corrected": True})]
+    assert "wgmesh_fresh_pillar" not in configure_loader_modules[module]["__context__"]
