@@ -445,6 +445,8 @@ def sync(test=False):
     addressing = _ensure_addressing(cfg, test)
     if addressing:
         changes["addressing"] = addressing
+    if not test:
+        _remember(cfg)
     return changes
 
 
@@ -593,6 +595,8 @@ def routes(test=False):
             changes.append(f"{destination} via {via}")
             if not test:
                 _run(["ip", "route", "replace", destination, "via", via])
+    if not test and cfg.static_routes:
+        _remember(cfg)
     return {"routes": changes} if changes else {}
 
 
@@ -646,3 +650,128 @@ def converge():
         __salt__["event.send"](f"wgmesh/drift/{__opts__['id']}",
                                {"host": __opts__["id"], "drift": found, "corrected": ok})
     return {"drift": found, "applied": ok}
+
+
+# --- cleanup: a host that lost its role -------------------------------------------------
+
+def _footprint_path():
+    return os.path.join(__opts__["cachedir"], "wgmesh", "footprint.json")
+
+
+def _remember(cfg):
+    """Record what this host's apply leaves (interface, backend, files, firewall, routes) for ``absent``."""
+    import json
+    path = _footprint_path()
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    with open(path + ".new", "w") as handle:
+        json.dump(wgmesh_core.teardown.footprint(cfg), handle, indent=1, sort_keys=True)
+    os.replace(path + ".new", path)
+
+
+def _footprint():
+    import json
+    try:
+        with open(_footprint_path()) as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _role_now():
+    """This host's role in the (fresh) pillar: 'none' when the pillar names no wgmesh network for it."""
+    if _pillar().get("wgmesh") is None:
+        return "none", None
+    cfg = _keyless_config()
+    return cfg.role, cfg.interface
+
+
+def absent(test=False):
+    """
+    Take down everything wgmesh set up on this host, once the pillar gives it no role (a revoked
+    gateway, a replaced LAN router): the WireGuard interface, its files and key, the sysctl file,
+    the iptables chains and jumps (or direct.xml, reloading firewalld), the static routes and the
+    drift schedule. Refuses while the host still has a role. ``net.ipv4.ip_forward`` is left as
+    it is live (something else on the host may forward). Returns what it removed (or would).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt a wgmesh.absent test=True
+        salt a wgmesh.absent
+    """
+    teardown = wgmesh_core.teardown
+    __context__["wgmesh_fresh_pillar"] = __salt__["pillar.items"](unmask=True)   # the master's view now, not the cached one
+    try:
+        role_now, pillar_interface = _role_now()
+    finally:
+        __context__.pop("wgmesh_fresh_pillar", None)
+    if role_now != "none":
+        raise CommandExecutionError(f"wgmesh: {__opts__['id']} is still a {role_now} in the pillar: not removing it")
+    record = _footprint()
+    interface = record.get("interface") or pillar_interface or wgmesh_core.model.NetworkSpec.model_fields["interface"].default
+    changes = {}
+    recorded, defaults = teardown.owned_files(interface, record)
+    files = [p for p in recorded if os.path.exists(p)]
+    files += [p for p in defaults if os.path.exists(p) and teardown.is_wgmesh_file(p, _read_text(p) or "")]
+    if _link_exists(interface):
+        changes["interface"] = f"{interface} deleted"
+        if not test:
+            if os.path.exists(f"{wgmesh_core.render.WG_QUICK_DIR}/{interface}.conf"):
+                _run(["wg-quick", "down", interface], check=False)
+            _run(["ip", "link", "del", "dev", interface], check=False)
+    if files:
+        changes["files"] = files
+        if not test:
+            for path in files:
+                os.unlink(path)
+            if record.get("backend") == "networkd" or any(p.endswith(".netdev") for p in files):
+                _run(["networkctl", "reload"], check=False)
+    firewall = _remove_firewall(record, files, test)
+    if firewall:
+        changes["firewall"] = firewall
+    routes = _remove_static_routes(record, test)
+    if routes:
+        changes["routes"] = routes
+    offline = __opts__.get("file_client") == "local"   # salt-call --local: no minion daemon, edit the file
+    if teardown.SCHEDULE_JOB in (__salt__["schedule.list"](return_yaml=False, show_all=True, offline=offline) or {}):
+        changes["schedule"] = f"{teardown.SCHEDULE_JOB} deleted"
+        if not test:
+            __salt__["schedule.delete"](teardown.SCHEDULE_JOB, offline=offline)
+    if not test:
+        for path in (_footprint_path(), os.path.join(__opts__["cachedir"], "wgmesh", f"{interface}.peers.json")):
+            if os.path.exists(path):
+                os.unlink(path)
+    return changes
+
+
+def _remove_firewall(record, removed_files, test):
+    """The gateway's iptables chains and their jumps; with firewalld, a reload once direct.xml is gone."""
+    removed = []
+    for table, builtin, chain in wgmesh_core.teardown.iptables_chains():
+        if _run(["iptables", "-w", "-t", table, "-S", chain], check=False)["retcode"] != 0:
+            continue
+        removed.append(f"{table}/{chain}")
+        if not test:
+            while _run(["iptables", "-w", "-t", table, "-D", builtin, "-j", chain], check=False)["retcode"] == 0:
+                pass
+            _run(["iptables", "-w", "-t", table, "-F", chain])
+            _run(["iptables", "-w", "-t", table, "-X", chain])
+    direct = wgmesh_core.render.DIRECT_XML_FILE
+    if direct in removed_files and _run(["firewall-cmd", "--state"], check=False)["retcode"] == 0:
+        removed.append("firewalld direct rules (reloaded)")
+        if not test:
+            _run(["firewall-cmd", "--reload"])
+    return removed
+
+
+def _remove_static_routes(record, test):
+    removed = []
+    for destination, via in record.get("static_routes") or []:
+        current = _run(["ip", "-4", "route", "show", destination], check=False)["stdout"]
+        if f"via {via} " in current + " ":
+            removed.append(f"{destination} via {via}")
+            if not test:
+                _run(["ip", "route", "del", destination, "via", via], check=False)
+    return removed

@@ -244,8 +244,9 @@ def _apply(targets, timeout=15):
     if not targets:
         return {}
     with salt.client.get_local_client(__opts__["conf_file"]) as client:
-        returns = client.cmd(targets, ["saltutil.refresh_pillar", "state.apply"], [["wait=True"], ["wgmesh"]],
-                             tgt_type="list", timeout=timeout)
+        # queue=True: a drift schedule run (or the minion-start reactor's) in flight delays this one
+        returns = client.cmd(targets, ["saltutil.refresh_pillar", "state.apply"],
+                             [["wait=True"], ["wgmesh", "queue=True"]], tgt_type="list", timeout=timeout)
     outcome = {}
     for minion in targets:
         ret = returns.get(minion)
@@ -345,14 +346,102 @@ def _gate_and_converge(repo, gitops, allow_rewind):
             old_spec = None
     plan = plan_change(old_spec, new_spec)
     repo.git.update_ref("refs/heads/deployed", revision)
-    __salt__["git_pillar.update"]()
+    failure = _git_pillar_deploy_failure(revision)
+    if failure:
+        return _deploy_failed(repo, revision, previous, failure)
     log.info("wgmesh: deployed pillar revision %s (was %s); converging %s", revision, previous,
              ", ".join(plan.affected) or "no host")
-    applied = converge(plan.affected, hub=new_spec.hub.minion)
+    reachable, pending = _answering(plan.affected)
+    applied = converge([h for h in plan.to_apply if h in reachable], hub=new_spec.hub.minion)
+    removed = _remove([h for h in plan.removed if h in reachable])
+    applied.update({minion: False for minion in pending})
     result = {"result": "applied", "revision": revision, "previous": previous,
-              "affected": plan.affected, "applied": applied}
+              "affected": plan.affected, "applied": applied, "removed": removed,
+              "pending": {minion: "did not answer: converges when it reconnects" for minion in pending},
+              "manual_actions": plan.manual_actions}
     _fire("wgmesh/applied", result)
     return result
+
+
+def _deploy_failed(repo, revision, previous, error):
+    """git_pillar did not take the revision: put ``deployed`` back, so the minions are not told
+    (nor served, at the next fetch) a revision that was never converged; the next push or
+    ``salt-run wgmesh.on_push`` retries."""
+    if previous:
+        repo.git.update_ref("refs/heads/deployed", previous)
+    else:
+        repo.git.update_ref("-d", "refs/heads/deployed")
+    log.error("wgmesh: pillar revision %s not deployed: %s", revision, error)
+    _fire("wgmesh/gate/failed", {"revision": revision, "deployed": previous, "error": error})
+    return {"result": "failed", "revision": revision, "error": error}
+
+
+def _git_pillar_remotes():
+    """git_pillar's remotes serving the gate's repository (Salt's own GitPillar objects)."""
+    import salt.pillar.git_pillar
+    import salt.utils.gitfs
+    wanted = os.path.realpath(_gitops_opts()["repo"])
+    for entry in __opts__.get("ext_pillar") or []:
+        if not (isinstance(entry, dict) and "git" in entry):
+            continue
+        pillar = salt.utils.gitfs.GitPillar(
+            __opts__, entry["git"], per_remote_overrides=salt.pillar.git_pillar.PER_REMOTE_OVERRIDES,
+            per_remote_only=salt.pillar.git_pillar.PER_REMOTE_ONLY, global_only=salt.pillar.git_pillar.GLOBAL_ONLY)
+        for remote in pillar.remotes:
+            url = remote.url[len("file://"):] if remote.url.startswith("file://") else remote.url
+            if os.path.realpath(url) == wanted:
+                yield remote
+
+
+def _git_pillar_deploy_failure(revision):
+    """None when git_pillar now holds ``revision``, else why not. ``git_pillar.update`` returns
+    False for a remote whose fetch failed (its update lock held by gitfs maintenance, say);
+    the fetched ref is then read back, since a None (nothing new) is fine when the
+    maintenance loop fetched it first."""
+    results = __salt__["git_pillar.update"]()
+    failed = [remote for remote, ok in results.items() if ok is False]
+    served = {}
+    try:
+        for remote in _git_pillar_remotes():
+            served[remote.id] = remote.repo.commit(f"refs/remotes/origin/{remote.branch}").hexsha
+    except Exception as error:  # pylint: disable=broad-except
+        log.warning("wgmesh: cannot read git_pillar's fetched revision (%s); trusting git_pillar.update", error)
+        served = {}
+    stale = {remote: rev for remote, rev in served.items() if rev != revision}
+    if failed and (stale or not served):
+        return f"git_pillar.update failed for {', '.join(failed)} (update lock held, or fetch error: see the master log)"
+    if stale:
+        return f"git_pillar serves {', '.join(f'{r[:12]} ({remote})' for remote, r in stale.items())}, not {revision[:12]}"
+    return None
+
+
+def _answering(targets, timeout=5):
+    """(minions that answer test.ping, those that do not): a down minion is reported pending at
+    once instead of holding the push for a state run's timeout."""
+    import salt.client
+    if not targets:
+        return [], []
+    with salt.client.get_local_client(__opts__["conf_file"]) as client:
+        returns = client.cmd(targets, "test.ping", tgt_type="list", timeout=timeout, gather_job_timeout=timeout)
+    answering = [minion for minion in targets if returns.get(minion) is True]
+    return answering, [minion for minion in targets if minion not in answering]
+
+
+def _remove(hosts, timeout=30):
+    """``wgmesh.absent`` on hosts the change takes out of the network (salt/top.sls no longer
+    targets them, so no highstate would). Returns {minion: what it removed, or the error}."""
+    import salt.client
+    if not hosts:
+        return {}
+    with salt.client.get_local_client(__opts__["conf_file"]) as client:
+        returns = client.cmd(hosts, ["saltutil.refresh_pillar", "wgmesh.absent"], [["wait=True"], []],
+                             tgt_type="list", timeout=timeout)
+    outcome = {}
+    for minion in hosts:
+        ret = returns.get(minion)
+        ret = ret.get("wgmesh.absent") if isinstance(ret, dict) else ret
+        outcome[minion] = ret if isinstance(ret, dict) else f"failed: {ret}"
+    return outcome
 
 
 def status(stale_after=600, soon_days=14):

@@ -77,3 +77,15 @@ def lan_routes(name):
     Ensure a LAN router minion routes the VPN network via its LAN's gateway.
     """
     return _converge(name, "routes", "LAN routes")
+
+
+def absent(name):
+    """
+    Ensure a host the pillar no longer gives a role (a revoked gateway, a replaced LAN router)
+    keeps nothing of wgmesh: interface, files and key, firewall rules, static routes, drift
+    schedule. Fails (and removes nothing) while the host still has a role.
+
+    name
+        The interface, e.g. wg0 (for the state's name; the host's own record says what to remove).
+    """
+    return _converge(name, "absent", f"wgmesh on this host ({name})", done="removed")

@@ -94,6 +94,7 @@ def _plan_as_dict(plan, base, head) -> dict:
                    "masquerade_added": h.masquerade_added, "masquerade_removed": h.masquerade_removed,
                    "file_diffs": h.file_diffs} for h in plan.hosts],
         "clients_changed": plan.clients_changed, "clients_removed": plan.clients_removed,
+        "removed": plan.removed, "manual_actions": plan.manual_actions,
         "expiring": {name: str(date) for name, date in plan.expiring.items()},
     }
 
@@ -104,6 +105,10 @@ def _print_plan(plan, base, head, today):
         print(f"\n{change.role} {change.host}: {change.summary()}")
         for diff in change.file_diffs.values():
             print("    " + diff.rstrip("\n").replace("\n", "\n    "))
+    if plan.removed:
+        print(f"\nremoved (lose their role; the gate runs wgmesh.absent on them): {', '.join(plan.removed)}")
+    if plan.manual_actions:
+        print("\nmanual actions (a person must do these):\n  " + "\n  ".join(plan.manual_actions))
     if plan.clients_changed:
         print(f"\nclient configs that change (their owners re-import): {', '.join(plan.clients_changed)}")
     if plan.clients_removed:

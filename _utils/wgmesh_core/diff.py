@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .model import NetworkSpec
-from .plan import HostConfig, active_developers, host_config, managed_hosts
+from .plan import HostConfig, active_developers, active_gateways, host_config, managed_hosts
 from .render import client_config, host_files
 
 
@@ -59,11 +59,18 @@ class NetworkPlan:
     clients_changed: list  # developer names whose client config changed (they must re-import)
     clients_removed: list  # developers revoked, expired or deleted
     expiring: dict         # developer -> expiry date, for active developers with one
+    removed: list = field(default_factory=list)         # hosts that lose their role: wgmesh.absent
+    manual_actions: list = field(default_factory=list)  # what only a person can do (see manual_actions)
 
     @property
     def affected(self) -> list:
-        """Hosts to converge, hub first, then gateways, then LAN routers."""
+        """Hosts whose desired state changes, hub first, then gateways, then LAN routers."""
         return [h.host for h in self.hosts if h.changed]
+
+    @property
+    def to_apply(self) -> list:
+        """Affected hosts that keep a role: ``state.apply wgmesh``; the removed get ``wgmesh.absent``."""
+        return [host for host in self.affected if host not in self.removed]
 
 
 def stand_in_keys(spec: Optional[NetworkSpec]) -> tuple[dict, dict]:
@@ -155,8 +162,42 @@ def plan_change(old: Optional[NetworkSpec], new: NetworkSpec, today: Optional[da
     changes.sort(key=lambda c: order[c.role])
     old_clients, new_clients = _clients(old, today), _clients(new, today)
     expiring = {name: dev.expires for name, dev in active_developers(new, today).items() if dev.expires}
+    clients_changed = [n for n in new_clients if old_clients.get(n) != new_clients[n]]
     return NetworkPlan(
         hosts=changes,
-        clients_changed=[n for n in new_clients if old_clients.get(n) != new_clients[n]],
+        clients_changed=clients_changed,
         clients_removed=[n for n in old_clients if n not in new_clients],
-        expiring=expiring)
+        expiring=expiring,
+        removed=[c.host for c in changes if c.role == "none" and old is not None
+                 and host_config(old, c.host, today).role != "none"],
+        manual_actions=manual_actions(old, new, clients_changed))
+
+
+def _unmanaged_routes(spec: Optional[NetworkSpec]) -> dict:
+    """gateway -> (VPN, its LAN address, its LAN): the static route a LAN router no minion runs must carry."""
+    if spec is None:
+        return {}
+    return {gid: (str(spec.network), str(gw.lan_address), str(gw.lan))
+            for gid, gw in active_gateways(spec).items() if gw.lan_mode == "route" and not gw.lan_router}
+
+
+def manual_actions(old: Optional[NetworkSpec], new: NetworkSpec, clients_changed: list) -> list:
+    """What a push cannot do and a person must: routes on LAN routers wgmesh does not manage
+    (a gateway switched from masquerade to route, a new route-mode LAN, a router no longer
+    managed), routes to remove where they are no longer wanted, and client configs their
+    owners must re-import (with how to reach them)."""
+    actions = []
+    before, after = _unmanaged_routes(old), _unmanaged_routes(new)
+    for gid, (network, via, lan) in after.items():
+        if before.get(gid) != (network, via, lan):
+            actions.append(f"on the router of LAN {lan} (gateway {gid}, not a wgmesh minion): "
+                           f"ip route replace {network} via {via}")
+    for gid, (network, via, lan) in before.items():
+        if gid not in after or after[gid][:2] != (network, via):
+            actions.append(f"on the router of LAN {lan} (gateway {gid}): ip route del {network} via {via} "
+                           "(no longer needed)")
+    for name in clients_changed:
+        contact = new.developers[name].contact
+        actions.append(f"developer {name}{f' ({contact})' if contact else ''}: re-import the client config "
+                       f"(salt-run wgmesh.client_config {name})")
+    return actions

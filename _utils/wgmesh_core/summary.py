@@ -131,6 +131,11 @@ def _hosts_markdown(plan: NetworkPlan) -> list[str]:
         lines += ["", f"Client configs that change (their owners re-import): {', '.join(plan.clients_changed)}."]
     if plan.clients_removed:
         lines += ["", f"Developers cut off (revoked, expired or removed): {', '.join(plan.clients_removed)}."]
+    if plan.removed:
+        lines += ["", f"Hosts that lose their role (the gate runs `wgmesh.absent` on them): {', '.join(plan.removed)}."]
+    if plan.manual_actions:
+        lines += ["", "Manual actions (a person must do these after the merge):", ""]
+        lines += [f"- {_code(action)}" for action in plan.manual_actions]
     return lines
 
 

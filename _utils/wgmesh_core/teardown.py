@@ -1,0 +1,48 @@
+"""What wgmesh leaves on a host, so that a host that loses its role can be cleaned up.
+
+Each apply records a host's footprint (interface, backend, firewall backend,
+static routes) in the minion's cache; ``wgmesh.absent`` takes down what the
+record names, and, for hosts applied before the record existed, whatever
+wgmesh writes by default for the interface (files that say they are wgmesh's).
+"""
+from __future__ import annotations
+
+from .plan import HostConfig
+from .render import (DIRECT_XML_FILE, IPTABLES_CHAINS, NETWORKD_DIR, SYSCTL_FILE, WG_QUICK_DIR,
+                     host_files, private_key_file)
+
+SCHEDULE_JOB = "wgmesh-converge"
+MARKER = "Managed by wgmesh"
+
+
+def footprint(config: HostConfig) -> dict:
+    """The part of ``config`` a later cleanup needs (JSON-serialisable)."""
+    record = {"role": config.role}
+    if config.role in ("hub", "gateway"):
+        record.update(interface=config.interface, backend=config.backend,
+                      files=[f.path for f in host_files(config)] + [private_key_file(config)])
+    if config.firewall is not None:
+        record["firewall"] = config.firewall.backend
+    if config.static_routes:
+        record["static_routes"] = [list(route) for route in config.static_routes]
+    return record
+
+
+def owned_files(interface: str, record: dict) -> tuple[list[str], list[str]]:
+    """(files wgmesh recorded writing: removed outright, files it writes by default: removed
+    only when they carry wgmesh's marker or are its key files)."""
+    recorded = list(record.get("files") or [])
+    defaults = [f"{NETWORKD_DIR}/{interface}.netdev", f"{NETWORKD_DIR}/{interface}.network",
+                f"{NETWORKD_DIR}/{interface}.key", f"{WG_QUICK_DIR}/{interface}.conf", f"{WG_QUICK_DIR}/{interface}.key",
+                SYSCTL_FILE, DIRECT_XML_FILE]
+    return recorded, [path for path in defaults if path not in recorded]
+
+
+def is_wgmesh_file(path: str, text: str) -> bool:
+    """A default-path file is wgmesh's when it says so (or is one of its key files)."""
+    return path.endswith(".key") or MARKER in text
+
+
+def iptables_chains() -> list[tuple[str, str, str]]:
+    """(table, built-in chain, wgmesh chain): the jumps and chains a gateway's hardening adds."""
+    return [("filter", "FORWARD", IPTABLES_CHAINS["forward"]), ("nat", "POSTROUTING", IPTABLES_CHAINS["nat"])]

@@ -1,0 +1,66 @@
+"""plan_change: hosts that lose their role (`removed`) and what only a person can do (`manual_actions`)."""
+import copy
+
+from wgmesh_core.diff import plan_change
+from wgmesh_core.validate import load_network
+
+from .conftest import TODAY
+
+
+def _pair(data, change):
+    new = copy.deepcopy(data)
+    change(new)
+    return load_network(data), load_network(new)
+
+
+def test_a_revoked_gateway_is_removed_not_applied(data):
+    def revoke_c(net):
+        net["gateways"]["c"]["revoked"] = True
+        net["gateways"]["c"].pop("lan_access", None)
+        for dev in net["developers"].values():
+            if isinstance(dev.get("lan_access"), list):
+                dev["lan_access"] = [g for g in dev["lan_access"] if g != "c"]
+    plan = plan_change(*_pair(data, revoke_c), TODAY)
+    assert plan.removed == ["c"]
+    assert "c" in plan.affected and "c" not in plan.to_apply and "z" in plan.to_apply
+
+
+def test_a_replaced_lan_router_is_removed_and_its_route_becomes_a_manual_action(data):
+    def unmanage(net):
+        net["gateways"]["a"].pop("lan_router")
+    plan = plan_change(*_pair(data, unmanage), TODAY)
+    assert plan.removed == ["r1"] and plan.to_apply == []
+    assert plan.manual_actions == [
+        "on the router of LAN 192.168.201.0/24 (gateway a, not a wgmesh minion): "
+        "ip route replace 10.70.0.0/16 via 192.168.201.247"]
+
+
+def test_masquerade_to_route_without_a_lan_router_tells_the_admin_the_route(data):
+    def route_c(net):
+        net["gateways"]["c"]["lan_mode"] = "route"
+    plan = plan_change(*_pair(data, route_c), TODAY)
+    assert plan.to_apply == ["c"] and plan.removed == []
+    assert plan.manual_actions == [
+        "on the router of LAN 192.168.200.0/24 (gateway c, not a wgmesh minion): "
+        "ip route replace 10.70.0.0/16 via 192.168.200.248"]
+    back = plan_change(load_network(_pair(data, route_c)[1].model_dump(mode="json")), load_network(data), TODAY)
+    assert back.manual_actions == [
+        "on the router of LAN 192.168.200.0/24 (gateway c): ip route del 10.70.0.0/16 via 192.168.200.248 "
+        "(no longer needed)"]
+
+
+def test_client_reimports_name_the_developer_and_contact(data):
+    def move_hub(net):
+        net["hub"]["endpoint"] = "vpn.example.net:51820"
+        net["developers"]["e"]["contact"] = "e@example.com"
+    old, new = _pair(data, move_hub)
+    plan = plan_change(old, new, TODAY)
+    assert set(plan.to_apply) == {"a", "c"}          # the gateways' hub peer endpoint
+    assert ("developer e (e@example.com): re-import the client config (salt-run wgmesh.client_config e)"
+            in plan.manual_actions)
+    assert any(action.startswith("developer f: re-import") for action in plan.manual_actions)
+
+
+def test_nothing_changes_nothing_to_do(data):
+    plan = plan_change(load_network(data), load_network(copy.deepcopy(data)), TODAY)
+    assert plan.removed == [] and plan.manual_actions == [] and plan.to_apply == []
