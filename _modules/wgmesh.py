@@ -644,7 +644,7 @@ def converge():
         found = drift()
     finally:
         __context__.pop("wgmesh_fresh_pillar", None)
-    states = __salt__["state.apply"]("wgmesh")
+    states = __salt__["state.apply"]("wgmesh", queue=True)   # a push's apply in flight: wait for it
     ok = isinstance(states, dict) and all(s.get("result") is not False for s in states.values())
     if found:
         __salt__["event.send"](f"wgmesh/drift/{__opts__['id']}",

@@ -118,19 +118,14 @@ class ArticleLab:
         (self.work / "top.sls").write_text(yaml.safe_dump(top, sort_keys=False))
 
     def master_config(self) -> dict:
-        return {
-            "git_pillar_provider": "gitpython",
-            "ext_pillar": [
-                {"git": [{f"deployed file://{self.deployed}": [{"env": "base"}]}]},
-                {"wgmesh_secrets": {"secret_file": "/etc/salt/wgmesh/psk.secret"}},
-            ],
-            "wgmesh_gitops": {"upstream": str(self.upstream), "branch": "main", "repo": str(self.deployed)},
-            "reactor": [
-                {"wgmesh/push": [str(REPO / "reactor" / "push.sls")]},
-                {"salt/minion/*/start": [str(REPO / "reactor" / "minion_start.sls")]},
-            ],
-            "worker_threads": 4,
-        }
+        """The shipped reactor/master.conf.example, with only its paths replaced by the lab's."""
+        text = (REPO / "reactor" / "master.conf.example").read_text()
+        for shipped, lab_path in (("/var/cache/salt/master/wgmesh/pillar.git", str(self.deployed)),
+                                  ("/srv/git/wgmesh-pillar.git", str(self.upstream)),
+                                  ("/srv/salt/reactor/", f"{REPO}/reactor/")):
+            assert shipped in text, f"reactor/master.conf.example no longer mentions {shipped}"
+            text = text.replace(shipped, lab_path)
+        return dict(yaml.safe_load(text), worker_threads=4)
 
     def start_salt(self) -> None:
         self.lab.start_master(file_roots=[REPO / "salt", REPO], pillar_roots=[],
