@@ -418,6 +418,9 @@ def sync(test=False):
         changes["pending"] = cfg.pending
     if cfg.left_out:
         changes["left_out"] = cfg.left_out
+    manual = _manual_actions(spec, cfg)
+    if manual:
+        changes["manual"] = manual
     if not _link_exists(cfg.interface):
         changes["interface"] = f"created by {cfg.backend}"
         if test:
@@ -448,6 +451,16 @@ def sync(test=False):
     if not test:
         _remember(cfg)
     return changes
+
+
+def _manual_actions(spec, cfg):
+    """What a person must do for this host's part to work: the static route the router of a
+    route-mode LAN needs when no wgmesh minion carries it."""
+    gateway = spec.gateways.get(cfg.host) if cfg.role == "gateway" else None
+    if gateway is None or gateway.lan_mode != "route" or gateway.lan_router:
+        return []
+    return [f"on the router of LAN {gateway.lan} (not a wgmesh minion): ip route replace {spec.network} "
+            f"via {gateway.lan_address}"]
 
 
 def _resolve(name):
@@ -538,6 +551,8 @@ def firewall(test=False):
         listed = _run(["iptables", "-w", "-t", table, "-S", chain], check=False)
         if listed["retcode"] != 0 or wgmesh_core.live.rules_drift(wanted, table, chain, listed["stdout"]):
             changes.append(f"{table}/{chain} rules")
+            changes += [f"{table}/{chain}: {rule}" for rule in
+                        wgmesh_core.live.rules_difference(wanted, table, chain, listed["stdout"] if not listed["retcode"] else "")]
     if changes and not test:
         _run(["iptables-restore", "-w", "--noflush"], stdin=wanted)
     forward = [line for line in _run(["iptables", "-w", "-S", "FORWARD"])["stdout"].splitlines()
@@ -613,8 +628,8 @@ def drift():
     found = {}
     for name, func in (("tunnel", sync), ("firewall", firewall), ("routes", routes)):
         result = func(test=True)
-        result.pop("pending", None)
-        result.pop("left_out", None)
+        for note in ("pending", "left_out", "manual"):
+            result.pop(note, None)
         if result:
             found[name] = result
     cfg = _host_config()

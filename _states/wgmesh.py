@@ -31,6 +31,7 @@ def _converge(name, function, what, done="updated"):
     left_out = changes.pop("left_out", None) or {}
     notes = [f"waiting for the public key of {', '.join(pending)} (Salt mine); re-applied later"] if pending else []
     notes += [f"left out {peer}: {why}" for peer, why in left_out.items()]
+    notes += [f"manual action: {action}" for action in changes.pop("manual", None) or []]
     if not changes:
         ret["comment"] = "; ".join([f"{what} is in the desired state"] + notes)
     elif test:

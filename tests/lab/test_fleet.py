@@ -102,7 +102,9 @@ def test_a_hub_endpoint_change_by_name_reaches_the_gateways_live(article, pillar
 
         def move_hub(net):
             net["hub"]["endpoint"] = "hub.lab.test:51820"
-        event = article.push_and_wait("hub endpoint by name", edited(article, LAB, move_hub))
+        # both files: the lab's override and the example network (the gate and Salt merge them alike then)
+        event = article.push_and_wait("hub endpoint by name", {**edited(article, LAB, move_hub),
+                                                               **edited(article, NETWORK, move_hub)})
         assert event["data"]["applied"] == {"a": True, "c": True}, event
         assert any(action.startswith("developer e") and "re-import" in action
                    for action in event["data"]["manual_actions"]), event

@@ -66,3 +66,19 @@ def test_lan_router_replaced_loses_its_route(local_host, network_pillar):
                    "ip -4 route show")
     assert absent_result(out[4])["routes"] == ["10.70.0.0/16 via 192.168.201.247"]
     assert "10.70.0.0/16" not in out[5] and "10.99.0.0/16 via 192.168.201.9" in out[5]   # others stay
+
+
+def test_route_mode_gateway_without_a_managed_router_names_the_route_in_its_comment(local_host, network_pillar):
+    """The static route a LAN router outside Salt needs is in the tunnel state's comment
+    (manual action), without making the state report changes on every run."""
+    pillar = pillar_for(network_pillar, backend="wgquick", firewall="iptables")
+    pillar["wgmesh"]["gateways"]["a"].pop("lan_router")
+    host = local_host("a", pillar)
+    out = host.run(host.salt_call("saltutil.sync_all"), host.salt_call("state.apply wgmesh"),
+                   host.salt_call("state.apply wgmesh"), extra_path=f"{FAKES}:")
+    from .conftest import state_results
+    first, second = state_results(out[1]), state_results(out[2])
+    wanted = ("manual action: on the router of LAN 192.168.201.0/24 (not a wgmesh minion): "
+              "ip route replace 10.70.0.0/16 via 192.168.201.247")
+    assert wanted in first["wgmesh-tunnel"]["comment"] and wanted in second["wgmesh-tunnel"]["comment"]
+    assert second["wgmesh-tunnel"]["changes"] == {} and second["wgmesh-tunnel"]["result"] is True
