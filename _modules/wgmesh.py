@@ -448,9 +448,26 @@ def sync(test=False):
     addressing = _ensure_addressing(cfg, test)
     if addressing:
         changes["addressing"] = addressing
+    leftovers = _other_backend_leftovers(cfg, private_key)
+    if leftovers:
+        changes["removed_files"] = leftovers
+        if not test:
+            for path in leftovers:
+                os.unlink(path)
     if not test:
         _remember(cfg)
     return changes
+
+
+def _other_backend_leftovers(cfg, private_key):
+    """The other backend's files of this host (after a backend switch): they would bring the
+    interface up a second way at boot."""
+    found = []
+    for kind, path in wgmesh_core.teardown.other_backend_files(cfg):
+        text = _read_text(path)
+        if text is not None and private_key and wgmesh_core.teardown.is_leftover(kind, text, private_key):
+            found.append(path)
+    return found
 
 
 def _manual_actions(spec, cfg):

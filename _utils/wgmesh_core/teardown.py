@@ -46,3 +46,24 @@ def is_wgmesh_file(path: str, text: str) -> bool:
 def iptables_chains() -> list[tuple[str, str, str]]:
     """(table, built-in chain, wgmesh chain): the jumps and chains a gateway's hardening adds."""
     return [("filter", "FORWARD", IPTABLES_CHAINS["forward"]), ("nat", "POSTROUTING", IPTABLES_CHAINS["nat"])]
+
+
+def other_backend_files(config: HostConfig) -> list[tuple[str, str]]:
+    """(kind, path) of the tunnel files the host's other backend would use (left by a backend
+    switch, or by a hand-built setup): at boot they would bring the interface up twice.
+    kind is the adopt.parse_key_source kind, to compare the key they hold."""
+    base = f"{NETWORKD_DIR}/{config.interface}"
+    if config.backend == "networkd":
+        return [("wg_quick", f"{WG_QUICK_DIR}/{config.interface}.conf"), ("key", f"{WG_QUICK_DIR}/{config.interface}.key")]
+    return [("netdev", f"{base}.netdev"), ("network", f"{base}.network"), ("key", f"{base}.key")]
+
+
+def is_leftover(kind: str, text: str, own_key: str) -> bool:
+    """Whether another backend's file is this host's own (wgmesh wrote it, or it holds this host's
+    key): removed after a backend switch. Anything else is someone else's and stays."""
+    from .adopt import parse_key_source
+    if MARKER in text:
+        return True
+    if kind == "network":
+        return False
+    return parse_key_source(kind, text)[0] == own_key

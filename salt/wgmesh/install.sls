@@ -39,5 +39,14 @@ wgmesh-boot-{{ unit | replace('{interface}', cfg.interface) }}:
       - pkg: wgmesh-packages
 {%-       endif %}
 {%-     endfor %}
+{#-     A backend switch: the other backends' boot units would bring the interface up twice. #}
+{%-     for name, other in wgmesh_formula.backends.items() if name != cfg.backend and other %}
+{%-       for unit in other.get('enabled', []) if unit not in backend.get('enabled', []) %}
+
+wgmesh-boot-off-{{ unit | replace('{interface}', cfg.interface) }}:
+  service.disabled:
+    - name: {{ unit | replace('{interface}', cfg.interface) }}
+{%-       endfor %}
+{%-     endfor %}
 {%-   endif %}
 {%- endif %}

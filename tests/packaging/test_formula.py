@@ -54,6 +54,8 @@ def test_debian_hub_gets_wireguard_tools_and_networkd_first(minion):
     assert args_of(sls["wgmesh-packages"], "pkg.installed")["pkgs"] == ["wireguard-tools"]
     service = args_of(sls["wgmesh-service-systemd-networkd"], "service.running")
     assert service["enable"] is True and service["require"] == [{"pkg": "wgmesh-packages"}]
+    # a host switched from wg-quick must not bring wg0 up twice at boot
+    assert args_of(sls["wgmesh-boot-off-wg-quick@wg0"], "service.disabled")["name"] == "wg-quick@wg0"
 
 
 def test_debian_gateway_gets_firewalld_running_before_its_firewall_state(minion):
@@ -71,7 +73,7 @@ def test_wgquick_host_is_enabled_at_boot_not_started_by_the_service(minion):
     sls = minion("c", network=network).ok("state.show_sls", "wgmesh")
     assert args_of(sls["wgmesh-packages"], "pkg.installed")["pkgs"] == ["wireguard-tools", "iptables"]
     assert args_of(sls["wgmesh-boot-wg-quick@wg0"], "service.enabled")["name"] == "wg-quick@wg0"
-    assert not [sid for sid in sls if sid.startswith("wgmesh-service-")]
+    assert not [sid for sid in sls if sid.startswith(("wgmesh-service-", "wgmesh-boot-off-"))]
 
 
 def test_rhel_networkd_host_is_refused_with_advice_and_wgquick_host_gets_firewalld(minion):

@@ -28,11 +28,13 @@ def test_hand_built_wg_quick_hub_keeps_its_key_and_test_mode_never_raises(local_
     switched.write_text(yaml.safe_dump(networkd))
     out = host.run("wg-quick up wg0", host.salt_call("saltutil.sync_all"),
                    host.salt_call("state.apply wgmesh test=True"), "ls /etc/wireguard",
-                   host.salt_call("state.apply wgmesh"), "wg show wg0 private-key",
+                   host.salt_call("state.apply wgmesh"),
+                   "wg show wg0 private-key; cat /etc/wireguard/wg0.key; grep -c PrivateKey /etc/wireguard/wg0.conf || true",
                    # the backend switch: networkd's key file does not exist yet; the key moves over
                    f"cp {switched} {host.dir / 'pillar' / 'net.sls'}",
                    host.salt_call("state.apply wgmesh test=True"), host.salt_call("state.apply wgmesh"),
                    "wg show wg0 private-key; cat /etc/systemd/network/wg0.key",
+                   host.salt_call("state.apply wgmesh"), "ls /etc/wireguard",
                    extra_path=f"{FAKES}:")
     dry = state_results(out[2])
     assert all(r["result"] in (None, True) for r in dry.values()), dry
@@ -42,15 +44,19 @@ def test_hand_built_wg_quick_hub_keeps_its_key_and_test_mode_never_raises(local_
     first = state_results(out[4])
     assert all(r["result"] is True for r in first.values()), {k: r["comment"] for k, r in first.items()}
     assert "private_key" not in json.dumps(first["wgmesh-tunnel"]["changes"])   # never re-keyed
-    assert out[5].strip() == private
-    assert host.path("/etc/wireguard/wg0.key").read_text().strip() == private
-    assert public_key(host.path("/etc/wireguard/wg0.key").read_text().strip()) == public
-    assert "PrivateKey" not in host.path("/etc/wireguard/wg0.conf").read_text()
+    assert out[5].split() == [private, private, "0"]     # live key, wgmesh's key file, no inline key
+    assert public_key(private) == public
     switched_dry, switched_apply = state_results(out[7]), state_results(out[8])
     assert all(r["result"] in (None, True) for r in switched_dry.values()), switched_dry
     assert switched_apply["wgmesh-private-key"]["changes"]["adopted_from"] == "the live interface wg0"
     assert all(r["result"] is True for r in switched_apply.values())
     assert out[9].split() == [private, private]
+    # wg-quick's config and key are this host's leftovers: removed, so boot brings wg0 up once
+    assert sorted(switched_apply["wgmesh-tunnel"]["changes"]["removed_files"]) == [
+        "/etc/wireguard/wg0.conf", "/etc/wireguard/wg0.key"]
+    again = state_results(out[10])
+    assert all(r["result"] is True and not r["changes"] for r in again.values()), again
+    assert out[11].split() == []
 
 
 def test_article_netdev_with_inline_key_is_adopted_before_the_link_exists(local_host, network_pillar):
