@@ -259,11 +259,12 @@ def test_the_scheduled_run_plans_from_fresh_pillar_and_reports_what_it_corrected
     salt = configure_loader_modules[module]["__salt__"]
     events, applied = [], []
     salt.update({"pillar.items": lambda unmask=False: fresh,
-                 "state.apply": lambda mods: applied.append(mods) or {"wgmesh_|-r_|-r_|-lan_routes": {"result": True}},
+                 "state.apply": lambda mods, queue=False: applied.append((mods, queue))
+                 or {"wgmesh_|-r_|-r_|-lan_routes": {"result": True}},
                  "event.send": lambda tag, data: events.append((tag, data))})
     result = module.converge()
     drift = {"routes": {"routes": ["10.70.0.0/16 via 192.168.201.247"]}}
     assert result == {"drift": drift, "applied": True}
-    assert applied == ["wgmesh"]
+    assert applied == [("wgmesh", True)]     # queue=True: a push's apply in flight delays the run
     assert events == [("wgmesh/drift/r1", {"host": "r1", "drift": drift, "corrected": True})]
     assert "wgmesh_fresh_pillar" not in configure_loader_modules[module]["__context__"]
