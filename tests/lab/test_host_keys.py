@@ -40,6 +40,8 @@ def test_a_changed_gateway_key_is_left_out_until_accepted_and_revocation_still_r
     lab = article.lab
     old = pins(lab)["pinned"]["c"]
     assert old in live_peers(lab, "z")
+    # a live interface's key is adopted, never replaced: re-keying means the link goes too
+    lab.exec("c", ["ip", "link", "del", "wg0"])
     lab.exec("c", ["rm", "/etc/wireguard/wg0.key"])
     lab.salt(["c", "state.apply", "wgmesh", "queue=True"], timeout=180)     # new key, published to the mine
     new = lab.exec("c", ["wg", "show", "wg0", "public-key"]).stdout.strip()
