@@ -183,3 +183,38 @@ def test_each_gateway_gets_only_its_own_preshared_key_and_the_hub_all_of_them():
     assert preshared_keys_for(spec, "c", SECRET, 3) == {"c": every["c"]}
     for not_a_wireguard_host in ("r1", "e", "nobody"):
         assert preshared_keys_for(spec, not_a_wireguard_host, SECRET, 3) == {}
+
+
+# --- messages and the master secret (found by the mutation run, bench/mutation.sh) -----------
+
+def test_key_problem_messages_quote_public_keys_and_never_secret_ones():
+    assert key_problem(12345) == "expected a base64 string, got int"
+    assert key_problem("short") == "'short' is 5 characters long, a WireGuard key has 44"
+    assert key_problem("short", secret=True) == "the key is 5 characters long, a WireGuard key has 44"
+    assert key_problem("A" * 43 + "*", secret=True) == "the key is not valid base64"
+
+
+def test_key_problem_names_the_all_zero_key_and_other_low_order_points():
+    import base64 as b64
+    zero, one = b64.b64encode(bytes(32)).decode(), b64.b64encode(b"\x01" + bytes(31)).decode()
+    assert key_problem(zero) == f"{zero!r} is the all-zero key: it is no one's key"
+    assert key_problem(one) == f"{one!r} is a low-order point: it is no one's key"
+
+
+def test_long_values_are_shown_cut_at_60_characters():
+    from wgmesh_core.keys import shown
+    assert shown("x" * 58) == repr("x" * 58)                        # 60 with the quotes: whole
+    assert shown("x" * 59) == repr("x" * 59)[:60] + "... (59 characters)"
+
+
+def test_the_master_secret_is_made_once_0600_in_a_0700_folder(tmp_path, monkeypatch):
+    import stat
+    from wgmesh_core.keys import load_master_secret
+    path = tmp_path / "pki" / "wgmesh" / "psk.secret"
+    secret = load_master_secret(str(path))
+    assert len(secret) == 32 and load_master_secret(str(path)) == secret
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    monkeypatch.chdir(tmp_path)                                     # a bare file name: the current folder
+    assert len(load_master_secret("here.secret")) == 32
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here.secret", "pki"]   # no stray folder

@@ -322,3 +322,18 @@ def test_a_left_out_host_is_not_protected_like_a_pending_one(spec):
     assert config.left_out == {"a": "changed key"} and config.pending == []
     diff = peer_diff(config, hub_live_with(full, STRANGER), known=known_keys(spec, config, [K["a"]]))
     assert sorted(diff.removed) == sorted([K["a"], STRANGER])
+
+
+def test_a_hub_peer_without_a_live_endpoint_is_updated(spec):
+    config = host_config(spec, "a", TODAY, K, P)
+    assert peer_diff(config, parse_wg_dump(gateway_dump("(none)"))).updated == ["z"]
+
+
+def test_a_host_name_endpoint_is_compared_through_its_addresses(data):
+    data["hub"]["endpoint"] = "vpn.example.com:51820"
+    config = host_config(load_network(data), "a", TODAY, K, P)
+    names = {"vpn.example.com": {"39.101.166.124"}}
+    resolve = lambda name: names.get(name, set())          # noqa: E731
+    assert not peer_diff(config, parse_wg_dump(gateway_dump("39.101.166.124:51820")), resolve=resolve)
+    assert peer_diff(config, parse_wg_dump(gateway_dump("39.101.166.125:51820")), resolve=resolve).updated == ["z"]
+    assert peer_diff(config, parse_wg_dump(gateway_dump("39.101.166.124:51821")), resolve=resolve).updated == ["z"]

@@ -284,3 +284,43 @@ def test_a_plan_shows_each_changed_file_as_a_unified_diff(data):
     assert netdev.startswith("--- a/etc/systemd/network/wg0.netdev\n+++ b/etc/systemd/network/wg0.netdev\n@@ ")
     body = netdev.splitlines()[3:]
     assert "-AllowedIPs=10.70.0.4/32" in body and not any(line.startswith("+") for line in body)  # e only leaves
+
+
+def test_a_first_deployment_shows_new_files_and_a_deleted_host_removed_ones(data):
+    import copy
+    from wgmesh_core.diff import plan_change
+    spec = load_network(data)
+    for change in plan_change(None, spec, TODAY).hosts:
+        for diff in change.file_diffs.values():
+            assert not any(line.startswith("-") for line in diff.splitlines()[2:]), diff
+    without_c = copy.deepcopy(data)
+    del without_c["gateways"]["c"]
+    (c,) = [h for h in plan_change(spec, load_network(without_c), TODAY).hosts if h.host == "c"]
+    for diff in c.file_diffs.values():
+        assert not any(line.startswith("+") for line in diff.splitlines()[2:]), diff
+
+
+def test_a_new_lan_inside_the_cover_needs_no_reimport_and_expiry_is_listed(data):
+    """README: the covering prefix means adding a LAN needs no re-import. Client configs are
+    compared as the WireGuard app imports them: only the comment naming the covered LANs changes."""
+    import copy
+    import datetime
+    from wgmesh_core.diff import plan_change
+    data["developers"]["f"]["expires"] = TODAY + datetime.timedelta(days=3)
+    more = copy.deepcopy(data)
+    more["gateways"]["b"] = {"address": "10.70.0.9", "lan": "192.168.5.0/24", "lan_address": "192.168.5.1"}
+    change = plan_change(load_network(data), load_network(more), TODAY)
+    assert change.clients_changed == [] and change.clients_removed == []
+    assert "b" in change.affected
+    assert change.expiring == {"f": TODAY + datetime.timedelta(days=3)}
+
+
+def test_a_new_hub_host_means_every_developer_reimports(data):
+    """Moving the hub to another minion changes its key (the stand-in follows the host):
+    every active developer's client config changes."""
+    import copy
+    from wgmesh_core.diff import plan_change
+    moved = copy.deepcopy(data)
+    moved["hub"]["minion"] = "hub1"
+    change = plan_change(load_network(data), load_network(moved), TODAY)
+    assert change.clients_changed == ["e", "f"]
