@@ -328,8 +328,12 @@ def test_a_minion_down_during_the_push_converges_when_it_is_back(article):
     try:
         developers = article.developers()
         developers["f"]["lan_access"] = ["a"]          # f loses LAN2: only c's allow-list changes
+        started = time.monotonic()
         event = push_developers(article, "f: LAN1 only", developers)
+        took = time.monotonic() - started
         assert event["data"]["affected"] == ["c"] and event["data"]["applied"] == {"c": False}
+        # reported pending after a short test.ping, not after a state run's timeout
+        assert list(event["data"]["pending"]) == ["c"] and took < 25, (took, event)
         assert f"-s {VPN['f']}/32" in lab.exec("c", ["iptables", "-S", "WGMESH-FORWARD"]).stdout
     finally:
         lab.start_minion("c")                      # its start event makes the reactor apply wgmesh
