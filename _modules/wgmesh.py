@@ -747,7 +747,9 @@ def absent(test=False):
     recorded, defaults = teardown.owned_files(interface, record)
     files = [p for p in recorded if os.path.exists(p)]
     files += [p for p in defaults if os.path.exists(p) and teardown.is_wgmesh_file(p, _read_text(p) or "")]
-    if _link_exists(interface):
+    # an interface is wgmesh's only when wgmesh recorded it or its files are still there
+    # (a minion that never had a role may run a WireGuard of its own)
+    if (record.get("interface") or files) and _link_exists(interface):
         changes["interface"] = f"{interface} deleted"
         if not test:
             if os.path.exists(f"{wgmesh_core.render.WG_QUICK_DIR}/{interface}.conf"):
@@ -781,8 +783,10 @@ def absent(test=False):
 def _remove_firewall(record, removed_files, test):
     """The gateway's iptables chains and their jumps; with firewalld, a reload once direct.xml is gone."""
     removed = []
+    import shutil
     for table, builtin, chain in wgmesh_core.teardown.iptables_chains():
-        if _run(["iptables", "-w", "-t", table, "-S", chain], check=False)["retcode"] != 0:
+        if not shutil.which("iptables") or _run(["iptables", "-w", "-t", table, "-S", chain],
+                                                check=False)["retcode"] != 0:
             continue
         removed.append(f"{table}/{chain}")
         if not test:

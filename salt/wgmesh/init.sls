@@ -73,6 +73,14 @@ wgmesh-lan-routes:
   wgmesh.lan_routes:
     - name: {{ interface }}
 {%- endif %}
+{%- if role == 'none' %}
+{#- A host the pillar no longer gives a role (revoked, replaced), applied directly (the gate, or
+    the minion-start reactor when it was down then): take down what wgmesh left there. #}
+
+wgmesh-absent:
+  wgmesh.absent:
+    - name: {{ interface }}
+{%- endif %}
 {%- if role != 'none' %}
 {#- Drift correction: a schedule set from pillar (wgmesh:schedule:drift_minutes). #}
 {%- if network['schedule']['drift_minutes'] > 0 %}

@@ -62,10 +62,13 @@ def test_lan_router_replaced_loses_its_route(local_host, network_pillar):
     out = host.run("ip link add lan1 type veth peer name lan1p && ip addr add 192.168.201.1/24 dev lan1 "
                    "&& ip link set lan1 up && ip link set lan1p up && ip route add 10.99.0.0/16 via 192.168.201.9",
                    host.salt_call("saltutil.sync_all"), host.salt_call("state.apply wgmesh"),
-                   write_pillar(host, replaced, "replaced.sls"), host.salt_call("wgmesh.absent"),
-                   "ip -4 route show")
-    assert absent_result(out[4])["routes"] == ["10.70.0.0/16 via 192.168.201.247"]
+                   write_pillar(host, replaced, "replaced.sls"), host.salt_call("state.apply wgmesh"),
+                   "ip -4 route show", host.salt_call("state.apply wgmesh"))
+    # state.apply wgmesh on a host without a role (the minion-start reactor's, after it was down) cleans up
+    (removed,) = [s for s in json.loads(out[4])["local"].values() if s["__id__"] == "wgmesh-absent"]
+    assert removed["result"] is True and removed["changes"]["routes"] == ["10.70.0.0/16 via 192.168.201.247"]
     assert "10.70.0.0/16" not in out[5] and "10.99.0.0/16 via 192.168.201.9" in out[5]   # others stay
+    assert all(not s["changes"] and s["result"] is True for s in json.loads(out[6])["local"].values())
 
 
 def test_route_mode_gateway_without_a_managed_router_names_the_route_in_its_comment(local_host, network_pillar):
@@ -82,3 +85,13 @@ def test_route_mode_gateway_without_a_managed_router_names_the_route_in_its_comm
               "ip route replace 10.70.0.0/16 via 192.168.201.247")
     assert wanted in first["wgmesh-tunnel"]["comment"] and wanted in second["wgmesh-tunnel"]["comment"]
     assert second["wgmesh-tunnel"]["changes"] == {} and second["wgmesh-tunnel"]["result"] is True
+
+
+def test_a_wireguard_interface_wgmesh_never_made_is_left_alone(local_host, network_pillar):
+    """b has no role and never had one; its own wg0 (no wgmesh record, no wgmesh file) stays."""
+    host = local_host("b", pillar_for(network_pillar))
+    out = host.run("ip link add wg0 type veth peer name wg0p", host.salt_call("saltutil.sync_all"),
+                   host.salt_call("state.apply wgmesh"), "ip link show wg0 | head -1")
+    (state,) = [s for s in json.loads(out[2])["local"].values() if s["__id__"] == "wgmesh-absent"]
+    assert state["result"] is True and state["changes"] == {}
+    assert "wg0" in out[3]
