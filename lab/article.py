@@ -10,9 +10,9 @@ What `up` does, in order (each step timed):
    home NAT, a salt-master;
 2. e and f make their own key pairs (the private keys stay in their hosts);
 3. the pillar repository: a bare git repo holding the example pillar
-   (`pillar/`, the article's network) plus `wgmesh/lab.sls` (the lab's
-   differences: wg-quick backend, iptables, the hub's lab address, e's and f's
-   lab public keys), with the GitOps post-receive hook installed;
+   (`pillar/`, the article's network) with the lab's differences written
+   into its files (wg-quick backend, iptables, the hub's lab address, e's and
+   f's lab public keys), with the GitOps post-receive hook installed;
 4. salt-master (git_pillar on the gate's `deployed` branch, the wgmesh_secrets
    ext_pillar, the reactor) and salt-minions z, a, c, r1;
 5. a `git push` of the pillar: hook -> `wgmesh/push` -> reactor ->
@@ -25,6 +25,7 @@ What `up` does, in order (each step timed):
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import shutil
 import subprocess
@@ -33,6 +34,8 @@ import threading
 import time
 
 import yaml
+
+from wgmesh_core.source import dump_sls
 
 from .topology import REPO, Lab
 
@@ -54,8 +57,16 @@ EXPECTED_MATRIX = [
 ]
 
 
+def _deep_update(target: dict, changes: dict) -> None:
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _deep_update(target[key], value)
+        else:
+            target[key] = value
+
+
 def lab_overrides(dev_public_keys: dict) -> dict:
-    """What the lab changes in the example pillar (kept in its own SLS file)."""
+    """What the lab changes in the example pillar (written into its files)."""
     return {"wgmesh": {
         "backend": "wgquick",          # wireguard-go stands in for networkd's kernel link
         "firewall": "iptables",        # no firewalld daemon in the namespaces
@@ -110,12 +121,18 @@ class ArticleLab:
         subprocess.run(["git", "clone", "-q", str(self.upstream), str(self.work)], check=True,
                        capture_output=True)
         subprocess.run(["cp", "-r", f"{REPO}/pillar/.", str(self.work)], check=True)
-        (self.work / "wgmesh" / "lab.sls").write_text(
-            "# The lab's differences from the article's network (see lab/article.py).\n"
-            + yaml.safe_dump(lab_overrides(dev_public_keys), sort_keys=False))
-        top = yaml.safe_load((self.work / "top.sls").read_text())
-        top["base"]["*"].append("wgmesh.lab")
-        (self.work / "top.sls").write_text(yaml.safe_dump(top, sort_keys=False))
+        # each entry lives in one file (the gate refuses an override from another file)
+        overrides = lab_overrides(dev_public_keys)["wgmesh"]
+        developers = overrides.pop("developers")
+        self.edit_sls("wgmesh/network.sls", lambda net: _deep_update(net, overrides))
+        self.edit_sls("wgmesh/developers.sls", lambda net: _deep_update(net["developers"], developers))
+
+    def edit_sls(self, relpath: str, change) -> None:
+        """Let ``change`` modify the ``wgmesh`` value of a file of the working clone."""
+        path = self.work / relpath
+        data = yaml.safe_load(path.read_text())
+        change(data["wgmesh"])
+        path.write_text(dump_sls(data, "Edited by the lab (lab/article.py)."))
 
     def master_config(self) -> dict:
         """The shipped reactor/master.conf.example, with only its paths replaced by the lab's."""
@@ -149,8 +166,7 @@ class ArticleLab:
 
     def developers_file(self, developers: dict) -> dict:
         """{path: text} of developers.sls holding ``developers`` (for ``push_and_wait``)."""
-        text = yaml.safe_dump({"wgmesh": {"developers": developers}}, sort_keys=False)
-        return {"wgmesh/developers.sls": text}
+        return {"wgmesh/developers.sls": dump_sls({"wgmesh": {"developers": developers}})}
 
     def wait_event(self, tagmatch: str, timeout: float = 180, count: int = 1, until=None) -> "EventWaiter":
         return EventWaiter(self.lab, tagmatch, timeout, count, until)
@@ -274,6 +290,23 @@ def format_matrix(rows) -> str:
         lines.append(f"{src:<5} {dst:<16} {'reach' if want else 'blocked':<10} "
                      f"{'reach' if got else 'blocked':<10} {mark}")
     return "\n".join(lines)
+
+
+def jid_now() -> str:
+    """A job id as the master would make it now (for ``state_jobs_since``)."""
+    return datetime.datetime.now().strftime("%Y%m%d%H%M%S%f")
+
+
+def state_jobs_since(lab: Lab, jid: str) -> set:
+    """Minions that received a state.apply job from the master since ``jid``."""
+    jobs = lab.salt_run(["jobs.list_jobs"])
+    targets = set()
+    for job_id, job in jobs.items():
+        functions = job["Function"] if isinstance(job["Function"], list) else [job["Function"]]
+        if job_id > jid and "state.apply" in functions:
+            target = job["Target"]
+            targets.update(target if isinstance(target, list) else [target])
+    return targets
 
 
 def changes_in(apply_result: dict) -> dict:
