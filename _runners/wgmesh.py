@@ -14,6 +14,7 @@ from salt.exceptions import SaltInvocationError
 try:
     # installed with saltext-wgmesh, or synced from _utils/ (Salt puts that folder on sys.path)
     import wgmesh_core
+    import wgmesh_salt
 except ImportError as error:
     wgmesh_core = None
     IMPORT_ERROR = str(error)
@@ -23,8 +24,8 @@ log = logging.getLogger(__name__)
 
 def __virtual__():
     if wgmesh_core is None:
-        return (False, f"wgmesh: cannot import the wgmesh_core package ({IMPORT_ERROR}); run `salt-pip install 'saltext-wgmesh[master]'` "
-                       "or `salt-run saltutil.sync_all`")
+        return (False, f"wgmesh: cannot import the wgmesh_core and wgmesh_salt packages ({IMPORT_ERROR}); run "
+                       "`salt-pip install 'saltext-wgmesh[master]'` or `salt-run saltutil.sync_all`")
     return "wgmesh"
 
 
@@ -394,11 +395,11 @@ def _candidate(repo, revision, gitops):
     """The document Salt will serve for ``revision``: checked as data, then compiled by Salt for
     every accepted and known minion (see wgmesh_salt)."""
     from wgmesh_core.source import Limits
-    from wgmesh_salt import read_document_at
     limits = Limits(max_bytes=int(gitops["max_pillar_bytes"])) if gitops.get("max_pillar_bytes") else Limits()
     minions = set(_accepted_minions()) | set(gitops["known_minions"])
-    return read_document_at(repo.git_dir, revision, gitops["subdir"], minions, gitops["allowed_pillar_keys"],
-                            limits, opts=__opts__, env=_git_pillar_env(), grains=_cached_grains(minions))
+    return wgmesh_salt.read_document_at(repo.git_dir, revision, gitops["subdir"], minions,
+                                        gitops["allowed_pillar_keys"], limits, opts=__opts__,
+                                        env=_git_pillar_env(), grains=_cached_grains(minions))
 
 
 def _deployed_file(repo):

@@ -32,16 +32,19 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import yaml
 
 from wgmesh_core.source import dump_sls
 
+from .plan import MASTER_IP
 from .topology import REPO, Lab
 
 MINIONS = ("z", "a", "c", "r1")
 LAPTOPS = ("e", "f")
 HUB_ENDPOINT = "203.0.113.1:51820"   # stands in for the article's 39.101.166.124
+SALT_API_PORT = 8000
 GIT_USER = ["-c", "user.name=wgmesh lab", "-c", "user.email=lab@example.invalid"]
 
 VPN = {"z": "10.70.0.1", "a": "10.70.0.2", "c": "10.70.0.3", "e": "10.70.0.4", "f": "10.70.0.5"}
@@ -135,14 +138,17 @@ class ArticleLab:
         path.write_text(dump_sls(data, "Edited by the lab (lab/article.py)."))
 
     def master_config(self) -> dict:
-        """The shipped reactor/master.conf.example, with only its paths replaced by the lab's."""
+        """The shipped reactor/master.conf.example, with only its paths replaced by the lab's, and
+        salt-api's webhook settings for the tests that start salt-api (`start_salt_api`)."""
         text = (REPO / "reactor" / "master.conf.example").read_text()
         for shipped, lab_path in (("/var/cache/salt/master/wgmesh/pillar.git", str(self.deployed)),
                                   ("/srv/git/wgmesh-pillar.git", str(self.upstream)),
                                   ("/srv/salt/reactor/", f"{REPO}/reactor/")):
             assert shipped in text, f"reactor/master.conf.example no longer mentions {shipped}"
             text = text.replace(shipped, lab_path)
-        return dict(yaml.safe_load(text), worker_threads=4)
+        return dict(yaml.safe_load(text), worker_threads=4,
+                    rest_cherrypy={"host": MASTER_IP, "port": SALT_API_PORT, "disable_ssl": True,
+                                   "webhook_url": "/hook", "webhook_disable_auth": True})
 
     def start_salt(self) -> None:
         self.lab.start_master(file_roots=[REPO / "salt", REPO], pillar_roots=[],
@@ -150,6 +156,15 @@ class ArticleLab:
         self.lab.salt_run(["saltutil.sync_all"])
         self.lab.start_minions(MINIONS)
         self.lab.salt(["*", "saltutil.sync_all"], timeout=120)
+
+    def start_salt_api(self, timeout: float = 60) -> None:
+        """salt-api (rest_cherrypy) in the master's host, serving the push webhook."""
+        self.lab.spawn("master", [str(Path(sys.executable).parent / "salt-api"), "-c", "/etc/salt"], "salt-api")
+        deadline = time.monotonic() + timeout
+        while not self.lab.exec("master", ["ss", "-Hltn", f"sport = :{SALT_API_PORT}"]).stdout.strip():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"salt-api not listening after {timeout}s:\n" + self.lab.log("master", "salt-api"))
+            time.sleep(0.2)
 
     def git(self, *args, check=True) -> subprocess.CompletedProcess:
         """git in the working clone, run in the master's host so the hook reaches its event bus."""

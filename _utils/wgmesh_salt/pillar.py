@@ -10,6 +10,7 @@ the renderer allow-list below says so to Salt as well.
 from __future__ import annotations
 
 import copy
+import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,18 +53,34 @@ def _compile_opts(opts: Mapping, root: Path, env: str) -> dict:
     return compile_opts
 
 
-def compile_pillar(root: Path, minion_id: str, opts: Mapping, env: str = "base",
-                   grains: Optional[Mapping] = None) -> tuple[dict, list]:
-    """(pillar, the SLS top.sls gives the minion) as git_pillar compiles ``root`` for ``minion_id``."""
+def compile_pillars(root: Path, minion_ids: Iterable[str], opts: Mapping, env: str = "base",
+                    grains: Optional[Mapping] = None) -> tuple[dict, dict]:
+    """({minion: pillar}, {minion: the SLS top.sls gives it}) as git_pillar compiles ``root``.
+
+    Per minion, the calls ``Pillar.compile_pillar(ext=False)`` makes: ``get_top``,
+    ``top_matches`` (targeting with the minion's id and grains), ``render_pillar``.  The
+    tree is YAML only, so what ``render_pillar`` makes of a set of SLS does not depend on the
+    minion: each distinct set is rendered once and its pillar shared (read-only).
+    """
     import salt.pillar
-    pillar = salt.pillar.Pillar(_compile_opts(opts, root, env), dict(grains or {}), minion_id, env, functions={})
-    try:
-        top, _ = pillar.get_top()
-        matches = pillar.top_matches(top)
-        sls = [f"{saltenv}:{name}" for saltenv, names in matches.items() for name in names]
-        return pillar.compile_pillar(ext=False), sls
-    finally:
-        pillar.destroy()
+    compile_opts = _compile_opts(opts, root, env)
+    pillars, matched, rendered = {}, {}, {}
+    for minion in minion_ids:
+        pillar = salt.pillar.Pillar(compile_opts, dict((grains or {}).get(minion) or {}), minion, env,
+                                    functions={})
+        try:
+            top, top_errors = pillar.get_top()
+            matches = pillar.top_matches(top)
+            key = json.dumps(matches)
+            if key not in rendered:
+                rendered[key] = pillar.render_pillar(matches)
+        finally:
+            pillar.destroy()
+        data, errors = rendered[key]
+        errors = list(errors) + list(top_errors)
+        pillars[minion] = dict(data, _errors=errors) if errors else data
+        matched[minion] = [f"{saltenv}:{sls}" for saltenv, names in matches.items() for sls in names]
+    return pillars, matched
 
 
 def compile_document(tree: PillarTree, minion_ids: Iterable[str] = (), allowed_keys: Iterable[str] = (),
@@ -73,11 +90,7 @@ def compile_document(tree: PillarTree, minion_ids: Iterable[str] = (), allowed_k
     ``wgmesh`` value must be the same for every minion that gets one (``agreed_network``)."""
     ids = sorted(set(minion_ids) | tree.named_minions() | set(tree.listed_minions))
     with tempfile.TemporaryDirectory(prefix="wgmesh-salt-") as cache:
-        opts = salt_opts(opts, cachedir=cache)
-        compiled, matched = {}, {}
-        for minion in ids:
-            compiled[minion], matched[minion] = compile_pillar(tree.root, minion, opts, env,
-                                                               (grains or {}).get(minion))
+        compiled, matched = compile_pillars(tree.root, ids, salt_opts(opts, cachedir=cache), env, grains)
     network = agreed_network(compiled, allowed_keys)
     return Document(network, tree, matched, [m for m in ids if "wgmesh" in compiled[m]])
 
