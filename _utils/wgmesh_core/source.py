@@ -168,7 +168,7 @@ def read_tree(root, allowed_keys: Iterable[str] = (), limits: Limits = Limits())
     """Check every SLS under ``root``; raises InvalidNetwork listing every problem."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: not a directory")
+        raise FileNotFoundError(f"{root}: {'not a directory' if root.exists() else 'no such file or directory'}")
     files = _sls_files(root)
     if not files:
         raise FileNotFoundError(f"{root}: no .sls files")

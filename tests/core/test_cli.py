@@ -70,7 +70,7 @@ def test_validate_unparseable_sls(tmp_path, capsys):
 
 def test_validate_missing_dir_is_usage_error(tmp_path, capsys):
     assert main(["validate", str(tmp_path / "nowhere")]) == 2
-    assert capsys.readouterr().err == f"wgmesh: {tmp_path / 'nowhere'}: no .sls or .yaml files\n"
+    assert capsys.readouterr().err == f"wgmesh: {tmp_path / 'nowhere'}: no such file or directory\n"
 
 
 def test_console_script_exit_status(bad_pillar):
