@@ -4,6 +4,7 @@ report of `wgmesh plan`."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections import OrderedDict
 
 import pytest
@@ -12,7 +13,6 @@ import yaml
 import salt.utils.yamlloader
 from wgmesh_core.source import Limits, load_sls, plain, read_tree
 from wgmesh_core.validate import InvalidNetwork
-from wgmesh_salt import read_document
 from tests.onboard.conftest import PILLAR, make_pillar_repo, new_public_key, wgmesh
 
 from .attacks import add_to_top, developer
@@ -58,7 +58,6 @@ def test_aliases_within_the_limit_are_data():
 
 def test_a_value_given_by_an_alias_cannot_hide_an_override_in_another_file(tmp_path):
     root = tmp_path / "pillar"
-    import shutil
     shutil.copytree(PILLAR, root)
     (root / "wgmesh" / "more.sls").write_text("#!yaml\nwgmesh:\n  network: &n 10.70.0.0/16\n"
                                               "  developers: &d {}\n")
