@@ -393,13 +393,14 @@ def _cached_grains(minions):
 
 def _candidate(repo, revision, gitops):
     """The document Salt will serve for ``revision``: checked as data, then compiled by Salt for
-    every accepted and known minion (see wgmesh_salt)."""
+    every accepted and known minion (see wgmesh_salt; not for the ids the revision names: a
+    host that is not accepted is refused by the validation)."""
     from wgmesh_core.source import Limits
     limits = Limits(max_bytes=int(gitops["max_pillar_bytes"])) if gitops.get("max_pillar_bytes") else Limits()
     minions = set(_accepted_minions()) | set(gitops["known_minions"])
     return wgmesh_salt.read_document_at(repo.git_dir, revision, gitops["subdir"], minions,
                                         gitops["allowed_pillar_keys"], limits, opts=__opts__,
-                                        env=_git_pillar_env(), grains=_cached_grains(minions))
+                                        env=_git_pillar_env(), grains=_cached_grains(minions), named=False)
 
 
 def _deployed_file(repo):

@@ -21,6 +21,7 @@ INTERFACE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$"
 MAX_PILLAR_BYTES = 4 * 2**20       # every SLS together (10,000 developers take about 1.2 MB)
 MAX_PILLAR_FILES = 1000
 MAX_ALIAS_VALUES = 100_000         # values that YAML aliases add beyond the ones written
+MAX_NAMED_HOSTS = 1000             # hosts a pillar may name for `wgmesh plan` to compile it for
 
 
 def _parse_address(value):

@@ -19,7 +19,7 @@ import yaml
 from yaml.constructor import BaseConstructor, ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from .model import MAX_ALIAS_VALUES, MAX_PILLAR_BYTES, MAX_PILLAR_FILES
+from .model import MAX_ALIAS_VALUES, MAX_NAMED_HOSTS, MAX_PILLAR_BYTES, MAX_PILLAR_FILES
 from .validate import InvalidNetwork, Problem
 
 SHEBANG = "#!yaml"
@@ -37,6 +37,7 @@ class Limits:
     max_bytes: int = MAX_PILLAR_BYTES
     max_alias_values: int = MAX_ALIAS_VALUES
     max_files: int = MAX_PILLAR_FILES
+    max_named_hosts: int = MAX_NAMED_HOSTS
 
 
 def short(value, width=60) -> str:

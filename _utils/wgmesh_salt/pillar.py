@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Optional
 
-from wgmesh_core.source import Limits, PillarTree, agreed_network, read_tree
+from wgmesh_core.source import TOP_FILE, Limits, PillarTree, agreed_network, read_tree
+from wgmesh_core.validate import InvalidNetwork, Problem
 
 
 @dataclass
@@ -84,11 +85,20 @@ def compile_pillars(root: Path, minion_ids: Iterable[str], opts: Mapping, env: s
 
 
 def compile_document(tree: PillarTree, minion_ids: Iterable[str] = (), allowed_keys: Iterable[str] = (),
-                     opts: Optional[Mapping] = None, env: str = "base",
-                     grains: Optional[Mapping] = None) -> Document:
-    """Compile ``tree`` for ``minion_ids`` plus the ids it names (hosts, minions.txt); the
-    ``wgmesh`` value must be the same for every minion that gets one (``agreed_network``)."""
-    ids = sorted(set(minion_ids) | tree.named_minions() | set(tree.listed_minions))
+                     opts: Optional[Mapping] = None, env: str = "base", grains: Optional[Mapping] = None,
+                     named: bool = True, limits: Limits = Limits()) -> Document:
+    """Compile ``tree`` for ``minion_ids`` (plus, with ``named``, the hosts the tree names and the
+    ids in its minions.txt); the ``wgmesh`` value must be the same for every minion that gets
+    one (``agreed_network``).  The gate passes ``named=False``: it compiles for the accepted
+    minions, and a host that is not one is refused by the validation anyway."""
+    ids = set(minion_ids)
+    if named:
+        extra = tree.named_minions() | set(tree.listed_minions)
+        if len(extra) > limits.max_named_hosts:
+            raise InvalidNetwork([Problem(TOP_FILE, f"the pillar names {len(extra)} hosts and minions; the pillar "
+                                                    f"is compiled for at most {limits.max_named_hosts} of them")])
+        ids |= extra
+    ids = sorted(ids)
     with tempfile.TemporaryDirectory(prefix="wgmesh-salt-") as cache:
         compiled, matched = compile_pillars(tree.root, ids, salt_opts(opts, cachedir=cache), env, grains)
     network = agreed_network(compiled, allowed_keys)
@@ -98,7 +108,8 @@ def compile_document(tree: PillarTree, minion_ids: Iterable[str] = (), allowed_k
 def read_document(root, minion_ids: Iterable[str] = (), allowed_keys: Iterable[str] = (),
                   limits: Limits = Limits(), **compile_args) -> Document:
     """The document of a pillar directory: checked as data, then compiled by Salt."""
-    return compile_document(read_tree(root, allowed_keys, limits), minion_ids, allowed_keys, **compile_args)
+    return compile_document(read_tree(root, allowed_keys, limits), minion_ids, allowed_keys, limits=limits,
+                            **compile_args)
 
 
 def read_document_at(repo_path, rev: str, subdir: str = "", minion_ids: Iterable[str] = (),

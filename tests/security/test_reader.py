@@ -13,6 +13,7 @@ import yaml
 import salt.utils.yamlloader
 from wgmesh_core.source import Limits, load_sls, plain, read_tree
 from wgmesh_core.validate import InvalidNetwork
+from wgmesh_salt import read_document
 from tests.onboard.conftest import PILLAR, make_pillar_repo, new_public_key, wgmesh
 
 from .attacks import add_to_top, developer
@@ -154,3 +155,10 @@ def test_plan_without_a_top_sls_change_says_nothing_about_it(pillar_repo):
     pillar_repo.commit("g")
     done = wgmesh("plan", pillar_repo.path, "--target", "main", "--format", "json")
     assert json.loads(done.stdout)["top"] == {"changed": False}
+
+
+def test_a_pillar_naming_too_many_hosts_is_not_compiled_for_each(tmp_path):
+    """Each host the pillar names costs a compile in `wgmesh plan`: their number is bounded."""
+    assert sorted(read_document(PILLAR).networked) == ["a", "c", "r1", "z"]
+    with pytest.raises(InvalidNetwork, match="the pillar names 4 hosts and minions; .* at most 3 of them"):
+        read_document(PILLAR, limits=Limits(max_named_hosts=3))
