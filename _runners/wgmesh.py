@@ -6,6 +6,7 @@ pillar source works); the core does the rest.
 import datetime
 import logging
 import os
+import time
 
 import salt.pillar
 from salt.exceptions import SaltInvocationError
@@ -13,6 +14,7 @@ from salt.exceptions import SaltInvocationError
 try:
     # installed with saltext-wgmesh, or synced from _utils/ (Salt puts that folder on sys.path)
     import wgmesh_core
+    import wgmesh_salt
 except ImportError as error:
     wgmesh_core = None
     IMPORT_ERROR = str(error)
@@ -22,8 +24,8 @@ log = logging.getLogger(__name__)
 
 def __virtual__():
     if wgmesh_core is None:
-        return (False, f"wgmesh: cannot import the wgmesh_core package ({IMPORT_ERROR}); run `salt-pip install 'saltext-wgmesh[master]'` "
-                       "or `salt-run saltutil.sync_all`")
+        return (False, f"wgmesh: cannot import the wgmesh_core and wgmesh_salt packages ({IMPORT_ERROR}); run "
+                       "`salt-pip install 'saltext-wgmesh[master]'` or `salt-run saltutil.sync_all`")
     return "wgmesh"
 
 
@@ -187,6 +189,10 @@ def _gitops_opts():
           branch: main
           repo: /var/cache/salt/master/wgmesh/pillar.git   # local: incoming + deployed branches
           subdir: ''                                        # pillar folder inside the repo
+          known_minions: []          # ids to compile the pillar for besides the accepted ones
+          allowed_pillar_keys: []    # top-level pillar keys allowed besides wgmesh, mine_functions
+          max_pillar_bytes: 4194304  # a larger pillar is refused unread
+          webhook_secret_file: /etc/salt/wgmesh/webhook.secret   # for salt-api's /hook/wgmesh/push
     """
     opts = dict(__opts__.get("wgmesh_gitops") or {})
     if "upstream" not in opts:
@@ -194,6 +200,9 @@ def _gitops_opts():
     opts.setdefault("branch", "main")
     opts.setdefault("repo", os.path.join(__opts__["cachedir"], "wgmesh", "pillar.git"))
     opts.setdefault("subdir", "")
+    opts.setdefault("known_minions", [])
+    opts.setdefault("allowed_pillar_keys", [])
+    opts.setdefault("webhook_secret_file", "/etc/salt/wgmesh/webhook.secret")
     return opts
 
 
@@ -284,14 +293,17 @@ def on_push(allow_rewind=False, **_event):
     Gate and converge a push to the pillar repository (called by the reactor on ``wgmesh/push``).
 
     Fetches the branch from the upstream (whatever revision the event names: only the
-    branch's tip is ever deployed), validates it with the core, and only if it is valid and
-    descends from the deployed revision moves the ``deployed`` branch (what git_pillar
-    serves) to it, updates git_pillar, and applies ``wgmesh`` to the hosts whose desired state
-    changed: the hub first, then gateways and LAN routers. An invalid revision, or one that
-    would rewind the deployed history (a force-push, a replayed event; pass
-    ``allow_rewind=True`` to deploy it on purpose), fires ``wgmesh/gate/refused`` naming every
-    problem, and nothing changes; an unreachable upstream fires ``wgmesh/gate/unreachable``
-    and keeps the deployed network. Pushes are handled one at a time (a lock file).
+    branch's tip is ever deployed), checks it as data and compiles it with Salt's own pillar
+    compiler for every accepted minion (``wgmesh_salt``), and only if every minion gets the
+    same valid network and the revision descends from the deployed one moves the
+    ``deployed`` branch (what git_pillar serves) to it, updates git_pillar, and applies
+    ``wgmesh`` to the hosts whose desired state changed: the hub first, then gateways and LAN
+    routers. An invalid revision, or one that would rewind the deployed history (a
+    force-push, a replayed event; pass ``allow_rewind=True`` to deploy it on purpose), fires
+    ``wgmesh/gate/refused`` naming every problem, and nothing changes; an unreachable
+    upstream fires ``wgmesh/gate/unreachable`` and keeps the deployed network. Pushes are
+    handled one at a time (a lock file), and pushes that piled up behind the lock are
+    coalesced: a waiter whose push a later fetch already saw returns at once.
 
     CLI Example:
 
@@ -300,11 +312,60 @@ def on_push(allow_rewind=False, **_event):
         salt-run wgmesh.on_push
     """
     import fcntl
+    arrived = time.time()
     gitops = _gitops_opts()
     repo = _local_repo(gitops["repo"])
-    with open(os.path.join(repo.git_dir, "wgmesh-gate.lock"), "w") as lock:
+    with open(os.path.join(repo.git_dir, "wgmesh-gate.lock"), "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)   # two pushes in flight: the second sees the first's result
+        lock.seek(0)
+        last_fetch = float(lock.read().strip() or 0)
+        if last_fetch > arrived and not allow_rewind:
+            # a fetch that started after this push arrived saw its revision (or a later one)
+            return {"result": "coalesced", "revision": deployed_revision()}
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(time.time()))
+        lock.flush()
         return _gate_and_converge(repo, gitops, allow_rewind)
+
+
+def on_webhook(headers=None, body="", allow_rewind=False):
+    """
+    A push webhook from the git server (salt-api's ``/hook/wgmesh/push``): checked against the
+    shared secret in ``wgmesh_gitops:webhook_secret_file`` (GitLab's ``X-Gitlab-Token``, or
+    GitHub/Gitea's ``X-Hub-Signature-256`` HMAC of the body), then ``on_push``. Without a
+    secret file, or with a wrong or missing token, nothing is fetched.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run wgmesh.on_webhook headers='{"X-Gitlab-Token": "..."}'
+    """
+    gitops = _gitops_opts()
+    try:
+        with open(gitops["webhook_secret_file"], "rb") as handle:
+            secret = handle.read().strip()
+    except OSError as error:
+        secret, why = None, f"no webhook secret ({error.strerror}: {gitops['webhook_secret_file']})"
+    if secret and _webhook_authentic(headers or {}, body or "", secret):
+        return on_push(allow_rewind=allow_rewind)
+    why = "the webhook's token or signature does not match the shared secret" if secret else why
+    log.error("wgmesh: webhook push ignored: %s", why)
+    _fire("wgmesh/gate/unauthenticated", {"problems": [why]})
+    return {"result": "unauthenticated", "problems": [why]}
+
+
+def _webhook_authentic(headers, body, secret: bytes) -> bool:
+    import hashlib
+    import hmac
+    lower = {str(k).lower(): str(v) for k, v in headers.items()}
+    token = lower.get("x-gitlab-token")
+    if token is not None:
+        return hmac.compare_digest(token.encode(), secret)
+    signature = lower.get("x-hub-signature-256", "")
+    expected = "sha256=" + hmac.new(secret, body.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(signature.encode(), expected.encode())
 
 
 def _refuse(revision, previous, problems):
@@ -313,9 +374,79 @@ def _refuse(revision, previous, problems):
     return {"result": "refused", "revision": revision, "problems": problems}
 
 
+def _git_pillar_env():
+    """The pillar environment git_pillar serves the gate's repository in (GitPillar.checkout's
+    rule: the remote's ``env``, else ``base`` for git_pillar_base, else the branch name), so the
+    gate compiles top.sls exactly as git_pillar will."""
+    for remote in _git_pillar_remotes():
+        if remote.env:
+            return remote.env
+        return "base" if remote.branch == remote.base else remote.branch
+    return "base"
+
+
+def _cached_grains(minions):
+    """Grains from the master's minion data cache, for top.sls targets that match on grains."""
+    import salt.utils.minions
+    return {m: salt.utils.minions.get_minion_data(m, __opts__)[1] or {} for m in minions}
+
+
+def _candidate(repo, revision, gitops):
+    """The document Salt will serve for ``revision``: checked as data, then compiled by Salt for
+    every accepted and known minion (see wgmesh_salt; not for the ids the revision names: a
+    host that is not accepted is refused by the validation)."""
+    from wgmesh_core.source import Limits
+    limits = Limits(max_bytes=int(gitops["max_pillar_bytes"])) if gitops.get("max_pillar_bytes") else Limits()
+    minions = set(_accepted_minions()) | set(gitops["known_minions"])
+    return wgmesh_salt.read_document_at(repo.git_dir, revision, gitops["subdir"], minions,
+                                        gitops["allowed_pillar_keys"], limits, opts=__opts__,
+                                        env=_git_pillar_env(), grains=_cached_grains(minions), named=False)
+
+
+def _deployed_file(repo):
+    return os.path.join(repo.git_dir, "wgmesh-deployed.json")
+
+
+def deployed_network():
+    """
+    The ``wgmesh`` document the gate accepted for the deployed revision: what every minion's
+    ``pillar.get wgmesh`` returns. {"revision": ..., "network": ...}, or None.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run wgmesh.deployed_network
+    """
+    import json
+    try:
+        with open(_deployed_file(_local_repo(_gitops_opts()["repo"]))) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def _record_deployed(repo, revision, network):
+    import json
+    path = _deployed_file(repo)
+    with open(path + ".tmp", "w") as handle:
+        json.dump({"revision": revision, "network": network}, handle)
+    os.replace(path + ".tmp", path)
+
+
+def _previous_spec(repo, previous, gitops):
+    """The deployed network (as the gate accepted it; compiled again if it was not recorded)."""
+    recorded = deployed_network()
+    try:
+        if recorded and recorded.get("revision") == previous:
+            return wgmesh_core.load_network(recorded["network"])
+        return wgmesh_core.load_network(_candidate(repo, previous, gitops).network)
+    except (wgmesh_core.InvalidNetwork, FileNotFoundError):
+        return None   # nothing valid deployed before: every host is planned
+
+
 def _gate_and_converge(repo, gitops, allow_rewind):
     from wgmesh_core.diff import plan_change
-    from wgmesh_core.gitsource import read_network_at
     try:
         repo.git.fetch(gitops["upstream"], f"+refs/heads/{gitops['branch']}:refs/heads/incoming")
     except Exception as error:  # GitCommandError, or an unreadable path
@@ -333,22 +464,19 @@ def _gate_and_converge(repo, gitops, allow_rewind):
             f"{revision[:12]} does not descend from the deployed {previous[:12]} (force-push or "
             "rollback?): revert with a new commit, or run salt-run wgmesh.on_push allow_rewind=True"])
     try:
-        new_spec = wgmesh_core.load_network(read_network_at(repo.git_dir, revision, gitops["subdir"]),
-                                     known_minions=_accepted_minions())
-    except (wgmesh_core.InvalidNetwork, KeyError) as error:
-        problems = [str(p) for p in getattr(error, "problems", [])] or [f"no network at {revision}: {error}"]
-        return _refuse(revision, previous, problems)
-    old_spec = None
-    if previous:
-        try:
-            old_spec = wgmesh_core.load_network(read_network_at(repo.git_dir, previous, gitops["subdir"]))
-        except (wgmesh_core.InvalidNetwork, KeyError):
-            old_spec = None
+        document = _candidate(repo, revision, gitops)
+        new_spec = wgmesh_core.load_network(document.network, known_minions=_accepted_minions())
+    except wgmesh_core.InvalidNetwork as error:
+        return _refuse(revision, previous, [str(p) for p in error.problems])
+    except FileNotFoundError as error:
+        return _refuse(revision, previous, [f"no pillar at {revision[:12]}: {error}"])
+    old_spec = _previous_spec(repo, previous, gitops) if previous else None
     plan = plan_change(old_spec, new_spec)
     repo.git.update_ref("refs/heads/deployed", revision)
     failure = _git_pillar_deploy_failure(revision)
     if failure:
         return _deploy_failed(repo, revision, previous, failure)
+    _record_deployed(repo, revision, document.network)
     log.info("wgmesh: deployed pillar revision %s (was %s); converging %s", revision, previous,
              ", ".join(plan.affected) or "no host")
     reachable, pending = _answering(plan.affected)

@@ -13,11 +13,11 @@ import time
 import netaddr
 
 from wgmesh_core import host_config, host_files, load_network
-from wgmesh_core.source import read_network_data
+from wgmesh_salt import read_document
 
 
 def network_with(developers: int) -> dict:
-    data = read_network_data("pillar")
+    data = read_document("pillar").network
     data = dict(data, network="10.64.0.0/10", developers={})
     first = netaddr.IPAddress("10.64.1.0")
     for i in range(developers):

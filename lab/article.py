@@ -10,9 +10,9 @@ What `up` does, in order (each step timed):
    home NAT, a salt-master;
 2. e and f make their own key pairs (the private keys stay in their hosts);
 3. the pillar repository: a bare git repo holding the example pillar
-   (`pillar/`, the article's network) plus `wgmesh/lab.sls` (the lab's
-   differences: wg-quick backend, iptables, the hub's lab address, e's and f's
-   lab public keys), with the GitOps post-receive hook installed;
+   (`pillar/`, the article's network) with the lab's differences written
+   into its files (wg-quick backend, iptables, the hub's lab address, e's and
+   f's lab public keys), with the GitOps post-receive hook installed;
 4. salt-master (git_pillar on the gate's `deployed` branch, the wgmesh_secrets
    ext_pillar, the reactor) and salt-minions z, a, c, r1;
 5. a `git push` of the pillar: hook -> `wgmesh/push` -> reactor ->
@@ -25,20 +25,26 @@ What `up` does, in order (each step timed):
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import shutil
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import yaml
 
+from wgmesh_core.source import dump_sls
+
+from .plan import MASTER_IP
 from .topology import REPO, Lab
 
 MINIONS = ("z", "a", "c", "r1")
 LAPTOPS = ("e", "f")
 HUB_ENDPOINT = "203.0.113.1:51820"   # stands in for the article's 39.101.166.124
+SALT_API_PORT = 8000
 GIT_USER = ["-c", "user.name=wgmesh lab", "-c", "user.email=lab@example.invalid"]
 
 VPN = {"z": "10.70.0.1", "a": "10.70.0.2", "c": "10.70.0.3", "e": "10.70.0.4", "f": "10.70.0.5"}
@@ -54,8 +60,16 @@ EXPECTED_MATRIX = [
 ]
 
 
+def _deep_update(target: dict, changes: dict) -> None:
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _deep_update(target[key], value)
+        else:
+            target[key] = value
+
+
 def lab_overrides(dev_public_keys: dict) -> dict:
-    """What the lab changes in the example pillar (kept in its own SLS file)."""
+    """What the lab changes in the example pillar (written into its files)."""
     return {"wgmesh": {
         "backend": "wgquick",          # wireguard-go stands in for networkd's kernel link
         "firewall": "iptables",        # no firewalld daemon in the namespaces
@@ -110,22 +124,31 @@ class ArticleLab:
         subprocess.run(["git", "clone", "-q", str(self.upstream), str(self.work)], check=True,
                        capture_output=True)
         subprocess.run(["cp", "-r", f"{REPO}/pillar/.", str(self.work)], check=True)
-        (self.work / "wgmesh" / "lab.sls").write_text(
-            "# The lab's differences from the article's network (see lab/article.py).\n"
-            + yaml.safe_dump(lab_overrides(dev_public_keys), sort_keys=False))
-        top = yaml.safe_load((self.work / "top.sls").read_text())
-        top["base"]["*"].append("wgmesh.lab")
-        (self.work / "top.sls").write_text(yaml.safe_dump(top, sort_keys=False))
+        # each entry lives in one file (the gate refuses an override from another file)
+        overrides = lab_overrides(dev_public_keys)["wgmesh"]
+        developers = overrides.pop("developers")
+        self.edit_sls("wgmesh/network.sls", lambda net: _deep_update(net, overrides))
+        self.edit_sls("wgmesh/developers.sls", lambda net: _deep_update(net["developers"], developers))
+
+    def edit_sls(self, relpath: str, change) -> None:
+        """Let ``change`` modify the ``wgmesh`` value of a file of the working clone."""
+        path = self.work / relpath
+        data = yaml.safe_load(path.read_text())
+        change(data["wgmesh"])
+        path.write_text(dump_sls(data, "Edited by the lab (lab/article.py)."))
 
     def master_config(self) -> dict:
-        """The shipped reactor/master.conf.example, with only its paths replaced by the lab's."""
+        """The shipped reactor/master.conf.example, with only its paths replaced by the lab's, and
+        salt-api's webhook settings for the tests that start salt-api (`start_salt_api`)."""
         text = (REPO / "reactor" / "master.conf.example").read_text()
         for shipped, lab_path in (("/var/cache/salt/master/wgmesh/pillar.git", str(self.deployed)),
                                   ("/srv/git/wgmesh-pillar.git", str(self.upstream)),
                                   ("/srv/salt/reactor/", f"{REPO}/reactor/")):
             assert shipped in text, f"reactor/master.conf.example no longer mentions {shipped}"
             text = text.replace(shipped, lab_path)
-        return dict(yaml.safe_load(text), worker_threads=4)
+        return dict(yaml.safe_load(text), worker_threads=4,
+                    rest_cherrypy={"host": MASTER_IP, "port": SALT_API_PORT, "disable_ssl": True,
+                                   "webhook_url": "/hook", "webhook_disable_auth": True})
 
     def start_salt(self) -> None:
         self.lab.start_master(file_roots=[REPO / "salt", REPO], pillar_roots=[],
@@ -133,6 +156,15 @@ class ArticleLab:
         self.lab.salt_run(["saltutil.sync_all"])
         self.lab.start_minions(MINIONS)
         self.lab.salt(["*", "saltutil.sync_all"], timeout=120)
+
+    def start_salt_api(self, timeout: float = 60) -> None:
+        """salt-api (rest_cherrypy) in the master's host, serving the push webhook."""
+        self.lab.spawn("master", [str(Path(sys.executable).parent / "salt-api"), "-c", "/etc/salt"], "salt-api")
+        deadline = time.monotonic() + timeout
+        while not self.lab.exec("master", ["ss", "-Hltn", f"sport = :{SALT_API_PORT}"]).stdout.strip():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"salt-api not listening after {timeout}s:\n" + self.lab.log("master", "salt-api"))
+            time.sleep(0.2)
 
     def git(self, *args, check=True) -> subprocess.CompletedProcess:
         """git in the working clone, run in the master's host so the hook reaches its event bus."""
@@ -149,8 +181,7 @@ class ArticleLab:
 
     def developers_file(self, developers: dict) -> dict:
         """{path: text} of developers.sls holding ``developers`` (for ``push_and_wait``)."""
-        text = yaml.safe_dump({"wgmesh": {"developers": developers}}, sort_keys=False)
-        return {"wgmesh/developers.sls": text}
+        return {"wgmesh/developers.sls": dump_sls({"wgmesh": {"developers": developers}})}
 
     def wait_event(self, tagmatch: str, timeout: float = 180, count: int = 1, until=None) -> "EventWaiter":
         return EventWaiter(self.lab, tagmatch, timeout, count, until)
@@ -274,6 +305,23 @@ def format_matrix(rows) -> str:
         lines.append(f"{src:<5} {dst:<16} {'reach' if want else 'blocked':<10} "
                      f"{'reach' if got else 'blocked':<10} {mark}")
     return "\n".join(lines)
+
+
+def jid_now() -> str:
+    """A job id as the master would make it now (for ``state_jobs_since``)."""
+    return datetime.datetime.now().strftime("%Y%m%d%H%M%S%f")
+
+
+def state_jobs_since(lab: Lab, jid: str) -> set:
+    """Minions that received a state.apply job from the master since ``jid``."""
+    jobs = lab.salt_run(["jobs.list_jobs"])
+    targets = set()
+    for job_id, job in jobs.items():
+        functions = job["Function"] if isinstance(job["Function"], list) else [job["Function"]]
+        if job_id > jid and "state.apply" in functions:
+            target = job["Target"]
+            targets.update(target if isinstance(target, list) else [target])
+    return targets
 
 
 def changes_in(apply_result: dict) -> dict:

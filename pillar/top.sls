@@ -1,3 +1,4 @@
+#!yaml
 # The wgmesh network is one pillar value, `wgmesh`, split in two files so
 # that onboarding a developer is a one-entry change in developers.sls.
 base:

@@ -1,4 +1,5 @@
 """What every test suite shares: paths, the fixed test date, the example pillar, CLI checks,
+the namespace lab (the article's network: tests/lab and the gate's tests in tests/security),
 and the report of root-only tests (tests/salt, tests/lab, and tests using their fixtures)
 when they are skipped.
 
@@ -10,7 +11,10 @@ from __future__ import annotations
 
 import copy
 import datetime
+import functools
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -25,10 +29,15 @@ TODAY = datetime.date(2025, 6, 15)
 ROOT_ONLY = "root-only: "     # the prefix of a root-only test's skip reason
 
 
+@functools.lru_cache(maxsize=1)
+def _example_network() -> dict:
+    from wgmesh_salt import read_document   # as Salt compiles it: once per session
+    return read_document(PILLAR).network
+
+
 def example_network_data() -> dict:
     """A fresh, mutable copy of the example pillar's ``wgmesh`` value (the article's network)."""
-    from wgmesh_core.source import read_network_data
-    return copy.deepcopy(read_network_data(PILLAR))
+    return copy.deepcopy(_example_network())
 
 
 def assert_clean_failure(done, returncode: int, message: str) -> None:
@@ -75,3 +84,69 @@ def pytest_terminal_summary(terminalreporter):
 def pytest_sessionfinish(session, exitstatus):
     if _root_skips and _on_ci() and exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# --- the namespace lab: real namespaces, wireguard-go, salt-master and minions --------------
+
+LAB_NEEDS = ("ip", "nsenter", "unshare", "mount", "wireguard-go", "wg", "wg-quick",
+             "iptables", "conntrack", "tcpdump", "iperf3", "ss")
+
+
+def _lab_skip_reason():
+    if os.geteuid() != 0:
+        return "namespace lab needs root"
+    missing = [t for t in LAB_NEEDS if not shutil.which(t)]
+    if missing:
+        return f"namespace lab needs {', '.join(missing)}"
+    try:
+        subprocess.run(["ip", "netns", "list"], check=True, capture_output=True, timeout=10)
+        subprocess.run(["unshare", "--net", "--mount", "true"], check=True,
+                       capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"ip netns / unshare unavailable: {exc}"
+    if not os.path.exists("/dev/net/tun"):
+        return "no /dev/net/tun (wireguard-go needs TUN)"
+    return None
+
+
+LAB_SKIP_REASON = _lab_skip_reason() and ROOT_ONLY + _lab_skip_reason()
+
+
+def pytest_collection_modifyitems(config, items):
+    if not LAB_SKIP_REASON:
+        return
+    lab_tests = os.path.join(os.path.dirname(__file__), "lab")
+    for item in items:
+        if str(item.fspath).startswith(lab_tests) or "article" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.skip(reason=LAB_SKIP_REASON))
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    """One lab (topology only) shared by the lab tests of a session."""
+    if LAB_SKIP_REASON:
+        pytest.skip(LAB_SKIP_REASON)
+    from lab import Lab, cleanup_stale
+    cleanup_stale()
+    net = Lab(workdir=tmp_path_factory.mktemp("lab"))
+    with net:
+        yield net
+
+
+@pytest.fixture(scope="session")
+def article(tmp_path_factory):
+    """The article's network, live: converged by a real salt-master from a git push (lab/article.py).
+
+    Shared by tests/lab/test_article.py (the network itself), test_gitops.py (pushes that change
+    it; it leaves e, f, a, c as it found them) and tests/security/test_gate.py (pushes the gate
+    refuses).
+    """
+    if LAB_SKIP_REASON:
+        pytest.skip(LAB_SKIP_REASON)
+    from lab import Lab
+    from lab.article import ArticleLab
+    net = Lab(workdir=tmp_path_factory.mktemp("article"))
+    with net:
+        scenario = ArticleLab(net)
+        scenario.up()
+        yield scenario

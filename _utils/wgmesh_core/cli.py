@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import logging
 import sys
 from pathlib import Path
 
@@ -14,15 +15,29 @@ import yaml
 from .keys import key_problem
 from .plan import host_config, managed_hosts, static_route_instructions
 from .render import client_config, host_files
-from .source import read_network_data
+from .source import Limits, read_file_network
 from .validate import InvalidNetwork, load_network
 
 
+def _known(args):
+    if not getattr(args, "known_minions", None):
+        return None
+    return [m.strip() for m in args.known_minions.split(",") if m.strip()]
+
+
+def _limits(args) -> Limits:
+    return Limits(max_bytes=args.max_pillar_bytes) if args.max_pillar_bytes else Limits()
+
+
 def _load(args):
-    known = None
-    if getattr(args, "known_minions", None):
-        known = [m.strip() for m in args.known_minions.split(",") if m.strip()]
-    return load_network(read_network_data(args.path), known_minions=known)
+    """The network of a pillar directory as Salt compiles it (or of one SLS file on its own)."""
+    known = _known(args)
+    path = Path(args.path)
+    if path.is_file():
+        return load_network(read_file_network(path, _limits(args)), known_minions=known)
+    from wgmesh_salt import read_document
+    document = read_document(path, known or (), args.allow_key, _limits(args))
+    return load_network(document.network, known_minions=known)
 
 
 def _today(args) -> datetime.date:
@@ -118,28 +133,76 @@ def _print_plan(plan, base, head, today):
         print(f"developer {name} expires {date} ({days} day(s) left)")
 
 
+def _top_change(old_doc, new_doc) -> dict:
+    """top.sls's diff and, per minion, the SLS it gets before and after (when top.sls changed)."""
+    from .diff import unified
+    if old_doc is None or old_doc.tree.top_text == new_doc.tree.top_text:
+        return {"changed": False}
+    minions = {m: {"base": old_doc.minions.get(m, []), "head": new_doc.minions.get(m, []),
+                   "gets_network": m in new_doc.networked} for m in sorted(set(old_doc.minions) | set(new_doc.minions))}
+    return {"changed": True, "diff": unified("/top.sls", old_doc.tree.top_text, new_doc.tree.top_text),
+            "minions": minions}
+
+
+def _print_top_change(top):
+    if not top["changed"]:
+        return
+    print("\ntop.sls changes (which minion gets which SLS):")
+    print("    " + top["diff"].rstrip("\n").replace("\n", "\n    "))
+    for minion, change in top["minions"].items():
+        before, after = ", ".join(change["base"]) or "nothing", ", ".join(change["head"]) or "nothing"
+        sls = after if before == after else f"{before} -> {after}"
+        print(f"  minion {minion}: {sls}; {'gets the network' if change['gets_network'] else 'no wgmesh pillar'}")
+
+
+def _plan_trees(args, stack, base, head):
+    """The checked trees of both revisions (the base's is None when it does not pass)."""
+    from .gitsource import checked_out
+    from .source import read_tree
+    limits = _limits(args)
+    new = read_tree(stack.enter_context(checked_out(args.repo, head, args.subdir, limits)), args.allow_key, limits)
+    try:
+        old = read_tree(stack.enter_context(checked_out(args.repo, base, args.subdir, limits)), args.allow_key, limits)
+    except (InvalidNetwork, FileNotFoundError):
+        old = None   # the base had no (valid) pillar: everything is new
+    return old, new
+
+
 def cmd_plan(args) -> int:
+    import contextlib
     import json
+    from wgmesh_salt import compile_document
     from .diff import plan_change
-    from .gitsource import merge_base, read_network_at, resolve
+    from .gitsource import merge_base, resolve
     try:
         head = resolve(args.repo, args.head)
         base = resolve(args.repo, args.base) if args.base else merge_base(args.repo, args.target, head)
     except Exception as error:  # GitPython raises several types for a bad repo or revision
         print(f"wgmesh plan: {error}", file=sys.stderr)
         return 2
-    known = [m.strip() for m in args.known_minions.split(",")] if args.known_minions else None
-    new = load_network(read_network_at(args.repo, head, args.subdir), known_minions=known)
-    try:
-        old = load_network(read_network_at(args.repo, base, args.subdir))
-    except (InvalidNetwork, KeyError):
-        old = None  # the base had no (valid) network: everything is new
+    known = _known(args)
+    with contextlib.ExitStack() as stack:
+        old_tree, new_tree = _plan_trees(args, stack, base, head)
+        # both revisions compiled for the same minions: every id either names, and those given
+        ids = set(known or ()) | {m for tree in (old_tree, new_tree) if tree
+                                  for m in tree.named_minions() | set(tree.listed_minions)}
+        new_doc = compile_document(new_tree, ids, args.allow_key)
+        new = load_network(new_doc.network, known_minions=known)
+        old_doc = old = None
+        if old_tree is not None:
+            try:
+                old_doc = compile_document(old_tree, ids, args.allow_key)
+                old = load_network(old_doc.network)
+            except InvalidNetwork:
+                old_doc = old = None
     today = _today(args)
     plan = plan_change(old, new, today)
+    top = _top_change(old_doc, new_doc)
     if args.format == "json":
-        print(json.dumps(_plan_as_dict(plan, base, head), indent=2))
+        print(json.dumps(dict(_plan_as_dict(plan, base, head), top=top), indent=2))
     else:
         _print_plan(plan, base, head, today)
+        _print_top_change(top)
     return 0
 
 
@@ -197,8 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("path", help="the pillar directory, or one SLS/YAML file")
         p.add_argument("--known-minions", help="comma-separated accepted minion ids to check the hosts against")
         p.add_argument("--today", type=datetime.date.fromisoformat, help="date for expiry checks (YYYY-MM-DD)")
+        pillar_options(p)
         p.set_defaults(func=func)
         return p
+
+    def pillar_options(p):
+        p.add_argument("--allow-key", action="append", default=[], metavar="KEY",
+                       help="a top-level pillar key the operator allows besides wgmesh (repeatable)")
+        p.add_argument("--max-pillar-bytes", type=int, help="refuse a pillar larger than this (default 4 MiB)")
 
     command("validate", cmd_validate, "check a network definition")
     render = command("render", cmd_render, "print or write one host's files")
@@ -236,12 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--format", choices=("text", "json"), default="text")
     plan.add_argument("--known-minions", help="comma-separated accepted minion ids")
     plan.add_argument("--today", type=datetime.date.fromisoformat, help="date for expiry checks (YYYY-MM-DD)")
+    pillar_options(plan)
     plan.set_defaults(func=cmd_plan)
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    logging.getLogger("salt").setLevel(logging.CRITICAL + 1)   # Salt's render errors come back as problems
     try:
         return args.func(args)
     except InvalidNetwork as error:

@@ -98,7 +98,7 @@ def _files(config) -> dict:
     return {f.path: f.content for f in host_files(config)} if config else {}
 
 
-def _unified(path, old, new) -> str:
+def unified(path, old, new) -> str:
     return "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
                                         f"a{path}", f"b{path}"))
 
@@ -134,7 +134,7 @@ def host_change(old: Optional[NetworkSpec], new: Optional[NetworkSpec], host: st
     change.masquerade_added, change.masquerade_removed = _added_removed(_masquerade(before), _masquerade(after))
     old_files, new_files = _files(before), _files(after)
     for path in sorted(set(old_files) | set(new_files)):
-        diff = _unified(path, old_files.get(path, ""), new_files.get(path, ""))
+        diff = unified(path, old_files.get(path, ""), new_files.get(path, ""))
         if diff:
             change.file_diffs[path] = diff
     return change

@@ -1,28 +1,56 @@
-"""Reading the network definition at a git revision of the pillar repository (GitPython)."""
+"""The pillar files at a git revision of the pillar repository (GitPython)."""
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 
 import git
 
-from .source import read_network_data
+from .source import MAX_MINIONS_FILE_BYTES, MINIONS_FILE, Limits, size_problems
+from .validate import InvalidNetwork, Problem
+
+SYMLINK_MODE = 0o120000
 
 
-def read_network_at(repo_path, rev: str, subdir: str = "") -> dict:
-    """The ``wgmesh`` pillar data as committed at ``rev`` (files under ``subdir`` of the repo)."""
-    repo = git.Repo(repo_path)
-    tree = repo.commit(rev).tree
-    if subdir:
-        tree = tree / subdir.strip("/")
+def _pillar_items(repo_path, rev: str, subdir: str):
+    """(path below subdir, blob) of every SLS file and minions.txt; refuses symlinks and submodules
+    (git_pillar's checkout would make the master read what a link points at)."""
+    tree = git.Repo(repo_path).commit(rev).tree
+    if subdir.strip("/"):
+        try:
+            tree = tree / subdir.strip("/")
+        except KeyError:
+            raise FileNotFoundError(f"{subdir}: no such folder at {rev[:12]}") from None
+    items, problems = [], []
+    for item in tree.traverse():
+        path = item.path[len(tree.path):].lstrip("/") if tree.path else item.path
+        if item.type == "submodule" or (item.type == "blob" and item.mode == SYMLINK_MODE):
+            problems.append(Problem(path, "symbolic links and submodules are not allowed in the pillar repository"))
+        elif item.type == "blob" and (path.endswith(".sls") or path == MINIONS_FILE):
+            items.append((path, item))
+    if problems:
+        raise InvalidNetwork(problems)
+    return items
+
+
+@contextlib.contextmanager
+def checked_out(repo_path, rev: str, subdir: str = "", limits: Limits = Limits()):
+    """A temporary directory holding the pillar files of ``rev`` (its SLS files and minions.txt,
+    under ``subdir``), written only after the tree passed the size limits (no blob is read before)."""
+    items = _pillar_items(repo_path, rev, subdir)
+    problems = size_problems({path: blob.size for path, blob in items if path.endswith(".sls")},
+                             f"{rev[:12]}:{subdir or '.'}", limits)
+    problems += [Problem(path, f"larger than {MAX_MINIONS_FILE_BYTES} bytes") for path, blob in items
+                 if path == MINIONS_FILE and blob.size > MAX_MINIONS_FILE_BYTES]
+    if problems:
+        raise InvalidNetwork(problems)
     with tempfile.TemporaryDirectory(prefix="wgmesh-rev-") as tmp:
-        for blob in tree.traverse():
-            if blob.type != "blob":
-                continue
-            target = Path(tmp) / blob.path[len(tree.path):].lstrip("/") if tree.path else Path(tmp) / blob.path
+        for path, blob in items:
+            target = Path(tmp) / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(blob.data_stream.read())
-        return read_network_data(tmp)
+        yield Path(tmp)
 
 
 def merge_base(repo_path, a: str, b: str) -> str:
@@ -35,3 +63,4 @@ def merge_base(repo_path, a: str, b: str) -> str:
 
 def resolve(repo_path, rev: str) -> str:
     return git.Repo(repo_path).commit(rev).hexsha
+

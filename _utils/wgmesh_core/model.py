@@ -16,6 +16,12 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 # Linux interface names, never starting with '-' (they are passed to wg and ip as arguments).
 INTERFACE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$"
+# Bounds of the pillar repository as the gate and `wgmesh validate/plan` read it (source.py);
+# the master overrides them in wgmesh_gitops, the command line with --max-pillar-bytes.
+MAX_PILLAR_BYTES = 4 * 2**20       # every SLS together (10,000 developers take about 1.2 MB)
+MAX_PILLAR_FILES = 1000
+MAX_ALIAS_VALUES = 100_000         # values that YAML aliases add beyond the ones written
+MAX_NAMED_HOSTS = 1000             # hosts a pillar may name for `wgmesh plan` to compile it for
 
 
 def _parse_address(value):

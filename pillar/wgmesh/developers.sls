@@ -1,3 +1,4 @@
+#!yaml
 # One entry per developer: name, VPN address, public key (never the private key).
 # Optional: lan_access (all | none | [gateway ids]; default none), expires
 # (YYYY-MM-DD, last day of access), platform (linux | macos | windows | ios |

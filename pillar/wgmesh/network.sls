@@ -1,3 +1,4 @@
+#!yaml
 # The article's network (see README "Pillar reference" for every key and its default).
 # Hosts are named by Salt minion id. Private keys are not here: each host makes
 # its own at first apply, and public keys travel by the Salt mine.

@@ -6,21 +6,20 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
 from wgmesh_core.cli import main
-from wgmesh_core.source import read_network_data
+from wgmesh_core.source import dump_sls
 
-from tests.conftest import assert_clean_failure
+from tests.conftest import assert_clean_failure, example_network_data
 
 from .conftest import PILLAR
 
 
 def write_pillar(root, data):
-    """A pillar directory holding ``data`` as the wgmesh value (plus a top.sls, which is skipped)."""
+    """A pillar directory holding ``data`` as the wgmesh value, given to every minion by top.sls."""
     (root / "wgmesh").mkdir(parents=True)
-    (root / "top.sls").write_text("base:\n  '*':\n    - wgmesh.network\n")
-    (root / "wgmesh" / "network.sls").write_text(yaml.safe_dump({"wgmesh": data}, sort_keys=False))
+    (root / "top.sls").write_text(dump_sls({"base": {"*": ["wgmesh.network"]}}))
+    (root / "wgmesh" / "network.sls").write_text(dump_sls({"wgmesh": data}))
     return root
 
 
@@ -63,15 +62,15 @@ def test_validate_known_minions(capsys):
 def test_validate_unparseable_sls(tmp_path, capsys):
     path = tmp_path / "broken"
     path.mkdir()
-    (path / "network.sls").write_text("wgmesh:\n  network: [unclosed\n")
+    (path / "network.sls").write_text("#!yaml\nwgmesh:\n  network: [unclosed\n")
     assert main(["validate", str(path)]) == 1
     err = capsys.readouterr().err
-    assert "network.sls" in err and "cannot be parsed" in err
+    assert err.startswith("network.sls:") and "not valid YAML" in err
 
 
 def test_validate_missing_dir_is_usage_error(tmp_path, capsys):
     assert main(["validate", str(tmp_path / "nowhere")]) == 2
-    assert capsys.readouterr().err == f"wgmesh: {tmp_path / 'nowhere'}: no .sls or .yaml files\n"
+    assert capsys.readouterr().err == f"wgmesh: {tmp_path / 'nowhere'}: no such file or directory\n"
 
 
 def test_console_script_exit_status(bad_pillar):
@@ -126,7 +125,7 @@ def test_client_config_command(capsys):
 ])
 def test_client_config_refuses_a_revoked_or_expired_developer(tmp_path, capsys, change, why):
     """Like `salt-run wgmesh.client_config`: no config for someone who lost access."""
-    data = read_network_data(PILLAR)
+    data = example_network_data()
     data["developers"]["e"].update(change)
     pillar = tmp_path / "pillar"
     write_pillar(pillar, data)

@@ -19,26 +19,10 @@ import time
 import pytest
 import yaml
 
-from lab.article import B, D, VPN, changes_in
+from lab.article import B, D, VPN, changes_in, jid_now, state_jobs_since
 from lab.topology import REPO
 
 G_ADDRESS = "10.70.0.6"
-
-
-def _jid_now():
-    return datetime.datetime.now().strftime("%Y%m%d%H%M%S%f")
-
-
-def state_jobs_since(lab, jid):
-    """Minions that received a state.apply job from the master since ``jid``."""
-    jobs = lab.salt_run(["jobs.list_jobs"])
-    targets = set()
-    for job_id, job in jobs.items():
-        functions = job["Function"] if isinstance(job["Function"], list) else [job["Function"]]
-        if job_id > jid and "state.apply" in functions:
-            target = job["Target"]
-            targets.update(target if isinstance(target, list) else [target])
-    return targets
 
 
 def wait_ping(lab, src, dst, timeout=30):
@@ -130,7 +114,7 @@ def onboard_g(article, baseline, g_entry, **fields):
 
 def test_push_adding_a_developer_converges_only_the_hub(article, baseline, g_entry, g_key, record_property):
     lab = article.lab
-    jid = _jid_now()
+    jid = jid_now()
     start = time.monotonic()
     event = push_developers(article, "onboard g", with_g(baseline, g_entry))    # as `wgmesh join` printed it
     assert event["tag"] == "wgmesh/applied", event
@@ -148,7 +132,7 @@ def test_push_adding_a_developer_converges_only_the_hub(article, baseline, g_ent
 def test_granting_lan_access_touches_only_that_gateway(article, baseline, g_entry):
     lab = article.lab
     onboard_g(article, baseline, g_entry)
-    jid = _jid_now()
+    jid = jid_now()
     event = push_developers(article, "g may reach LAN2", with_g(baseline, g_entry, lan_access=["c"]))
     assert event["data"]["affected"] == ["c"], event
     assert state_jobs_since(lab, jid) == {"c"}
@@ -169,7 +153,7 @@ def test_revoking_e_cuts_e_and_nobody_else(article, baseline, record_property):
     time.sleep(1)
     developers = article.developers()
     developers["e"]["revoked"] = True
-    jid = _jid_now()
+    jid = jid_now()
     event = push_developers(article, "revoke e", developers)
     assert sorted(event["data"]["affected"]) == ["a", "c", "z"], event
     assert state_jobs_since(lab, jid) == {"z", "a", "c"}
@@ -193,7 +177,7 @@ def test_an_invalid_push_is_refused_and_nothing_changes(article):
     f_key = lab.exec("f", ["wg", "show", "wg0", "public-key"]).stdout.strip()   # f's key in the lab
     developers = article.developers()
     developers["h"] = {"address": VPN["f"], "public_key": f_key, "lan_acess": "all"}
-    jid = _jid_now()
+    jid = jid_now()
     event = push_developers(article, "bad: h takes f's address and key, and a typo", developers)
     assert event["tag"] == "wgmesh/gate/refused", event
     problems = "\n".join(event["data"]["problems"])
@@ -246,7 +230,7 @@ def test_a_rewind_is_refused_and_events_from_minions_are_ignored(article):
     # returns, a run for z's event would have started and fired its events before it.
     waiter = article.wait_event("wgmesh/push|wgmesh/applied|wgmesh/gate/*|salt/run/*", timeout=120,
                                 until=_on_push_found_nothing_new)
-    jid = _jid_now()
+    jid = jid_now()
     lab.salt(["z", "event.send", "wgmesh/push", '{"new": "HEAD~1"}'])
     article.git("fetch", "-q", f"file://{article.deployed}", "deployed")
     article.git("reset", "-q", "--hard", "FETCH_HEAD")

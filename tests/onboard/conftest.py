@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wgmesh_core.gitsource import read_network_at
 from wgmesh_core.keys import generate_private_key, public_key
+from wgmesh_core.source import dump_sls
 from wgmesh_core.validate import load_network
+from wgmesh_salt import read_document_at
 
 from tests.conftest import BIN, PILLAR, REPO, TODAY, WGMESH  # noqa: F401 (shared constants)
 
@@ -70,7 +71,7 @@ class PillarRepo:
         target = self.file(rel)
         data = yaml.safe_load(target.read_text())
         change(data)
-        target.write_text(yaml.safe_dump(data, sort_keys=False))
+        target.write_text(dump_sls(data))
 
     def add_developer(self, name, address, public, **extra):
         self.append("wgmesh/developers.sls", developer_entry(name, address, public, **extra))
@@ -84,7 +85,7 @@ class PillarRepo:
         self.git("checkout", "-q", "-b", name, start)
 
     def spec_at(self, rev):
-        return load_network(read_network_at(self.path, rev))
+        return load_network(read_document_at(self.path, rev).network)
 
 
 def make_pillar_repo(path: Path) -> PillarRepo:

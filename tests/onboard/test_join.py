@@ -12,6 +12,7 @@ import segno
 import yaml
 
 from wgmesh_core.keys import key_problem
+from wgmesh_core.source import dump_sls
 
 from tests.conftest import assert_clean_failure
 
@@ -161,7 +162,7 @@ def test_next_free_address_skips_revoked_entries_and_fills_gaps(pillar, tmp_path
     data = yaml.safe_load(developers.read_text())
     data["wgmesh"]["developers"]["e"]["revoked"] = True       # e keeps 10.70.0.4
     data["wgmesh"]["developers"]["f"]["address"] = "10.70.0.9"  # 10.70.0.5 is free now
-    developers.write_text(yaml.safe_dump(data))
+    developers.write_text(dump_sls(data))
     done = join(pillar, "g", tmp_path / "g.key")
     assert done.returncode == 0, done.stderr
     assert yaml.safe_load(textwrap.dedent(done.stdout))["g"]["address"] == "10.70.0.5"

@@ -7,7 +7,7 @@ import datetime
 import pytest
 
 from wgmesh_core.report import status_report
-from wgmesh_core.source import read_network_data
+from wgmesh_salt import read_document
 from wgmesh_core.validate import load_network
 
 from .conftest import PILLAR, TODAY, new_public_key
@@ -17,7 +17,7 @@ DAY = datetime.timedelta(days=1)
 
 @pytest.fixture(scope="module")
 def spec():
-    data = copy.deepcopy(read_network_data(PILLAR))
+    data = copy.deepcopy(read_document(PILLAR).network)
     data["gateways"]["b"] = {"address": "10.70.0.20", "lan": "192.168.202.0/24",
                              "lan_address": "192.168.202.1", "revoked": True}
     devs = data["developers"]

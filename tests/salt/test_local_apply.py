@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from wgmesh_core import host_config, host_files, load_network, public_key
-from wgmesh_core.source import read_network_data
+from wgmesh_salt import read_document
 from .conftest import FAKES, REPO, fails, state_results
 
 
@@ -25,7 +25,7 @@ def keypair():
 
 @pytest.fixture(scope="module")
 def network_pillar():
-    data = read_network_data(REPO / "pillar")
+    data = read_document(REPO / "pillar").network
     data = copy.deepcopy(data)
     data["hub"]["endpoint"] = "203.0.113.1:51820"
     return data

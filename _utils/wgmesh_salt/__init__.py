@@ -1,0 +1,9 @@
+"""What Salt serves: the pillar repository compiled by Salt's own pillar compiler, per minion.
+
+``wgmesh_core`` has no Salt imports; this package is the adapter that the
+`wgmesh` command (validate, plan) and the master's gate runner share, so that
+a reviewer, the gate and the minions see one document.
+"""
+from .pillar import Document, compile_document, read_document, read_document_at, salt_opts
+
+__all__ = ["Document", "compile_document", "read_document", "read_document_at", "salt_opts"]

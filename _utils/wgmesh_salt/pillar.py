@@ -1,0 +1,121 @@
+"""Compile a checked pillar tree the way git_pillar does, for each minion, and agree on ``wgmesh``.
+
+git_pillar (salt/pillar/git_pillar.py) compiles a branch's checkout with
+``Pillar(opts, grains, minion_id, env).compile_pillar(ext=False)`` after
+setting ``pillar_roots = {env: [checkout]}``; so does ``compile_pillar`` here.
+The tree is checked as data first (``wgmesh_core.source.read_tree``: YAML only,
+``#!yaml`` on every file), so Salt only ever runs its YAML renderer on it;
+the renderer allow-list below says so to Salt as well.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping, Optional
+
+from wgmesh_core.source import TOP_FILE, Limits, PillarTree, agreed_network, read_tree
+from wgmesh_core.validate import InvalidNetwork, Problem
+
+
+@dataclass
+class Document:
+    """The ``wgmesh`` value every minion gets, and what each compiled minion gets from top.sls."""
+    network: dict
+    tree: PillarTree
+    minions: dict = field(default_factory=dict)   # minion id -> ["base:wgmesh.network", ...]
+    networked: list = field(default_factory=list)  # minion ids that get the network
+
+
+def salt_opts(base: Optional[Mapping] = None, cachedir: Optional[str] = None) -> dict:
+    """Options to compile with: the master's own (``base``) or Salt's master defaults."""
+    import salt.config
+    opts = copy.deepcopy(dict(base)) if base is not None else salt.config.master_config(None)
+    if cachedir:
+        opts.update(cachedir=cachedir, extension_modules=str(Path(cachedir) / "extmods"))
+    return opts
+
+
+def _compile_opts(opts: Mapping, root: Path, env: str) -> dict:
+    compile_opts = copy.deepcopy(dict(opts))
+    compile_opts.update({
+        "pillar_roots": {env: [str(root)]},
+        "__git_pillar": True,
+        "ext_pillar": [],
+        "renderer": "yaml",
+        "renderer_whitelist": ["yaml"],
+        "renderer_blacklist": [],
+        "pillar_safe_render_error": False,   # the gate reports the real reason
+        "pillar_opts": False,
+        "decrypt_pillar": [],
+    })
+    return compile_opts
+
+
+def compile_pillars(root: Path, minion_ids: Iterable[str], opts: Mapping, env: str = "base",
+                    grains: Optional[Mapping] = None) -> tuple[dict, dict]:
+    """({minion: pillar}, {minion: the SLS top.sls gives it}) as git_pillar compiles ``root``.
+
+    Per minion, the calls ``Pillar.compile_pillar(ext=False)`` makes: ``get_top``,
+    ``top_matches`` (targeting with the minion's id and grains), ``render_pillar``.  The
+    tree is YAML only, so what ``render_pillar`` makes of a set of SLS does not depend on the
+    minion: each distinct set is rendered once and its pillar shared (read-only).
+    """
+    import salt.pillar
+    compile_opts = _compile_opts(opts, root, env)
+    pillars, matched, rendered = {}, {}, {}
+    for minion in minion_ids:
+        pillar = salt.pillar.Pillar(compile_opts, dict((grains or {}).get(minion) or {}), minion, env,
+                                    functions={})
+        try:
+            top, top_errors = pillar.get_top()
+            matches = pillar.top_matches(top)
+            key = json.dumps(matches)
+            if key not in rendered:
+                rendered[key] = pillar.render_pillar(matches)
+        finally:
+            pillar.destroy()
+        data, errors = rendered[key]
+        errors = list(errors) + list(top_errors)
+        pillars[minion] = dict(data, _errors=errors) if errors else data
+        matched[minion] = [f"{saltenv}:{sls}" for saltenv, names in matches.items() for sls in names]
+    return pillars, matched
+
+
+def compile_document(tree: PillarTree, minion_ids: Iterable[str] = (), allowed_keys: Iterable[str] = (),
+                     opts: Optional[Mapping] = None, env: str = "base", grains: Optional[Mapping] = None,
+                     named: bool = True, limits: Limits = Limits()) -> Document:
+    """Compile ``tree`` for ``minion_ids`` (plus, with ``named``, the hosts the tree names and the
+    ids in its minions.txt); the ``wgmesh`` value must be the same for every minion that gets
+    one (``agreed_network``).  The gate passes ``named=False``: it compiles for the accepted
+    minions, and a host that is not one is refused by the validation anyway."""
+    ids = set(minion_ids)
+    if named:
+        extra = tree.named_minions() | set(tree.listed_minions)
+        if len(extra) > limits.max_named_hosts:
+            raise InvalidNetwork([Problem(TOP_FILE, f"the pillar names {len(extra)} hosts and minions; the pillar "
+                                                    f"is compiled for at most {limits.max_named_hosts} of them")])
+        ids |= extra
+    ids = sorted(ids)
+    with tempfile.TemporaryDirectory(prefix="wgmesh-salt-") as cache:
+        compiled, matched = compile_pillars(tree.root, ids, salt_opts(opts, cachedir=cache), env, grains)
+    network = agreed_network(compiled, allowed_keys)
+    return Document(network, tree, matched, [m for m in ids if "wgmesh" in compiled[m]])
+
+
+def read_document(root, minion_ids: Iterable[str] = (), allowed_keys: Iterable[str] = (),
+                  limits: Limits = Limits(), **compile_args) -> Document:
+    """The document of a pillar directory: checked as data, then compiled by Salt."""
+    return compile_document(read_tree(root, allowed_keys, limits), minion_ids, allowed_keys, limits=limits,
+                            **compile_args)
+
+
+def read_document_at(repo_path, rev: str, subdir: str = "", minion_ids: Iterable[str] = (),
+                     allowed_keys: Iterable[str] = (), limits: Limits = Limits(), **compile_args) -> Document:
+    """The document of a revision of the pillar repository."""
+    from wgmesh_core.gitsource import checked_out   # GitPython: the master's and the CLI's extra
+    with checked_out(repo_path, rev, subdir, limits) as root:
+        return read_document(root, minion_ids, allowed_keys, limits, **compile_args)
+

@@ -1,0 +1,122 @@
+"""Benchmark: the gate's reading of a pillar repository (issue 8).
+
+1. Validate a pillar of 100 / 1,000 / 10,000 developers written to disk as the example's
+   files: the data checks (``read_tree``), Salt's own pillar compile for the network's
+   four hosts (``compile_document``), the model validation (``load_network``), and the
+   whole ``wgmesh validate DIR`` command (a new process: Python, Salt's import, all of it).
+2. Refusals: an alias bomb (9^9 values) and a 10 MB file, read from disk and, as the gate
+   reads them, from a git commit.
+
+Target: 10,000 developers validated well under 1 s; each refusal under 1 s.
+Run: .venv/bin/python bench/bench_gate.py [--repeat N]
+"""
+import argparse
+import base64
+import hashlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import netaddr
+import yaml
+
+from wgmesh_core.source import dump_sls, read_tree
+from wgmesh_core.validate import InvalidNetwork, load_network
+from wgmesh_salt import compile_document, read_document_at
+
+REPO = Path(__file__).resolve().parents[1]
+WGMESH = Path(sys.executable).parent / "wgmesh"
+BOMB = "#!yaml\nlol:\n" + "".join(
+    [f"  a0: &a0 [{', '.join(['lol'] * 9)}]\n"] + [f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n"
+                                                   for i in range(1, 10)])
+
+
+def pillar_with(root: Path, developers: int) -> Path:
+    shutil.copytree(REPO / "pillar", root)
+    network = yaml.safe_load((root / "wgmesh" / "network.sls").read_text())
+    net = network["wgmesh"]
+    net.update(network="10.64.0.0/10", hub=dict(net["hub"], address="10.64.0.1"))
+    for n, gateway in enumerate(net["gateways"].values()):
+        gateway["address"] = f"10.64.0.{n + 2}"
+    (root / "wgmesh" / "network.sls").write_text(dump_sls(network))
+    first = netaddr.IPAddress("10.64.1.0")
+    devs = {f"dev{i:05d}": {"address": str(first + i),
+                            "public_key": base64.b64encode(hashlib.sha256(str(i).encode()).digest()).decode(),
+                            "lan_access": "all" if i % 2 else ["a"]} for i in range(developers)}
+    (root / "wgmesh" / "developers.sls").write_text(dump_sls({"wgmesh": {"developers": devs}}))
+    return root
+
+
+def timed(func, *args):
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = func(*args)
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
+def validate_once(root: Path) -> dict:
+    read, read_cpu, tree = timed(read_tree, root)
+    compiled, compiled_cpu, document = timed(compile_document, tree)
+    model, model_cpu, _ = timed(load_network, document.network)
+    return {"checks": read, "salt compile": compiled, "model": model, "total": read + compiled + model,
+            "total cpu": read_cpu + compiled_cpu + model_cpu}
+
+
+def command_once(root: Path) -> float:
+    start = time.perf_counter()
+    done = subprocess.run([str(WGMESH), "validate", str(root)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return time.perf_counter() - start
+
+
+def refused_in(func, *args) -> float:
+    start = time.perf_counter()
+    try:
+        func(*args)
+    except InvalidNetwork:
+        return time.perf_counter() - start
+    raise AssertionError(f"{func.__name__} did not refuse")
+
+
+def git_commit(root: Path) -> str:
+    identity = ["-c", "user.name=bench", "-c", "user.email=bench@example.invalid", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run(["git", *identity, "-C", str(root), "add", "-A"], check=True)
+    subprocess.run(["git", *identity, "-C", str(root), "commit", "-qm", "bench"], check=True)
+    return subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    median = statistics.median
+    with tempfile.TemporaryDirectory(prefix="wgmesh-bench-") as tmp:
+        tmp = Path(tmp)
+        print(f"{'developers':>10} {'checks':>8} {'salt':>8} {'model':>8} {'total':>8} {'cpu':>8} "
+              f"{'command':>8}   (median s of {args.repeat})")
+        for size in (100, 1_000, 10_000):
+            root = pillar_with(tmp / f"p{size}", size)
+            runs = [validate_once(root) for _ in range(args.repeat)]
+            command = median(command_once(root) for _ in range(args.repeat))
+            row = {key: median(run[key] for run in runs) for key in runs[0]}
+            print(f"{size:>10} {row['checks']:>8.3f} {row['salt compile']:>8.3f} {row['model']:>8.3f} "
+                  f"{row['total']:>8.3f} {row['total cpu']:>8.3f} {command:>8.3f}")
+        for name, write in (("alias bomb", lambda p: (p / "wgmesh" / "lol.sls").write_text(BOMB)),
+                            ("10 MB file", lambda p: (p / "wgmesh" / "notes.sls").write_text(
+                                "#!yaml\n" + ("# " + "x" * 98 + "\n") * 104_858))):
+            root = tmp / name.replace(" ", "-")
+            shutil.copytree(REPO / "pillar", root)
+            write(root)
+            disk = median(refused_in(read_tree, root) for _ in range(args.repeat))
+            rev = git_commit(root)
+            gate = median(refused_in(read_document_at, root, rev) for _ in range(args.repeat))
+            print(f"{name}: refused in {disk:.4f} s from disk, {gate:.4f} s from a git commit (median)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""The gate, live (issue 8): what it accepts is what the minions get; a webhook push needs the
+shared secret; pushes piled up behind the gate's lock are coalesced into one run.
+
+Runs on the article lab after test_article.py; each test leaves the network deployed and
+the post-receive hook enabled.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import hmac
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from lab.article import MINIONS, SALT_API_PORT
+from lab.plan import MASTER_IP
+
+SECRET = "correct horse battery staple"
+
+
+def normalised(value) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def test_the_gates_document_is_what_salt_call_returns_on_every_minion(article):
+    lab = article.lab
+    accepted = lab.salt_run(["wgmesh.deployed_network"])
+    # salt 3008 masks pillar values in output (****): unmask=True shows what states read
+    assert accepted["revision"] == lab.salt_run(["wgmesh.deployed_revision"])
+    assert set(accepted["network"]["developers"]) >= {"e", "f"}
+    for minion in MINIONS:
+        served = json.loads(lab.exec(minion, ["salt-call", "--out=json", "pillar.get", "wgmesh", "unmask=True"]).stdout)["local"]
+        assert normalised(served) == normalised(accepted["network"]), minion
+
+
+@pytest.fixture
+def hook_disabled(article):
+    """Pushes reach the upstream without firing `wgmesh/push` (the hook is made non-executable)."""
+    hook = article.upstream / "hooks" / "post-receive"
+    hook.chmod(0o644)
+    try:
+        yield
+    finally:
+        hook.chmod(0o755)
+
+
+def push_contact_change(article, name, contact) -> str:
+    developers = article.developers()
+    developers[name]["contact"] = contact
+    article.commit(f"{name}'s contact", article.developers_file(developers))
+    article.git("push", "-q", "origin", "main")
+    return article.git("rev-parse", "HEAD").stdout.strip()
+
+
+def post_webhook(article, headers: dict, body: str) -> int:
+    """POST to salt-api's /hook/wgmesh/push from host z, as a git server would."""
+    script = ("import sys, json, urllib.request\n"
+              f"req = urllib.request.Request('http://{MASTER_IP}:{SALT_API_PORT}/hook/wgmesh/push', "
+              "data=sys.argv[2].encode(), headers=json.loads(sys.argv[1]), method='POST')\n"
+              "print(urllib.request.urlopen(req, timeout=30).status)\n")
+    headers = {"Content-Type": "application/json", **headers}
+    out = article.lab.exec("z", [sys.executable, "-c", script, json.dumps(headers), body])
+    return int(out.stdout.strip())
+
+
+def test_a_webhook_push_needs_the_shared_secret(article, hook_disabled):
+    lab = article.lab
+    secret_file = lab.host_path("master", "/etc/salt/wgmesh/webhook.secret")
+    article.start_salt_api()
+    deployed = lab.salt_run(["wgmesh.deployed_revision"])
+    tip = push_contact_change(article, "e", "e@example.invalid")
+    body = json.dumps({"object_kind": "push", "after": tip})
+
+    # no secret configured on the master: refused whatever the request says
+    secret_file.unlink(missing_ok=True)
+    waiter = article.wait_event("wgmesh/gate/unauthenticated|wgmesh/applied|wgmesh/gate/refused")
+    assert post_webhook(article, {"X-Gitlab-Token": SECRET}, body) == 200
+    event = waiter.result()
+    assert event["tag"] == "wgmesh/gate/unauthenticated" and "no webhook secret" in event["data"]["problems"][0]
+
+    secret_file.parent.mkdir(parents=True, exist_ok=True)
+    secret_file.write_text(SECRET + "\n")
+    secret_file.chmod(0o600)
+    for headers in ({}, {"X-Gitlab-Token": "guess"}, {"X-Hub-Signature-256": "sha256=" + "0" * 64}):
+        waiter = article.wait_event("wgmesh/gate/unauthenticated|wgmesh/applied|wgmesh/gate/refused")
+        post_webhook(article, headers, body)
+        event = waiter.result()
+        assert event["tag"] == "wgmesh/gate/unauthenticated", (headers, event)
+        assert "does not match the shared secret" in event["data"]["problems"][0]
+        assert lab.salt_run(["wgmesh.deployed_revision"]) == deployed
+
+    signature = "sha256=" + hmac.new(SECRET.encode(), body.encode(), hashlib.sha256).hexdigest()
+    waiter = article.wait_event("wgmesh/gate/unauthenticated|wgmesh/applied|wgmesh/gate/refused")
+    post_webhook(article, {"X-Hub-Signature-256": signature}, body)
+    event = waiter.result()
+    assert event["tag"] == "wgmesh/applied" and event["data"]["revision"] == tip, event
+    assert event["data"]["affected"] == []          # a contact changes no host
+    assert lab.salt_run(["wgmesh.deployed_revision"]) == tip
+
+
+def open_files_of(path) -> int:
+    """How many salt-run processes have ``path`` open (they wait for its lock)."""
+    found = subprocess.run(["sh", "-c", f"ls -l /proc/[0-9]*/fd 2>/dev/null | grep -c -- '-> {path}$'"],
+                           capture_output=True, text=True)
+    return int(found.stdout.strip() or 0)
+
+
+def test_pushes_piled_up_behind_the_gate_are_coalesced(article, hook_disabled):
+    lab = article.lab
+    lock_path = article.deployed / "wgmesh-gate.lock"
+    tip = push_contact_change(article, "f", "f@example.invalid")
+    results, waiters = [], []
+    with open(lock_path, "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)               # a gate run in progress
+        waiters = [threading.Thread(target=lambda: results.append(lab.salt_run(["wgmesh.on_push"], timeout=300)))
+                   for _ in range(4)]
+        for waiter in waiters:
+            waiter.start()
+        deadline = time.monotonic() + 120
+        while open_files_of(lock_path) < 5:            # ours and the four waiters'
+            assert time.monotonic() < deadline, "the runners did not reach the gate's lock"
+            time.sleep(0.2)
+    for waiter in waiters:
+        waiter.join(300)
+    outcomes = sorted(r["result"] for r in results)
+    assert outcomes == ["applied", "coalesced", "coalesced", "coalesced"], results
+    assert {r["revision"] for r in results} == {tip}
+    assert lab.salt_run(["wgmesh.deployed_revision"]) == tip

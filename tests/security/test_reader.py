@@ -1,0 +1,164 @@
+"""The reader's rules themselves: the same data as Salt's own loader, its bounds and options,
+what reaches Salt's compiler (targeting by minions.txt, compile errors), and the top.sls
+report of `wgmesh plan`."""
+from __future__ import annotations
+
+import json
+import shutil
+from collections import OrderedDict
+
+import pytest
+import yaml
+
+import salt.utils.yamlloader
+from wgmesh_core.source import Limits, load_sls, plain, read_tree
+from wgmesh_core.validate import InvalidNetwork
+from wgmesh_salt import read_document
+from tests.onboard.conftest import PILLAR, make_pillar_repo, new_public_key, wgmesh
+
+from .attacks import add_to_top, developer
+
+SAMPLE = """#!yaml
+wgmesh:
+  developers:
+    e: {address: 10.70.0.4, expires: 2027-06-30, revoked: no, lan_access: [a, c]}
+  mtu: 01270
+  port: 0x10
+  ratio: 1.5
+  nothing: ~
+  when: 2027-06-30 10:00:00
+  anchored: &x [1, 2]
+  again: *x
+  quoted: "010"
+"""
+
+
+def salt_loads(text):
+    return yaml.load(text, Loader=lambda s: salt.utils.yamlloader.SaltYamlSafeLoader(s, dictclass=OrderedDict))
+
+
+def test_the_reader_builds_what_salts_loader_builds():
+    assert load_sls(SAMPLE, "sample.sls") == plain(salt_loads(SAMPLE))
+    assert load_sls(SAMPLE, "sample.sls")["wgmesh"]["mtu"] == 1270      # Salt: leading zeros are decimal (YAML 1.1: octal 696)
+
+
+def test_salts_loader_refuses_a_duplicate_key_too():
+    text = "#!yaml\nwgmesh:\n  developers:\n    e: 1\n    e: 2\n"
+    with pytest.raises(yaml.constructor.ConstructorError):
+        salt_loads(text)
+    with pytest.raises(InvalidNetwork, match="dup.sls:5: duplicate key 'e' .first at line 4."):
+        load_sls(text, "dup.sls")
+
+
+def test_aliases_within_the_limit_are_data():
+    text = "#!yaml\nwgmesh:\n  a: &all [x, y, z]\n  b: *all\n  c: *all\n"
+    assert load_sls(text, "ok.sls")["wgmesh"]["c"] == ["x", "y", "z"]
+    with pytest.raises(InvalidNetwork, match="aliases expand to more than 5 values"):
+        load_sls(text, "tight.sls", Limits(max_alias_values=5))
+
+
+def test_a_value_given_by_an_alias_cannot_hide_an_override_in_another_file(tmp_path):
+    root = tmp_path / "pillar"
+    shutil.copytree(PILLAR, root)
+    (root / "wgmesh" / "more.sls").write_text("#!yaml\nwgmesh:\n  network: &n 10.70.0.0/16\n"
+                                              "  developers: &d {}\n")
+    add_to_top(root, "*", "wgmesh.more")
+    with pytest.raises(InvalidNetwork) as refused:
+        read_tree(root)
+    problems = [str(p) for p in refused.value.problems]
+    assert any(p.startswith("wgmesh.network: defined in both wgmesh/more.sls and wgmesh/network.sls")
+               or p.startswith("wgmesh.network: defined in both wgmesh/network.sls and wgmesh/more.sls")
+               for p in problems), problems
+
+
+def test_the_size_limit_is_an_option(tmp_path):
+    done = wgmesh("validate", PILLAR, "--max-pillar-bytes", "500")
+    assert done.returncode == 1
+    assert "refused unread" in done.stderr and "more than the limit of 500" in done.stderr
+    assert wgmesh("validate", PILLAR).returncode == 0
+
+
+def test_an_allowed_key_rides_along_and_host_keys_are_still_checked(pillar_repo):
+    keys = pillar_repo.path / "wgmesh" / "keys.sls"
+    keys.write_text(f"#!yaml\nwgmesh_host_keys:\n  a: {new_public_key()}\n")
+    add_to_top(pillar_repo.path, "*", "wgmesh.keys")
+    refused = wgmesh("validate", pillar_repo.path)
+    assert refused.returncode == 1 and "top-level pillar key 'wgmesh_host_keys' is not allowed" in refused.stderr
+    allowed = wgmesh("validate", pillar_repo.path, "--allow-key", "wgmesh_host_keys")
+    assert allowed.returncode == 0, allowed.stderr
+    keys.write_text("#!yaml\nwgmesh_host_keys:\n  a: not-a-key\n")
+    bad = wgmesh("validate", pillar_repo.path, "--allow-key", "wgmesh_host_keys")
+    assert bad.returncode == 1 and "wgmesh_host_keys.a: " in bad.stderr
+
+
+@pytest.fixture
+def pillar_repo(tmp_path):
+    return make_pillar_repo(tmp_path / "pillar-repo")
+
+
+def test_minions_listed_in_minions_txt_are_compiled_too(pillar_repo):
+    """A target that matches no host of the network is only seen when its minion is named."""
+    (pillar_repo.path / "wgmesh" / "web.sls").write_text(
+        "#!yaml\nwgmesh:\n  developers:\n" + developer("mallory", "10.70.0.66"))
+    add_to_top(pillar_repo.path, "web*", "wgmesh.web")
+    assert wgmesh("validate", pillar_repo.path).returncode == 0          # no minion called web*
+    (pillar_repo.path / "minions.txt").write_text("# every minion of the master\nweb1\n")
+    done = wgmesh("validate", pillar_repo.path)
+    assert done.returncode == 1
+    assert "top.sls: minion web1: gets a different 'wgmesh' pillar" in done.stderr
+    (pillar_repo.path / "minions.txt").unlink()
+    assert wgmesh("validate", pillar_repo.path, "--known-minions", "z,a,c,r1,web1").returncode == 1
+
+
+def test_a_compile_error_on_any_minion_refuses_the_revision(pillar_repo):
+    add_to_top(pillar_repo.path, "c", "wgmesh.missing")
+    done = wgmesh("validate", pillar_repo.path)
+    assert done.returncode == 1
+    assert "minion c: Salt's pillar compile failed: Specified SLS 'wgmesh.missing'" in done.stderr
+
+
+def test_a_host_that_gets_no_network_is_refused(pillar_repo):
+    top = yaml.safe_load((pillar_repo.path / "top.sls").read_text())
+    top["base"] = {"* and not r1": [{"match": "compound"}, *top["base"]["*"]]}
+    (pillar_repo.path / "top.sls").write_text("#!yaml\n" + yaml.safe_dump(top))
+    done = wgmesh("validate", pillar_repo.path)
+    assert done.returncode == 1
+    assert "top.sls: minion r1: is a host of the network but gets no 'wgmesh' pillar" in done.stderr
+
+
+def test_plan_shows_a_top_sls_change_with_the_result_per_minion(pillar_repo):
+    """Splitting the developers out into a second file for everyone: same network, new top.sls."""
+    pillar_repo.branch("split")
+    developers = pillar_repo.path / "wgmesh" / "developers.sls"
+    (pillar_repo.path / "wgmesh" / "contractors.sls").write_text(
+        "#!yaml\nwgmesh:\n  developers:\n" + developer("g", "10.70.0.6").replace(
+            "MyeHCD9sVXMXPgyEY79Yif8QskCjqm+SoJqmLXHN1RM=", new_public_key()))
+    pillar_repo.append("top.sls", "    - wgmesh.contractors\n")        # the last entry of '*'
+    assert developers.exists()
+    pillar_repo.commit("contractors in their own file")
+    text = wgmesh("plan", pillar_repo.path, "--target", "main")
+    assert text.returncode == 0, text.stderr
+    assert "top.sls changes (which minion gets which SLS):" in text.stdout
+    assert "\n    +    - wgmesh.contractors\n" in text.stdout        # the diff, indented
+    assert ("  minion a: base:wgmesh.network, base:wgmesh.developers, base:wgmesh.mine -> base:wgmesh.network, "
+            "base:wgmesh.developers, base:wgmesh.mine, base:wgmesh.contractors; gets the network") in text.stdout
+    doc = json.loads(wgmesh("plan", pillar_repo.path, "--target", "main", "--format", "json").stdout)
+    assert doc["top"]["changed"] is True
+    assert doc["top"]["minions"]["z"]["head"][-1] == "base:wgmesh.contractors"
+    assert doc["top"]["minions"]["z"]["gets_network"] is True
+    assert doc["affected"] == ["z"]
+
+
+def test_plan_without_a_top_sls_change_says_nothing_about_it(pillar_repo):
+    pillar_repo.branch("g")
+    pillar_repo.add_developer("g", "10.70.0.6", new_public_key())
+    pillar_repo.commit("g")
+    done = wgmesh("plan", pillar_repo.path, "--target", "main", "--format", "json")
+    assert json.loads(done.stdout)["top"] == {"changed": False}
+
+
+def test_a_pillar_naming_too_many_hosts_is_not_compiled_for_each(tmp_path):
+    """Each host the pillar names costs a compile in `wgmesh plan`: their number is bounded."""
+    assert sorted(read_document(PILLAR).networked) == ["a", "c", "r1", "z"]
+    with pytest.raises(InvalidNetwork, match="the pillar names 4 hosts and minions; .* at most 3 of them"):
+        read_document(PILLAR, limits=Limits(max_named_hosts=3))
