@@ -324,3 +324,30 @@ def test_a_new_hub_host_means_every_developer_reimports(data):
     moved["hub"]["minion"] = "hub1"
     change = plan_change(load_network(data), load_network(moved), TODAY)
     assert change.clients_changed == ["e", "f"]
+
+
+def test_the_private_key_file_belongs_to_the_backend_that_reads_it(data):
+    from wgmesh_core.render import private_key_file, private_key_group
+    hub = plan(load_network(data), "z")
+    assert (private_key_file(hub), private_key_group(hub)) == ("/etc/systemd/network/wg0.key", "systemd-network")
+    data["backend"] = "wgquick"
+    hub = plan(load_network(data), "z")
+    assert (private_key_file(hub), private_key_group(hub)) == ("/etc/wireguard/wg0.key", "root")
+
+
+def test_a_client_config_names_its_developer_and_has_no_psk_when_they_are_off(data):
+    from wgmesh_core.render import client_config
+    text = client_config(load_network(data), "e", psk="P" * 43 + "=")
+    assert text.startswith("# wgmesh client config for developer e (")
+    assert "PresharedKey = " + "P" * 43 + "=" in text
+    data["preshared_keys"] = False
+    assert "PresharedKey" not in client_config(load_network(data), "e", psk="P" * 43 + "=")
+
+
+def test_the_route_note_is_wrapped_at_96_characters(data):
+    from wgmesh_core.render import client_config
+    data["developers"]["e"]["platform"] = "windows"
+    text = client_config(load_network(data), "e")
+    notes = [line for line in text.splitlines() if line.startswith("# ")]
+    notes = notes[next(i for i, line in enumerate(notes) if line.startswith("# Windows")):]
+    assert len(notes) > 1 and max(len(line) for line in notes) <= 98 and len(notes[0]) > 72
