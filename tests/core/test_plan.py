@@ -351,3 +351,19 @@ def test_the_route_note_is_wrapped_at_96_characters(data):
     notes = [line for line in text.splitlines() if line.startswith("# ")]
     notes = notes[next(i for i, line in enumerate(notes) if line.startswith("# Windows")):]
     assert len(notes) > 1 and max(len(line) for line in notes) <= 98 and len(notes[0]) > 72
+
+
+def test_a_developer_left_out_does_not_hide_the_developers_after_it(spec):
+    """e publishes the hub's own key (left out, named); f, after e, is still the hub's peer."""
+    keys_of_hosts = {"z": art.HUB_PUBLIC, "a": art.PUBLIC_KEYS["a"], "c": art.PUBLIC_KEYS["c"]}
+    import copy
+    from wgmesh_core.validate import load_network as load
+    data = copy.deepcopy(spec.model_dump(mode="json"))
+    data["developers"]["e"]["public_key"] = art.HUB_PUBLIC
+    hub = host_config(load(data), "z", TODAY, keys_of_hosts, art.PSKS)
+    assert peer_names(hub) == ["a", "c", "f"] and "e" in hub.left_out
+
+
+def test_a_pending_gateway_does_not_hide_the_gateways_after_it(spec):
+    hub = plan(spec, "z", public_keys={"z": art.HUB_PUBLIC, "c": art.PUBLIC_KEYS["c"]})
+    assert hub.pending == ["a"] and peer_names(hub) == ["c", "e", "f"]
