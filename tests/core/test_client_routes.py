@@ -8,7 +8,7 @@ from wgmesh_core.plan import client_routes
 from wgmesh_core.render import client_config
 from wgmesh_core.validate import load_network
 
-from .conftest import parse_ini, problem_at, problems_of
+from .conftest import TODAY, parse_ini, problem_at, problems_of
 
 VPN = netaddr.IPNetwork("10.70.0.0/16")
 
@@ -175,3 +175,41 @@ def test_when_the_private_block_is_ruled_out_the_cover_is_the_narrowest_supernet
     cover = check_cover(client_routes(spec, "e"), ["192.168.4.0/24", "192.168.7.0/24"], ["192.168.200.0/24"])
     assert str(cover) == "192.168.4.0/22"
     assert "192.168.4.0/22 covers 192.168.4.0/24, 192.168.7.0/24" in client_routes(spec, "e").note
+
+
+ON_LINK = "inside one of those LANs its on-link route is more specific and wins, so LAN traffic stays off the tunnel"
+
+
+def test_each_route_choice_explains_itself_in_the_client_config(data):
+    """The note becomes the comment above AllowedIPs: the developer reads why these routes."""
+    assert client_routes(load_network(data), "e").note == (
+        f"192.168.0.0/16 covers 192.168.200.0/24, 192.168.201.0/24: {ON_LINK}")
+    data["developers"]["e"]["lan_access"] = "none"
+    assert client_routes(load_network(data), "e").note == "no LAN access: only the VPN network is routed"
+    data["developers"]["e"]["lan_access"] = ["a"]
+    assert client_routes(load_network(data), "e").note == (
+        "no covering prefix avoids the VPN network and the LANs this developer may not reach: exact LANs")
+    data["developers"]["e"].update(lan_access="all", platform="windows")
+    assert client_routes(load_network(data), "e").note == (
+        "Windows: exact LAN prefixes. Windows picks routes by interface metric as well as prefix length, so "
+        "the covering-prefix fix for a laptop sitting inside one of these LANs does not work there; "
+        "disconnect the tunnel while in the office.")
+
+
+def test_lans_in_two_private_blocks_get_one_cover_each(data):
+    spec = network_with(data, {"a": "10.1.0.0/24", "c": "192.168.5.0/24"}, "all")
+    routes = client_routes(spec, "e")
+    assert routes.allowed_ips == ("10.70.0.0/16", "10.1.0.0/23", "192.168.0.0/16")
+    assert routes.note == f"10.1.0.0/23, 192.168.0.0/16 covers 10.1.0.0/24, 192.168.5.0/24: {ON_LINK}"
+
+
+def test_lan_access_none_reaches_no_gateway_whatever_its_name(data):
+    """'none' is a keyword, not a list of gateway ids (nor of one-letter ones)."""
+    for gid in ("n", "o"):
+        data["gateways"][gid] = {"address": f"10.70.0.{20 + len(gid) + ord(gid) % 7}",
+                                 "lan": f"192.168.{ord(gid)}.0/24", "lan_address": f"192.168.{ord(gid)}.1"}
+    data["developers"]["e"]["lan_access"] = "none"
+    spec = load_network(data)
+    assert client_routes(spec, "e").allowed_ips == ("10.70.0.0/16",)
+    from wgmesh_core.plan import allowed_sources
+    assert all("10.70.0.4/32" not in allowed_sources(spec, gid, TODAY) for gid in ("n", "o"))

@@ -324,3 +324,46 @@ def test_a_new_hub_host_means_every_developer_reimports(data):
     moved["hub"]["minion"] = "hub1"
     change = plan_change(load_network(data), load_network(moved), TODAY)
     assert change.clients_changed == ["e", "f"]
+
+
+def test_the_private_key_file_belongs_to_the_backend_that_reads_it(data):
+    from wgmesh_core.render import private_key_file, private_key_group
+    hub = plan(load_network(data), "z")
+    assert (private_key_file(hub), private_key_group(hub)) == ("/etc/systemd/network/wg0.key", "systemd-network")
+    data["backend"] = "wgquick"
+    hub = plan(load_network(data), "z")
+    assert (private_key_file(hub), private_key_group(hub)) == ("/etc/wireguard/wg0.key", "root")
+
+
+def test_a_client_config_names_its_developer_and_has_no_psk_when_they_are_off(data):
+    from wgmesh_core.render import client_config
+    text = client_config(load_network(data), "e", psk="P" * 43 + "=")
+    assert text.startswith("# wgmesh client config for developer e (")
+    assert "PresharedKey = " + "P" * 43 + "=" in text
+    data["preshared_keys"] = False
+    assert "PresharedKey" not in client_config(load_network(data), "e", psk="P" * 43 + "=")
+
+
+def test_the_route_note_is_wrapped_at_96_characters(data):
+    from wgmesh_core.render import client_config
+    data["developers"]["e"]["platform"] = "windows"
+    text = client_config(load_network(data), "e")
+    notes = [line for line in text.splitlines() if line.startswith("# ")]
+    notes = notes[next(i for i, line in enumerate(notes) if line.startswith("# Windows")):]
+    assert len(notes) > 1 and max(len(line) for line in notes) <= 98 and len(notes[0]) > 72
+
+
+def test_a_developer_left_out_does_not_hide_the_developers_after_it(spec):
+    """e publishes the hub's own key (left out, named); f, after e, is still the hub's peer."""
+    keys_of_hosts = {"z": art.HUB_PUBLIC, "a": art.PUBLIC_KEYS["a"], "c": art.PUBLIC_KEYS["c"]}
+    import copy
+    from wgmesh_core.validate import load_network as load
+    data = copy.deepcopy(spec.model_dump(mode="json"))
+    data["developers"]["e"]["public_key"] = art.HUB_PUBLIC
+    hub = host_config(load(data), "z", TODAY, keys_of_hosts, art.PSKS)
+    assert peer_names(hub) == ["a", "c", "f"] and "e" in hub.left_out
+
+
+def test_a_pending_gateway_does_not_hide_the_gateways_after_it(spec):
+    hub = plan(spec, "z", public_keys={"z": art.HUB_PUBLIC, "c": art.PUBLIC_KEYS["c"]})
+    assert hub.pending == ["a"] and peer_names(hub) == ["c", "e", "f"]

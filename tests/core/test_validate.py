@@ -419,3 +419,24 @@ def test_max_access_days_is_configurable(data):
     data["developers"]["e"]["expires"] = today + datetime.timedelta(days=31)
     assert "max_access_days (30)" in problem_at(problems_of(data, today=today), "developers.e.expires").what
 
+
+
+# --- address parsing (found by the mutation run, bench/mutation-survivors.md) ----------------
+
+@pytest.mark.parametrize("value, what", [
+    ("::1", "'::1' is not an IPv4 address"),
+    ("300.1.1.1", "'300.1.1.1' is not an IPv4 address"),
+])
+def test_an_address_that_is_not_ipv4_is_refused_by_name(data, value, what):
+    data["hub"]["address"] = value
+    assert problem_at(problems_of(data), "hub.address").what == what
+
+
+@pytest.mark.parametrize("value, what", [
+    ("fd00::/64", "'fd00::/64' is not an IPv4 network in CIDR form"),
+    ("10.70.0.0/33", "'10.70.0.0/33' is not an IPv4 network in CIDR form"),
+    ("10.70.0.0", "'10.70.0.0' is not an IPv4 network in CIDR form (like 192.168.200.0/24)"),
+])
+def test_a_network_that_is_not_ipv4_cidr_is_refused_by_name(data, value, what):
+    data["network"] = value
+    assert problem_at(problems_of(data), "network").what == what
