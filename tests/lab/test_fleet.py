@@ -9,23 +9,24 @@ import json
 import pytest
 import yaml
 
-from lab.article import D, VPN
-from tests.lab.test_gitops import Pinger, state_jobs_since, wait_ping, _jid_now
+from lab.article import D, VPN, jid_now, state_jobs_since
+from wgmesh_core.source import dump_sls
+from tests.lab.test_gitops import Pinger, wait_ping
 
-NETWORK, LAB, DEVELOPERS = "wgmesh/network.sls", "wgmesh/lab.sls", "wgmesh/developers.sls"
+NETWORK, DEVELOPERS = "wgmesh/network.sls", "wgmesh/developers.sls"
 
 
 def edited(article, path, change):
     """{path: text} of pillar file ``path`` with ``change(its wgmesh dict)`` applied."""
     data = yaml.safe_load((article.work / path).read_text())
     change(data["wgmesh"])
-    return {path: yaml.safe_dump(data, sort_keys=False)}
+    return {path: dump_sls(data)}
 
 
 @pytest.fixture
 def pillar_restored(article):
     """Pushes the pillar files back to what they were before the test, if it changed them."""
-    saved = {path: (article.work / path).read_text() for path in (NETWORK, LAB, DEVELOPERS)}
+    saved = {path: (article.work / path).read_text() for path in (NETWORK, DEVELOPERS)}
 
     def restore():
         changed = {path: text for path, text in saved.items() if (article.work / path).read_text() != text}
@@ -102,9 +103,7 @@ def test_a_hub_endpoint_change_by_name_reaches_the_gateways_live(article, pillar
 
         def move_hub(net):
             net["hub"]["endpoint"] = "hub.lab.test:51820"
-        # both files: the lab's override and the example network (the gate and Salt merge them alike then)
-        event = article.push_and_wait("hub endpoint by name", {**edited(article, LAB, move_hub),
-                                                               **edited(article, NETWORK, move_hub)})
+        event = article.push_and_wait("hub endpoint by name", edited(article, NETWORK, move_hub))
         assert event["data"]["applied"] == {"a": True, "c": True}, event
         assert any(action.startswith("developer e") and "re-import" in action
                    for action in event["data"]["manual_actions"]), event
@@ -150,7 +149,7 @@ def test_a_gitfs_locked_update_is_reported_as_a_failure(article, pillar_restored
     assert locks, "no git_pillar working directory on the master"
     developers = article.developers()
     developers["f"]["lan_access"] = ["a"]
-    jid = _jid_now()
+    jid = jid_now()
     event = article.push_and_wait("f: LAN1 only", article.developers_file(developers))
     assert event["tag"] == "wgmesh/gate/failed", event
     assert "git_pillar" in event["data"]["error"] and event["data"]["deployed"] == deployed
