@@ -295,7 +295,8 @@ def on_push(allow_rewind=False, **_event):
     Fetches the branch from the upstream (whatever revision the event names: only the
     branch's tip is ever deployed), checks it as data and compiles it with Salt's own pillar
     compiler for every accepted minion (``wgmesh_salt``), and only if every minion gets the
-    same valid network and the revision descends from the deployed one moves the
+    same valid network, every intent test of ``tests.yaml`` passes against it (as of today)
+    and the revision descends from the deployed one moves the
     ``deployed`` branch (what git_pillar serves) to it, updates git_pillar, and applies
     ``wgmesh`` to the hosts whose desired state changed: the hub first, then gateways and LAN
     routers. An invalid revision, or one that would rewind the deployed history (a
@@ -447,6 +448,7 @@ def _previous_spec(repo, previous, gitops):
 
 def _gate_and_converge(repo, gitops, allow_rewind):
     from wgmesh_core.diff import plan_change
+    from wgmesh_core.intent import verdict
     try:
         repo.git.fetch(gitops["upstream"], f"+refs/heads/{gitops['branch']}:refs/heads/incoming")
     except Exception as error:  # GitCommandError, or an unreadable path
@@ -470,6 +472,9 @@ def _gate_and_converge(repo, gitops, allow_rewind):
         return _refuse(revision, previous, [str(p) for p in error.problems])
     except FileNotFoundError as error:
         return _refuse(revision, previous, [f"no pillar at {revision[:12]}: {error}"])
+    broken = verdict(document.tree.tests, new_spec, datetime.date.today())[1]   # the intent tests (tests.yaml)
+    if broken:
+        return _refuse(revision, previous, [str(p) for p in broken])
     old_spec = _previous_spec(repo, previous, gitops) if previous else None
     plan = plan_change(old_spec, new_spec)
     repo.git.update_ref("refs/heads/deployed", revision)

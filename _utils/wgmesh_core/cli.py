@@ -29,15 +29,20 @@ def _limits(args) -> Limits:
     return Limits(max_bytes=args.max_pillar_bytes) if args.max_pillar_bytes else Limits()
 
 
-def _load(args):
-    """The network of a pillar directory as Salt compiles it (or of one SLS file on its own)."""
+def _load_with_tests(args):
+    """(network, tests.yaml data or None) of a pillar directory as Salt compiles it (or of one
+    SLS file on its own, which has no tests)."""
     known = _known(args)
     path = Path(args.path)
     if path.is_file():
-        return load_network(read_file_network(path, _limits(args)), known_minions=known)
+        return load_network(read_file_network(path, _limits(args)), known_minions=known), None
     from wgmesh_salt import read_document
     document = read_document(path, known or (), args.allow_key, _limits(args))
-    return load_network(document.network, known_minions=known)
+    return load_network(document.network, known_minions=known), document.tree.tests
+
+
+def _load(args):
+    return _load_with_tests(args)[0]
 
 
 def _today(args) -> datetime.date:
@@ -53,8 +58,13 @@ def _offline_keys(spec, args) -> tuple[dict, dict]:
 
 
 def cmd_validate(args) -> int:
-    spec = _load(args)
-    print(f"{args.path}: valid ({len(spec.gateways)} gateways, {len(spec.developers)} developers)")
+    from .intent import verdict
+    spec, tests = _load_with_tests(args)
+    results, broken = verdict(tests, spec, _today(args))
+    if broken:
+        raise InvalidNetwork(broken)
+    print(f"{args.path}: valid ({len(spec.gateways)} gateways, {len(spec.developers)} developers, "
+          f"{len(results)} intent tests pass)")
     return 0
 
 
@@ -168,18 +178,11 @@ def _plan_trees(args, stack, base, head):
     return old, new
 
 
-def cmd_plan(args) -> int:
+def _plan_documents(args, base, head):
+    """(old document, old network, new document, new network); the old ones are None when the
+    base has no valid network."""
     import contextlib
-    import json
     from wgmesh_salt import compile_document
-    from .diff import plan_change
-    from .gitsource import merge_base, resolve
-    try:
-        head = resolve(args.repo, args.head)
-        base = resolve(args.repo, args.base) if args.base else merge_base(args.repo, args.target, head)
-    except Exception as error:  # GitPython raises several types for a bad repo or revision
-        print(f"wgmesh plan: {error}", file=sys.stderr)
-        return 2
     known = _known(args)
     with contextlib.ExitStack() as stack:
         old_tree, new_tree = _plan_trees(args, stack, base, head)
@@ -195,14 +198,48 @@ def cmd_plan(args) -> int:
                 old = load_network(old_doc.network)
             except InvalidNetwork:
                 old_doc = old = None
+    return old_doc, old, new_doc, new
+
+
+def cmd_plan(args) -> int:
+    import json
+    from . import summary
+    from .diff import plan_change
+    from .gitsource import merge_base, resolve
+    from .intent import verdict
+    from .matrix import reach_diff
+    try:
+        head = resolve(args.repo, args.head)
+        base = resolve(args.repo, args.base) if args.base else merge_base(args.repo, args.target, head)
+    except Exception as error:  # GitPython raises several types for a bad repo or revision
+        print(f"wgmesh plan: {error}", file=sys.stderr)
+        return 2
+    try:
+        old_doc, old, new_doc, new = _plan_documents(args, base, head)
+    except InvalidNetwork as error:
+        if args.format == "markdown":
+            sys.stdout.write(summary.refused_markdown(base, head, error.problems))
+        raise
     today = _today(args)
     plan = plan_change(old, new, today)
     top = _top_change(old_doc, new_doc)
+    results, broken = verdict(new_doc.tree.tests, new, today)
+    diff = reach_diff(old, new, today)
     if args.format == "json":
-        print(json.dumps(dict(_plan_as_dict(plan, base, head), top=top), indent=2))
+        print(json.dumps(dict(_plan_as_dict(plan, base, head), top=top, valid=not broken,
+                              reachability=summary.reach_json(diff), intent=summary.intent_json(results),
+                              problems=[str(p) for p in broken]), indent=2))
+    elif args.format == "markdown":
+        sys.stdout.write(summary.markdown(plan, diff, results, broken, old, new, base, head, today))
     else:
         _print_plan(plan, base, head, today)
         _print_top_change(top)
+        print("\n" + "\n".join(summary.reach_diff_text(diff) + summary.intent_text(results)))
+    if broken:
+        print(f"wgmesh plan: refused, {len(broken)} intent test(s) fail:", file=sys.stderr)
+        for problem in broken:
+            print(problem, file=sys.stderr)
+        return 1
     return 0
 
 
@@ -302,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--base", help="the revision to compare with (default: merge base of --target and --head)")
     plan.add_argument("--target", default="main", help="target branch for the merge base (default: main)")
     plan.add_argument("--subdir", default="", help="folder of the pillar inside the repository")
-    plan.add_argument("--format", choices=("text", "json"), default="text")
+    plan.add_argument("--format", choices=("text", "json", "markdown"), default="text",
+                      help="markdown: the pull request's summary, with a Mermaid diagram of the network")
     plan.add_argument("--known-minions", help="comma-separated accepted minion ids")
     plan.add_argument("--today", type=datetime.date.fromisoformat, help="date for expiry checks (YYYY-MM-DD)")
     pillar_options(plan)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import git
 
-from .source import MAX_MINIONS_FILE_BYTES, MINIONS_FILE, Limits, size_problems
+from .source import MAX_MINIONS_FILE_BYTES, MAX_TESTS_FILE_BYTES, MINIONS_FILE, TESTS_FILE, Limits, size_problems
 from .validate import InvalidNetwork, Problem
 
 SYMLINK_MODE = 0o120000
@@ -27,7 +27,7 @@ def _pillar_items(repo_path, rev: str, subdir: str):
         path = item.path[len(tree.path):].lstrip("/") if tree.path else item.path
         if item.type == "submodule" or (item.type == "blob" and item.mode == SYMLINK_MODE):
             problems.append(Problem(path, "symbolic links and submodules are not allowed in the pillar repository"))
-        elif item.type == "blob" and (path.endswith(".sls") or path == MINIONS_FILE):
+        elif item.type == "blob" and (path.endswith(".sls") or path in (MINIONS_FILE, TESTS_FILE)):
             items.append((path, item))
     if problems:
         raise InvalidNetwork(problems)
@@ -36,13 +36,15 @@ def _pillar_items(repo_path, rev: str, subdir: str):
 
 @contextlib.contextmanager
 def checked_out(repo_path, rev: str, subdir: str = "", limits: Limits = Limits()):
-    """A temporary directory holding the pillar files of ``rev`` (its SLS files and minions.txt,
+    """A temporary directory holding the pillar files of ``rev`` (its SLS files, minions.txt and tests.yaml,
     under ``subdir``), written only after the tree passed the size limits (no blob is read before)."""
     items = _pillar_items(repo_path, rev, subdir)
     problems = size_problems({path: blob.size for path, blob in items if path.endswith(".sls")},
                              f"{rev[:12]}:{subdir or '.'}", limits)
     problems += [Problem(path, f"larger than {MAX_MINIONS_FILE_BYTES} bytes") for path, blob in items
                  if path == MINIONS_FILE and blob.size > MAX_MINIONS_FILE_BYTES]
+    problems += [Problem(path, f"larger than {MAX_TESTS_FILE_BYTES} bytes") for path, blob in items
+                 if path == TESTS_FILE and blob.size > MAX_TESTS_FILE_BYTES]
     if problems:
         raise InvalidNetwork(problems)
     with tempfile.TemporaryDirectory(prefix="wgmesh-rev-") as tmp:

@@ -12,7 +12,9 @@ tests" says why there and not in the pillar): named LAN hosts, and a list of tes
 
 ``load_intent`` parses and checks them against a network (every name resolves, every
 address is the network's), ``check`` predicts each one with ``reach.Reachability`` as of its
-date (default: today) and ``refusals`` names each broken test and why.
+date (default: today) and ``refusals`` names each broken test and why; ``verdict`` does all
+three for `wgmesh validate`, `wgmesh plan` and the gate.  The file is read with the pillar
+(``source.read_tree``: the same checked YAML loader as every SLS).
 """
 from __future__ import annotations
 
@@ -25,9 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .model import Address, Name, NetworkSpec
 from .reach import Endpoint, Prediction, Reachability
+from .source import TESTS_FILE
 from .validate import InvalidNetwork, Problem, shape_problems
 
-TESTS_FILE = "tests.yaml"
 # Free text of a test's name: shown in the pull request's summary, so no markup characters.
 TEST_NAME_PATTERN = r"^[A-Za-z0-9 ,.:;()/'+-]{1,120}$"
 
@@ -102,7 +104,7 @@ def load_intent(data, spec: NetworkSpec, today: datetime.date) -> Intent:
     if data is None:
         return Intent()
     if not isinstance(data, dict):
-        raise InvalidNetwork([Problem(TESTS_FILE, f"expected a mapping with hosts and tests, got {type(data).__name__}")])
+        raise InvalidNetwork([Problem("(top)", f"expected a mapping with hosts and tests, got {type(data).__name__}")])
     try:
         intent = Intent.model_validate(data)
     except pydantic.ValidationError as error:
@@ -172,3 +174,14 @@ def refusals(results: list[IntentResult]) -> list[Problem]:
     """One problem per broken test, naming it and the reason."""
     return [Problem(r.where, f"{r.test.label} expected {r.test.expected}: {r.prediction.reason}")
             for r in results if not r.passed]
+
+
+def verdict(data, spec: NetworkSpec, today: datetime.date) -> tuple[list, list]:
+    """(results, problems) of the tests file's data against ``spec``: the file's own problems
+    (then no results), else one problem per broken test."""
+    try:
+        intent = load_intent(data, spec, today)
+    except InvalidNetwork as error:
+        return [], [Problem(f"{TESTS_FILE} {p.where}", p.what) for p in error.problems]
+    results = check(spec, intent, today)
+    return results, refusals(results)

@@ -28,6 +28,9 @@ HOST_KEYS_KEY = "wgmesh_host_keys"
 TOP_FILE = "top.sls"
 MINIONS_FILE = "minions.txt"      # optional: minion ids `wgmesh plan` compiles the pillar for
 MAX_MINIONS_FILE_BYTES = 1_000_000
+# optional: the intent tests (wgmesh_core.intent), parsed like an SLS; served to no minion
+TESTS_FILE = "tests.yaml"
+MAX_TESTS_FILE_BYTES = 1_000_000
 # The mine entry wgmesh sets (pillar/wgmesh/mine.sls): anything else under mine_functions
 # would run another execution module, with arguments from the pull request, on every minion.
 MINE_FUNCTIONS = {"wgmesh_public_key": {"mine_function": "wgmesh.public_key"}}
@@ -58,6 +61,7 @@ class PillarTree:
     files: dict = field(default_factory=dict)     # "wgmesh/developers.sls" -> SlsFile
     listed_minions: list = field(default_factory=list)   # ids in minions.txt
     top_text: str = ""
+    tests: object = None     # the data of tests.yaml (None: no such file)
 
     def named_minions(self) -> set:
         """Minion ids the files name as hosts, however the network is split between them."""
@@ -164,6 +168,17 @@ def _listed_minions(root: Path) -> list[str]:
     return [i for i in ids if i]
 
 
+def _tests_data(root: Path, limits: Limits):
+    path = root / TESTS_FILE
+    if path.is_symlink():
+        raise InvalidNetwork([Problem(TESTS_FILE, "symbolic links are not allowed in the pillar")])
+    if not path.is_file():
+        return None
+    if path.stat().st_size > MAX_TESTS_FILE_BYTES:
+        raise InvalidNetwork([Problem(TESTS_FILE, f"larger than {MAX_TESTS_FILE_BYTES} bytes")])
+    return _parse(path.read_bytes().decode("utf-8", errors="replace"), TESTS_FILE, limits)[0]
+
+
 def read_tree(root, allowed_keys: Iterable[str] = (), limits: Limits = Limits()) -> PillarTree:
     """Check every SLS under ``root``; raises InvalidNetwork listing every problem."""
     root = Path(root)
@@ -187,6 +202,7 @@ def read_tree(root, allowed_keys: Iterable[str] = (), limits: Limits = Limits())
         raise InvalidNetwork(problems)
     tree.listed_minions = _listed_minions(root)
     tree.top_text = texts.get(TOP_FILE, "")
+    tree.tests = _tests_data(root, limits)
     return tree
 
 

@@ -73,10 +73,26 @@ def intent_text(results: list) -> list[str]:
     return lines
 
 
+def reach_json(diff: ReachDiff) -> list[dict]:
+    return [{"from": c.source, "to": c.destination, "before": c.before.outcome, "after": c.after.outcome,
+             "reason": c.after.reason} for c in diff.changes]
+
+
+def intent_json(results: list) -> list[dict]:
+    return [{"test": f"tests[{r.index}]", "name": r.test.name, "label": r.test.label, "expected": r.test.expected,
+             "predicted": r.prediction.outcome, "passed": r.passed, "reason": r.prediction.reason,
+             "path": list(r.prediction.path), "assumes": list(r.prediction.assumes)} for r in results]
+
+
 # --- Markdown ------------------------------------------------------------------------------
 
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|@~])")
+
+
 def _cell(text) -> str:
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+    """Plain text for a Markdown table cell or list item: every character Markdown (or GitHub: @mentions)
+    could act on is escaped, so even a refused pull request's own words render as words."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
 
 
 def _code(text) -> str:
@@ -139,16 +155,31 @@ def _hosts_markdown(plan: NetworkPlan) -> list[str]:
     return lines
 
 
-def markdown(plan: NetworkPlan, diff: ReachDiff, results: list, old: Optional[NetworkSpec], new: NetworkSpec,
-             base: str, head: str, today: datetime.date) -> str:
-    """The pull request's summary: verdict, intent tests, reachability diff, diagram, per-host changes."""
-    failed = [r for r in results if not r.passed]
-    verdict = (f"❌ **refused**: {len(failed)} intent test(s) fail" if failed
+def _title(base: str, head: str) -> str:
+    return f"## wgmesh plan {_code(base[:12] + '..' + head[:12])}"
+
+
+def _problem_list(problems: list) -> list[str]:
+    return [f"- {_code(p.where)}: {_cell(p.what)}" for p in problems]
+
+
+def refused_markdown(base: str, head: str, problems: list) -> str:
+    """The summary of a revision that is not a valid network: every problem, nothing planned."""
+    return "\n".join([_title(base, head), "", f"❌ **refused**: {len(problems)} problem(s); nothing is planned.", "",
+                      *_problem_list(problems)]) + "\n"
+
+
+def markdown(plan: NetworkPlan, diff: ReachDiff, results: list, problems: list, old: Optional[NetworkSpec],
+             new: NetworkSpec, base: str, head: str, today: datetime.date) -> str:
+    """The pull request's summary: verdict, intent tests, reachability diff, diagram, per-host changes.
+    ``problems``: the intent tests' refusals (a broken test, or the tests file's own problems)."""
+    verdict = (f"❌ **refused**: {len(problems)} intent test problem(s)" if problems
                else "✅ **valid**: every intent test passes" if results else "✅ **valid**")
-    lines = [f"## wgmesh plan {_code(base[:12] + '..' + head[:12])}", "",
+    intent = _intent_markdown(results) if results or not problems else _problem_list(problems)
+    lines = [_title(base, head), "",
              f"{verdict}; {len(plan.affected)} host(s) change"
              + (f" ({', '.join(plan.affected)})" if plan.affected else "") + f"; evaluated as of {today}.", "",
-             "### Intent tests", "", *_intent_markdown(results), "",
+             "### Intent tests", "", *intent, "",
              "### Reachability changes", "", *_reach_markdown(diff), "",
              "### The network after this change", "", _fence(mermaid(old, new, plan, diff, today), "mermaid"), "",
              "### Hosts", "", *_hosts_markdown(plan)]

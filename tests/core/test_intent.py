@@ -4,17 +4,17 @@ from __future__ import annotations
 import datetime
 
 import pytest
-import yaml
 
 from lab.article import EXPECTED_MATRIX
-from wgmesh_core.intent import TESTS_FILE, check, load_intent, refusals
+from wgmesh_core.intent import check, load_intent, refusals, verdict
+from wgmesh_core.source import TESTS_FILE, load_sls, read_tree
 from wgmesh_core.validate import InvalidNetwork, load_network
 
 from .conftest import PILLAR, TODAY
 
 
 def example_tests() -> dict:
-    return yaml.safe_load((PILLAR / TESTS_FILE).read_text())
+    return load_sls((PILLAR / TESTS_FILE).read_text(), TESTS_FILE)
 
 
 def results_for(spec, tests, hosts=None, today=TODAY):
@@ -122,7 +122,7 @@ def test_bad_named_hosts(spec, hosts, where, what):
 
 
 def test_the_file_must_be_a_mapping(spec):
-    assert problems_for(spec, ["from: e"]) == {"tests.yaml": "expected a mapping with hosts and tests, got list"}
+    assert problems_for(spec, ["from: e"]) == {"(top)": "expected a mapping with hosts and tests, got list"}
 
 
 def test_no_tests_file_is_no_tests(spec):
@@ -141,3 +141,26 @@ def test_today_applies_to_tests_without_a_date(data):
     [before] = results_for(spec, [{"from": "e", "to": "f", "expect": "reach"}], today=datetime.date(2025, 6, 30))
     [after] = results_for(spec, [{"from": "e", "to": "f", "expect": "reach"}], today=datetime.date(2025, 7, 1))
     assert before.passed and not after.passed
+
+
+def test_the_tests_file_is_read_with_the_pillar_by_the_checked_loader(tmp_path):
+    """tests.yaml beside top.sls: read by read_tree like an SLS (#!yaml, no templates, no duplicate keys)."""
+    import shutil
+    shutil.copytree(PILLAR, tmp_path / "p")
+    assert read_tree(tmp_path / "p").tests == example_tests()
+    for text, why in (("hosts: {}\n", "must start with the line '#!yaml'"),
+                      ("#!yaml\ntests:\n  - {from: e, from: z, to: d, expect: reach}\n", "duplicate key 'from'"),
+                      ("#!yaml\ntests: [{from: '{{ salt.cmd.run(\"id\") }}', to: d, expect: reach}]\n",
+                       "template syntax '{{' is not allowed")):
+        (tmp_path / "p" / TESTS_FILE).write_text(text)
+        with pytest.raises(InvalidNetwork) as info:
+            read_tree(tmp_path / "p")
+        assert any(why in p.what and p.where.startswith(TESTS_FILE) for p in info.value.problems), info.value.problems
+    (tmp_path / "p" / TESTS_FILE).unlink()
+    assert read_tree(tmp_path / "p").tests is None
+
+
+def test_verdict_names_the_file_for_its_own_problems(spec):
+    results, problems = verdict({"tests": [{"from": "ee", "to": "z", "expect": "reach"}]}, spec, TODAY)
+    assert results == [] and [str(p) for p in problems] == [
+        "tests.yaml tests[0].from: 'ee' is neither the hub, a gateway, a developer, a named LAN host nor an address"]

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from wgmesh_core.keys import generate_private_key, public_key
-from wgmesh_core.source import dump_sls
+from wgmesh_core.source import TESTS_FILE, dump_sls
 from wgmesh_core.validate import load_network
 from wgmesh_salt import read_document_at
 
@@ -88,8 +88,10 @@ class PillarRepo:
         return load_network(read_document_at(self.path, rev).network)
 
 
-def make_pillar_repo(path: Path) -> PillarRepo:
-    shutil.copytree(PILLAR, path)
+def make_pillar_repo(path: Path, intent: bool = False) -> PillarRepo:
+    """The example pillar in a new repository; ``intent``: with its tests.yaml (without it, a pull
+    request may change reachability freely, as the per-host scenarios do)."""
+    shutil.copytree(PILLAR, path, ignore=None if intent else shutil.ignore_patterns(TESTS_FILE))
     git(path, "init", "-q", "-b", "main")
     repo = PillarRepo(path)
     repo.commit("the article's network")
