@@ -86,7 +86,7 @@ def intent_json(results: list) -> list[dict]:
 
 # --- Markdown ------------------------------------------------------------------------------
 
-MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|@~])")
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<|@~])")
 
 
 def _cell(text) -> str:
@@ -243,7 +243,7 @@ def _access_edges(d: _Diagram, ident: str, old: Optional[NetworkSpec], new: Netw
     now = reachable_gateways(new, entry.lan_access)
     for gid in now:
         if gid in lan_ids:
-            d.edge(ident, lan_ids[gid], "-.->", "may open", None if gid in before else "added")
+            d.edge(ident, lan_ids[gid], "-.->", "allowed", None if gid in before else "added")
     for gid in sorted(before - set(now)):
         if gid in lan_ids:
             d.edge(ident, lan_ids[gid], "-.->", "no longer", "removed")
@@ -282,7 +282,8 @@ def mermaid(old: Optional[NetworkSpec], new: NetworkSpec, plan: NetworkPlan, dif
             why = "removed" if dev is None else "revoked" if dev.revoked else f"expired {dev.expires}"
             d.node(ident, f"{name}<br/>{(dev or old_developers[name]).address} · {why}", "stadium", status)
             continue
-        d.node(ident, f"{name}<br/>{dev.address}", "stadium", status)
+        until = f" · until {dev.expires}" if dev.expires else ""
+        d.node(ident, f"{name}<br/>{dev.address}{until}", "stadium", status)
         d.edge(ident, "hub", status=status)
         _access_edges(d, ident, old, new, name, "developers", lan_ids)
     active = [n for n in rest if new.is_active(new.developers[n], today)]
@@ -293,5 +294,5 @@ def mermaid(old: Optional[NetworkSpec], new: NetworkSpec, plan: NetworkPlan, dif
         for gid in gateways:
             count = sum(1 for n in active if gid in reachable_gateways(new, new.developers[n].lan_access))
             if count:
-                d.edge("devmore", lan_ids[gid], "-.->", f"{count:,} may open")
+                d.edge("devmore", lan_ids[gid], "-.->", f"{count:,} allowed")
     return d.text()
