@@ -255,11 +255,12 @@ def mermaid(old: Optional[NetworkSpec], new: NetworkSpec, plan: NetworkPlan, dif
     LANs each may open connections into; what the change adds, removes or alters is marked."""
     d = _Diagram()
     old_gateways, old_developers = (old.gateways, old.developers) if old else ({}, {})
-    hub_changed = any(h.changed for h in plan.hosts if h.role == "hub")
-    d.node("hub", f"{new.hub.minion} · hub<br/>{new.hub.address}", "circle", "changed" if hub_changed else None)
+    reconfigured = {h.host for h in plan.hosts if h.changed}    # hosts whose files or rules change
+    d.node("hub", f"{new.hub.minion} · hub<br/>{new.hub.address}", "circle",
+           "changed" if new.hub.minion in reconfigured else None)
     lan_ids = {gid: f"lan{index}" for index, gid in enumerate(new.gateways)}
     for gid, gw in new.gateways.items():
-        status = _status(gid, old_gateways, new.gateways)
+        status = _status(gid, old_gateways, new.gateways) or ("changed" if gid in reconfigured else None)
         d.lines.append(f'  subgraph {lan_ids[gid]}["LAN {gw.lan} · {gw.lan_mode}"]')
         d.node(f"gw_{lan_ids[gid]}", f"{gid} · gateway<br/>{gw.address}" + (" · revoked" if gw.revoked else ""),
                status=status, indent="    ")

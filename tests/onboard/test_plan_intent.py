@@ -134,7 +134,8 @@ def test_markdown_summary_of_granting_a_lan(repo, tmp_path):
     lan2 = next(ident for ident, (title, _) in subgraphs.items() if title.startswith("LAN 192.168.200.0/24"))
     alice = next(ident for ident, (label, _) in vertices.items() if label.startswith("alice"))
     assert vertices[alice][1] == ["added"] and vertices["hub"][1] == ["changed"]
-    assert not [v for v, (label, classes) in vertices.items() if classes and v not in (alice, "hub")]
+    assert vertices["gw_" + lan2][1] == ["changed"]        # c's allow-list gains alice
+    assert not [v for v, (label, classes) in vertices.items() if classes and v not in (alice, "hub", "gw_" + lan2)]
     edges = {(a, b): style for a, b, _, style in diagram["edges"]}
     assert (alice, "hub") in edges and edges[(alice, lan2)] and "stroke:#1a7f37" in edges[(alice, lan2)]
     assert subgraphs[lan2][1] == ["gw_" + lan2]          # gateway c sits in its LAN
