@@ -176,7 +176,11 @@ def _tests_data(root: Path, limits: Limits):
         return None
     if path.stat().st_size > MAX_TESTS_FILE_BYTES:
         raise InvalidNetwork([Problem(TESTS_FILE, f"larger than {MAX_TESTS_FILE_BYTES} bytes")])
-    return _parse(path.read_bytes().decode("utf-8", errors="replace"), TESTS_FILE, limits)[0]
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidNetwork([Problem(TESTS_FILE, f"is not UTF-8 text (byte {error.start})")]) from None
+    return load_sls(text, TESTS_FILE, limits)
 
 
 def read_tree(root, allowed_keys: Iterable[str] = (), limits: Limits = Limits()) -> PillarTree:
