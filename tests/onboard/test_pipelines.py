@@ -49,9 +49,10 @@ def test_the_plan_steps_run_wgmesh_plan_against_the_target_branch():
     for commands, var in ((gitlab_plan_commands(), "CI_MERGE_REQUEST_TARGET_BRANCH_NAME"),
                           (github_plan_commands(), "GITHUB_BASE_REF")):
         plans = [c for c in commands if c.lstrip().startswith("wgmesh plan")]
-        assert len(plans) == 2, commands
+        assert len(plans) == 3, commands
         assert all(f'--target "origin/${var}"' in c for c in plans)
         assert any("--format json" in c and "> wgmesh-plan.json" in c for c in plans)
+        assert any("--format markdown" in c and "> wgmesh-plan.md" in c for c in plans)
         assert commands[0] == f'git fetch -q origin "${var}"'
 
 
@@ -60,6 +61,7 @@ def ci_env(home: Path) -> dict:
     env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}", HOME=str(home),
                CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main", CI_PIPELINE_SOURCE="merge_request_event",
                GITHUB_BASE_REF="main", GITHUB_HEAD_REF="pr", CI="true",
+               GITHUB_STEP_SUMMARY=str(home / "step-summary.md"),
                GIT_AUTHOR_NAME="ci", GIT_AUTHOR_EMAIL="ci@example.invalid",
                GIT_COMMITTER_NAME="ci", GIT_COMMITTER_EMAIL="ci@example.invalid")
     return env
@@ -72,8 +74,8 @@ def ci_clone(tmp_path):
     The developer's repository carries the pipeline files where the README says to copy them,
     pushes `main` and the PR branch to a bare `origin`; CI clones origin and checks out the PR.
     """
-    def make(pr_change):
-        dev = make_pillar_repo(tmp_path / "dev")
+    def make(pr_change, intent=False):
+        dev = make_pillar_repo(tmp_path / "dev", intent)
         (dev.path / ".github" / "workflows").mkdir(parents=True)
         shutil.copy(GITLAB, dev.path / ".gitlab-ci.yml")
         shutil.copy(GITHUB, dev.path / ".github" / "workflows" / "wgmesh-plan.yml")
@@ -123,8 +125,26 @@ def test_plan_step_shows_the_plan_of_a_valid_pr(ci_clone, tmp_path, ci):
     assert "gateway a: unchanged" in lines
     doc = json.loads((checkout / "wgmesh-plan.json").read_text())
     assert doc["affected"] == ["z", "c"] and doc["clients_changed"] == ["g"]
+    summary = (checkout / "wgmesh-plan.md").read_text()
+    assert summary.startswith("## wgmesh plan") and "2 host(s) change (z, c)" in summary
+    if ci == "github":
+        assert (tmp_path / "step-summary.md").read_text() == summary   # the job summary
     assert doc["base"] == git(checkout, "rev-parse", "origin/main")
     assert doc["head"] == git(checkout, "rev-parse", "HEAD")
+
+
+@pytest.mark.parametrize("ci", list(PIPELINES))
+def test_plan_step_fails_a_pr_breaking_an_intent_test_and_still_writes_the_summary(ci_clone, tmp_path, ci):
+    commands, flags = PIPELINES[ci]
+    checkout = ci_clone(lambda r: r.replace("wgmesh/developers.sls", "lan_access: all\n      platform: macos",
+                                            "lan_access: [c]\n      platform: macos"), intent=True)
+    done = run_step(commands(), checkout, tmp_path, flags)
+    assert done.returncode != 0, (done.stdout, done.stderr)
+    assert "tests[2]: e -> b expected reach via tunnel: blocked by gateway a's allow-list" in done.stderr
+    summary = (checkout / "wgmesh-plan.md").read_text()
+    assert "❌ **refused**" in summary and "```mermaid" in summary
+    if ci == "github":
+        assert (tmp_path / "step-summary.md").read_text() == summary
 
 
 @pytest.mark.parametrize("ci", list(PIPELINES))
