@@ -39,9 +39,9 @@ class _Entry(BaseModel):
 
 
 class IntentTest(_Entry):
-    source: str = Field(alias="from")            # hub, gateway, developer, named LAN host or address
+    source: str = Field(alias="from", max_length=64)   # hub, gateway, developer, named LAN host or address
     at: Optional[Name] = None                    # a developer sitting in this gateway's office LAN
-    to: str
+    to: str = Field(max_length=64)
     proto: Literal["icmp", "tcp", "udp"] = "icmp"
     port: Optional[int] = Field(None, ge=1, le=65535)
     expect: Literal["reach", "blocked"]

@@ -103,6 +103,7 @@ def test_a_date_evaluates_expiry_as_of_that_day(data):
     ({"to": "d", "expect": "reach"}, "tests[0].from", "required key is missing"),
     ({"from": "e", "to": "d", "expect": "reach", "name": "<script>"}, "tests[0].name", "should match pattern"),
     ({"from": "e", "to": "d", "expect": "reach", "port": 70000, "proto": "tcp"}, "tests[0].port", "less than or equal"),
+    ({"from": "e", "to": "x" * 10_000, "expect": "reach"}, "tests[0].to", "at most 64 characters"),
 ])
 def test_each_bad_entry_is_named(spec, entry, where, what):
     problems = problems_for(spec, {"hosts": {"d": "192.168.200.244"}, "tests": [entry]})
