@@ -15,6 +15,11 @@ address is the network's), ``check`` predicts each one with ``reach.Reachability
 date (default: today) and ``refusals`` names each broken test and why; ``verdict`` does all
 three for `wgmesh validate`, `wgmesh plan` and the gate.  The file is read with the pillar
 (``source.read_tree``: the same checked YAML loader as every SLS).
+
+A live twin runs the same tests: each ``IntentResult`` of ``check`` says where to probe from
+(``source``: its kind, name, address, and ``at`` for a developer in an office), what to probe
+(``destination.address``, ``test.proto``/``test.port``) and what the model predicts
+(``prediction``: reach, via, path, the source address a masquerading gateway shows).
 """
 from __future__ import annotations
 
