@@ -11,8 +11,6 @@ Target: 10,000 developers validated well under 1 s; each refusal under 1 s.
 Run: .venv/bin/python bench/bench_gate.py [--repeat N]
 """
 import argparse
-import base64
-import hashlib
 import shutil
 import statistics
 import subprocess
@@ -21,34 +19,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import netaddr
-import yaml
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pillars import git_commit, pillar_with  # noqa: E402
 
-from wgmesh_core.source import dump_sls, read_tree
-from wgmesh_core.validate import InvalidNetwork, load_network
-from wgmesh_salt import compile_document, read_document_at
+from wgmesh_core.source import read_tree  # noqa: E402
+from wgmesh_core.validate import InvalidNetwork, load_network  # noqa: E402
+from wgmesh_salt import compile_document, read_document_at  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 WGMESH = Path(sys.executable).parent / "wgmesh"
 BOMB = "#!yaml\nlol:\n" + "".join(
     [f"  a0: &a0 [{', '.join(['lol'] * 9)}]\n"] + [f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n"
                                                    for i in range(1, 10)])
-
-
-def pillar_with(root: Path, developers: int) -> Path:
-    shutil.copytree(REPO / "pillar", root)
-    network = yaml.safe_load((root / "wgmesh" / "network.sls").read_text())
-    net = network["wgmesh"]
-    net.update(network="10.64.0.0/10", hub=dict(net["hub"], address="10.64.0.1"))
-    for n, gateway in enumerate(net["gateways"].values()):
-        gateway["address"] = f"10.64.0.{n + 2}"
-    (root / "wgmesh" / "network.sls").write_text(dump_sls(network))
-    first = netaddr.IPAddress("10.64.1.0")
-    devs = {f"dev{i:05d}": {"address": str(first + i),
-                            "public_key": base64.b64encode(hashlib.sha256(str(i).encode()).digest()).decode(),
-                            "lan_access": "all" if i % 2 else ["a"]} for i in range(developers)}
-    (root / "wgmesh" / "developers.sls").write_text(dump_sls({"wgmesh": {"developers": devs}}))
-    return root
 
 
 def timed(func, *args):
@@ -79,15 +61,6 @@ def refused_in(func, *args) -> float:
     except InvalidNetwork:
         return time.perf_counter() - start
     raise AssertionError(f"{func.__name__} did not refuse")
-
-
-def git_commit(root: Path) -> str:
-    identity = ["-c", "user.name=bench", "-c", "user.email=bench@example.invalid", "-c", "commit.gpgsign=false"]
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-    subprocess.run(["git", *identity, "-C", str(root), "add", "-A"], check=True)
-    subprocess.run(["git", *identity, "-C", str(root), "commit", "-qm", "bench"], check=True)
-    return subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], check=True, capture_output=True,
-                          text=True).stdout.strip()
 
 
 def main():

@@ -140,17 +140,28 @@ def host_change(old: Optional[NetworkSpec], new: Optional[NetworkSpec], host: st
     return change
 
 
-def _clients(spec, today) -> dict:
-    """Each active developer's client config without its comments: what the WireGuard app imports."""
-    if spec is None:
-        return {}
-    public, _ = stand_in_keys(spec)
-    hub_key = public[spec.hub.minion]
-    configs = {name: client_config(spec, name, hub_public_key=hub_key,
-                                   psk=f"<psk of {name}, epoch {spec.preshared_key_epoch}>")
-               for name in active_developers(spec, today)}
-    return {name: [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
-            for name, text in configs.items()}
+def _client_lines(spec, name) -> list:
+    """A developer's client config without its comments: what the WireGuard app imports."""
+    hub_key = stand_in_keys(spec)[0][spec.hub.minion]
+    text = client_config(spec, name, hub_public_key=hub_key, psk=f"<psk of {name}, epoch {spec.preshared_key_epoch}>")
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _same_but_developers(old: NetworkSpec, new: NetworkSpec) -> bool:
+    return all(getattr(old, name) == getattr(new, name) for name in type(new).model_fields if name != "developers")
+
+
+def clients_changed(old: Optional[NetworkSpec], new: NetworkSpec, today) -> list:
+    """Active developers of ``new`` whose client config differs from ``old``'s (new ones too).
+
+    A client config is made from the network's settings, the gateways and the developer's own
+    entry only: while the rest of the network is the same, only developers whose entry changed
+    are rendered (twice) and compared."""
+    old_active = active_developers(old, today) if old else {}
+    same_rest = old is not None and _same_but_developers(old, new)
+    return [name for name, dev in active_developers(new, today).items()
+            if name not in old_active
+            or ((not same_rest or old_active[name] != dev) and _client_lines(old, name) != _client_lines(new, name))]
 
 
 def plan_change(old: Optional[NetworkSpec], new: NetworkSpec, today: Optional[datetime.date] = None) -> NetworkPlan:
@@ -160,17 +171,17 @@ def plan_change(old: Optional[NetworkSpec], new: NetworkSpec, today: Optional[da
     changes = [host_change(old, new, host, today) for host in hosts]
     order = {"hub": 0, "gateway": 1, "lan_router": 2, "none": 3}
     changes.sort(key=lambda c: order[c.role])
-    old_clients, new_clients = _clients(old, today), _clients(new, today)
-    expiring = {name: dev.expires for name, dev in active_developers(new, today).items() if dev.expires}
-    clients_changed = [n for n in new_clients if old_clients.get(n) != new_clients[n]]
+    new_active = active_developers(new, today)
+    expiring = {name: dev.expires for name, dev in new_active.items() if dev.expires}
+    changed = clients_changed(old, new, today)
     return NetworkPlan(
         hosts=changes,
-        clients_changed=clients_changed,
-        clients_removed=[n for n in old_clients if n not in new_clients],
+        clients_changed=changed,
+        clients_removed=[n for n in (active_developers(old, today) if old else {}) if n not in new_active],
         expiring=expiring,
         removed=[c.host for c in changes if c.role == "none" and old is not None
                  and host_config(old, c.host, today).role != "none"],
-        manual_actions=manual_actions(old, new, clients_changed))
+        manual_actions=manual_actions(old, new, changed))
 
 
 def _unmanaged_routes(spec: Optional[NetworkSpec]) -> dict:

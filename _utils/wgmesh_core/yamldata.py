@@ -246,6 +246,7 @@ class SlsFile:
     root: object                 # the root node, or None for an empty file
     loader: object
     paths: dict                  # key path (tuple of key texts) -> is a mapping
+    text: str = ""               # what was parsed
 
     def top_keys(self) -> dict:
         """{top-level key text: (line, value node)}."""
@@ -281,7 +282,7 @@ def parse_sls(text: str, name: str, limits: Limits = Limits()) -> SlsFile:
         raise InvalidNetwork([Problem(name, "nested too deeply")]) from None
     finally:
         loader.dispose()
-    sls = SlsFile(name, root, loader, {})
+    sls = SlsFile(name, root, loader, {}, text)
     if root is None:
         return sls
     if not isinstance(root, MappingNode):

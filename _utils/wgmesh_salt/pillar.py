@@ -54,14 +54,46 @@ def _compile_opts(opts: Mapping, root: Path, env: str) -> dict:
     return compile_opts
 
 
+def checked_yaml_renderer(stock_render, parsed: dict):
+    """Salt's ``yaml`` renderer, without a second parse of the checked files.
+
+    Salt's renderer is ``SaltYamlSafeLoader(text).get_single_data()``: libyaml composes the node
+    graph (CSafeLoader), Salt's constructor builds the values from it.  ``read_tree`` composed
+    the same text with libyaml already; for a text in ``parsed`` ({text: its root node}) Salt's
+    own constructor builds the values from that graph.  Any other text goes to ``stock_render``.
+    """
+    from collections import OrderedDict
+    from salt.utils.yamlloader import SaltYamlSafeLoader
+
+    class ComposedLoader(SaltYamlSafeLoader):
+        def __init__(self, root):
+            super().__init__("", dictclass=OrderedDict)   # what the yaml renderer passes
+            self.root = root
+
+        def get_single_node(self):
+            return self.root
+
+    def render(yaml_data, saltenv="base", sls="", argline="", **kwargs):
+        text = yaml_data if isinstance(yaml_data, str) else yaml_data.read()
+        if text not in parsed:
+            return stock_render(text, saltenv, sls, argline=argline, **kwargs)
+        loader = ComposedLoader(parsed[text])
+        try:
+            return loader.get_single_data() or {}   # keys are plain scalars: checked
+        finally:
+            loader.dispose()
+    return render
+
+
 def compile_pillars(root: Path, minion_ids: Iterable[str], opts: Mapping, env: str = "base",
-                    grains: Optional[Mapping] = None) -> tuple[dict, dict]:
+                    grains: Optional[Mapping] = None, parsed: Optional[dict] = None) -> tuple[dict, dict]:
     """({minion: pillar}, {minion: the SLS top.sls gives it}) as git_pillar compiles ``root``.
 
     Per minion, the calls ``Pillar.compile_pillar(ext=False)`` makes: ``get_top``,
     ``top_matches`` (targeting with the minion's id and grains), ``render_pillar``.  The
     tree is YAML only, so what ``render_pillar`` makes of a set of SLS does not depend on the
-    minion: each distinct set is rendered once and its pillar shared (read-only).
+    minion: each distinct set is rendered once and its pillar shared (read-only).  ``parsed``:
+    {text: root node} of the files already composed (``checked_yaml_renderer``).
     """
     import salt.pillar
     compile_opts = _compile_opts(opts, root, env)
@@ -69,6 +101,8 @@ def compile_pillars(root: Path, minion_ids: Iterable[str], opts: Mapping, env: s
     for minion in minion_ids:
         pillar = salt.pillar.Pillar(compile_opts, dict((grains or {}).get(minion) or {}), minion, env,
                                     functions={})
+        if parsed:
+            pillar.rend = {"yaml": checked_yaml_renderer(pillar.rend["yaml"], parsed)}
         try:
             top, top_errors = pillar.get_top()
             matches = pillar.top_matches(top)
@@ -100,7 +134,8 @@ def compile_document(tree: PillarTree, minion_ids: Iterable[str] = (), allowed_k
         ids |= extra
     ids = sorted(ids)
     with tempfile.TemporaryDirectory(prefix="wgmesh-salt-") as cache:
-        compiled, matched = compile_pillars(tree.root, ids, salt_opts(opts, cachedir=cache), env, grains)
+        parsed = {sls.text: sls.root for sls in tree.files.values() if sls.root is not None}
+        compiled, matched = compile_pillars(tree.root, ids, salt_opts(opts, cachedir=cache), env, grains, parsed)
     network = agreed_network(compiled, allowed_keys)
     return Document(network, tree, matched, [m for m in ids if "wgmesh" in compiled[m]])
 

@@ -37,6 +37,22 @@ def test_validate_example_exits_0(capsys):
     assert err == ""
 
 
+def test_a_command_runs_without_the_cycle_collector_and_gives_it_back(monkeypatch, capsys):
+    """The pillar's millions of acyclic objects are not walked again and again by gc (a speed-up);
+    the collector is on again afterwards, also when the command fails."""
+    import gc
+    import wgmesh_core.cli as cli
+    seen = []
+
+    def validate(args):
+        seen.append(gc.isenabled())
+        raise ValueError("stop")
+    monkeypatch.setattr(cli, "cmd_validate", validate)
+    assert gc.isenabled()
+    assert main(["validate", str(PILLAR)]) == 2
+    assert seen == [False] and gc.isenabled()
+
+
 def test_validate_copy_of_example_exits_0(tmp_path, data, capsys):
     path = write_pillar(tmp_path / "good", data)
     assert main(["validate", str(path)]) == 0

@@ -16,7 +16,7 @@ from wgmesh_core.plan import RFC1918, client_routes
 
 from tests.conftest import assert_clean_failure
 
-from .conftest import TODAY, new_public_key, wgmesh
+from .conftest import TODAY, developer_entry, new_public_key, wgmesh
 
 NETDEV = "/etc/systemd/network/wg0.netdev"
 NETWORK = "/etc/systemd/network/wg0.network"
@@ -339,3 +339,26 @@ def test_expiry_of_existing_developers_is_listed_soonest_first(pillar_repo):
                       "developer e expires 2025-09-01 (78 day(s) left)"]
     assert "hub z: unchanged" in lines            # an end date changes no host until it passes
     assert "wgmesh plan" in lines[0] and lines[0].endswith("valid; 0 host(s) change")
+
+
+def test_the_base_is_compiled_for_a_host_only_the_pull_request_names(pillar_repo):
+    """Both revisions are compiled for every minion either names. On main, a top.sls target that
+    matches no host gives web* minions other developers; the pull request drops it and adds a
+    gateway web1: compiled for web1, main does not pass, so the whole network is planned as new."""
+    from tests.security.attacks import add_to_top
+    pillar_repo.file("wgmesh/web.sls").write_text(
+        "#!yaml\nwgmesh:\n  developers:\n" + developer_entry("w", "10.70.0.66", new_public_key()))
+    add_to_top(pillar_repo.path, "web*", "wgmesh.web")
+    pillar_repo.commit("web developers for web* minions")
+    assert wgmesh("validate", pillar_repo.path).returncode == 0          # no host of main is a web* minion
+
+    def add_gateway(repo):
+        repo.file("wgmesh/web.sls").unlink()
+        repo.edit_yaml("top.sls", lambda top: top["base"].pop("web*"))
+        repo.edit_yaml("wgmesh/network.sls", lambda net: net["wgmesh"]["gateways"].update(
+            web1={"address": "10.70.0.9", "lan": "192.168.9.0/24", "lan_address": "192.168.9.1"}))
+    open_pr(pillar_repo, "gateway-web1", add_gateway, "gateway web1")
+    doc = plan_json(pillar_repo)
+    head = pillar_repo.spec_at("HEAD")
+    assert doc["affected"] == plan_change(None, head, TODAY).affected
+    assert by_host(doc["hosts"])["a"]["changed"] is True     # planned from nothing

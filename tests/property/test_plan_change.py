@@ -66,3 +66,16 @@ def test_a_preshared_key_changes_exactly_when_its_peer_rekeys_or_the_epoch_moves
         moved = (peer_psk(old, name, secret, old.preshared_key_epoch)
                  != peer_psk(new, name, secret, new.preshared_key_epoch))
         assert moved == (rekeyed or rotated), name
+
+
+@given(network_pairs())
+def test_the_clients_that_change_are_those_whose_imported_config_differs(pair):
+    """plan_change renders only the client configs that may have changed; the list is the one
+    rendering every active developer's config in both revisions gives."""
+    from wgmesh_core.diff import _client_lines
+    from wgmesh_core.plan import active_developers
+    old, new = accepted(pair[0]), accepted(pair[1])
+    before = active_developers(old, TODAY)
+    expected = [name for name in active_developers(new, TODAY)
+                if name not in before or _client_lines(old, name) != _client_lines(new, name)]
+    assert plan_change(old, new, TODAY).clients_changed == expected

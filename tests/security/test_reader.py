@@ -42,6 +42,50 @@ def test_the_reader_builds_what_salts_loader_builds():
     assert load_sls(SAMPLE, "sample.sls")["wgmesh"]["mtu"] == 1270      # Salt: leading zeros are decimal (YAML 1.1: octal 696)
 
 
+def test_salts_compile_builds_the_checked_files_from_their_one_parse_as_its_renderer_would(tmp_path):
+    """The compile hands Salt's constructor the node graph the checks composed instead of parsing
+    each file again; the pillar is the one Salt's own yaml renderer makes of the same tree."""
+    from wgmesh_salt.pillar import compile_pillars, salt_opts
+    root = tmp_path / "pillar"
+    shutil.copytree(PILLAR, root)
+    (root / "wgmesh" / "sample.sls").write_text(SAMPLE.replace("wgmesh:", "sample:"))
+    (root / "wgmesh" / "empty.sls").write_text("#!yaml\n# nothing yet\n")
+    for name in ("sample", "empty"):
+        add_to_top(root, "*", f"wgmesh.{name}")
+    tree = read_tree(root, ["sample"])
+    parsed = {sls.text: sls.root for sls in tree.files.values() if sls.root is not None}
+    built = []
+    import salt.utils.yamlloader
+    construct = salt.utils.yamlloader.SaltYamlSafeLoader.construct_document
+
+    def counted(self, node):
+        built.append(node)
+        return construct(self, node)
+
+    ids = ["z", "a", "c", "r1"]
+    stock, _ = compile_pillars(root, ids, salt_opts(cachedir=str(tmp_path / "c1")))
+    salt.utils.yamlloader.SaltYamlSafeLoader.construct_document = counted
+    try:
+        once, _ = compile_pillars(root, ids, salt_opts(cachedir=str(tmp_path / "c2")), parsed=parsed)
+    finally:
+        salt.utils.yamlloader.SaltYamlSafeLoader.construct_document = construct
+    assert once == stock and plain(once["z"]["sample"]) == load_sls(SAMPLE, "s.sls")["wgmesh"]
+    assert list(once["z"]["sample"]) == list(stock["z"]["sample"])          # Salt's OrderedDict order
+    assert {id(node) for node in built} >= {id(node) for node in parsed.values()}   # the checks' graphs
+
+
+def test_a_file_that_changed_after_the_checks_is_parsed_again_by_salt(tmp_path):
+    from wgmesh_salt.pillar import compile_pillars, salt_opts
+    root = tmp_path / "pillar"
+    shutil.copytree(PILLAR, root)
+    tree = read_tree(root)
+    parsed = {sls.text: sls.root for sls in tree.files.values() if sls.root is not None}
+    network = root / "wgmesh" / "network.sls"
+    network.write_text(network.read_text().replace("mtu: 1280", "mtu: 1300"))
+    compiled, _ = compile_pillars(root, ["z"], salt_opts(cachedir=str(tmp_path / "c")), parsed=parsed)
+    assert compiled["z"]["wgmesh"]["mtu"] == 1300
+
+
 def test_salts_loader_refuses_a_duplicate_key_too():
     text = "#!yaml\nwgmesh:\n  developers:\n    e: 1\n    e: 2\n"
     with pytest.raises(yaml.constructor.ConstructorError):
