@@ -5,7 +5,8 @@ developers in wgmesh/developers.sls), each a new process, Python's start include
 - `wgmesh validate DIR`
 - `wgmesh render DIR --host z --out OUT` (the hub: one peer per developer, with placeholder keys)
 - `wgmesh plan REPO --base B --head H`, where H adds one developer to B
-Median wall time of --repeat runs, and the largest maximum resident set size among them.
+Median wall time and CPU time (user + system: less sensitive to a busy machine) of --repeat
+runs, and the largest maximum resident set size among them.
 
 Targets (issue 12): 10,000 developers validate < 1 s, plan < 2 s; 50,000 within 5x of 10,000
 and under 500 MiB.
@@ -30,8 +31,8 @@ WGMESH = Path(sys.executable).parent / "wgmesh"
 MAX_BYTES = 64 * 2**20     # --max-pillar-bytes: 50,000 developers take about 6 MB
 
 
-def run(argv) -> tuple[float, float]:
-    """(wall seconds, max RSS in MiB) of one command, which must succeed."""
+def run(argv) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, max RSS in MiB) of one command, which must succeed."""
     start = time.perf_counter()
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
@@ -40,7 +41,7 @@ def run(argv) -> tuple[float, float]:
     process.stderr.close()
     process.returncode = os.waitstatus_to_exitcode(status)
     assert process.returncode == 0, f"{argv}: exit {process.returncode}: {error}"
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def add_one(root: Path, size: int) -> None:
@@ -73,14 +74,15 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sizes", default="100,1000,10000,50000")
     args = parser.parse_args()
-    print(f"# {machine()}; median s of {args.repeat} runs, max RSS MiB")
-    print(f"{'developers':>10}  " + "  ".join(f"{name:>8} {'MiB':>5}" for name in ("validate", "render", "plan")))
+    print(f"# {machine()}; median wall s (CPU s) of {args.repeat} runs, max RSS MiB")
+    print(f"{'developers':>10}  " + "  ".join(f"{name:>15} {'MiB':>5}" for name in ("validate", "render", "plan")))
     with tempfile.TemporaryDirectory(prefix="wgmesh-bench-cli-") as tmp:
         for size in (int(s) for s in args.sizes.split(",")):
             cells = []
             for argv in commands(Path(tmp), size).values():
                 runs = [run(argv) for _ in range(args.repeat)]
-                cells.append(f"{statistics.median(r[0] for r in runs):>8.2f} {max(r[1] for r in runs):>5.0f}")
+                wall, cpu = (statistics.median(r[i] for r in runs) for i in (0, 1))
+                cells.append(f"{wall:>7.2f} ({cpu:>5.2f}) {max(r[2] for r in runs):>5.0f}")
             print(f"{size:>10}  " + "  ".join(cells), flush=True)
 
 

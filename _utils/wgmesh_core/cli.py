@@ -5,9 +5,7 @@ Exit codes: 0 fine, 1 the network is invalid (one line per problem), 2 usage err
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
-import gc
 import logging
 import sys
 from pathlib import Path
@@ -17,22 +15,8 @@ import yaml
 from .keys import key_problem
 from .plan import host_config, managed_hosts, static_route_instructions
 from .render import client_config, host_files
-from .source import Limits, read_file_network
+from .source import Limits, collector_paused, read_file_network
 from .validate import InvalidNetwork, load_network
-
-
-@contextlib.contextmanager
-def collector_paused():
-    """Python's cycle collector off for one command: the pillar's YAML nodes, values and models are
-    millions of acyclic objects that every full collection would walk again (at 50,000 developers
-    more than half of `validate`'s time); the command ends soon after."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _known(args):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -98,9 +99,36 @@ def _files(config) -> dict:
     return {f.path: f.content for f in host_files(config)} if config else {}
 
 
+CONTEXT_LINES = 3     # difflib's default
+_HUNK = re.compile(r"^@@ -(\d+)(,\d+)? \+(\d+)(,\d+)? @@$")
+
+
+def _common_ends(a: list, b: list) -> tuple[int, int]:
+    """(lines equal at the start, lines equal at the end after those) of two lists."""
+    head = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        head += 1
+    tail, most = 0, min(len(a), len(b)) - head
+    while tail < most and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
+    return head, tail
+
+
 def unified(path, old, new) -> str:
-    return "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
-                                        f"a{path}", f"b{path}"))
+    """difflib's unified diff of two texts. Only the part between their common first and last
+    lines (less the context) is matched: a hub's file of 10,000 peers with one more costs what
+    its change costs, not a quadratic search; the hunk lines are numbered as in the whole texts."""
+    a, b = old.splitlines(True), new.splitlines(True)
+    head, tail = _common_ends(a, b)
+    skip, cut = max(0, head - CONTEXT_LINES), max(0, tail - CONTEXT_LINES)
+    lines = difflib.unified_diff(a[skip:len(a) - cut], b[skip:len(b) - cut], f"a{path}", f"b{path}",
+                                 n=CONTEXT_LINES)
+    if skip:
+        lines = (_HUNK.sub(lambda m: f"@@ -{int(m[1]) + skip}{m[2] or ''} +{int(m[3]) + skip}{m[4] or ''} @@",
+                           line.rstrip("\n")) + "\n" if line.startswith("@@ -") else line for line in lines)
+    return "".join(lines)
 
 
 def _allow_list(config) -> set:

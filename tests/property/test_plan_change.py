@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 
 from hypothesis import given
+from hypothesis import strategies as st
 
 from wgmesh_core.diff import plan_change, stand_in_keys
 from wgmesh_core.plan import host_config, managed_hosts, peer_psk
@@ -79,3 +80,49 @@ def test_the_clients_that_change_are_those_whose_imported_config_differs(pair):
     expected = [name for name in active_developers(new, TODAY)
                 if name not in before or _client_lines(old, name) != _client_lines(new, name)]
     assert plan_change(old, new, TODAY).clients_changed == expected
+
+
+def apply_unified(diff: str, old: str) -> str:
+    """``old`` with a unified diff applied, checking every hunk's line numbers and context."""
+    import re
+    lines, out, at = old.splitlines(True), [], 0
+    body = diff.splitlines(True)[2:]
+    for index, line in enumerate(body):
+        hunk = re.match(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@\n", line)
+        if hunk:
+            start, length = int(hunk[1]), int(hunk[2] if hunk[2] is not None else 1)
+            first = start - 1 if length else start
+            out += lines[at:first]
+            at = first
+            assert len(out) + 1 == int(hunk[3]) or int(hunk[4] or 1) == 0
+        elif line[0] in " -":
+            assert lines[at] == line[1:], (index, line)
+            at += 1
+            if line[0] == " ":
+                out.append(line[1:])
+        else:
+            out.append(line[1:])
+    return "".join(out + lines[at:])
+
+
+@given(st.lists(st.sampled_from(["a\n", "b\n", "c\n", "[Peer]\n"]), max_size=30),
+       st.lists(st.tuples(st.integers(0, 40), st.sampled_from(["", "a\n", "x\n", "[Peer]\n"])), max_size=4))
+def test_a_file_diff_turns_the_old_text_into_the_new(old_lines, edits):
+    """The diffs a reviewer reads (only the part between the texts' common first and last lines is
+    matched): applied to the old file they give the new one, line numbers included."""
+    import difflib
+    from hypothesis import note
+    from wgmesh_core.diff import unified
+    new_lines = list(old_lines)
+    for position, line in edits:
+        position = min(position, len(new_lines))
+        if line:
+            new_lines.insert(position, line)
+        elif new_lines[position:]:
+            del new_lines[position]
+    old, new = "".join(old_lines), "".join(new_lines)
+    diff = unified("/f", old, new)
+    note(diff)
+    assert apply_unified(diff, old) == new if diff else old == new
+    if old_lines[:1] != new_lines[:1] and old_lines[-1:] != new_lines[-1:]:   # nothing to leave out: difflib's diff
+        assert diff == "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), "a/f", "b/f"))
