@@ -110,16 +110,21 @@ def _relation_problems(spec: NetworkSpec, known_minions: Optional[set], today: d
     addresses = [("hub.address", spec.hub.address)]
     addresses += [(f"gateways.{gid}.address", gw.address) for gid, gw in spec.gateways.items()]
     addresses += [(f"developers.{name}.address", dev.address) for name, dev in spec.developers.items()]
+    # as integers: netaddr's comparisons and hashes cost more than the rest of the check
+    edges = {int(vpn.network): "network"}
+    if vpn.broadcast is not None:
+        edges.setdefault(int(vpn.broadcast), "broadcast")
     owner_of = {}
     for where, address in addresses:
-        if address not in vpn:
+        value = int(address)
+        if not vpn.first <= value <= vpn.last:
             add(where, f"{address} is outside the VPN network {vpn}")
-        elif address in (vpn.network, vpn.broadcast):
-            add(where, f"{address} is the {'network' if address == vpn.network else 'broadcast'} address of {vpn}")
-        if address in owner_of:
-            add(where, f"{address} is already taken by {owner_of[address]}")
+        elif value in edges:
+            add(where, f"{address} is the {edges[value]} address of {vpn}")
+        if value in owner_of:
+            add(where, f"{address} is already taken by {owner_of[value]}")
         else:
-            owner_of[address] = where.rsplit(".", 1)[0]
+            owner_of[value] = where.rsplit(".", 1)[0]
 
     # LANs: private, disjoint from each other, the VPN and the hub endpoint; gateway LAN address inside its LAN.
     hub_address = endpoint_address(spec.hub.endpoint) if endpoint_problem(spec.hub.endpoint) is None else None
