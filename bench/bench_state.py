@@ -61,10 +61,17 @@ def variants(pillar: dict, developers: int) -> tuple[dict, dict]:
     return added, revoked
 
 
+# Runs a command with its stdout to a file; prints its wall, user and system seconds (its
+# processes and theirs).
+TIMED = ("import resource, subprocess, sys, time; start = time.perf_counter(); "
+         "code = subprocess.call(sys.argv[2:], stdout=open(sys.argv[1], 'w')); "
+         "usage = resource.getrusage(resource.RUSAGE_CHILDREN); "
+         "print(time.perf_counter() - start, usage.ru_utime, usage.ru_stime); sys.exit(code)")
+
+
 def timed(host: LocalHost, out: Path) -> str:
-    """A shell step printing the nanoseconds one state run takes; its JSON goes to ``out``."""
-    return (f"start=$(date +%s%N); {host.salt_call('state.apply wgmesh')} > {out}; rc=$?; "
-            f"echo $(( $(date +%s%N) - start )); exit $rc")
+    """A shell step timing one state run; its JSON goes to ``out``."""
+    return f"{sys.executable} -c \"{TIMED}\" {out} {host.salt_call('state.apply wgmesh')}"
 
 
 def run_size(tmp: Path, developers: int) -> dict:
@@ -86,7 +93,8 @@ def run_size(tmp: Path, developers: int) -> dict:
                        f"cp {host.dir / 'added.sls'} {net_sls}", timed(host, results[2]),
                        f"cp {host.dir / 'revoked.sls'} {net_sls}", timed(host, results[3]),
                        "wg show wg0 peers | wc -l", extra_path=f"{FAKES}:")
-        seconds = [int(out[i]) / 1e9 for i in (1, 2, 4, 6)]
+        times = [[float(x) for x in out[i].split()[-3:]] for i in (1, 2, 4, 6)]
+        seconds = [(wall, user + system) for wall, user, system in times]
         for step, result in zip(STEPS, results):
             failed = {k: r["comment"] for k, r in state_results(result.read_text()).items() if r["result"] is not True}
             assert not failed, (step, failed)
@@ -103,11 +111,11 @@ def main():
     parser.add_argument("--sizes", default="1000,10000")
     args = parser.parse_args()
     require_root_netns()
-    print(f"{'developers':>10}  " + "  ".join(f"{step:>11}" for step in STEPS) + "   (s, one run each)")
+    print(f"{'developers':>10}  " + "  ".join(f"{step:>15}" for step in STEPS) + "   (wall s (CPU s), one run each)")
     with tempfile.TemporaryDirectory(prefix="wgmesh-bench-state-") as tmp:
         for size in (int(s) for s in args.sizes.split(",")):
             row = run_size(Path(tmp), size)
-            print(f"{size:>10}  " + "  ".join(f"{row[step]:>11.2f}" for step in STEPS), flush=True)
+            print(f"{size:>10}  " + "  ".join(f"{row[step][0]:>7.2f} ({row[step][1]:>5.2f})" for step in STEPS), flush=True)
             print(json.dumps({"developers": size, **row}), file=sys.stderr)
 
 
