@@ -449,6 +449,7 @@ def _previous_spec(repo, previous, gitops):
 def _gate_and_converge(repo, gitops, allow_rewind):
     from wgmesh_core.diff import plan_change
     from wgmesh_core.intent import verdict
+    from wgmesh_core.source import collector_paused
     try:
         repo.git.fetch(gitops["upstream"], f"+refs/heads/{gitops['branch']}:refs/heads/incoming")
     except Exception as error:  # GitCommandError, or an unreadable path
@@ -466,17 +467,18 @@ def _gate_and_converge(repo, gitops, allow_rewind):
             f"{revision[:12]} does not descend from the deployed {previous[:12]} (force-push or "
             "rollback?): revert with a new commit, or run salt-run wgmesh.on_push allow_rewind=True"])
     try:
-        document = _candidate(repo, revision, gitops)
-        new_spec = wgmesh_core.load_network(document.network, known_minions=_accepted_minions())
+        with collector_paused():
+            document = _candidate(repo, revision, gitops)
+            new_spec = wgmesh_core.load_network(document.network, known_minions=_accepted_minions())
+            broken = verdict(document.tree.tests, new_spec, datetime.date.today())[1]   # tests.yaml
+            plan = None if broken else plan_change(_previous_spec(repo, previous, gitops) if previous else None,
+                                                   new_spec)
     except wgmesh_core.InvalidNetwork as error:
         return _refuse(revision, previous, [str(p) for p in error.problems])
     except FileNotFoundError as error:
         return _refuse(revision, previous, [f"no pillar at {revision[:12]}: {error}"])
-    broken = verdict(document.tree.tests, new_spec, datetime.date.today())[1]   # the intent tests (tests.yaml)
     if broken:
         return _refuse(revision, previous, [str(p) for p in broken])
-    old_spec = _previous_spec(repo, previous, gitops) if previous else None
-    plan = plan_change(old_spec, new_spec)
     repo.git.update_ref("refs/heads/deployed", revision)
     failure = _git_pillar_deploy_failure(revision)
     if failure:

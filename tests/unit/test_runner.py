@@ -139,3 +139,33 @@ def test_converge_applies_the_hub_first_and_retries_hosts_waiting_for_keys(monke
     monkeypatch.setattr(salt.client, "get_local_client", lambda conf_file: client)
     assert runner.converge(["a", "z", "c"], hub="z") == {"z": True, "a": True, "c": False}
     assert client.jobs == [["z"], ["a", "c"], ["a"]]
+
+
+def test_the_gate_reads_and_plans_a_revision_without_the_cycle_collector(monkeypatch):
+    """The pillar of a pushed revision is millions of acyclic objects: the gate pauses Python's
+    cycle collector while it reads and plans it, and gives it back, refused or not. The git
+    repository is a MOCK (an object answering fetch and commit)."""
+    import gc
+    import wgmesh_core
+
+    class Repo:
+        class git:
+            @staticmethod
+            def fetch(*args):
+                pass
+
+        @staticmethod
+        def commit(ref):
+            return type("Commit", (), {"hexsha": "1" * 40})
+
+    seen = []
+
+    def candidate(repo, revision, gitops):
+        seen.append(gc.isenabled())
+        raise wgmesh_core.InvalidNetwork([wgmesh_core.Problem("wgmesh", "refused here")])
+    monkeypatch.setattr(runner, "deployed_revision", lambda: None)
+    monkeypatch.setattr(runner, "_candidate", candidate)
+    monkeypatch.setattr(runner, "_fire", lambda tag, data: seen.append(tag))
+    result = runner._gate_and_converge(Repo, {"upstream": "u", "branch": "main"}, False)
+    assert result["result"] == "refused" and result["problems"] == ["wgmesh: refused here"]
+    assert seen == [False, "wgmesh/gate/refused"] and gc.isenabled()
