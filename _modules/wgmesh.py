@@ -351,7 +351,8 @@ def _bring_up(cfg):
 
 
 def _ensure_addressing(cfg, test):
-    """Address, MTU, state and tunnel routes of an existing interface; returns what changed."""
+    """Address, MTU, state, reverse-path filter and tunnel routes of an existing interface;
+    returns what changed."""
     changes = []
     link = _run(["ip", "-o", "link", "show", "dev", cfg.interface])["stdout"]
     if f"mtu {cfg.mtu} " not in link:
@@ -376,6 +377,13 @@ def _ensure_addressing(cfg, test):
             changes.append(f"removed address {old}")
             if not test:
                 _run(["ip", "addr", "del", old, "dev", cfg.interface])
+    if cfg.strict_rp_filter:
+        # /proc rather than sysctl: an interface name may hold a dot
+        rp_filter = pathlib.Path(f"/proc/sys/net/ipv4/conf/{cfg.interface}/rp_filter")
+        if rp_filter.read_text().strip() != "1":
+            changes.append(f"rp_filter 1 (strict) on {cfg.interface}")
+            if not test:
+                rp_filter.write_text("1\n")
     routes = _run(["ip", "-4", "route", "show", "dev", cfg.interface])["stdout"].splitlines()
     present = {line.split()[0] for line in routes if line}
     for route in cfg.interface_routes:
@@ -543,12 +551,14 @@ def _syncconf(cfg, private_key):
 
 def firewall(test=False):
     """
-    Apply the gateway's LAN hardening and MASQUERADE. iptables backend: rules live in the
-    WGMESH-FORWARD and WGMESH-POSTROUTING chains, replaced atomically with
-    ``iptables-restore --noflush``, jumped to FIRST from FORWARD (so no rule added above it
-    can bypass the allow-list) and from POSTROUTING. firewalld backend: the state tree writes
-    direct.xml; this checks that firewalld runs (else the rules would only be a file) and
-    that its live direct rules are wgmesh's.
+    Make this hub's or gateway's firewall match the plan, both ways: rules missing are added,
+    rules nobody planned (added by hand, or left from a revoked peer) are removed, and the
+    connections that removed rules had admitted are cut (conntrack). iptables backend: chains
+    WGMESH-* replaced with ``iptables-restore --noflush`` and jumped to first. firewalld backend:
+    the state tree writes its permanent configuration (direct.xml, zone wgmesh, the hub's port
+    policy); this applies the differences to the running firewalld one rule at a time, and
+    reloads it only when it lacks the zone or policy or the kernel lost its rules. Fails when
+    the backend cannot hold the rules (firewalld not running; firewalld running under iptables).
 
     CLI Example:
 
@@ -556,56 +566,62 @@ def firewall(test=False):
 
         salt a wgmesh.firewall test=True
     """
-    cfg = _host_config()
-    if cfg.role != "gateway":
+    fw = _host_config().firewall
+    if fw is None:
         return {}
-    if cfg.firewall.backend == "firewalld":
-        return _firewalld_check(cfg, test)
-    chains = wgmesh_core.render.IPTABLES_CHAINS
-    wanted = _rendered(wgmesh_core.iptables_restore, cfg)
-    changes = []
-    for table, chain in (("filter", chains["forward"]), ("nat", chains["nat"])):
-        listed = _run(["iptables", "-w", "-t", table, "-S", chain], check=False)
-        if listed["retcode"] != 0 or wgmesh_core.live.rules_drift(wanted, table, chain, listed["stdout"]):
-            changes.append(f"{table}/{chain} rules")
-            changes += [f"{table}/{chain}: {rule}" for rule in
-                        wgmesh_core.live.rules_difference(wanted, table, chain, listed["stdout"] if not listed["retcode"] else "")]
-    if changes and not test:
-        _run(["iptables-restore", "-w", "--noflush"], stdin=wanted)
-    forward = [line for line in _run(["iptables", "-w", "-S", "FORWARD"])["stdout"].splitlines()
-               if line.startswith("-A ")]
-    if forward[:1] != [f"-A FORWARD -j {chains['forward']}"]:
-        changes.append(f"filter/FORWARD jump to {chains['forward']} first")
-        if not test:
-            while _run(["iptables", "-w", "-D", "FORWARD", "-j", chains["forward"]], check=False)["retcode"] == 0:
-                pass
-            _run(["iptables", "-w", "-I", "FORWARD", "1", "-j", chains["forward"]])
-    if _run(["iptables", "-w", "-t", "nat", "-C", "POSTROUTING", "-j", chains["nat"]], check=False)["retcode"]:
-        changes.append(f"nat/POSTROUTING jump to {chains['nat']}")
-        if not test:
-            _run(["iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-j", chains["nat"]])
-    return {"iptables": changes} if changes else {}
-
-
-def _firewalld_check(cfg, test):
-    """firewalld must run and hold wgmesh's direct rules (direct.xml is written by the state tree)."""
-    if _run(["firewall-cmd", "--state"], check=False)["retcode"] != 0:
+    try:
+        wgmesh_core.firewall.rules(fw)
+    except ValueError as error:
+        raise CommandExecutionError(str(error)) from None
+    if fw.backend == "firewalld":
+        return _firewalld(fw, test)
+    if _firewalld_running():
         raise CommandExecutionError(
-            "wgmesh: firewall backend is firewalld but firewalld is not running: the LAN hardening "
-            "would only be a file. Start firewalld, or set firewall: iptables for this gateway.")
+            "wgmesh: firewall backend is iptables but firewalld is running: its own filtering would "
+            "reject what the allow-list admits, and its reloads drop wgmesh's chains. Stop firewalld, or "
+            "set firewall: firewalld.")
+    listing = [_run(["iptables", "-w", *table, "-S"])["stdout"] for table in ([], ["-t", "nat"])]
+    change = wgmesh_core.firewall.iptables_change(fw, *listing)
+    if change and not test:
+        _run_commands(change.commands + change.cuts)
+    return {"iptables": change.as_dict()} if change else {}
 
-    def missing():
-        live = _run(["firewall-cmd", "--direct", "--get-all-rules"])["stdout"]
-        wanted = [f"-s {source} " for source in cfg.firewall.allow_sources] + ["-j DROP"]
-        return [rule.strip() for rule in wanted if rule not in live]
-    absent = missing()
-    if not absent:
-        return {}
-    if not test:
-        _run(["firewall-cmd", "--reload"])
-        if missing():
-            raise CommandExecutionError(f"wgmesh: firewalld did not load direct.xml ({', '.join(missing())})")
-    return {"firewalld": f"reloaded direct.xml (live rules lacked {', '.join(absent)})"}
+
+def _firewalld_running():
+    import salt.utils.path
+    return bool(salt.utils.path.which("firewall-cmd")) and _run(["firewall-cmd", "--state"], check=False)["retcode"] == 0
+
+
+def _firewalld_live():
+    listings = {}
+    for name, argv in wgmesh_core.firewall.FIREWALLD_LISTINGS.items():
+        result = _run(list(argv), check=name not in ("zone", "policy"))   # those two may not exist yet
+        listings[name] = result["stdout"] if result["retcode"] == 0 else None
+    return wgmesh_core.firewall.FirewalldLive(**listings)
+
+
+def _firewalld(fw, test):
+    if not _firewalld_running():
+        raise CommandExecutionError(
+            "wgmesh: firewall backend is firewalld but firewalld is not running: the hardening "
+            "would only be a file. Start firewalld, or set firewall: iptables for this host.")
+    change = wgmesh_core.firewall.firewalld_change(fw, _firewalld_live())
+    if not change or test:
+        return {"firewalld": change.as_dict()} if change else {}
+    _run_commands(change.commands)
+    if change.reload:
+        after = wgmesh_core.firewall.firewalld_change(fw, _firewalld_live())
+        if after.reload:
+            raise CommandExecutionError("wgmesh: firewalld did not load wgmesh's configuration ("
+                                        + "; ".join(after.other) + "): see firewalld's log")
+        _run_commands(after.commands)
+    _run_commands(change.cuts)
+    return {"firewalld": change.as_dict()}
+
+
+def _run_commands(commands):
+    for command in commands:
+        _run(list(command.argv), check=command.check, stdin=command.stdin)
 
 
 def routes(test=False):

@@ -67,8 +67,9 @@ def tunnel(name):
 
 def firewall(name):
     """
-    Ensure a gateway's LAN hardening and MASQUERADE rules are live: iptables chains, or (firewalld
-    backend) that firewalld runs with wgmesh's direct rules; fails when they cannot be live.
+    Ensure a hub's or gateway's firewall matches the plan both ways (missing rules added, extra
+    ones removed and their connections cut): iptables chains, or firewalld's zone and direct
+    rules applied at runtime; fails when they cannot be live.
     """
     return _converge(name, "firewall", "firewall")
 

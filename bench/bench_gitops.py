@@ -66,8 +66,8 @@ class Watch(threading.Thread):
 
 
 def watched(lab, seconds, change):
-    """Run ``change()`` while f->d and a->c are pinged; returns (change's result, pings lost)."""
-    watchers = [Watch(lab, "f", D, seconds), Watch(lab, "a", VPN["c"], seconds)]
+    """Run ``change()`` while f->d and c->a are pinged; returns (change's result, pings lost)."""
+    watchers = [Watch(lab, "f", D, seconds), Watch(lab, "c", VPN["a"], seconds)]
     time.sleep(0.5)
     result = change()
     for watcher in watchers:
@@ -132,7 +132,7 @@ def main():
                     values.append(value)
                 print(f"run {run + 1} {label:<32} hub ready {ready:5.2f} s, first ping {first_ping:5.2f} s, "
                       f"pings lost: add {lost_add}, revoke {lost_revoke}", flush=True)
-        print(f"\nmedian of {args.runs} runs; pings lost: f->d and a->c every 20 ms, 10 s windows")
+        print(f"\nmedian of {args.runs} runs; pings lost: f->d and c->a every 20 ms, 10 s windows")
         print(f"{'method':<32} {'hub ready':>10} {'first ping':>11} {'lost (add)':>11} {'lost (revoke)':>14}")
         for label, (ready, first_ping, lost_add, lost_revoke) in rows.items():
             print(f"{label:<32} {statistics.median(ready):>8.2f} s {statistics.median(first_ping):>9.2f} s "

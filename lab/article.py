@@ -53,10 +53,12 @@ D, B = "192.168.200.244", "192.168.201.10"
 #: (source, destination, expected): the article's paths, and what the hardening forbids.
 EXPECTED_MATRIX = [
     ("e", D, True), ("e", B, True), ("f", D, True), ("f", B, True),
-    ("e", VPN["f"], True), ("f", VPN["e"], True),
-    ("e", VPN["z"], True), ("z", VPN["a"], True), ("z", VPN["c"], True),
-    ("a", VPN["c"], True), ("c", VPN["a"], True),
-    ("z", D, False), ("z", B, False),           # the hub may not open connections into a LAN
+    ("e", VPN["f"], True), ("f", VPN["e"], True),      # developer <-> developer through the hub
+    ("e", VPN["z"], True), ("a", VPN["z"], True), ("c", VPN["z"], True),
+    ("c", VPN["a"], True),                              # c may reach LAN1, and so a itself
+    ("z", D, False), ("z", B, False),           # the hub may not open connections into a LAN,
+    ("z", VPN["a"], False), ("z", VPN["c"], False),     # nor to a gateway itself,
+    ("a", VPN["c"], False),                             # nor a gateway not allowed into LAN2
 ]
 
 

@@ -26,7 +26,7 @@ class HostChange:
     peers_added: list = field(default_factory=list)
     peers_removed: list = field(default_factory=list)
     peers_changed: list = field(default_factory=list)
-    allow_added: list = field(default_factory=list)     # gateway allow-list (VPN sources)
+    allow_added: list = field(default_factory=list)     # allow-list (gateway: VPN sources; hub: source -> destination)
     allow_removed: list = field(default_factory=list)
     routes_added: list = field(default_factory=list)
     routes_removed: list = field(default_factory=list)
@@ -132,7 +132,7 @@ def unified(path, old, new) -> str:
 
 
 def _allow_list(config) -> set:
-    return set(config.firewall.allow_sources) if config and config.firewall else set()
+    return set(config.firewall.allow_list()) if config and config.firewall else set()
 
 
 def _routes(config) -> set:

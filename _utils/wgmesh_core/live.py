@@ -1,8 +1,8 @@
 """Comparing a host's live state with its desired state (pure functions on command output).
 
-The Salt adapters run `wg show <if> dump`, `iptables -S <chain>`, read
-/proc/sys; these functions say what differs, so the same logic serves the
-live sync, `test=True` and the drift reports.
+The Salt adapters run `wg show <if> dump`; these functions say what differs, so the
+same logic serves the live sync, `test=True` and the drift reports (the firewall's
+comparison is in ``firewall``).
 """
 from __future__ import annotations
 
@@ -122,31 +122,6 @@ def peer_diff(config: HostConfig, live: LiveInterface, private_key_public: Optio
     diff.removed = [key for key in live.peers if key not in desired and key not in held
                     and not (config.waiting_for_key and key not in known)]
     return diff
-
-
-def _chain_rules(expected_restore: str, table: str, chain: str, listed: str) -> tuple[list, list]:
-    expected, in_table = [], False
-    for line in expected_restore.splitlines():
-        if line.startswith("*"):
-            in_table = line[1:] == table
-        elif in_table and line.startswith(f"-A {chain} "):
-            expected.append(line)
-    return expected, [line for line in listed.splitlines() if line.startswith(f"-A {chain} ")]
-
-
-def rules_drift(expected_restore: str, table: str, chain: str, listed: str) -> bool:
-    """Whether `iptables -t <table> -S <chain>` output differs from the chain's rules in ``expected_restore``."""
-    expected, current = _chain_rules(expected_restore, table, chain, listed)
-    return current != expected
-
-
-def rules_difference(expected_restore: str, table: str, chain: str, listed: str) -> list[str]:
-    """The drifted rules themselves, for the drift report: ``missing <rule>``, ``unexpected <rule>``,
-    or ``reordered`` when the same rules are in another order."""
-    expected, current = _chain_rules(expected_restore, table, chain, listed)
-    found = [f"missing {rule}" for rule in expected if rule not in current]
-    found += [f"unexpected {rule}" for rule in current if rule not in expected]
-    return found or (["reordered"] if current != expected else [])
 
 
 def wg_set_args(config: HostConfig, diff: PeerDiff, psk_file) -> list[str]:

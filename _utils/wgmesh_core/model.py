@@ -67,6 +67,7 @@ class Hub(_Entry):
     # host[:port] the gateways and developers dial; the port defaults to listen_port.
     endpoint: str
     backend: Optional[Literal["networkd", "wgquick"]] = None
+    firewall: Optional[Literal["firewalld", "iptables"]] = None
 
 
 class Gateway(_Entry):
@@ -112,6 +113,11 @@ class NetworkSpec(_Entry):
     keepalive: int = Field(15, ge=0, le=65535)
     backend: Literal["networkd", "wgquick"] = "networkd"
     firewall: Literal["firewalld", "iptables"] = "firewalld"
+    # Who may open connections to a gateway itself (its VPN and LAN addresses) through the
+    # tunnel: the peers allowed into its LAN, every VPN peer, or nobody (replies only).
+    gateway_access: Literal["lan_access", "vpn", "none"] = "lan_access"
+    # The hub forwards between developers (the article's e <-> f); false: only into the LANs.
+    developer_to_developer: bool = True
     preshared_keys: bool = True
     # Bump to rotate every preshared key (they are derived on the master, see keys.derive_psk).
     preshared_key_epoch: int = Field(0, ge=0)

@@ -30,10 +30,34 @@ class Peer:
 
 
 @dataclass(frozen=True)
+class Access:
+    """New connections from ``source`` (a VPN /32; None: any) to ``destination`` may pass."""
+    source: Optional[str]
+    destination: str          # a LAN, or a gateway's VPN /32
+
+
+@dataclass(frozen=True)
 class Firewall:
-    backend: str                      # "firewalld" | "iptables"
-    allow_sources: tuple[str, ...]    # VPN /32s allowed to open connections into the LAN
+    """What a hub's or gateway's firewall lets through the tunnel (rules: ``firewall.rules``)."""
+    backend: str                          # "firewalld" | "iptables"
+    interface: str                        # the tunnel
+    out_interface: str                    # where allowed traffic leaves: the LAN interface, or the tunnel (hub)
+    forward: tuple[Access, ...] = ()      # forwarded NEW connections allowed in; the rest is dropped
+    local: Optional[tuple[str, ...]] = None   # sources that may reach this host through the tunnel (None: any)
+    developers: tuple[str, ...] = ()      # hub: developer /32s that may reach each other
     masquerade: Optional[tuple[str, str, str]] = None   # (source, destination, out interface)
+    listen_port: Optional[int] = None     # hub: the WireGuard port firewalld must let in
+
+    @property
+    def allow_sources(self) -> tuple[str, ...]:
+        """The sources allowed into a gateway's LAN, in order."""
+        return tuple(dict.fromkeys(a.source for a in self.forward))
+
+    def allow_list(self) -> list[str]:
+        """The allow-list as a reviewer reads it: a gateway's sources, the hub's source -> destination."""
+        if self.out_interface != self.interface:
+            return list(self.allow_sources)
+        return [f"{a.source or 'any'} -> {a.destination}" for a in self.forward]
 
 
 @dataclass
@@ -53,6 +77,7 @@ class HostConfig:
     pending: list[str] = field(default_factory=list)   # peers left out until their keys are known
     pending_keys: list[str] = field(default_factory=list)  # known keys of pending peers (their PSK is missing)
     left_out: dict = field(default_factory=dict)       # peer -> why it is left out (a misbehaving key)
+    strict_rp_filter: bool = False     # reverse-path filtering on the tunnel (hub: a peer cannot spoof a source)
 
     @property
     def waiting_for_key(self) -> bool:
@@ -92,7 +117,7 @@ def hub_config(spec: NetworkSpec, today: datetime.date, public_keys: dict, psks:
     config = HostConfig(
         host=spec.hub.minion, role="hub", interface=spec.interface,
         backend=spec.hub.backend or spec.backend, address=_vpn_address(spec, spec.hub.address),
-        listen_port=spec.listen_port, mtu=spec.mtu, forwarding=True)
+        listen_port=spec.listen_port, mtu=spec.mtu, forwarding=True, strict_rp_filter=True)
     host_of_key = {key: host for host, key in public_keys.items() if host == spec.hub.minion or host in spec.gateways}
     for gid, gw in active_gateways(spec).items():
         # The LAN stays routed into the tunnel even while the gateway's peer is pending.
@@ -113,7 +138,28 @@ def hub_config(spec: NetworkSpec, today: datetime.date, public_keys: dict, psks:
         config.peers.append(Peer(name, "developer", dev.public_key, (f"{dev.address}/32",),
                                  keepalive=spec.keepalive, preshared_key=psks.get(name)))
     config.interface_routes.sort(key=lambda n: netaddr.IPNetwork(n))
+    config.firewall = hub_firewall(spec, today)
     return config
+
+
+def hub_firewall(spec: NetworkSpec, today: datetime.date) -> Firewall:
+    """The hub forwards only what the gateways would admit (and developer <-> developer, when on)."""
+    forward = []
+    for gid, gw in active_gateways(spec).items():
+        sources = allowed_sources(spec, gid, today)
+        forward += [Access(source, str(gw.lan)) for source in sources]
+        local = gateway_access_sources(spec, sources)
+        forward += [Access(source, f"{gw.address}/32") for source in ([None] if local is None else local)]
+    developers = [f"{dev.address}/32" for dev in active_developers(spec, today).values()]
+    return Firewall(backend=spec.hub.firewall or spec.firewall, interface=spec.interface,
+                    out_interface=spec.interface, forward=tuple(forward),
+                    developers=tuple(sorted(developers, key=netaddr.IPNetwork)) if spec.developer_to_developer else (),
+                    listen_port=spec.listen_port)
+
+
+def gateway_access_sources(spec: NetworkSpec, lan_sources: list[str]) -> Optional[list[str]]:
+    """Who may reach a gateway itself through the tunnel (None: any VPN peer)."""
+    return {"lan_access": list(lan_sources), "vpn": None, "none": []}[spec.gateway_access]
 
 
 def gateway_config(spec: NetworkSpec, gid: str, today: datetime.date, public_keys: dict, psks: dict,
@@ -130,9 +176,12 @@ def gateway_config(spec: NetworkSpec, gid: str, today: datetime.date, public_key
         config.peers.append(Peer(spec.hub.minion, "hub", hub_key, (str(spec.network),),
                                  endpoint=endpoint_with_port(spec), keepalive=spec.keepalive,
                                  preshared_key=psks.get(gid)))
+    sources = allowed_sources(spec, gid, today)
+    local = gateway_access_sources(spec, sources)
     config.firewall = Firewall(
-        backend=gw.firewall or spec.firewall,
-        allow_sources=tuple(allowed_sources(spec, gid, today)),
+        backend=gw.firewall or spec.firewall, interface=spec.interface, out_interface=gw.lan_interface,
+        forward=tuple(Access(source, str(gw.lan)) for source in sources),
+        local=None if local is None else tuple(local),
         masquerade=(str(spec.network), str(gw.lan), gw.lan_interface) if gw.lan_mode == "masquerade" else None)
     return config
 

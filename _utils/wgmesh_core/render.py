@@ -9,7 +9,7 @@ import jinja2
 import jinja2.ext
 from jinja2.lexer import Token
 
-from . import templates
+from . import firewall, templates
 from .keys import shown
 from .model import NetworkSpec
 from .plan import HostConfig, client_routes, endpoint_with_port
@@ -56,9 +56,8 @@ _ENV = jinja2.Environment(loader=jinja2.DictLoader(SOURCES), extensions=[SingleL
                           undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
 _ENV.filters["single_line"] = single_line
 
-IPTABLES_CHAINS = {"forward": "WGMESH-FORWARD", "nat": "WGMESH-POSTROUTING"}
 SYSCTL_FILE = "/etc/sysctl.d/10-ip-forward.conf"
-DIRECT_XML_FILE = "/etc/firewalld/direct.xml"
+RP_FILTER_FILE = "/etc/sysctl.d/10-wgmesh-rp-filter.conf"
 NETWORKD_DIR = "/etc/systemd/network"
 WG_QUICK_DIR = "/etc/wireguard"
 
@@ -100,13 +99,23 @@ def tunnel_files(config: HostConfig) -> list[FileSpec]:
 
 
 def firewall_files(config: HostConfig) -> list[FileSpec]:
-    if config.firewall is None or config.firewall.backend != "firewalld":
+    """firewalld's permanent configuration (read when it starts or reloads): direct rules, the
+    tunnel's zone, and on the hub the policy opening its WireGuard port."""
+    fw = config.firewall
+    if fw is None or fw.backend != "firewalld":
         return []
-    return [FileSpec(DIRECT_XML_FILE, render("direct_xml", fw=config.firewall))]
+    files = [FileSpec(firewall.DIRECT_FILE, render("direct_xml", chains=firewall.CHAINS, rules=firewall.rules(fw))),
+             FileSpec(firewall.ZONE_FILE, render("firewalld_zone", fw=fw, zone=firewall.ZONE))]
+    if fw.listen_port is not None:
+        files.append(FileSpec(firewall.POLICY_FILE, render("firewalld_policy", fw=fw, policy=firewall.POLICY)))
+    return files
 
 
 def sysctl_files(config: HostConfig) -> list[FileSpec]:
-    return [FileSpec(SYSCTL_FILE, render("sysctl"))] if config.forwarding else []
+    files = [FileSpec(SYSCTL_FILE, render("sysctl"))] if config.forwarding else []
+    if config.strict_rp_filter:
+        files.append(FileSpec(RP_FILTER_FILE, render("sysctl_rp_filter", interface=config.interface)))
+    return files
 
 
 def host_files(config: HostConfig) -> list[FileSpec]:
@@ -125,7 +134,7 @@ def wg_setconf(config: HostConfig, private_key: str) -> str:
 
 
 def iptables_restore(config: HostConfig) -> str:
-    return render("iptables", fw=config.firewall, chains=IPTABLES_CHAINS)
+    return firewall.iptables_restore(config.firewall)
 
 
 def client_config(spec: NetworkSpec, name: str, hub_public_key: Optional[str] = None,

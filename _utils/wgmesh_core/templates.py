@@ -72,30 +72,44 @@ SYSCTL = """\
 net.ipv4.ip_forward = 1
 """
 
-DIRECT_XML = """\
-<?xml version="1.0" encoding="utf-8"?>
-<direct>
-  <rule ipv="ipv4" table="filter" chain="FORWARD" priority="1">-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT</rule>
-{% for source in fw.allow_sources %}  <rule ipv="ipv4" table="filter" chain="FORWARD" priority="2">-s {{ source }} -m conntrack --ctstate NEW -j ACCEPT</rule>
-{% endfor %}  <rule ipv="ipv4" table="filter" chain="FORWARD" priority="10">-j DROP</rule>
-{% if fw.masquerade %}  <rule ipv="ipv4" table="nat" chain="POSTROUTING" priority="0">-s {{ fw.masquerade[0] }} -d {{ fw.masquerade[1] }} -o {{ fw.masquerade[2] }} -j MASQUERADE</rule>
-{% endif %}</direct>
+SYSCTL_RP_FILTER = """\
+# Managed by wgmesh (Salt): strict reverse-path filtering on the tunnel (the kernel applies
+# the larger of this and net.ipv4.conf.all.rp_filter).
+net.ipv4.conf.{{ interface }}.rp_filter = 1
 """
 
-# iptables-restore --noflush input: declaring the chains flushes and refills
-# them in one transaction; rules are written as `iptables -S` prints them so
-# drift is a plain comparison.
-IPTABLES = """\
-*filter
-:{{ chains.forward }} - [0:0]
--A {{ chains.forward }} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
-{% for source in fw.allow_sources %}-A {{ chains.forward }} -s {{ source }} -m conntrack --ctstate NEW -j ACCEPT
-{% endfor %}-A {{ chains.forward }} -j DROP
-COMMIT
-*nat
-:{{ chains.nat }} - [0:0]
-{% if fw.masquerade %}-A {{ chains.nat }} -s {{ fw.masquerade[0] }} -d {{ fw.masquerade[1] }} -o {{ fw.masquerade[2] }} -j MASQUERADE
-{% endif %}COMMIT
+# firewalld's permanent direct rules: wgmesh's chains and the rules of firewall.rules(), by priority.
+DIRECT_XML = """\
+<?xml version="1.0" encoding="utf-8"?>
+<!-- Managed by wgmesh (Salt): local edits are reverted. -->
+<direct>
+{% for table, chain in chains %}  <chain ipv="ipv4" table="{{ table }}" chain="{{ chain }}"/>
+{% endfor %}{% for r in rules %}  <rule ipv="ipv4" table="{{ r.table }}" chain="{{ r.chain }}" priority="{{ r.priority }}">{{ r.args }}</rule>
+{% endfor %}</direct>
+"""
+
+# The tunnel's zone: firewalld accepts its traffic and wgmesh's direct rules decide.
+FIREWALLD_ZONE = """\
+<?xml version="1.0" encoding="utf-8"?>
+<!-- Managed by wgmesh (Salt): local edits are reverted. -->
+<zone target="ACCEPT">
+  <short>{{ zone }}</short>
+  <description>The WireGuard tunnel of wgmesh. firewalld lets its traffic through; wgmesh's direct rules admit only replies and the allow-list, and drop the rest.</description>
+  <interface name="{{ fw.interface }}"/>
+</zone>
+"""
+
+# The hub's WireGuard port, open whatever zone its public interface is in.
+FIREWALLD_POLICY = """\
+<?xml version="1.0" encoding="utf-8"?>
+<!-- Managed by wgmesh (Salt): local edits are reverted. -->
+<policy target="CONTINUE" priority="-100">
+  <short>{{ policy }}</short>
+  <description>Gateways and developers reach the hub's WireGuard port.</description>
+  <ingress-zone name="ANY"/>
+  <egress-zone name="HOST"/>
+  <port port="{{ fw.listen_port }}" protocol="udp"/>
+</policy>
 """
 
 CLIENT = """\

@@ -53,8 +53,6 @@ wgmesh-tunnel:
       - file: wgmesh-file-{{ file.path }}
 {%- endfor %}
 
-{%- if role == 'gateway' %}
-
 {#- The hardening goes live before forwarding and the tunnel: if it cannot, neither starts. #}
 wgmesh-firewall:
   wgmesh.firewall:
@@ -66,7 +64,6 @@ wgmesh-firewall:
     - require_in:
       - sysctl: wgmesh-ip-forward
       - wgmesh: wgmesh-tunnel
-{%- endif %}
 {%- elif role == 'lan_router' %}
 
 wgmesh-lan-routes:

@@ -3,9 +3,14 @@
 Deliberate, documented differences only:
 - servers: ``PrivateKey=<inline>`` becomes ``PrivateKeyFile=/etc/systemd/network/wg0.key``;
 - clients: no PrivateKey line (the developer adds it), and AllowedIPs
-  10.70.0.0/16 + 192.168.0.0/16 instead of the two /24s (route-conflict fix).
+  10.70.0.0/16 + 192.168.0.0/16 instead of the two /24s (route-conflict fix);
+- the hardening: the article's rules, each allow scoped to the tunnel and the LAN
+  (``-d LAN -i wg0 -o <lan interface>``), in a chain wgmesh owns.
 """
 from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ElementTree
 
 import pytest
 
@@ -119,10 +124,13 @@ def test_sysctl_file(spec):
 
 def test_file_set_and_modes(spec):
     hub = files_of(spec, "z")
+    firewalld = {"/etc/firewalld/direct.xml", "/etc/firewalld/zones/wgmesh.xml"}
     assert set(hub) == {"/etc/systemd/network/wg0.netdev", "/etc/systemd/network/wg0.network",
-                        "/etc/sysctl.d/10-ip-forward.conf"}
+                        "/etc/sysctl.d/10-ip-forward.conf", "/etc/sysctl.d/10-wgmesh-rp-filter.conf",
+                        "/etc/firewalld/policies/wgmesh-wireguard.xml"} | firewalld
     gateway = files_of(spec, "a")
-    assert set(gateway) == set(hub) | {"/etc/firewalld/direct.xml"}
+    assert set(gateway) == {"/etc/systemd/network/wg0.netdev", "/etc/systemd/network/wg0.network",
+                            "/etc/sysctl.d/10-ip-forward.conf"} | firewalld
     for files in (hub, gateway):
         netdev = files["/etc/systemd/network/wg0.netdev"]
         assert (netdev.mode, netdev.group, netdev.secret) == ("0640", "systemd-network", True)
@@ -137,11 +145,22 @@ def article_allow_list_spec(data):
     return load_network(data)
 
 
-def test_direct_xml_equals_article(data):
+def scoped(article_rule):
+    """An article allow rule as wgmesh writes it: only from the tunnel into LAN1 on eth1."""
+    return re.sub(r"^-s (\S+) ", r"-s \1 -d 192.168.201.0/24 -i wg0 -o eth1 ", article_rule)
+
+
+def test_direct_xml_holds_the_articles_rules_scoped_to_the_tunnel(data):
+    """The article's four direct rules (priorities 1, 2, 2, 10), in wgmesh's chain jumped to from
+    FORWARD for what enters or leaves wg0: Docker's or libvirt's forwarding never meets its DROP."""
     spec = article_allow_list_spec(data)
-    direct = files_of(spec, "a")["/etc/firewalld/direct.xml"]
-    assert direct.content.rstrip("\n") == art.DIRECT_XML
-    assert direct.content.endswith("</direct>\n")
+    root = ElementTree.fromstring(files_of(spec, "a")["/etc/firewalld/direct.xml"].content)
+    article = [(r.get("priority"), r.text) for r in ElementTree.fromstring(art.DIRECT_XML).iter("rule")]
+    ours = [(r.get("priority"), r.text) for r in root.iter("rule") if r.get("chain") == "WGMESH-FORWARD"]
+    established = article[0][1].replace("ESTABLISHED,RELATED", "RELATED,ESTABLISHED")
+    assert ours == [("1", established)] + [(p, scoped(text)) for p, text in article[1:]]
+    jumps = [(r.get("chain"), r.text) for r in root.iter("rule") if r.get("chain") == "FORWARD"]
+    assert jumps == [("FORWARD", "-i wg0 -j WGMESH-FORWARD"), ("FORWARD", "-o wg0 -j WGMESH-FORWARD")]
 
 
 def test_iptables_allow_list_matches_article_rules(data):
@@ -155,7 +174,7 @@ def test_iptables_allow_list_matches_article_rules(data):
     article = [cmd.split(" ", 6)[6] for cmd in art.IPTABLES_ALLOW]
     article[0] = article[0].replace("ESTABLISHED,RELATED", "RELATED,ESTABLISHED")
     assert filter_rules[0] == article[0]
-    assert sorted(filter_rules[1:-1]) == sorted(article[1:-1])
+    assert sorted(filter_rules[1:-1]) == sorted(scoped(rule) for rule in article[1:-1])
     assert filter_rules[-1] == article[-1] == "-j DROP"
     assert len(filter_rules) == 4
 
@@ -169,10 +188,11 @@ def test_masquerade_for_c_matches_article_command(spec):
     nat = restore.split("*nat", 1)[1]
     assert f"-A WGMESH-POSTROUTING {article_args}" in nat.splitlines()
     assert "MASQUERADE" not in restore.split("*nat", 1)[0]
-    # firewalld form: a direct nat POSTROUTING rule with the same arguments.
+    # firewalld form: the same arguments in wgmesh's direct chain, jumped to from nat POSTROUTING.
     direct = files_of(spec, "c")["/etc/firewalld/direct.xml"].content
-    assert (f'<rule ipv="ipv4" table="nat" chain="POSTROUTING" priority="0">{article_args}</rule>'
+    assert (f'<rule ipv="ipv4" table="nat" chain="WGMESH-POSTROUTING" priority="2">{article_args}</rule>'
             in direct)
+    assert '<rule ipv="ipv4" table="nat" chain="POSTROUTING" priority="0">-j WGMESH-POSTROUTING</rule>' in direct
 
 
 def test_gateway_a_has_no_masquerade(spec):

@@ -111,7 +111,9 @@ def test_render_good_writes_files_with_modes(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["render", str(PILLAR), "--host", "z", "--out", str(out)]) == 0
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert written == ["etc/sysctl.d/10-ip-forward.conf", "etc/systemd/network/wg0.netdev",
+    assert written == ["etc/firewalld/direct.xml", "etc/firewalld/policies/wgmesh-wireguard.xml",
+                       "etc/firewalld/zones/wgmesh.xml", "etc/sysctl.d/10-ip-forward.conf",
+                       "etc/sysctl.d/10-wgmesh-rp-filter.conf", "etc/systemd/network/wg0.netdev",
                        "etc/systemd/network/wg0.network"]
     assert oct(os.stat(out / "etc/systemd/network/wg0.netdev").st_mode & 0o777) == "0o640"
     stdout = capsys.readouterr().out

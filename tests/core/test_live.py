@@ -1,13 +1,12 @@
-"""live.py: parsing `wg show <if> dump`, peer_diff and rules_drift."""
+"""live.py: parsing `wg show <if> dump`, peer_diff and the `wg set` arguments."""
 from __future__ import annotations
 
 import copy
 
 import pytest
 
-from wgmesh_core.live import parse_wg_dump, peer_diff, rules_drift
+from wgmesh_core.live import parse_wg_dump, peer_diff
 from wgmesh_core.plan import host_config
-from wgmesh_core.render import iptables_restore
 from wgmesh_core.validate import load_network
 
 from . import article_texts as art
@@ -145,57 +144,6 @@ def test_revoked_developer_shows_as_removed(data):
     diff = peer_diff(config, parse_wg_dump(in_sync_dump(full)))
     assert diff.removed == [K["e"]]
     assert (diff.added, diff.updated) == ([], [])
-
-
-# --- rules_drift --------------------------------------------------------------
-
-@pytest.fixture
-def a_restore(spec):
-    return iptables_restore(host_config(spec, "a", TODAY, K, P))
-
-
-def listed(*rules, chain="WGMESH-FORWARD"):
-    """What `iptables -t <table> -S <chain>` prints: the -N line, then the rules."""
-    return "\n".join([f"-N {chain}", *rules]) + "\n"
-
-
-IN_SYNC = [
-    "-A WGMESH-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-    "-A WGMESH-FORWARD -s 10.70.0.3/32 -m conntrack --ctstate NEW -j ACCEPT",
-    "-A WGMESH-FORWARD -s 10.70.0.4/32 -m conntrack --ctstate NEW -j ACCEPT",
-    "-A WGMESH-FORWARD -s 10.70.0.5/32 -m conntrack --ctstate NEW -j ACCEPT",
-    "-A WGMESH-FORWARD -j DROP",
-]
-
-
-def test_rules_in_sync(a_restore):
-    assert rules_drift(a_restore, "filter", "WGMESH-FORWARD", listed(*IN_SYNC)) is False
-
-
-@pytest.mark.parametrize("rules", [
-    IN_SYNC[:2] + IN_SYNC[3:],                                  # an allowed source missing
-    IN_SYNC[:-1] + ["-A WGMESH-FORWARD -s 10.70.0.9/32 -m conntrack --ctstate NEW -j ACCEPT", IN_SYNC[-1]],  # extra
-    [IN_SYNC[-1]] + IN_SYNC[:-1],                               # DROP first
-    [],                                                         # flushed
-])
-def test_rules_drift(a_restore, rules):
-    assert rules_drift(a_restore, "filter", "WGMESH-FORWARD", listed(*rules)) is True
-
-
-def test_nat_chain_drift(spec):
-    restore = iptables_restore(host_config(spec, "c", TODAY, K, P))
-    rule = "-A WGMESH-POSTROUTING -s 10.70.0.0/16 -d 192.168.200.0/24 -o eth2 -j MASQUERADE"
-    assert rules_drift(restore, "nat", "WGMESH-POSTROUTING", listed(rule, chain="WGMESH-POSTROUTING")) is False
-    assert rules_drift(restore, "nat", "WGMESH-POSTROUTING", listed(chain="WGMESH-POSTROUTING")) is True
-    # a's nat chain is empty by design: an empty listing is in sync, a stray rule is drift.
-    a_restore = iptables_restore(host_config(spec, "a", TODAY, K, P))
-    assert rules_drift(a_restore, "nat", "WGMESH-POSTROUTING", listed(chain="WGMESH-POSTROUTING")) is False
-    assert rules_drift(a_restore, "nat", "WGMESH-POSTROUTING", listed(rule, chain="WGMESH-POSTROUTING")) is True
-
-
-def test_rules_of_another_table_are_not_mixed_in(a_restore):
-    # The filter rules are not expected in the nat table.
-    assert rules_drift(a_restore, "nat", "WGMESH-FORWARD", listed()) is False
 
 
 def test_wg_set_args_name_only_the_changed_peers():

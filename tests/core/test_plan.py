@@ -35,7 +35,14 @@ def test_hub_plan(spec):
     assert by_name["f"].preshared_key == art.PSKS["f"]
     assert all(p.endpoint is None and p.keepalive == 15 for p in hub.peers)
     assert hub.interface_routes == ["192.168.200.0/24", "192.168.201.0/24"]
-    assert hub.firewall is None and hub.pending == []
+    assert hub.pending == [] and hub.strict_rp_filter
+    # the hub forwards what the gateways admit: c into LAN1 and to a itself, e and f everywhere
+    assert hub.firewall.allow_list() == [
+        "10.70.0.3/32 -> 192.168.201.0/24", "10.70.0.4/32 -> 192.168.201.0/24", "10.70.0.5/32 -> 192.168.201.0/24",
+        "10.70.0.3/32 -> 10.70.0.2/32", "10.70.0.4/32 -> 10.70.0.2/32", "10.70.0.5/32 -> 10.70.0.2/32",
+        "10.70.0.4/32 -> 192.168.200.0/24", "10.70.0.5/32 -> 192.168.200.0/24",
+        "10.70.0.4/32 -> 10.70.0.3/32", "10.70.0.5/32 -> 10.70.0.3/32"]
+    assert hub.firewall.developers == ("10.70.0.4/32", "10.70.0.5/32")
 
 
 def test_gateway_plan(spec):

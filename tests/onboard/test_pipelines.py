@@ -121,7 +121,8 @@ def test_plan_step_shows_the_plan_of_a_valid_pr(ci_clone, tmp_path, ci):
         text = done.stdout
     lines = text.splitlines()
     assert lines[0].endswith("valid; 2 host(s) change"), lines[0]
-    assert "hub z: +peer g" in lines and "gateway c: +allow 10.70.0.6/32" in lines
+    assert "hub z: +peer g, +allow 10.70.0.6/32 -> 10.70.0.3/32, +allow 10.70.0.6/32 -> 192.168.200.0/24" in lines
+    assert "gateway c: +allow 10.70.0.6/32" in lines
     assert "gateway a: unchanged" in lines
     doc = json.loads((checkout / "wgmesh-plan.json").read_text())
     assert doc["affected"] == ["z", "c"] and doc["clients_changed"] == ["g"]

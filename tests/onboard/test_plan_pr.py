@@ -90,7 +90,7 @@ def test_adding_a_developer_without_lan_access_only_touches_the_hub(pillar_repo)
     assert hosts["z"].peers_added == ["g"]
     assert hosts["z"].summary() == "+peer g"
     assert (hosts["z"].peers_removed, hosts["z"].peers_changed, hosts["z"].routes_added) == ([], [], [])
-    assert list(hosts["z"].file_diffs) == [NETDEV]
+    assert list(hosts["z"].file_diffs) == [DIRECT_XML, NETDEV]    # direct.xml: g may reach e and f
     for host in ("a", "c", "r1"):
         assert not hosts[host].changed and hosts[host].summary() == "unchanged"
     assert plan.clients_changed == ["g"] and plan.clients_removed == []
@@ -120,8 +120,10 @@ def test_adding_a_developer_with_access_to_lan2_opens_gateway_c_only(pillar_repo
     assert hosts["c"].allow_added == ["10.70.0.6/32"] and hosts["c"].allow_removed == []
     assert hosts["c"].peers_added == [] and hosts["c"].summary() == "+allow 10.70.0.6/32"
     assert list(hosts["c"].file_diffs) == [DIRECT_XML]
-    assert ('+  <rule ipv="ipv4" table="filter" chain="FORWARD" priority="2">'
-            '-s 10.70.0.6/32 -m conntrack --ctstate NEW -j ACCEPT</rule>') in hosts["c"].file_diffs[DIRECT_XML].splitlines()
+    assert ('+  <rule ipv="ipv4" table="filter" chain="WGMESH-FORWARD" priority="2">-s 10.70.0.6/32 '
+            '-d 192.168.200.0/24 -i wg0 -o eth2 -m conntrack --ctstate NEW -j ACCEPT</rule>'
+            ) in hosts["c"].file_diffs[DIRECT_XML].splitlines()
+    assert hosts["z"].allow_added == ["10.70.0.6/32 -> 10.70.0.3/32", "10.70.0.6/32 -> 192.168.200.0/24"]
     assert not hosts["a"].changed and not hosts["r1"].changed
     assert plan.clients_changed == ["g"]
 
@@ -201,7 +203,7 @@ def test_revoking_a_developer_with_access_everywhere_shrinks_both_allow_lists(pi
     assert_unchanged(entries["r1"])
     assert doc["clients_removed"] == ["f"] and doc["clients_changed"] == []
     text = plan_text(pillar_repo)
-    assert "\nhub z: -peer f\n" in text
+    assert "\nhub z: -peer f, -allow 10.70.0.5/32 -> 10.70.0.2/32, -allow 10.70.0.5/32 -> 10.70.0.3/32, " in text
     assert "\ngateway a: -allow 10.70.0.5/32\n" in text
     assert "developers cut off (revoked, expired or removed): f" in text
 
@@ -221,7 +223,7 @@ def test_renumbering_lan2_plans_the_hub_route_and_gateway_c(pillar_repo):
     assert hosts["z"].routes_added == ["192.168.210.0/24"]
     assert hosts["z"].routes_removed == ["192.168.200.0/24"]
     assert hosts["z"].peers_changed == ["c"]                  # c's AllowedIPs carry the LAN
-    assert sorted(hosts["z"].file_diffs) == [NETDEV, NETWORK]
+    assert sorted(hosts["z"].file_diffs) == [DIRECT_XML, NETDEV, NETWORK]   # the hub's LAN2 rules follow
     assert "+Destination=192.168.210.0/24" in hosts["z"].file_diffs[NETWORK].splitlines()
     assert "-Destination=192.168.200.0/24" in hosts["z"].file_diffs[NETWORK].splitlines()
     # c masquerades into its LAN: the NAT rule follows the LAN.
@@ -308,7 +310,7 @@ def test_text_output_names_every_host_shows_diffs_and_expiry(pillar_repo):
     lines = text.splitlines()
     main = pillar_repo.git("rev-parse", "main")
     assert lines[0] == f"wgmesh plan {main[:12]}..{head[:12]}: valid; 2 host(s) change"
-    assert "hub z: +peer g" in lines
+    assert "hub z: +peer g, +allow 10.70.0.6/32 -> 10.70.0.3/32, +allow 10.70.0.6/32 -> 192.168.200.0/24" in lines
     assert "gateway a: unchanged" in lines
     assert "gateway c: +allow 10.70.0.6/32" in lines
     assert "lan_router r1: unchanged" in lines

@@ -59,11 +59,13 @@ class LocalHost:
                 return self.dir / "root-fs" / path.lstrip("/")
         raise ValueError(path)
 
-    def run(self, *commands, extra_path: str = "") -> list[str]:
+    def run(self, *commands, extra_path: str = "", firewalld: str = "") -> list[str]:
         """Run shell commands in sequence inside the host; return each one's stdout.
 
         Every command must exit 0 unless wrapped in ``fails(...)`` (then it must not):
         a step that silently fails would leave the checks after it testing nothing.
+        ``firewalld``: start a real firewalld with that backend (nftables, iptables) first, on a
+        private D-Bus system bus; it stops with the host.
         """
         mounts = "\n".join(f"mount --bind {self.dir / 'root-fs' / p.lstrip('/')} {p}" for p in PRIVATE_DIRS)
         tag = uuid.uuid4().hex[:6]
@@ -73,8 +75,11 @@ class LocalHost:
         steps = "\n".join(f"( {cmd} ) > {out} 2> {err}; echo $? > {rc}"
                           for cmd, out, err, rc in zip(commands, outputs, errors, codes))
         script = f"""set -u
+mount -t tmpfs tmpfs /run
+mkdir -p {' '.join(p for p in PRIVATE_DIRS if p.startswith('/run/'))} /run/dbus
 {mounts}
 export PATH={extra_path}{BIN}:$PATH WGMESH_PIDDIR={self.dir} WG_QUICK_USERSPACE_IMPLEMENTATION={FAKES / 'wireguard-go-fg'}
+{self._firewalld_script(firewalld) if firewalld else ''}
 {steps}
 """
         subprocess.run(["ip", "netns", "exec", self.netns, "unshare", "--mount", "--propagation", "private",
@@ -86,6 +91,15 @@ export PATH={extra_path}{BIN}:$PATH WGMESH_PIDDIR={self.dir} WG_QUICK_USERSPACE_
                 raise AssertionError(f"step {cmd!r} exited {code}, expected {expected}\n"
                                      f"stdout: {out.read_text()[-2000:]}\nstderr: {err.read_text()[-2000:]}")
         return [out.read_text() for out in outputs]
+
+    def _firewalld_script(self, backend: str) -> str:
+        conf = self.path("/etc/firewalld/firewalld.conf")
+        conf.write_text(f"# written by the test: firewalld's backend\nFirewallBackend={backend}\n")
+        log = self.dir / "firewalld.log"
+        return f"""dbus-daemon --system --fork --nopidfile
+firewalld --nofork --nopid --log-target file --log-file {log} &
+i=0; until firewall-cmd --state >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 200 ] || exit 3; sleep 0.1; done
+"""
 
     def salt_call(self, args: str) -> str:
         return f"salt-call -c {self.dir / 'conf'} --out=json {args}"

@@ -3,8 +3,9 @@
 Each host is a network + mount namespace of its own; WireGuard is wireguard-go
 (real tunnels, userspace).  Sequence per host: test=True, apply, apply again:
 the dry run changes nothing, the first apply converges, the second reports no
-changes.  The networkd case uses a MOCK networkctl (tests/fakes/networkctl):
-systemd-networkd cannot create the link here, so the mock does what it would.
+changes.  firewalld is the real daemon (Debian's, on a private D-Bus). The networkd
+case uses a MOCK networkctl (tests/fakes/networkctl): systemd-networkd cannot create
+the link here, so the mock does what it would.
 """
 import copy
 import json
@@ -39,14 +40,14 @@ def pillar_for(network, **overrides):
     return {"wgmesh": net, "wgmesh_host_keys": keys, "wgmesh_psk": psks}
 
 
-def converge(host, checks=()):
+def converge(host, checks=(), firewalld=""):
     """test=True, apply, apply; plus shell checks after each step."""
     probe = "test -e /etc/wireguard/wg0.conf -o -e /etc/systemd/network/wg0.netdev && echo present || echo absent"
     out = host.run(host.salt_call("saltutil.sync_all"),
                    host.salt_call("state.apply wgmesh test=True"), probe,
                    host.salt_call("state.apply wgmesh"),
                    host.salt_call("state.apply wgmesh"), *checks,
-                   extra_path=f"{FAKES}:")
+                   extra_path=f"{FAKES}:", firewalld=firewalld)
     return out[1], out[2], out[3], out[4], out[5:]
 
 
@@ -73,10 +74,19 @@ def expected_files(pillar, host, private_key_public):
 def test_hub_converges_with_wg_quick(local_host, network_pillar):
     pillar = pillar_for(network_pillar, backend="wgquick", firewall="iptables")
     host = local_host("z", pillar)
-    dry, probe, first, second, (dump, forward, routes, schedule) = converge(
+    dry, probe, first, second, (dump, forward, routes, schedule, rp_filter, chain) = converge(
         host, ["wg show wg0 dump", "cat /proc/sys/net/ipv4/ip_forward", "ip -4 route show dev wg0",
-               f"cat {host.dir / 'conf' / 'minion.d' / '_schedule.conf'}"])
+               f"cat {host.dir / 'conf' / 'minion.d' / '_schedule.conf'}", "cat /proc/sys/net/ipv4/conf/wg0/rp_filter",
+               "iptables -S WGMESH-FORWARD; iptables -S WGMESH-DEVELOPERS; iptables -S FORWARD"])
     assert_converged(dry, probe, first, second)
+    assert rp_filter.strip() == "1"
+    # the hub forwards replies, what the gateways admit, developer <-> developer, and drops the rest
+    assert "-A WGMESH-FORWARD -s 10.70.0.3/32 -d 192.168.201.0/24 -i wg0 -o wg0 -m conntrack --ctstate NEW -j ACCEPT" in chain
+    assert "-A WGMESH-FORWARD -s 10.70.0.4/32 -i wg0 -o wg0 -j WGMESH-DEVELOPERS" in chain
+    assert "-A WGMESH-DEVELOPERS -d 10.70.0.5/32 -j ACCEPT" in chain
+    assert [l for l in chain.splitlines() if l.startswith("-A WGMESH-FORWARD")][-1] == "-A WGMESH-FORWARD -j DROP"
+    assert [l for l in chain.splitlines() if l.startswith("-A FORWARD")][:2] == [
+        "-A FORWARD -i wg0 -j WGMESH-FORWARD", "-A FORWARD -o wg0 -j WGMESH-FORWARD"]
     jobs = yaml.safe_load(schedule)["schedule"]
     assert jobs["wgmesh-converge"]["function"] == "wgmesh.converge"
     assert jobs["wgmesh-converge"]["minutes"] == 30
@@ -109,40 +119,69 @@ def test_masquerading_gateway_with_iptables(local_host, network_pillar):
         host.salt_call("state.apply wgmesh"), "iptables -S FORWARD", "ip -4 -o addr show dev wg0"])
     assert_converged(dry, probe, first, second)
     forward_rules = [line for line in after_drift.splitlines() if line.startswith("-A FORWARD")]
-    assert forward_rules[0] == "-A FORWARD -j WGMESH-FORWARD"           # the hardening is first again
+    assert forward_rules[:2] == ["-A FORWARD -i wg0 -j WGMESH-FORWARD",   # the hardening is first again
+                                 "-A FORWARD -o wg0 -j WGMESH-FORWARD"]
     assert "10.70.9.9" not in addresses and "10.70.0.3/16" in addresses
     assert forward_chain.splitlines()[1:] == [
         "-A WGMESH-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-        "-A WGMESH-FORWARD -s 10.70.0.4/32 -m conntrack --ctstate NEW -j ACCEPT",
-        "-A WGMESH-FORWARD -s 10.70.0.5/32 -m conntrack --ctstate NEW -j ACCEPT",
+        "-A WGMESH-FORWARD -s 10.70.0.4/32 -d 192.168.200.0/24 -i wg0 -o eth2 -m conntrack --ctstate NEW -j ACCEPT",
+        "-A WGMESH-FORWARD -s 10.70.0.5/32 -d 192.168.200.0/24 -i wg0 -o eth2 -m conntrack --ctstate NEW -j ACCEPT",
         "-A WGMESH-FORWARD -j DROP"]
     assert "-A WGMESH-POSTROUTING -s 10.70.0.0/16 -d 192.168.200.0/24 -o eth2 -j MASQUERADE" in nat_chain
-    assert "-A FORWARD -j WGMESH-FORWARD" in jumps and "-A POSTROUTING -j WGMESH-POSTROUTING" in jumps
+    assert "-A FORWARD -i wg0 -j WGMESH-FORWARD" in jumps and "-A POSTROUTING -j WGMESH-POSTROUTING" in jumps
     hub_peer = dump.strip().splitlines()[1].split("\t")
     assert hub_peer[0] == pillar["wgmesh_host_keys"]["z"]
     assert hub_peer[2] == "203.0.113.1:51820" and hub_peer[3] == "10.70.0.0/16" and hub_peer[7] == "15"
 
 
-def test_gateway_with_networkd_and_firewalld_files(local_host, network_pillar):
-    """networkd + firewalld backends: real files; MOCK networkctl and MOCK firewall-cmd
-    (tests/fakes: neither systemd-networkd nor firewalld can run here)."""
-    pillar = pillar_for(network_pillar, backend="networkd", firewall="firewalld")
+FIREWALLD_CHECKS = [
+    "firewall-cmd --direct --get-all-rules", "firewall-cmd --get-zone-of-interface=wg0",
+    "iptables -S WGMESH-FORWARD; iptables -S WGMESH-INPUT",
+    # someone else's runtime-only rule, and drift: a rule added by hand, the DROP removed
+    "firewall-cmd --zone=public --add-port=8080/tcp",
+    "firewall-cmd --direct --add-rule ipv4 filter WGMESH-FORWARD 2 -s 10.70.0.9/32 -j ACCEPT",
+    "firewall-cmd --direct --remove-rule ipv4 filter WGMESH-FORWARD 10 -j DROP",
+]
+
+
+@pytest.mark.parametrize("backend", ["nftables", "iptables"])
+def test_gateway_with_a_real_firewalld(local_host, network_pillar, backend):
+    """firewalld (Debian's, on its own D-Bus) with either backend: the first apply creates zone wgmesh
+    (one reload); drift is undone at runtime, keeping other programs' runtime rules."""
+    pillar = pillar_for(network_pillar, backend="wgquick", firewall="firewalld")
     host = local_host("a", pillar)
-    dry, probe, first, second, (dump, address, live_rules, reloads) = converge(
-        host, ["wg show wg0 dump", "ip -4 -o addr show dev wg0", "firewall-cmd --direct --get-all-rules",
-               "cat /etc/firewalld/.mock-reloads"])
+    dry, probe, first, second, (direct, zone, kernel, *_, drift_apply, after, port) = converge(
+        host, [*FIREWALLD_CHECKS, host.salt_call("state.apply wgmesh"), "firewall-cmd --direct --get-all-rules",
+               "firewall-cmd --zone=public --query-port=8080/tcp"], firewalld=backend)
+    results = assert_converged(dry, probe, first, second)
+    assert "zone wgmesh missing" in json.dumps(results["wgmesh-firewall"]["changes"])
+    assert zone.strip() == "wgmesh"
+    assert "ipv4 filter WGMESH-FORWARD 2 -s 10.70.0.3/32 -d 192.168.201.0/24 -i wg0 -o eth1 " \
+           "-m conntrack --ctstate NEW -j ACCEPT" in direct.splitlines()
+    assert "-A WGMESH-FORWARD -s 10.70.0.4/32 -d 192.168.201.0/24 -i wg0 -o eth1 -m conntrack --ctstate NEW -j ACCEPT" \
+        in kernel.splitlines()                                   # in the kernel, not only in firewalld's record
+    assert "-A WGMESH-INPUT -j DROP" in kernel.splitlines()
+    fixed = state_results(drift_apply)["wgmesh-firewall"]
+    assert fixed["changes"] == {"firewalld": {
+        "missing": ["firewalld: ipv4 filter WGMESH-FORWARD 10 -j DROP"],
+        "extra": ["firewalld: ipv4 filter WGMESH-FORWARD 2 -s 10.70.0.9/32 -j ACCEPT"]}}
+    assert sorted(after.splitlines()) == sorted(direct.splitlines())
+    assert port.strip() == "yes"                                 # not reloaded: others' runtime rules stay
+
+
+def test_gateway_with_networkd_files(local_host, network_pillar):
+    """networkd backend: real files; MOCK networkctl (tests/fakes: systemd-networkd cannot create
+    the WireGuard link here)."""
+    pillar = pillar_for(network_pillar, backend="networkd", firewall="iptables")
+    host = local_host("a", pillar)
+    dry, probe, first, second, (dump, address) = converge(host, ["wg show wg0 dump", "ip -4 -o addr show dev wg0"])
     assert_converged(dry, probe, first, second)
-    assert reloads.splitlines() == ["reload"]             # loaded once, not again on the no-op run
-    assert "ipv4 filter FORWARD 2 -s 10.70.0.3/32 -m conntrack --ctstate NEW -j ACCEPT" in live_rules
     netdev = host.path("/etc/systemd/network/wg0.netdev")
     assert oct(netdev.stat().st_mode & 0o777) == "0o640" and netdev.stat().st_gid != 0
     key = host.path("/etc/systemd/network/wg0.key")
     assert oct(key.stat().st_mode & 0o777) == "0o640" and key.stat().st_gid == netdev.stat().st_gid
     assert "PrivateKeyFile=/etc/systemd/network/wg0.key" in netdev.read_text()
     assert "PrivateKey=" not in netdev.read_text()
-    direct = host.path("/etc/firewalld/direct.xml").read_text()
-    assert '-s 10.70.0.3/32 -m conntrack --ctstate NEW -j ACCEPT' in direct  # c may reach LAN1
-    assert "10.70.0.1/32" not in direct  # the hub never
     assert "10.70.0.2/16" in address
     assert dump.strip().splitlines()[1].split("\t")[0] == pillar["wgmesh_host_keys"]["z"]
 
@@ -175,19 +214,22 @@ def test_invalid_pillar_applies_nothing(local_host, network_pillar):
     assert out[2].split() == ["/etc/sysctl.d:", "/etc/wireguard:", "Device", '"wg0"', "does", "not", "exist.", "0"]
 
 
-def test_firewalld_backend_refuses_when_firewalld_is_not_running(local_host, network_pillar, tmp_path):
-    """Without a running firewalld the hardening would only be a file: the firewall state fails,
-    and forwarding and the tunnel, which require it, are not started."""
-    stopped = tmp_path / "stopped-firewalld"
-    stopped.mkdir()
-    (stopped / "firewall-cmd").write_text("#!/bin/sh\necho 'not running' >&2\nexit 252\n")
-    (stopped / "firewall-cmd").chmod(0o755)
+def test_firewalld_backend_refuses_when_firewalld_is_not_running(local_host, network_pillar):
+    """Without a running firewalld (installed, not started here) the hardening would only be a
+    file: the firewall state fails, and forwarding and the tunnel, which require it, are not started."""
     host = local_host("a", pillar_for(network_pillar, backend="wgquick", firewall="firewalld"))
     out = host.run(host.salt_call("saltutil.sync_all"), fails(host.salt_call("state.apply wgmesh")),
-                   "cat /proc/sys/net/ipv4/ip_forward; ip link show wg0 2>&1 | head -1",
-                   extra_path=f"{stopped}:")
+                   "cat /proc/sys/net/ipv4/ip_forward; ip link show wg0 2>&1 | head -1")
     results = state_results(out[1])
     assert results["wgmesh-firewall"]["result"] is False
     assert "firewalld is not running" in results["wgmesh-firewall"]["comment"]
     assert results["wgmesh-ip-forward"]["result"] is False and results["wgmesh-tunnel"]["result"] is False
     assert out[2].split()[0] == "0" and "does not exist" in out[2]
+
+
+def test_iptables_backend_refuses_while_firewalld_runs(local_host, network_pillar):
+    """firewalld's own filtering would reject what wgmesh's iptables chains admit."""
+    host = local_host("a", pillar_for(network_pillar, backend="wgquick", firewall="iptables"))
+    out = host.run(host.salt_call("saltutil.sync_all"), fails(host.salt_call("state.apply wgmesh")), firewalld="nftables")
+    firewall = state_results(out[1])["wgmesh-firewall"]
+    assert firewall["result"] is False and "firewalld is running" in firewall["comment"]

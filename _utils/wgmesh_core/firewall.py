@@ -1,0 +1,365 @@
+"""A host's firewall: the rules its plan calls for, the live rules compared both ways (missing
+and extra), and the commands that make them match.
+
+One rule list serves both backends. Rules are written exactly as ``iptables -S`` prints them,
+so live and wanted rules compare as text:
+
+- ``iptables``: wgmesh's chains are replaced in one ``iptables-restore --noflush`` transaction
+  and jumped to first from the built-in chains;
+- ``firewalld``: the same rules are direct rules (``direct.xml``), and the tunnel sits in zone
+  ``wgmesh`` (target ACCEPT) so firewalld hands its traffic to them: with firewalld's nftables
+  backend a direct ACCEPT does not bypass firewalld's own input and forward filtering, which
+  would otherwise reject what the allow-list admits. Differences are applied at runtime, one
+  rule at a time; firewalld is reloaded (which drops other programs' runtime-only rules) only
+  when it lacks the zone or the hub's port policy, or its kernel rules differ from its record.
+
+Every rule matches the tunnel (``-i``/``-o`` wg0): forwarding that neither enters nor leaves it
+(Docker or libvirt bridges) never reaches wgmesh's chains. When rules go away, the connections
+they admitted are cut as well: their conntrack entries are deleted, so the next packet is NEW
+and meets the DROP. Nothing here runs a command; the Salt adapter runs the listings and the
+commands named here.
+"""
+from __future__ import annotations
+
+import shlex
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Optional
+
+import netaddr
+
+from .plan import Firewall
+
+FORWARD, INPUT, DEVELOPERS, NAT = "WGMESH-FORWARD", "WGMESH-INPUT", "WGMESH-DEVELOPERS", "WGMESH-POSTROUTING"
+#: (table, chain) of every chain wgmesh owns; all exist on every hub and gateway (maybe empty),
+#: so a setting switched off leaves no stale rule behind.
+CHAINS = (("filter", FORWARD), ("filter", INPUT), ("filter", DEVELOPERS), ("nat", NAT))
+BUILT_IN = (("filter", "FORWARD"), ("filter", "INPUT"), ("nat", "POSTROUTING"))
+ZONE = "wgmesh"
+POLICY = "wgmesh-wireguard"
+ZONE_FILE = f"/etc/firewalld/zones/{ZONE}.xml"
+POLICY_FILE = f"/etc/firewalld/policies/{POLICY}.xml"
+DIRECT_FILE = "/etc/firewalld/direct.xml"
+
+# firewalld places direct rules by priority: the jumps, then replies, allows, the final DROP.
+JUMP, REPLIES, ALLOW, LAST = 0, 1, 2, 10
+REPLY = "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+NEW = "-m conntrack --ctstate NEW -j ACCEPT"
+
+
+@dataclass(frozen=True)
+class Rule:
+    table: str
+    chain: str
+    priority: int
+    args: str       # as `iptables -S` prints them after "-A <chain>"
+
+    def __post_init__(self):
+        # the arguments reach a command line and direct.xml: one printable line, whatever validation let through
+        if not self.args.isprintable():
+            raise ValueError(f"wgmesh: refusing a firewall rule holding a newline or control character: {self.args!r}")
+
+    @property
+    def direct(self) -> str:
+        """The rule as `firewall-cmd --direct --get-all-rules` prints it."""
+        return f"ipv4 {self.table} {self.chain} {self.priority} {self.args}"
+
+    def __str__(self):
+        return f"{self.table}: -A {self.chain} {self.args}"
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: tuple
+    stdin: Optional[str] = None
+    check: bool = True          # False: a non-zero exit is expected (conntrack with nothing to delete)
+
+
+@dataclass
+class FirewallChange:
+    """How the live firewall differs from the plan, and the commands that fix it."""
+    missing: list = field(default_factory=list)   # wanted, not live
+    extra: list = field(default_factory=list)     # live, not wanted
+    other: list = field(default_factory=list)     # other differences (jump order, zone, reload reasons)
+    commands: list = field(default_factory=list)  # Command, in order
+    cuts: list = field(default_factory=list)      # conntrack Commands, run after the commands
+    reload: bool = False                          # commands are a firewalld reload: list again after it
+
+    def __bool__(self):
+        return bool(self.missing or self.extra or self.other)
+
+    def as_dict(self) -> dict:
+        return {key: value for key, value in (("missing", self.missing), ("extra", self.extra),
+                                              ("other", self.other)) if value}
+
+
+# --- what the plan calls for ---------------------------------------------------------------
+
+def _match(source=None, destination=None, in_if=None, out_if=None) -> str:
+    """Match options in `iptables -S` order."""
+    words = []
+    for flag, value in (("-s", source), ("-d", destination), ("-i", in_if), ("-o", out_if)):
+        if value:
+            words += [flag, value]
+    return " ".join(words)
+
+
+def rules(fw: Firewall) -> list[Rule]:
+    """Every rule of this host, jumps from the built-in chains included, in chain order."""
+    tunnel = fw.interface
+    out = [Rule("filter", "FORWARD", JUMP, f"-i {tunnel} -j {FORWARD}"),
+           Rule("filter", "FORWARD", JUMP, f"-o {tunnel} -j {FORWARD}"),
+           Rule("filter", "INPUT", JUMP, f"-i {tunnel} -j {INPUT}"),
+           Rule("nat", "POSTROUTING", JUMP, f"-j {NAT}"),
+           Rule("filter", FORWARD, REPLIES, REPLY)]
+    out += [Rule("filter", FORWARD, ALLOW, f"{_match(dev, None, tunnel, tunnel)} -j {DEVELOPERS}")
+            for dev in fw.developers]
+    out += [Rule("filter", FORWARD, ALLOW, f"{_match(a.source, a.destination, tunnel, fw.out_interface)} {NEW}")
+            for a in fw.forward]
+    out.append(Rule("filter", FORWARD, LAST, "-j DROP"))
+    out += [Rule("filter", DEVELOPERS, ALLOW, f"-d {dev} -j ACCEPT") for dev in fw.developers]
+    if fw.local is not None:        # None: the host itself is open to the whole VPN
+        out.append(Rule("filter", INPUT, REPLIES, REPLY))
+        out += [Rule("filter", INPUT, ALLOW, f"-s {source} {NEW}") for source in fw.local]
+        out.append(Rule("filter", INPUT, LAST, "-j DROP"))
+    if fw.masquerade:
+        source, destination, out_if = fw.masquerade
+        out.append(Rule("nat", NAT, ALLOW, f"{_match(source, destination, None, out_if)} -j MASQUERADE"))
+    return out
+
+
+def own_rules(fw: Firewall, table: str, chain: str) -> list[str]:
+    return [r.args for r in rules(fw) if (r.table, r.chain) == (table, chain)]
+
+
+def iptables_restore(fw: Firewall) -> str:
+    """`iptables-restore --noflush` input: declaring wgmesh's chains flushes and refills them
+    in one transaction per table; other chains are left alone."""
+    lines = []
+    for table in ("filter", "nat"):
+        chains = [chain for t, chain in CHAINS if t == table]
+        lines.append(f"*{table}")
+        lines += [f":{chain} - [0:0]" for chain in chains]
+        lines += [f"-A {chain} {args}" for chain in chains for args in own_rules(fw, table, chain)]
+        lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+# --- reading live state ----------------------------------------------------------------------
+
+def parse_listing(text: str) -> dict:
+    """`iptables -S` of one table -> {chain: [rule arguments]} (chains without rules included)."""
+    chains: dict = {}
+    for line in text.splitlines():
+        words = line.split(" ", 2)
+        if words[0] == "-N" and len(words) > 1:
+            chains.setdefault(words[1], [])
+        elif words[0] == "-P" and len(words) > 1:
+            chains.setdefault(words[1], [])
+        elif words[0] == "-A" and len(words) == 3:
+            chains.setdefault(words[1], []).append(words[2])
+    return chains
+
+
+def parse_direct_rules(text: str) -> list[str]:
+    """`firewall-cmd --direct --get-all-rules` -> its lines, in wgmesh's spacing."""
+    return [" ".join(shlex.split(line)) for line in text.splitlines() if line.strip()]
+
+
+def parse_info(text: Optional[str]) -> Optional[dict]:
+    """`firewall-cmd --info-zone=X` / `--info-policy=X` -> {key: value}; None: unknown to firewalld."""
+    if text is None:
+        return None
+    info = {}
+    for line in text.splitlines()[1:]:
+        key, sep, value = line.strip().partition(":")
+        if sep:
+            info[key.strip()] = value.strip()
+    return info
+
+
+# --- conntrack: cutting what removed rules admitted -----------------------------------------
+
+def _conntrack_filter(flag: str, cidr: str) -> list[str]:
+    net = netaddr.IPNetwork(cidr)
+    words = [flag, str(net.network if net.prefixlen < 32 else net.ip)]
+    if net.prefixlen < 32:
+        words += [f"--mask-{'src' if flag == '-s' else 'dst'}", str(net.netmask)]
+    return words
+
+
+def cut_connections(removed: list[str]) -> list[Command]:
+    """`conntrack -D` for what each removed allow rule (``iptables -S`` arguments) admitted.
+
+    Replies are accepted by conntrack state (ESTABLISHED), so without this a revoked peer's
+    open connections would outlive its rule. A rule without a source or destination is not
+    scoped to anyone: its connections cannot be told apart and are left.
+    """
+    commands = []
+    for args in removed:
+        words = args.split()
+        if words[-1] == "DROP":
+            continue
+        selectors = []
+        for flag in ("-s", "-d"):
+            if flag in words:
+                selectors += _conntrack_filter(flag, words[words.index(flag) + 1])
+        if selectors:
+            commands.append(Command(("conntrack", "-D", *selectors), check=False))
+    return list(dict.fromkeys(commands))
+
+
+def _counted_difference(want: list[str], have: list[str]) -> tuple[list[str], list[str]]:
+    missing, extra = Counter(want) - Counter(have), Counter(have) - Counter(want)
+    return list(missing.elements()), list(extra.elements())
+
+
+def _in_priority_order(fw: Firewall, table: str, chain: str, have: list[str]) -> bool:
+    """Whether live rules (same as wanted, maybe reordered) keep replies first and the DROP last."""
+    priority = {r.args: r.priority for r in rules(fw) if (r.table, r.chain) == (table, chain)}
+    ranks = [priority[args] for args in have]
+    return ranks == sorted(ranks)
+
+
+# --- backend iptables -----------------------------------------------------------------------
+
+def iptables_change(fw: Firewall, filter_listing: str, nat_listing: str) -> FirewallChange:
+    """Compare `iptables -S` and `iptables -t nat -S` with the plan; the fix is one restore of
+    wgmesh's chains and the jumps put back first."""
+    live = {"filter": parse_listing(filter_listing), "nat": parse_listing(nat_listing)}
+    change = FirewallChange()
+    for table, chain in CHAINS:
+        want, have = own_rules(fw, table, chain), live[table].get(chain)
+        if have is None:
+            change.missing.append(f"{table}: chain {chain}")
+            have = []
+        missing, extra = _counted_difference(want, have)
+        change.missing += [f"{table}: -A {chain} {args}" for args in missing]
+        change.extra += [f"{table}: -A {chain} {args}" for args in extra]
+        if not missing and not extra and have != want:
+            change.other.append(f"{table}: {chain} rules out of order")
+    if change:
+        change.commands.append(Command(("iptables-restore", "-w", "--noflush"), stdin=iptables_restore(fw)))
+        change.cuts = cut_connections([line.split(" ", 3)[3] for line in change.extra if " -A " in line])
+    for table, chain in BUILT_IN:
+        want, have = own_rules(fw, table, chain), live[table].get(chain, [])
+        # filter: first, so no rule inserted above can bypass the allow-list; nat: present.
+        in_place = have[:len(want)] == want if table == "filter" else all(w in have for w in want)
+        if in_place:
+            continue
+        change.other.append(f"{table}: {chain} jump{'s' if len(want) > 1 else ''} to wgmesh "
+                            + ("first" if table == "filter" else "missing"))
+        for args in have:
+            if args in want:
+                change.commands.append(Command(("iptables", "-w", "-t", table, "-D", chain, *args.split())))
+        for position, args in enumerate(want, start=1):
+            change.commands.append(Command(("iptables", "-w", "-t", table, "-I", chain, str(position), *args.split())))
+    return change
+
+
+# --- backend firewalld ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FirewalldLive:
+    """What the adapter read from a running firewalld (see ``FIREWALLD_LISTINGS``)."""
+    zone: Optional[str]          # `firewall-cmd --info-zone=wgmesh`; None when firewalld has no such zone
+    policy: Optional[str]        # `firewall-cmd --info-policy=wgmesh-wireguard`; None when absent
+    chains: str                  # `firewall-cmd --direct --get-all-chains`
+    rules: str                   # `firewall-cmd --direct --get-all-rules`
+    kernel_filter: str           # `iptables -S`: what the kernel holds, whatever firewalld recorded
+    kernel_nat: str              # `iptables -t nat -S`
+
+
+FIREWALLD_LISTINGS = {
+    "zone": ("firewall-cmd", f"--info-zone={ZONE}"),
+    "policy": ("firewall-cmd", f"--info-policy={POLICY}"),
+    "chains": ("firewall-cmd", "--direct", "--get-all-chains"),
+    "rules": ("firewall-cmd", "--direct", "--get-all-rules"),
+    "kernel_filter": ("iptables", "-w", "-S"),
+    "kernel_nat": ("iptables", "-w", "-t", "nat", "-S"),
+}
+
+
+def _firewall_cmd(*args) -> Command:
+    return Command(("firewall-cmd", *args))
+
+
+def _zone_change(fw: Firewall, zone: Optional[dict], change: FirewallChange) -> None:
+    """The tunnel, and only it, in zone wgmesh with target ACCEPT."""
+    if zone is None or zone.get("target") != "ACCEPT":
+        change.other.append(f"firewalld: zone {ZONE} " + ("missing" if zone is None else f"target {zone.get('target')}"))
+        change.reload = True
+        return
+    interfaces, sources = zone.get("interfaces", "").split(), zone.get("sources", "").split()
+    if fw.interface not in interfaces:
+        change.missing.append(f"firewalld: {fw.interface} in zone {ZONE}")
+        change.commands.append(_firewall_cmd(f"--zone={ZONE}", f"--change-interface={fw.interface}"))
+    # Anything else in this zone would bypass firewalld with nothing of wgmesh's to stop it.
+    for interface in interfaces:
+        if interface != fw.interface:
+            change.extra.append(f"firewalld: {interface} in zone {ZONE}")
+            change.commands.append(_firewall_cmd(f"--zone={ZONE}", f"--remove-interface={interface}"))
+    for source in sources:
+        change.extra.append(f"firewalld: source {source} in zone {ZONE}")
+        change.commands.append(_firewall_cmd(f"--zone={ZONE}", f"--remove-source={source}"))
+
+
+def _policy_change(fw: Firewall, policy: Optional[dict], change: FirewallChange) -> None:
+    if fw.listen_port is None:
+        return
+    wanted = {"ingress-zones": "ANY", "egress-zones": "HOST", "ports": f"{fw.listen_port}/udp"}
+    if policy is None or any(policy.get(key) != value for key, value in wanted.items()):
+        change.other.append(f"firewalld: policy {POLICY} " + ("missing" if policy is None else "differs"))
+        change.reload = True
+
+
+def firewalld_change(fw: Firewall, live: FirewalldLive) -> FirewallChange:
+    """Compare firewalld's runtime (zone, policy, direct chains and rules) and the kernel with the plan."""
+    change = FirewallChange()
+    _zone_change(fw, parse_info(live.zone), change)
+    _policy_change(fw, parse_info(live.policy), change)
+    wanted_chains = [f"ipv4 {table} {chain}" for table, chain in CHAINS]
+    missing_chains, extra_chains = _counted_difference(wanted_chains, parse_direct_rules(live.chains))
+    wanted = rules(fw)
+    missing, extra = _counted_difference([r.direct for r in wanted], parse_direct_rules(live.rules))
+    change.missing += [f"firewalld: chain {c}" for c in missing_chains] + [f"firewalld: {r}" for r in missing]
+    change.extra += [f"firewalld: chain {c}" for c in extra_chains] + [f"firewalld: {r}" for r in extra]
+    if not (missing or extra or missing_chains or extra_chains):
+        kernel = _kernel_difference(fw, parse_listing(live.kernel_filter), parse_listing(live.kernel_nat))
+        if kernel:
+            # firewalld's record is right but the kernel is not (rules changed behind its back):
+            # only a reload makes firewalld write its rules again.
+            change.other.append(f"kernel differs from firewalld's direct rules: {'; '.join(kernel)}")
+            change.reload = True
+    change.cuts = cut_connections([" ".join(shlex.split(r)[4:]) for r in extra])
+    if change.reload:
+        change.commands = [_firewall_cmd("--reload")]
+        return change
+    change.commands += [_firewall_cmd("--direct", "--add-chain", *c.split()) for c in missing_chains]
+    # Remove before adding: while the change is under way, nothing is more open than before or after.
+    change.commands += [_firewall_cmd("--direct", "--remove-rule", *shlex.split(r)) for r in extra]
+    change.commands += [_firewall_cmd("--direct", "--add-rule", *shlex.split(r)) for r in missing]
+    change.commands += [_firewall_cmd("--direct", "--remove-chain", *c.split()) for c in extra_chains]
+    return change
+
+
+def _kernel_difference(fw: Firewall, filter_chains: dict, nat_chains: dict) -> list[str]:
+    """What the kernel lacks or holds beyond the plan in wgmesh's chains, and missing jumps.
+
+    firewalld puts direct rules of a built-in chain in it (nftables backend) or in
+    ``<chain>_direct`` (iptables backend), and orders them by priority.
+    """
+    live = {"filter": filter_chains, "nat": nat_chains}
+    problems = []
+    for table, chain in CHAINS:
+        want, have = own_rules(fw, table, chain), live[table].get(chain, [])
+        missing, extra = _counted_difference(want, have)
+        problems += [f"missing {table}: -A {chain} {args}" for args in missing]
+        problems += [f"extra {table}: -A {chain} {args}" for args in extra]
+        if not missing and not extra and not _in_priority_order(fw, table, chain, have):
+            problems.append(f"{table}: {chain} out of order")
+    for table, chain in BUILT_IN:
+        have = live[table].get(chain, []) + live[table].get(f"{chain}_direct", [])
+        problems += [f"missing {table}: -A {chain} {args}" for args in own_rules(fw, table, chain) if args not in have]
+    return problems
+

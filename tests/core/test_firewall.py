@@ -1,0 +1,354 @@
+"""firewall.py: the rules each host's plan calls for, the comparison with live rules both ways,
+and the commands (iptables, firewall-cmd, conntrack) that fix the difference.
+
+Live listings here are written the way `iptables -S` and `firewall-cmd` print them; the lab
+tests (tests/lab/test_firewall.py) run the same code against real iptables and firewalld.
+"""
+from __future__ import annotations
+
+import dataclasses
+import xml.etree.ElementTree as ElementTree
+
+import pytest
+
+from wgmesh_core import firewall
+from wgmesh_core.firewall import Command, FirewalldLive, firewalld_change, iptables_change, rules
+from wgmesh_core.plan import host_config
+from wgmesh_core.render import host_files
+from wgmesh_core.validate import load_network
+
+from . import article_texts as art
+from .conftest import TODAY
+
+K, P = art.PUBLIC_KEYS, art.PSKS
+NEW = "-m conntrack --ctstate NEW -j ACCEPT"
+
+
+def fw_of(spec, host):
+    return host_config(spec, host, TODAY, K, P).firewall
+
+
+def chain(fw, table, name):
+    return [r.args for r in rules(fw) if (r.table, r.chain) == (table, name)]
+
+
+# --- what each host gets --------------------------------------------------------------------
+
+def test_gateway_forwards_only_allowed_sources_from_the_tunnel_into_its_lan(spec):
+    a = fw_of(spec, "a")
+    assert chain(a, "filter", "FORWARD") == ["-i wg0 -j WGMESH-FORWARD", "-o wg0 -j WGMESH-FORWARD"]
+    assert chain(a, "filter", "WGMESH-FORWARD") == [
+        "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        f"-s 10.70.0.3/32 -d 192.168.201.0/24 -i wg0 -o eth1 {NEW}",     # c (lan_access [a])
+        f"-s 10.70.0.4/32 -d 192.168.201.0/24 -i wg0 -o eth1 {NEW}",     # e (all)
+        f"-s 10.70.0.5/32 -d 192.168.201.0/24 -i wg0 -o eth1 {NEW}",     # f (all)
+        "-j DROP"]
+    assert chain(a, "filter", "WGMESH-DEVELOPERS") == []
+
+
+def test_gateway_itself_is_reachable_through_the_tunnel_only_from_its_allow_list(spec):
+    a, c = fw_of(spec, "a"), fw_of(spec, "c")
+    assert chain(a, "filter", "INPUT") == ["-i wg0 -j WGMESH-INPUT"]
+    assert chain(a, "filter", "WGMESH-INPUT") == [
+        "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        f"-s 10.70.0.3/32 {NEW}", f"-s 10.70.0.4/32 {NEW}", f"-s 10.70.0.5/32 {NEW}", "-j DROP"]
+    # a has lan_access none: c's own services are closed to it, and to the hub
+    assert "-s 10.70.0.2/32" not in " ".join(chain(c, "filter", "WGMESH-INPUT"))
+    assert "10.70.0.1/32" not in " ".join(chain(c, "filter", "WGMESH-INPUT") + chain(a, "filter", "WGMESH-INPUT"))
+
+
+@pytest.mark.parametrize("access, a_input, hub_rules_to_a", [
+    ("vpn", [], [f"-d 10.70.0.2/32 -i wg0 -o wg0 {NEW}"]),
+    ("none", ["-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", "-j DROP"], []),
+])
+def test_gateway_access_setting(data, access, a_input, hub_rules_to_a):
+    data["gateway_access"] = access
+    spec = load_network(data)
+    assert chain(fw_of(spec, "a"), "filter", "WGMESH-INPUT") == a_input
+    assert [r for r in chain(fw_of(spec, "z"), "filter", "WGMESH-FORWARD") if "-d 10.70.0.2/32" in r] == hub_rules_to_a
+
+
+def test_masquerade_only_where_the_lan_router_cannot_route(spec):
+    assert chain(fw_of(spec, "c"), "nat", "WGMESH-POSTROUTING") == [
+        "-s 10.70.0.0/16 -d 192.168.200.0/24 -o eth2 -j MASQUERADE"]
+    assert chain(fw_of(spec, "a"), "nat", "WGMESH-POSTROUTING") == []
+    assert chain(fw_of(spec, "a"), "nat", "POSTROUTING") == ["-j WGMESH-POSTROUTING"]
+
+
+def test_hub_forwards_what_the_gateways_admit_and_developer_to_developer(spec):
+    z = fw_of(spec, "z")
+    forward = chain(z, "filter", "WGMESH-FORWARD")
+    assert forward[0] == "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT" and forward[-1] == "-j DROP"
+    assert f"-s 10.70.0.3/32 -d 192.168.201.0/24 -i wg0 -o wg0 {NEW}" in forward        # c into LAN1
+    assert f"-s 10.70.0.3/32 -d 10.70.0.2/32 -i wg0 -o wg0 {NEW}" in forward            # c to a itself
+    assert not any("-s 10.70.0.2/32" in r for r in forward)                             # a may go nowhere
+    assert not any("-s 10.70.0.1/32" in r for r in forward)
+    assert ["-s 10.70.0.4/32 -i wg0 -o wg0 -j WGMESH-DEVELOPERS",
+            "-s 10.70.0.5/32 -i wg0 -o wg0 -j WGMESH-DEVELOPERS"] == [r for r in forward if "DEVELOPERS" in r]
+    assert chain(z, "filter", "WGMESH-DEVELOPERS") == ["-d 10.70.0.4/32 -j ACCEPT", "-d 10.70.0.5/32 -j ACCEPT"]
+    assert chain(z, "filter", "WGMESH-INPUT") == []          # the hub's own services are not wgmesh's
+    assert z.allow_list()[0] == "10.70.0.3/32 -> 192.168.201.0/24"
+
+
+def test_developer_to_developer_off(data):
+    data["developer_to_developer"] = False
+    z = fw_of(load_network(data), "z")
+    assert chain(z, "filter", "WGMESH-DEVELOPERS") == []
+    assert not any("DEVELOPERS" in r for r in chain(z, "filter", "WGMESH-FORWARD"))
+
+
+def test_revoked_developer_leaves_every_rule(data):
+    data["developers"]["e"]["revoked"] = True
+    spec = load_network(data)
+    for host in ("z", "a", "c"):
+        assert not any("10.70.0.4/" in r.args for r in rules(fw_of(spec, host))), host
+
+
+def test_hub_strict_rp_filter_and_firewall_backend_override(data):
+    data["hub"]["firewall"] = "iptables"
+    hub = host_config(load_network(data), "z", TODAY, K, P)
+    assert hub.strict_rp_filter and hub.firewall.backend == "iptables"
+    files = {f.path: f.content for f in host_files(hub)}
+    assert files["/etc/sysctl.d/10-wgmesh-rp-filter.conf"].endswith("net.ipv4.conf.wg0.rp_filter = 1\n")
+    assert not any(path.startswith("/etc/firewalld/") for path in files)
+    assert not host_config(load_network(data), "a", TODAY, K, P).strict_rp_filter
+
+
+def test_article_rules_are_kept_and_scoped(data):
+    """Each rule of the article's allow-list, with the tunnel, the LAN interface and the LAN added."""
+    data["developers"]["f"]["lan_access"] = "none"      # the article's allow-list on a: c and e
+    forward = chain(fw_of(load_network(data), "a"), "filter", "WGMESH-FORWARD")
+    article = [cmd.split(" ", 6)[6] for cmd in art.IPTABLES_ALLOW]
+    assert forward[0] == article[0].replace("ESTABLISHED,RELATED", "RELATED,ESTABLISHED")
+    assert forward[-1] == article[-1] == "-j DROP"
+    scoped = [rule.replace("-s 10.70.0.3/32 ", "-s 10.70.0.3/32 -d 192.168.201.0/24 -i wg0 -o eth1 ")
+                  .replace("-s 10.70.0.4/32 ", "-s 10.70.0.4/32 -d 192.168.201.0/24 -i wg0 -o eth1 ")
+              for rule in article[1:-1]]
+    assert forward[1:-1] == scoped
+
+
+# --- rendered files ---------------------------------------------------------------------------
+
+def test_direct_xml_holds_every_rule_and_chain(spec):
+    for host in ("z", "c"):
+        config = host_config(spec, host, TODAY, K, P)
+        direct = next(f for f in host_files(config) if f.path == "/etc/firewalld/direct.xml")
+        root = ElementTree.fromstring(direct.content)
+        assert [(c.get("table"), c.get("chain")) for c in root.iter("chain")] == list(firewall.CHAINS)
+        parsed = [(r.get("table"), r.get("chain"), int(r.get("priority")), r.text) for r in root.iter("rule")]
+        assert parsed == [(r.table, r.chain, r.priority, r.args) for r in rules(config.firewall)]
+
+
+def test_zone_and_hub_policy_files(spec):
+    hub = {f.path: f.content for f in host_files(host_config(spec, "z", TODAY, K, P))}
+    zone = ElementTree.fromstring(hub["/etc/firewalld/zones/wgmesh.xml"])
+    assert zone.get("target") == "ACCEPT" and [i.get("name") for i in zone.iter("interface")] == ["wg0"]
+    policy = ElementTree.fromstring(hub["/etc/firewalld/policies/wgmesh-wireguard.xml"])
+    assert [p.attrib for p in policy.iter("port")] == [{"port": "51820", "protocol": "udp"}]
+    assert policy.find("ingress-zone").get("name") == "ANY" and policy.find("egress-zone").get("name") == "HOST"
+    gateway = {f.path for f in host_files(host_config(spec, "a", TODAY, K, P))}
+    assert "/etc/firewalld/zones/wgmesh.xml" in gateway and "/etc/firewalld/policies/wgmesh-wireguard.xml" not in gateway
+
+
+# --- backend iptables: live vs plan ------------------------------------------------------------
+
+def listing(fw, table, extra_builtin=(), replace=None):
+    """What `iptables [-t nat] -S` prints on a host in sync with ``fw`` (optionally changed)."""
+    builtin = {"filter": ("INPUT", "FORWARD", "OUTPUT"), "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")}[table]
+    lines = [f"-P {name} ACCEPT" for name in builtin]
+    lines += [f"-N {name}" for t, name in firewall.CHAINS if t == table]
+    chains = {name: list(extra_builtin) if name == "FORWARD" else [] for name in builtin}
+    for r in rules(fw):
+        if r.table == table:
+            chains.setdefault(r.chain, []).append(r.args)
+    for name, args in (replace or {}).items():
+        chains[name] = args
+    lines += [f"-A {name} {args}" for name, rule_args in chains.items() for args in rule_args]
+    return "\n".join(lines) + "\n"
+
+
+def test_iptables_in_sync_needs_nothing(spec):
+    a = fw_of(spec, "a")
+    change = iptables_change(a, listing(a, "filter"), listing(a, "nat"))
+    assert not change and change.commands == [] and change.cuts == []
+
+
+def test_iptables_revocation_is_an_extra_rule_removed_with_its_connections(data):
+    before = fw_of(load_network(data), "a")
+    data["developers"]["e"]["revoked"] = True
+    after = fw_of(load_network(data), "a")
+    change = iptables_change(after, listing(before, "filter"), listing(before, "nat"))
+    assert change.extra == [f"filter: -A WGMESH-FORWARD -s 10.70.0.4/32 -d 192.168.201.0/24 -i wg0 -o eth1 {NEW}",
+                            f"filter: -A WGMESH-INPUT -s 10.70.0.4/32 {NEW}"]
+    assert change.missing == []
+    restore = change.commands[0]
+    assert restore.argv == ("iptables-restore", "-w", "--noflush") and "10.70.0.4" not in restore.stdin
+    assert change.cuts == [
+        Command(("conntrack", "-D", "-s", "10.70.0.4", "-d", "192.168.201.0", "--mask-dst", "255.255.255.0"), check=False),
+        Command(("conntrack", "-D", "-s", "10.70.0.4"), check=False)]
+
+
+@pytest.mark.parametrize("mutate, field, expected", [
+    (lambda r: [x for x in r if "10.70.0.5" not in x], "missing",
+     f"filter: -A WGMESH-FORWARD -s 10.70.0.5/32 -d 192.168.201.0/24 -i wg0 -o eth1 {NEW}"),
+    (lambda r: r[:-1] + ["-s 10.70.0.9/32 -j ACCEPT", r[-1]], "extra", "filter: -A WGMESH-FORWARD -s 10.70.0.9/32 -j ACCEPT"),
+    (lambda r: [r[-1]] + r[:-1], "other", "filter: WGMESH-FORWARD rules out of order"),
+    (lambda r: [], "missing", "filter: -A WGMESH-FORWARD -j DROP"),
+])
+def test_iptables_drift_of_the_forward_chain(spec, mutate, field, expected):
+    a = fw_of(spec, "a")
+    live = listing(a, "filter", replace={"WGMESH-FORWARD": mutate(chain(a, "filter", "WGMESH-FORWARD"))})
+    change = iptables_change(a, live, listing(a, "nat"))
+    assert expected in getattr(change, field)
+    assert change.commands == [Command(("iptables-restore", "-w", "--noflush"), stdin=firewall.iptables_restore(a))]
+
+
+def test_iptables_missing_chain_and_hand_added_rule_above_the_jumps(spec):
+    a = fw_of(spec, "a")
+    live = listing(a, "filter", replace={"FORWARD": ["-s 10.70.0.9/32 -j ACCEPT", "-i wg0 -j WGMESH-FORWARD",
+                                                      "-o wg0 -j WGMESH-FORWARD"]})
+    live = "\n".join(line for line in live.splitlines() if "WGMESH-DEVELOPERS" not in line)
+    change = iptables_change(a, live, listing(a, "nat"))
+    assert "filter: chain WGMESH-DEVELOPERS" in change.missing
+    assert change.other == ["filter: FORWARD jumps to wgmesh first"]
+    assert [c.argv for c in change.commands[1:]] == [
+        ("iptables", "-w", "-t", "filter", "-D", "FORWARD", "-i", "wg0", "-j", "WGMESH-FORWARD"),
+        ("iptables", "-w", "-t", "filter", "-D", "FORWARD", "-o", "wg0", "-j", "WGMESH-FORWARD"),
+        ("iptables", "-w", "-t", "filter", "-I", "FORWARD", "1", "-i", "wg0", "-j", "WGMESH-FORWARD"),
+        ("iptables", "-w", "-t", "filter", "-I", "FORWARD", "2", "-o", "wg0", "-j", "WGMESH-FORWARD")]
+    assert change.cuts == []          # the hand-added rule is outside wgmesh's chains: not removed
+
+
+def test_iptables_missing_nat_jump(spec):
+    c = fw_of(spec, "c")
+    change = iptables_change(c, listing(c, "filter"), listing(c, "nat", replace={"POSTROUTING": []}))
+    assert change.other == ["nat: POSTROUTING jump to wgmesh missing"]
+    assert [cmd.argv for cmd in change.commands] == [
+        ("iptables", "-w", "-t", "nat", "-I", "POSTROUTING", "1", "-j", "WGMESH-POSTROUTING")]
+
+
+# --- backend firewalld: live vs plan -----------------------------------------------------------
+
+ZONE_INFO = """wgmesh (active)
+  target: ACCEPT
+  icmp-block-inversion: no
+  interfaces: {interfaces}
+  sources: {sources}
+  services: 
+  ports: 
+"""
+POLICY_INFO = """wgmesh-wireguard (active)
+  priority: -100
+  target: CONTINUE
+  ingress-zones: ANY
+  egress-zones: HOST
+  services: 
+  ports: {port}/udp
+"""
+
+
+def firewalld_live(fw, direct=None, interfaces="wg0", sources="", zone=True, policy=True, kernel=None):
+    """What the listings print on a host whose firewalld holds ``direct`` (default: the plan)."""
+    direct = [r.direct for r in rules(fw)] if direct is None else direct
+    return FirewalldLive(
+        zone=ZONE_INFO.format(interfaces=interfaces, sources=sources) if zone else None,
+        policy=POLICY_INFO.format(port=fw.listen_port) if policy and fw.listen_port else None,
+        chains="".join(f"ipv4 {t} {c}\n" for t, c in firewall.CHAINS),
+        rules="\n".join(direct) + "\n",
+        kernel_filter=kernel if kernel is not None else listing(fw, "filter"),
+        kernel_nat=listing(fw, "nat"))
+
+
+def test_firewalld_in_sync_needs_nothing(spec):
+    for host in ("z", "a", "c"):
+        fw = fw_of(spec, host)
+        change = firewalld_change(fw, firewalld_live(fw))
+        assert not change and change.commands == [] and not change.reload, host
+
+
+def test_firewalld_narrowing_removes_the_rule_at_runtime_and_cuts_its_connections(data):
+    before = fw_of(load_network(data), "c")
+    data["developers"]["e"]["lan_access"] = ["a"]
+    after = fw_of(load_network(data), "c")
+    change = firewalld_change(after, firewalld_live(after, direct=[r.direct for r in rules(before)]))
+    assert not change.reload and change.missing == []
+    assert change.extra == [
+        f"firewalld: ipv4 filter WGMESH-FORWARD 2 -s 10.70.0.4/32 -d 192.168.200.0/24 -i wg0 -o eth2 {NEW}",
+        f"firewalld: ipv4 filter WGMESH-INPUT 2 -s 10.70.0.4/32 {NEW}"]
+    assert [c.argv[:4] for c in change.commands] == [("firewall-cmd", "--direct", "--remove-rule", "ipv4")] * 2
+    assert change.commands[0].argv[4:] == ("filter", "WGMESH-FORWARD", "2", "-s", "10.70.0.4/32", "-d",
+                                           "192.168.200.0/24", "-i", "wg0", "-o", "eth2", "-m", "conntrack",
+                                           "--ctstate", "NEW", "-j", "ACCEPT")
+    assert Command(("conntrack", "-D", "-s", "10.70.0.4", "-d", "192.168.200.0", "--mask-dst", "255.255.255.0"),
+                   check=False) in change.cuts
+
+
+def test_firewalld_removes_before_it_adds(data):
+    before = fw_of(load_network(data), "a")
+    data["developers"]["e"]["address"] = "10.70.0.40"         # renumbered: one rule out, one in
+    after = fw_of(load_network(data), "a")
+    change = firewalld_change(after, firewalld_live(after, direct=[r.direct for r in rules(before)]))
+    verbs = [c.argv[2] for c in change.commands]
+    assert verbs == ["--remove-rule", "--remove-rule", "--add-rule", "--add-rule"]
+
+
+def test_firewalld_hand_added_rule_is_extra(spec):
+    a = fw_of(spec, "a")
+    hand = "ipv4 filter FORWARD 0 -s 10.70.0.9/32 -j ACCEPT"
+    change = firewalld_change(a, firewalld_live(a, direct=[r.direct for r in rules(a)] + [hand]))
+    assert change.extra == [f"firewalld: {hand}"]
+    assert change.commands == [Command(("firewall-cmd", "--direct", "--remove-rule", *hand.split()))]
+    assert change.cuts == [Command(("conntrack", "-D", "-s", "10.70.0.9"), check=False)]
+
+
+def test_firewalld_zone_missing_or_wrong_needs_a_reload(spec):
+    a = fw_of(spec, "a")
+    in_sync = firewalld_live(a)
+    for live in (firewalld_live(a, zone=False), dataclasses.replace(in_sync, zone=in_sync.zone.replace("ACCEPT", "default"))):
+        change = firewalld_change(a, live)
+        assert change.reload and change.commands == [Command(("firewall-cmd", "--reload"))]
+        assert change.other and change.other[0].startswith("firewalld: zone wgmesh")
+
+
+def test_firewalld_zone_membership_fixed_at_runtime(spec):
+    a = fw_of(spec, "a")
+    change = firewalld_change(a, firewalld_live(a, interfaces="eth1", sources="192.168.201.0/24"))
+    assert change.missing == ["firewalld: wg0 in zone wgmesh"]
+    assert change.extra == ["firewalld: eth1 in zone wgmesh", "firewalld: source 192.168.201.0/24 in zone wgmesh"]
+    assert [c.argv for c in change.commands] == [
+        ("firewall-cmd", "--zone=wgmesh", "--change-interface=wg0"),
+        ("firewall-cmd", "--zone=wgmesh", "--remove-interface=eth1"),
+        ("firewall-cmd", "--zone=wgmesh", "--remove-source=192.168.201.0/24")]
+    assert not change.reload
+
+
+def test_firewalld_hub_policy_missing_needs_a_reload(spec):
+    z = fw_of(spec, "z")
+    change = firewalld_change(z, firewalld_live(z, policy=False))
+    assert change.reload and change.other == ["firewalld: policy wgmesh-wireguard missing"]
+    assert not firewalld_change(fw_of(spec, "a"), firewalld_live(fw_of(spec, "a"), policy=False))
+
+
+def test_firewalld_kernel_lost_a_rule_behind_its_back(spec):
+    a = fw_of(spec, "a")
+    forward = [r for r in chain(a, "filter", "WGMESH-FORWARD") if "-j DROP" not in r]
+    change = firewalld_change(a, firewalld_live(a, kernel=listing(a, "filter", replace={"WGMESH-FORWARD": forward})))
+    assert change.reload and "missing filter: -A WGMESH-FORWARD -j DROP" in change.other[0]
+
+
+def test_firewalld_kernel_order_within_a_priority_does_not_matter_but_drop_last_does(spec):
+    a = fw_of(spec, "a")
+    forward = chain(a, "filter", "WGMESH-FORWARD")
+    shuffled = [forward[0], forward[3], forward[1], forward[2], forward[4]]      # allows reordered
+    assert not firewalld_change(a, firewalld_live(a, kernel=listing(a, "filter", replace={"WGMESH-FORWARD": shuffled})))
+    drop_first = [forward[4]] + forward[:4]
+    change = firewalld_change(a, firewalld_live(a, kernel=listing(a, "filter", replace={"WGMESH-FORWARD": drop_first})))
+    assert change.reload and "out of order" in change.other[0]
+
+
+def test_firewalld_jumps_may_live_in_the_direct_chain_of_the_iptables_backend(spec):
+    a = fw_of(spec, "a")
+    kernel = listing(a, "filter", replace={"FORWARD": [], "INPUT": []})
+    kernel += "".join(f"-A FORWARD_direct {args}\n" for args in chain(a, "filter", "FORWARD"))
+    kernel += "".join(f"-A INPUT_direct {args}\n" for args in chain(a, "filter", "INPUT"))
+    assert not firewalld_change(a, firewalld_live(a, kernel=kernel))
