@@ -6,7 +6,8 @@ and why.  Every check reads the plan's own derived data (``plan.host_config`` of
 the gateways and the LAN routers, ``plan.client_routes``), so the prediction follows what
 wgmesh renders: AllowedIPs on both ends of each hop (WireGuard drops a packet whose source
 is not in its peer's AllowedIPs, so the reply would have no way back either), the hub's
-routes, each gateway's allow-list (new connections from allowed VPN sources only; replies
+routes, the hub's and each gateway's firewall (new connections forwarded only from allowed VPN
+sources into the LANs and to the gateways themselves, developer to developer when on; replies
 pass as ESTABLISHED), MASQUERADE or the LAN router's static route, revocation and expiry as
 of ``today``.  A developer sitting in an office LAN reaches it on-link when its tunnel's
 route for that LAN is less specific than the LAN's own (the route-conflict fix).
@@ -130,6 +131,8 @@ class _Derived:
     hub_peers: _Prefixes       # the hub's peers by their AllowedIPs
     hub_routes: list           # what the hub routes into the tunnel (netaddr networks)
     allowed: dict              # gateway id -> frozenset of VPN /32s its allow-list admits
+    local: dict                # gateway id -> frozenset of VPN /32s that may reach it (None: any)
+    hub_forward: dict          # VPN /32 (None: any) -> _Prefixes of where the hub forwards its new connections
     tunnel_sources: dict       # gateway id -> _Prefixes of the sources its hub peer accepts
     client_routes: dict = field(default_factory=dict)   # developer -> (AllowedIPs strings, _Prefixes)
 
@@ -144,8 +147,21 @@ class _Derived:
                    hub_peers=_Prefixes((ip, peer) for peer in hub.peers for ip in peer.allowed_ips),
                    hub_routes=[spec.network] + [netaddr.IPNetwork(r) for r in hub.interface_routes],
                    allowed={gid: frozenset(c.firewall.allow_sources) for gid, c in gateways.items()},
+                   local={gid: None if c.firewall.local is None else frozenset(c.firewall.local)
+                          for gid, c in gateways.items()},
+                   hub_forward=_hub_forward(hub),
                    tunnel_sources={gid: _Prefixes((ip, True) for p in c.peers for ip in p.allowed_ips)
                                    for gid, c in gateways.items()})
+
+
+def _hub_forward(hub: HostConfig) -> dict:
+    """The hub's firewall as source -> destinations it forwards new connections to."""
+    destinations: dict = {}
+    for access in hub.firewall.forward:
+        destinations.setdefault(access.source, []).append(access.destination)
+    for developer in hub.firewall.developers:
+        destinations.setdefault(developer, []).extend(hub.firewall.developers)
+    return {source: _Prefixes((d, True) for d in found) for source, found in destinations.items()}
 
 
 class Reachability:
@@ -199,6 +215,13 @@ class Reachability:
     def _admits(self, gid: str, source) -> bool:
         owner = self._owners.get(int(source), (None, None))[1]
         return f"{source}/32" in self._plan.allowed[gid] and owner not in self._gone
+
+    def _hub_forwards(self, source, destination) -> bool:
+        """Whether the hub's firewall forwards a new connection (its allow-lists, developer to developer)."""
+        if {self._owners.get(int(a), (None, None))[1] for a in (source, destination)} & self._gone:
+            return False
+        rules = [self._plan.hub_forward.get(key) for key in (f"{source}/32", None)]
+        return any(found is not None and found.lookup(destination) for found in rules)
 
     # --- naming --------------------------------------------------------------------------
 
@@ -370,16 +393,17 @@ class Reachability:
     # --- the hub and the far end ----------------------------------------------------------------
 
     def _through_hub(self, walk: _Walk, sender: str) -> None:
-        """The hub accepts the packet only when the sending peer's AllowedIPs hold its source."""
+        """The hub accepts the packet only when the sending peer's AllowedIPs hold its source, and
+        forwards it only when its firewall allows it."""
         hub, source = self.spec.hub.minion, walk.source.address
         peer = self._hub_peer(source)
         if peer is None or peer.name != sender:
             raise _Blocked(f"hub {hub} drops it: {source} is not in the AllowedIPs of its peer {sender}")
         walk.arrive(hub)
         if walk.destination.address != self.spec.hub.address:
-            self._hub_to_peer(walk)
+            self._hub_to_peer(walk, forwarded=True)
 
-    def _hub_to_peer(self, walk: _Walk) -> None:
+    def _hub_to_peer(self, walk: _Walk, forwarded: bool = False) -> None:
         hub, dst, src = self.spec.hub.minion, walk.destination.address, walk.source.address
         walk.arrive(hub)
         if not any(dst in net for net in self._plan.hub_routes):
@@ -387,6 +411,10 @@ class Reachability:
         peer = self._hub_peer(dst)
         if peer is None:
             raise _Blocked(f"hub {hub} has no peer for {dst} ({self._why_no_peer(dst)})")
+        if forwarded and not self._hub_forwards(src, dst):
+            d2d = " and between developers" if self.spec.developer_to_developer else ""
+            raise _Blocked(f"blocked by hub {hub}'s firewall: it forwards new connections only as the gateways' "
+                           f"allow-lists admit them{d2d}, and none admits {src} to {dst}")
         if peer.kind == "developer":
             routes, table = self._client(peer.name)
             if table.lookup(src) is None:
@@ -400,6 +428,11 @@ class Reachability:
         walk.arrive(gid)
         gw = self.spec.gateways[gid]
         if dst in (gw.address, gw.lan_address):
+            local = self._plan.local[gid]
+            owner = self._owners.get(int(src), (None, None))[1]
+            if local is not None and (f"{src}/32" not in local or owner in self._gone):
+                raise _Blocked(f"blocked by gateway {gid}'s firewall: through the tunnel, only the peers allowed "
+                               f"into {gw.lan} may open connections to {gid} itself")
             return
         self._gateway_forward(walk, gid, into_lan=True)
         if config.firewall.masquerade:

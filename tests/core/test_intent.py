@@ -63,9 +63,9 @@ def test_a_broken_test_is_named_with_its_reason(data):
 
 
 def test_expected_blocked_that_reaches_is_refused(spec):
-    [result] = results_for(spec, [{"from": "z", "to": "c", "expect": "blocked"}])
+    [result] = results_for(spec, [{"from": "e", "to": "c", "expect": "blocked"}])
     assert not result.passed
-    assert result.message == "tests[0] z -> c expected blocked: reaches via tunnel: z -> c"
+    assert result.message == "tests[0] e -> c expected blocked: reaches via tunnel: e -> z -> c"
 
 
 def test_the_way_is_part_of_the_expectation(data):

@@ -21,8 +21,9 @@ def test_granting_a_lan_reads_as_exactly_that(data):
     old = load_network(data)
     data["developers"]["alice"]["lan_access"] = ["a", "c"]
     diff = reach_diff(old, load_network(data), TODAY)
-    assert cells(diff) == {("alice", "LAN of c"): ("blocked", "reach via tunnel")}
-    assert diff.changes[0].opened
+    assert cells(diff) == {("alice", "LAN of c"): ("blocked", "reach via tunnel"),
+                           ("alice", "c"): ("blocked", "reach via tunnel")}       # c itself follows its LAN
+    assert all(change.opened for change in diff.changes)
 
 
 def test_revoking_closes_the_developers_row(data):
@@ -39,15 +40,18 @@ def test_a_new_developer_opens_its_row(data):
     data["developers"]["alice"] = dict(ALICE)
     diff = reach_diff(old, load_network(data), TODAY)
     assert cells(diff) == {("alice", column): ("blocked", "reach via tunnel")
-                           for column in ("z", "a", "c", "LAN of a", DEVELOPERS)}
+                           for column in ("z", "a", "LAN of a", DEVELOPERS)}
     assert diff.changes[0].before.reason == "alice is not in this revision of the network"
 
 
-def test_narrowing_a_gateway_allow_list_source_closes_nothing_new_when_it_never_routed(data):
-    """c's lan_access [a] admits its VPN address into LAN1, but c routes only the VPN: no cell changes."""
+def test_narrowing_a_gateway_lan_access_closes_its_way_to_the_other_gateway_itself(data):
+    """c's lan_access [a] admits its VPN address into LAN1 and to a itself; c routes only the VPN,
+    so the one cell that closes is c -> a."""
     old = load_network(data)
     data["gateways"]["c"]["lan_access"] = "none"
-    assert reach_diff(old, load_network(data), TODAY).changes == []
+    diff = reach_diff(old, load_network(data), TODAY)
+    assert cells(diff) == {("c", "a"): ("reach via tunnel", "blocked")}
+    assert diff.changes[0].after.reason.startswith("blocked by hub z's firewall")
 
 
 def test_a_new_gateway_adds_its_columns_and_rows(data):
@@ -61,7 +65,8 @@ def test_a_new_gateway_adds_its_columns_and_rows(data):
         assert got[(dev, "LAN of g")] == ("blocked", "reach via tunnel")
     assert ("z", "LAN of g") not in got            # the hub: blocked before (no LAN) and after (allow-list)
     assert got[("g", "z")] == ("blocked", "reach via tunnel")
-    assert ("z", "g") in got and ("a", "LAN of g") not in got   # a gateway does not route into other LANs
+    assert ("z", "g") not in got and ("a", "LAN of g") not in got   # the hub never reaches a gateway itself;
+                                                                    # a gateway does not route into other LANs
 
 
 def test_the_route_conflict_appears_when_a_covering_prefix_is_lost(data):
@@ -70,7 +75,7 @@ def test_the_route_conflict_appears_when_a_covering_prefix_is_lost(data):
     old = load_network(data)
     data["developers"]["e"]["lan_access"] = ["c"]
     diff = reach_diff(old, load_network(data), TODAY)
-    assert cells(diff) == {("e", "LAN of a"): ("reach via tunnel", "blocked")}
+    assert cells(diff) == {("e", "LAN of a"): ("reach via tunnel", "blocked"), ("e", "a"): ("reach via tunnel", "blocked")}
 
 
 def test_unchanged_network_has_no_diff(spec):
@@ -83,6 +88,7 @@ def test_text_matrix_groups_alike_sources(data):
     for dev in ("e", "f"):
         data["developers"][dev]["lan_access"] = ["c"]
     text = reach_diff_text(reach_diff(old, load_network(data), TODAY))
-    assert text[1].split() == ["from", "\\", "to", "LAN", "of", "a"]
-    assert text[2].split() == ["e,", "f", "-"]
-    assert text[3].startswith("  - e, f -> LAN of a: blocked by gateway a's allow-list: e's lan_access [c]")
+    assert text[1].split() == ["from", "\\", "to", "a", "LAN", "of", "a"]
+    assert text[2].split() == ["e,", "f", "-", "-"]
+    assert text[3].startswith("  - e, f -> a: blocked by hub z's firewall")
+    assert text[4].startswith("  - e, f -> LAN of a: blocked by gateway a's allow-list: e's lan_access [c]")

@@ -27,7 +27,14 @@ def test_article_paths_go_through_the_hub_and_the_gateway(spec):
     to_b = predict(spec, "f", "b")
     assert (to_b.reach, to_b.via, to_b.path) == (True, TUNNEL, ("f", "z", "a", "b"))
     assert predict(spec, "e", "f").path == ("e", "z", "f")
-    assert predict(spec, "a", "c").path == ("a", "z", "c")
+    assert predict(spec, "c", "a").path == ("c", "z", "a")        # c may reach LAN1, so a itself
+    a_to_c = predict(spec, "a", "c")                                 # a may not reach LAN2: nor c itself
+    assert (a_to_c.reach, a_to_c.path) == (False, ("a", "z"))
+    assert a_to_c.reason.startswith("blocked by hub z's firewall")
+    hub_to_a = predict(spec, "z", "a")
+    assert (hub_to_a.reach, hub_to_a.path) == (False, ("z", "a"))
+    assert hub_to_a.reason == ("blocked by gateway a's firewall: through the tunnel, only the peers allowed "
+                               "into 192.168.201.0/24 may open connections to a itself")
 
 
 def test_masquerade_shows_the_gateway_lan_address_and_route_mode_keeps_the_source(spec):
