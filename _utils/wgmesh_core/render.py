@@ -104,7 +104,7 @@ def firewall_files(config: HostConfig) -> list[FileSpec]:
     fw = config.firewall
     if fw is None or fw.backend != "firewalld":
         return []
-    files = [FileSpec(firewall.DIRECT_FILE, render("direct_xml", chains=firewall.CHAINS, rules=firewall.rules(fw))),
+    files = [FileSpec(firewall.DIRECT_FILE, render("direct_xml", chains=firewall.CHAINS, rules=_rules(fw))),
              FileSpec(firewall.ZONE_FILE, render("firewalld_zone", fw=fw, zone=firewall.ZONE))]
     if fw.listen_port is not None:
         files.append(FileSpec(firewall.POLICY_FILE, render("firewalld_policy", fw=fw, policy=firewall.POLICY)))
@@ -133,7 +133,15 @@ def wg_setconf(config: HostConfig, private_key: str) -> str:
     return render("wg_setconf", c=config, private_key=private_key)
 
 
+def _rules(fw) -> list:
+    try:
+        return firewall.rules(fw)
+    except ValueError as error:      # a rule argument with a newline or control character
+        raise UnsafeValue(str(error)) from None
+
+
 def iptables_restore(config: HostConfig) -> str:
+    _rules(config.firewall)
     return firewall.iptables_restore(config.firewall)
 
 

@@ -83,7 +83,7 @@ DIRECT_XML = """\
 <?xml version="1.0" encoding="utf-8"?>
 <!-- Managed by wgmesh (Salt): local edits are reverted. -->
 <direct>
-{% for table, chain in chains %}  <chain ipv="ipv4" table="{{ table }}" chain="{{ chain }}"/>
+{% for chain in chains %}  <chain ipv="ipv4" table="{{ chain[0] }}" chain="{{ chain[1] }}"/>
 {% endfor %}{% for r in rules %}  <rule ipv="ipv4" table="{{ r.table }}" chain="{{ r.chain }}" priority="{{ r.priority }}">{{ r.args }}</rule>
 {% endfor %}</direct>
 """

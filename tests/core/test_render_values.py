@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from wgmesh_core.plan import host_config
+from wgmesh_core.plan import Access, host_config
 from wgmesh_core.render import (SOURCES, UnsafeValue, client_config, host_files, iptables_restore, render,
                                 wg_setconf)
 
@@ -43,10 +43,11 @@ def test_a_hub_endpoint_with_a_newline_is_never_rendered(spec):
 def test_firewall_values_are_checked(spec):
     config = host_config(spec, "c", TODAY, art.PUBLIC_KEYS, art.PSKS)
     bad = dataclasses.replace(config, firewall=dataclasses.replace(
-        config.firewall, allow_sources=("10.70.0.4/32\n-A WGMESH-FORWARD -j ACCEPT",)))
-    with pytest.raises(UnsafeValue) as info:
-        iptables_restore(bad)
-    assert "iptables, line 4" in str(info.value)
+        config.firewall, forward=(Access("10.70.0.4/32\n-A WGMESH-FORWARD -j ACCEPT", "192.168.200.0/24"),)))
+    for render_it in (lambda: iptables_restore(bad), lambda: host_files(bad)):
+        with pytest.raises(UnsafeValue) as info:
+            render_it()
+        assert "refusing a firewall rule holding a newline" in str(info.value)
 
 
 @pytest.mark.parametrize("name", sorted(SOURCES))
@@ -67,7 +68,8 @@ def test_every_output_expression_of_every_template_is_checked(name):
 
     poison = Poison("x\ny")
     context = {var: poison for var in ("c", "p", "fw", "chains", "spec", "dev", "routes", "name", "endpoint",
-                                        "hub_public_key", "psk", "private_key", "private_key_file", "note_lines")}
+                                        "hub_public_key", "psk", "private_key", "private_key_file", "note_lines",
+                                        "rules", "zone", "policy", "interface")}
     if "{{" not in SOURCES[name]:
         assert render(name, **context) == SOURCES[name]
         return

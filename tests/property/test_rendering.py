@@ -87,11 +87,13 @@ def test_allow_lists_are_exactly_the_access_relation(data):
         assert f"{spec.hub.address}/32" not in config.firewall.allow_sources
         # ... and the rendered rules say exactly that, in both firewall backends
         rules = iptables_restore(config)
-        assert re.findall(r"-s (\S+) -m conntrack --ctstate NEW -j ACCEPT", rules) == list(config.firewall.allow_sources)
+        scope = re.escape(f"-d {gateway.lan} -i {spec.interface} -o {gateway.lan_interface} -m conntrack --ctstate NEW")
+        assert re.findall(rf"-A WGMESH-FORWARD -s (\S+) {scope} -j ACCEPT", rules) == list(config.firewall.allow_sources)
         direct = [f for f in host_files(config) if f.path.endswith("direct.xml")]
         if config.firewall.backend == "firewalld":
             (xml,) = direct
-            assert re.findall(r"-s (\S+) -m conntrack", xml.content) == list(config.firewall.allow_sources)
+            assert re.findall(rf'chain="WGMESH-FORWARD" priority="2">-s (\S+) {scope}', xml.content) \
+                == list(config.firewall.allow_sources)
         else:
             assert direct == []
         masquerade = re.findall(r"-A WGMESH-POSTROUTING (.*) -j MASQUERADE", rules)
