@@ -51,7 +51,9 @@ def test_debian_hub_gets_wireguard_tools_and_networkd_first(minion):
     order = state_ids(sls)
     assert order[:2] == ["wgmesh-packages", "wgmesh-service-systemd-networkd"], order
     assert order.index("wgmesh-service-systemd-networkd") < order.index("wgmesh-private-key")
-    assert args_of(sls["wgmesh-packages"], "pkg.installed")["pkgs"] == ["wireguard-tools"]
+    # the hub's firewall (default firewalld) filters what it forwards between peers
+    assert args_of(sls["wgmesh-packages"], "pkg.installed")["pkgs"] == ["wireguard-tools", "firewalld"]
+    assert order.index("wgmesh-service-firewalld") < order.index("wgmesh-firewall")
     service = args_of(sls["wgmesh-service-systemd-networkd"], "service.running")
     assert service["enable"] is True and service["require"] == [{"pkg": "wgmesh-packages"}]
     # a host switched from wg-quick must not bring wg0 up twice at boot
