@@ -378,12 +378,11 @@ def _ensure_addressing(cfg, test):
             if not test:
                 _run(["ip", "addr", "del", old, "dev", cfg.interface])
     if cfg.strict_rp_filter:
-        # /proc rather than sysctl: an interface name may hold a dot
-        rp_filter = pathlib.Path(f"/proc/sys/net/ipv4/conf/{cfg.interface}/rp_filter")
-        if rp_filter.read_text().strip() != "1":
+        rp_filter = f"net/ipv4/conf/{cfg.interface}/rp_filter"     # slashes: an interface name may hold a dot
+        if str(__salt__["sysctl.get"](rp_filter)).strip() != "1":
             changes.append(f"rp_filter 1 (strict) on {cfg.interface}")
             if not test:
-                rp_filter.write_text("1\n")
+                _run(["sysctl", "-q", "-w", f"{rp_filter}=1"])
     routes = _run(["ip", "-4", "route", "show", "dev", cfg.interface])["stdout"].splitlines()
     present = {line.split()[0] for line in routes if line}
     for route in cfg.interface_routes:

@@ -3,8 +3,8 @@
 The adapters are loaded from their files and given their Salt dunders (``__salt__``,
 ``__opts__``, ``__pillar__``, ...) by pytest-salt-factories' loader mock: a test module defines
 the ``configure_loader_modules`` fixture. What cannot run unprivileged is a MOCK, and says so:
-``FakeHost`` answers the ``cmd.run_all`` calls (`ip`, `wg`) of a host's WireGuard interface
-from a small in-memory model of it.
+``FakeHost`` answers the ``cmd.run_all`` calls (`ip`, `wg`, `iptables -S`) of a host's WireGuard
+interface and firewall from a small in-memory model of them.
 """
 from __future__ import annotations
 
@@ -39,14 +39,16 @@ def failed(stderr):
 
 
 class FakeHost:
-    """MOCK of a host's `ip` and `wg` for ``cmd.run_all``: one WireGuard interface (no kernel
-    module or namespace is available to a unit test). Every command is recorded in ``calls``."""
+    """MOCK of a host's `ip`, `wg` and `iptables -S` for ``cmd.run_all``: one WireGuard interface
+    and its firewall chains, no firewalld (no kernel module or namespace is available to a unit
+    test). Every command is recorded in ``calls``."""
 
     def __init__(self, interface="wg0", private_key=None, public_key=None, listen_port=51820,
                  address=None, routes=(), mtu=1280, up=True):
         self.interface, self.exists = interface, private_key is not None
         self.live = LiveInterface(private_key or "", public_key or "", listen_port, {})
         self.address, self.routes, self.mtu, self.up = address, list(routes), mtu, up
+        self.iptables = {"filter": "", "nat": ""}       # `iptables -S` per table; no firewalld runs
         self.calls: list[list[str]] = []
 
     def add_peer(self, public_key, allowed_ips, preshared_key=None, endpoint=None, keepalive=0):
@@ -72,6 +74,10 @@ class FakeHost:
             return ok("".join(f"{route} scope link\n" for route in self.routes))
         if cmd[:3] == ["wg", "show", self.interface] and cmd[3:] == ["dump"]:
             return ok(self.dump())
+        if cmd == ["firewall-cmd", "--state"]:
+            return failed("not running")
+        if cmd[0] == "iptables" and cmd[-1] == "-S":
+            return ok(self.iptables["nat" if "nat" in cmd else "filter"])
         return ok()
 
     def dump(self) -> str:

@@ -77,11 +77,16 @@ def own_key(keydir, private=None):
 
 
 def in_sync(host, cfg, private, public):
-    """Make the fake interface hold exactly the plan (peers, address, routes)."""
+    """Make the fake interface hold exactly the plan (peers, address, routes, firewall rules)."""
     host.__init__(private_key=private, public_key=public, listen_port=cfg.listen_port,
                   address=cfg.address, routes=cfg.interface_routes, mtu=cfg.mtu)
     for peer in cfg.peers:
         host.add_peer(peer.public_key, peer.allowed_ips, peer.preshared_key, peer.endpoint, peer.keepalive)
+    for table in host.iptables:
+        rules = [rule for rule in wgmesh_core.firewall.rules(cfg.firewall) if rule.table == table]
+        host.iptables[table] = "".join(
+            [f"-N {chain}\n" for t, chain in wgmesh_core.firewall.CHAINS if t == table]
+            + [f"-A {rule.chain} {rule.args}\n" for rule in rules])
 
 
 # --- reading the network ------------------------------------------------------------------
