@@ -14,6 +14,7 @@ import logging
 import os
 import pathlib
 import tempfile
+import time
 
 from salt.exceptions import CommandExecutionError
 
@@ -341,13 +342,27 @@ def status():
             "listen_port": live.listen_port, "peers": peers}
 
 
+NETWORKD_TIMEOUT = 10   # seconds systemd-networkd gets to create and configure the interface
+
+
 def _bring_up(cfg):
     """Create the interface the way its backend does at boot."""
-    if cfg.backend == "networkd":
-        _run(["networkctl", "reload"])
-        _run(["networkctl", "reconfigure", cfg.interface], check=False)
-    else:
+    if cfg.backend != "networkd":
         _run(["wg-quick", "up", cfg.interface])
+        return
+    _run(["networkctl", "reload"])
+    # networkd creates the netdev, then applies the .network, after the reload has returned
+    deadline = time.monotonic() + NETWORKD_TIMEOUT
+    while not _link_exists(cfg.interface):
+        if time.monotonic() > deadline:
+            raise CommandExecutionError(
+                f"wgmesh: systemd-networkd did not create {cfg.interface} within {NETWORKD_TIMEOUT} s of "
+                "`networkctl reload` (is the wireguard kernel module available? see `journalctl -u "
+                "systemd-networkd`)")
+        time.sleep(0.2)
+    while time.monotonic() < deadline and f" {cfg.address} " not in _run(
+            ["ip", "-o", "-4", "addr", "show", "dev", cfg.interface])["stdout"]:
+        time.sleep(0.2)     # what networkd has not applied by then, the live sync does
 
 
 def _ensure_addressing(cfg, test):

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -55,17 +56,18 @@ class LocalHost:
     def path(self, path: str) -> Path:
         """Where the host's private copy of ``path`` lives on disk."""
         for private in PRIVATE_DIRS:
-            if path.startswith(private + "/"):
+            if path == private or path.startswith(private + "/"):
                 return self.dir / "root-fs" / path.lstrip("/")
         raise ValueError(path)
 
-    def run(self, *commands, extra_path: str = "", firewalld: str = "") -> list[str]:
+    def run(self, *commands, extra_path: str = "", firewalld: str = "", networkd: bool = False) -> list[str]:
         """Run shell commands in sequence inside the host; return each one's stdout.
 
         Every command must exit 0 unless wrapped in ``fails(...)`` (then it must not):
         a step that silently fails would leave the checks after it testing nothing.
         ``firewalld``: start a real firewalld with that backend (nftables, iptables) first, on a
-        private D-Bus system bus; it stops with the host.
+        private D-Bus system bus; ``networkd``: the real systemd-networkd, with the lab's stand-in
+        for the WireGuard kernel module (lab/netdev_standin.py). They stop with the host.
         """
         mounts = "\n".join(f"mount --bind {self.dir / 'root-fs' / p.lstrip('/')} {p}" for p in PRIVATE_DIRS)
         tag = uuid.uuid4().hex[:6]
@@ -79,7 +81,9 @@ mount -t tmpfs tmpfs /run
 mkdir -p {' '.join(p for p in PRIVATE_DIRS if p.startswith('/run/'))} /run/dbus
 {mounts}
 export PATH={extra_path}{BIN}:$PATH WGMESH_PIDDIR={self.dir} WG_QUICK_USERSPACE_IMPLEMENTATION={FAKES / 'wireguard-go-fg'}
+{"dbus-daemon --system --fork --nopidfile" if firewalld or networkd else ''}
 {self._firewalld_script(firewalld) if firewalld else ''}
+{self._networkd_script() if networkd else ''}
 {steps}
 """
         subprocess.run(["ip", "netns", "exec", self.netns, "unshare", "--mount", "--propagation", "private",
@@ -96,10 +100,25 @@ export PATH={extra_path}{BIN}:$PATH WGMESH_PIDDIR={self.dir} WG_QUICK_USERSPACE_
         conf = self.path("/etc/firewalld/firewalld.conf")
         conf.write_text(f"# written by the test: firewalld's backend\nFirewallBackend={backend}\n")
         log = self.dir / "firewalld.log"
-        return f"""dbus-daemon --system --fork --nopidfile
-firewalld --nofork --nopid --log-target file --log-file {log} &
+        return f"""firewalld --nofork --nopid --log-target file --log-file {log} &
 i=0; until firewall-cmd --state >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 200 ] || exit 3; sleep 0.1; done
 """
+
+    def _networkd_script(self) -> str:
+        from lab.services import LAB_PKG, NETWORKD, NETWORKD_VIEW
+        # read-only sysfs, as in a container: networkd then knows no udev will initialize the links
+        return f"""mount -o remount,bind,ro /sys
+mkdir -p {NETWORKD_VIEW}
+{sys.executable} -I {LAB_PKG / 'netdev_standin.py'} {NETWORKD_VIEW} > {self.dir / 'netdev-standin.log'} 2>&1 &
+SYSTEMD_LOG_TARGET=console unshare --mount --propagation private sh -c \
+    'mount --bind {NETWORKD_VIEW} /etc/systemd/network && exec {NETWORKD}' > {self.dir / 'networkd.log'} 2>&1 &
+i=0; until networkctl list >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 200 ] || exit 3; sleep 0.1; done
+"""
+
+    def log(self, name: str) -> str:
+        """A daemon's log: networkd, netdev-standin, firewalld."""
+        path = self.dir / f"{name}.log"
+        return path.read_text() if path.exists() else ""
 
     def salt_call(self, args: str) -> str:
         return f"salt-call -c {self.dir / 'conf'} --out=json {args}"
