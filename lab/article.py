@@ -1,17 +1,19 @@
 """The article's network, live, converged by wgmesh through a real salt-master.
 
-    python -m lab.article up [--keep]   # bring it up, print the connectivity matrix
+    python -m lab.article up [--keep] [--profile variants]   # bring it up, print the connectivity matrix
     python -m lab.article status        # peers, handshakes, matrix of a running lab
     python -m lab.article down
 
 What `up` does, in order (each step timed):
 1. the namespace topology (lab.topology): hub z, gateways a and c behind their
    routers' NAT, LAN devices b and d, routers r1 and r2, laptops e and f behind
-   home NAT, a salt-master;
+   home NAT, a salt-master; then the real systemd-networkd and firewalld (own
+   D-Bus) on the hosts whose profile has them (PROFILES: "article" runs both on
+   z, a, c), and TCP echo servers;
 2. e and f make their own key pairs (the private keys stay in their hosts);
 3. the pillar repository: a bare git repo holding the example pillar
    (`pillar/`, the article's network) with the lab's differences written
-   into its files (wg-quick backend, iptables, the hub's lab address, e's and
+   into its files (each host's tunnel and firewall backend, the hub's lab address, e's and
    f's lab public keys), with the GitOps post-receive hook installed;
 4. salt-master (git_pillar on the gate's `deployed` branch, the wgmesh_secrets
    ext_pillar, the reactor) and salt-minions z, a, c, r1;
@@ -32,6 +34,8 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -39,7 +43,7 @@ import yaml
 from wgmesh_core.source import TESTS_FILE, dump_sls
 
 from .plan import MASTER_IP
-from .topology import REPO, Lab
+from .topology import LAB_PKG, REPO, Lab
 
 MINIONS = ("z", "a", "c", "r1")
 LAPTOPS = ("e", "f")
@@ -70,19 +74,51 @@ def _deep_update(target: dict, changes: dict) -> None:
             target[key] = value
 
 
-def lab_overrides(dev_public_keys: dict) -> dict:
+@dataclass(frozen=True)
+class Profile:
+    """How the lab's hub and gateways run: wgmesh's tunnel backend, and per host its firewall
+    ("firewalld/nftables", "firewalld/iptables": a real firewalld on that backend; "iptables")
+    and the interfaces firewalld's permanent config binds to a zone before wgmesh comes."""
+    backend: str
+    firewalls: dict
+    lan_zones: dict = field(default_factory=dict)
+
+    def firewalld(self) -> dict:
+        """host -> firewalld backend, for the hosts that run firewalld."""
+        return {host: fw.split("/")[1] for host, fw in self.firewalls.items() if fw.startswith("firewalld/")}
+
+
+PROFILES = {
+    # The article's defaults: systemd-networkd, and firewalld (its default nftables backend) on z,
+    # a and c. c's LAN interface sits in zone public, as NetworkManager binds it on RHEL; a's in
+    # none, as ifupdown leaves it on Debian.
+    "article": Profile("networkd", {"z": "firewalld/nftables", "a": "firewalld/nftables", "c": "firewalld/nftables"},
+                       {"c": {"eth2": "public"}}),
+    # The other backends: wg-quick, firewalld on iptables (a), wgmesh's own iptables chains (z, c).
+    "variants": Profile("wgquick", {"z": "iptables", "a": "firewalld/iptables", "c": "iptables"}),
+}
+
+
+def lab_overrides(dev_public_keys: dict, profile: Profile) -> dict:
     """What the lab changes in the example pillar (written into its files)."""
+    firewall = {host: fw.split("/")[0] for host, fw in profile.firewalls.items()}
     return {"wgmesh": {
-        "backend": "wgquick",          # wireguard-go stands in for networkd's kernel link
-        "firewall": "iptables",        # no firewalld daemon in the namespaces
-        "hub": {"endpoint": HUB_ENDPOINT},
+        "backend": profile.backend,
+        "hub": {"endpoint": HUB_ENDPOINT, "firewall": firewall["z"]},
+        "gateways": {gw: {"firewall": firewall[gw]} for gw in ("a", "c")},
         "developers": {name: {"public_key": key} for name, key in dev_public_keys.items()},
     }}
 
 
+#: TCP echo servers the probes connect to: LAN devices and the gateways themselves.
+ECHO_PORT = 8080
+ECHO_HOSTS = ("b", "d", "a", "c")
+
+
 class ArticleLab:
-    def __init__(self, lab: Lab):
+    def __init__(self, lab: Lab, profile: str = "article"):
         self.lab = lab
+        self.profile = PROFILES[profile]
         self.gitdir = lab.workdir / "git"
         self.upstream = self.gitdir / "pillar.git"
         self.work = self.gitdir / "work"
@@ -98,6 +134,7 @@ class ArticleLab:
 
     def up(self) -> dict:
         self._timed("topology", self.lab.up)
+        self._timed("networkd, firewalld, echo servers", self.start_services)
         keys = self._timed("developer keys", self.make_developer_keys)
         self._timed("pillar repository", self.make_pillar_repo, keys)
         self._timed("salt-master + minions", self.start_salt)
@@ -106,6 +143,20 @@ class ArticleLab:
         self._timed("laptops up", self.laptops_up)
         self._timed("first handshakes", self.wait_tunnels)
         return self.timings
+
+    def start_services(self) -> None:
+        """What runs on the hosts before wgmesh: systemd-networkd (with its stand-in for the
+        WireGuard kernel module) and firewalld where the profile has them, and the echo servers
+        TCP probes connect to."""
+        def start(host):
+            if self.profile.backend == "networkd":
+                self.lab.start_networkd(host)
+            if host in self.profile.firewalld():
+                self.lab.start_firewalld(host, self.profile.firewalld()[host], self.profile.lan_zones.get(host))
+        with ThreadPoolExecutor() as pool:
+            list(pool.map(start, self.profile.firewalls))
+        for host in ECHO_HOSTS:
+            self.lab.spawn(host, [sys.executable, "-I", LAB_PKG / "tcp.py", "serve", ECHO_PORT], "echo")
 
     def make_developer_keys(self) -> dict:
         """Each laptop makes its own key pair; only the public key leaves it."""
@@ -129,7 +180,7 @@ class ArticleLab:
         # no intent tests: the GitOps tests change reachability push by push (test_intent_gate adds them)
         (self.work / TESTS_FILE).unlink()
         # each entry lives in one file (the gate refuses an override from another file)
-        overrides = lab_overrides(dev_public_keys)["wgmesh"]
+        overrides = lab_overrides(dev_public_keys, self.profile)["wgmesh"]
         developers = overrides.pop("developers")
         self.edit_sls("wgmesh/network.sls", lambda net: _deep_update(net, overrides))
         self.edit_sls("wgmesh/developers.sls", lambda net: _deep_update(net["developers"], developers))
@@ -347,6 +398,9 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="bring the article's network up and print the connectivity matrix")
     up.add_argument("--keep", action="store_true", help="leave it running (tear down with `down`)")
+    up.add_argument("--profile", choices=sorted(PROFILES), default="article",
+                    help="article: networkd and firewalld (nftables) on z, a, c; variants: wg-quick, "
+                         "firewalld on iptables (a), plain iptables (z, c)")
     sub.add_parser("status", help="handshakes and connectivity of a running lab")
     sub.add_parser("down", help="tear it down")
     args = parser.parse_args(argv)
@@ -355,7 +409,7 @@ def main(argv=None) -> int:
         problems = lab.down()
         print("down" if not problems else "\n".join(problems))
         return 1 if problems else 0
-    article = ArticleLab(lab)
+    article = ArticleLab(lab, getattr(args, "profile", "article"))
     if args.cmd == "status":
         print(json.dumps(lab.salt_run(["wgmesh.status"]), indent=1))
         print(format_matrix(article.matrix()))

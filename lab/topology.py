@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from . import plan
+from .services import ServicesMixin
 from .saltctl import SaltMixin
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,6 +53,9 @@ BIND_DIRS: tuple[str, ...] = (
     "/var/log/salt",
     "/run/salt",          # == /var/run/salt on Debian (/var/run -> /run)
     "/run/wireguard",     # wireguard-go control sockets
+    "/run/dbus",          # the host's own system bus (lab.services)
+    "/run/firewalld",
+    "/run/systemd",       # systemd-networkd's state (netif)
 )
 #: files each host gets privately (only if the file exists on the machine)
 BIND_FILES: tuple[str, ...] = ("/etc/hosts", "/etc/resolv.conf", "/etc/hostname",
@@ -205,7 +209,7 @@ def _venv_bin() -> Path:
 
 # --------------------------------------------------------------------------
 
-class Lab(SaltMixin):
+class Lab(SaltMixin, ServicesMixin):
     """The article's network, in namespaces.  See lab/README.md."""
 
     hosts = tuple(plan.HOSTS)
@@ -494,7 +498,9 @@ class Lab(SaltMixin):
                 lines.append(f"mount --bind {shlex.quote(str(hd / f.lstrip('/')))} "
                              f"{shlex.quote(os.path.realpath(f))}")
         lines += [
-            "mount -t sysfs sysfs /sys",   # /sys/class/net shows this host's links
+            # /sys/class/net shows this host's links; read-only, as in a container: systemd-networkd
+            # then knows no udev will initialize them
+            "mount -t sysfs -o ro sysfs /sys",
             f"hostname {host}",
             "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1",
             "sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.default.arp_ignore=1",

@@ -11,6 +11,7 @@ import time
 
 
 from lab.article import B, D, VPN, changes_in
+from lab.services import NO_MODULE, networkd_problems
 
 
 
@@ -129,3 +130,21 @@ def test_reboot_of_a_gateway_is_repaired_by_the_next_apply(article):
     while not lab.ping("e", B, timeout=1):
         assert time.monotonic() < deadline, "LAN1 unreachable after re-apply"
     assert changes_in(lab.salt(["a", "state.apply", "wgmesh", "queue=True"], timeout=120)) == {}
+
+
+def test_systemd_networkd_loads_the_rendered_files_and_configures_the_tunnel(article):
+    """z, a and c run the real systemd-networkd: it applied wg0.network (address, z's LAN routes)
+    with no warning in its log, and a scratch networkd loading every rendered file, wg0.netdev
+    included, reports nothing but the missing WireGuard kernel module (the lab's stand-in makes
+    the link: lab/netdev_standin.py)."""
+    lab = article.lab
+    for host in ("z", "a", "c"):
+        log = lab.log(host, "networkd")
+        assert "configuring with /etc/systemd/network/wg0.network." in log.lower(), log
+        assert networkd_problems(log) == [], log
+        parse = lab.networkd_parse_log(host)
+        assert NO_MODULE in parse and networkd_problems(parse) == [], parse
+        links = lab.exec(host, ["networkctl", "list", "--no-pager", "--no-legend"]).stdout
+        assert any(line.split()[1:4] == ["wg0", "none", "routable"] for line in links.splitlines()), links
+    routes = lab.exec("z", ["ip", "-4", "route", "show", "dev", "wg0"]).stdout
+    assert "192.168.200.0/24 proto static" in routes and "192.168.201.0/24 proto static" in routes, routes

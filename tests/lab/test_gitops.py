@@ -248,7 +248,9 @@ def test_drift_is_shown_by_test_mode_and_corrected_and_reported_by_the_schedule(
     lab = article.lab
     stray = lab.genkey("z")[1]
     lab.exec("z", ["wg", "set", "wg0", "peer", stray, "allowed-ips", "10.70.99.99/32"])
-    conf = lab.host_path("a", "/etc/wireguard/wg0.conf")
+    tunnel_file = {"networkd": "/etc/systemd/network/wg0.network", "wgquick": "/etc/wireguard/wg0.conf"}[
+        article.profile.backend]
+    conf = lab.host_path("a", tunnel_file)
     conf.write_text(conf.read_text() + "# edited by hand\n")
     lab.exec("c", ["iptables", "-F", "WGMESH-FORWARD"])
     lab.exec("a", ["sysctl", "-qw", "net.ipv4.ip_forward=0"])
@@ -256,7 +258,7 @@ def test_drift_is_shown_by_test_mode_and_corrected_and_reported_by_the_schedule(
     dry = lab.salt(["-L", "z,a,c", "state.apply", "wgmesh", "test=True"], timeout=120)
     pending = {minion: [s["__id__"] for s in states.values() if s["result"] is None] for minion, states in dry.items()}
     assert "wgmesh-tunnel" in pending["z"]
-    assert "wgmesh-file-/etc/wireguard/wg0.conf" in pending["a"] and "wgmesh-ip-forward" in pending["a"]
+    assert f"wgmesh-file-{tunnel_file}" in pending["a"] and "wgmesh-ip-forward" in pending["a"]
     assert "wgmesh-firewall" in pending["c"]
     assert stray in lab.exec("z", ["wg", "show", "wg0", "peers"]).stdout       # test=True fixed nothing
 
@@ -265,9 +267,10 @@ def test_drift_is_shown_by_test_mode_and_corrected_and_reported_by_the_schedule(
     reports = {ev["data"]["data"]["host"]: ev["data"]["data"] for ev in waiter.results()}  # minion events nest their data
     assert set(reports) == {"z", "a", "c"}
     assert stray in reports["z"]["drift"]["tunnel"]["peers"]["removed"]
-    assert "/etc/wireguard/wg0.conf" in reports["a"]["drift"]["files"]
+    assert tunnel_file in reports["a"]["drift"]["files"]
     assert reports["a"]["drift"]["sysctl"] == {"net.ipv4.ip_forward": "0"}
-    assert "filter: -A WGMESH-FORWARD -j DROP" in reports["c"]["drift"]["firewall"]["iptables"]["missing"]
+    # iptables: a missing rule; firewalld: its kernel rules differ from its record (it reloads)
+    assert "filter: -A WGMESH-FORWARD -j DROP" in json.dumps(reports["c"]["drift"]["firewall"])
     assert all(report["corrected"] for report in reports.values())
 
     assert stray not in lab.exec("z", ["wg", "show", "wg0", "peers"]).stdout

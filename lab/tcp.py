@@ -1,0 +1,100 @@
+"""TCP probes for the lab (run inside a host, like icmp.py).
+
+    python -I tcp.py serve PORT                         # echo server, until killed
+    python -I tcp.py connect [-W SECONDS] IP:PORT ...   # JSON {target: connected and echoed}
+    python -I tcp.py hold IP:PORT --seconds S [--interval I]
+        # one connection kept open, a line sent every I s; JSON {"opened", "sent", "answered",
+        # "last_answer": seconds after opening, or null}
+
+A probe succeeds only when the listener answers, so a firewall that drops (timeout) or
+rejects (connection refused, host unreachable) both count as blocked.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+
+def serve(port: int) -> None:
+    server = socket.create_server(("0.0.0.0", port), reuse_port=True)
+
+    def echo(conn):
+        with conn:
+            while data := conn.recv(4096):
+                conn.sendall(data)
+
+    while True:
+        conn, _ = server.accept()
+        threading.Thread(target=echo, args=(conn,), daemon=True).start()
+
+
+def _target(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host, int(port)
+
+
+def connect(target: str, timeout: float) -> bool:
+    try:
+        with socket.create_connection(_target(target), timeout=timeout) as conn:
+            conn.sendall(b"probe\n")
+            return conn.recv(16) == b"probe\n"
+    except OSError:
+        return False
+
+
+def hold(target: str, seconds: float, interval: float) -> dict:
+    result = {"opened": False, "sent": 0, "answered": 0, "last_answer": None}
+    try:
+        conn = socket.create_connection(_target(target), timeout=2)
+    except OSError:
+        return result
+    result["opened"] = True
+    start = time.monotonic()
+    conn.settimeout(interval)
+    with conn:
+        while time.monotonic() - start < seconds:
+            try:
+                conn.sendall(b"x")
+                result["sent"] += 1
+                if conn.recv(1) == b"x":
+                    result["answered"] += 1
+                    result["last_answer"] = round(time.monotonic() - start, 2)
+                    time.sleep(interval)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="TCP probes for the wgmesh lab")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("serve")
+    p.add_argument("port", type=int)
+    p = sub.add_parser("connect")
+    p.add_argument("-W", "--timeout", type=float, default=1.0)
+    p.add_argument("targets", nargs="+")
+    p = sub.add_parser("hold")
+    p.add_argument("target")
+    p.add_argument("--seconds", type=float, required=True)
+    p.add_argument("--interval", type=float, default=0.2)
+    args = parser.parse_args(argv)
+    if args.cmd == "serve":
+        serve(args.port)
+    elif args.cmd == "connect":
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            results = dict(zip(args.targets, pool.map(lambda t: connect(t, args.timeout), args.targets)))
+        print(json.dumps(results))
+    else:
+        print(json.dumps(hold(args.target, args.seconds, args.interval)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
