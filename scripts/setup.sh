@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(wireguard-go wireguard-tools iptables iproute2 conntrack iperf3 tcpdump
-              zbar-tools faketime procps util-linux git python3-venv)
+              zbar-tools faketime procps util-linux git python3-venv
+              firewalld nftables dbus systemd)   # real firewalld and systemd-networkd, in the lab's namespaces
 # Node.js runs Mermaid's own parser in the tests of `wgmesh plan --format markdown` (tests/mermaid);
 # checked by command, since NodeSource's nodejs package carries npm itself.
 command -v node >/dev/null || APT_PACKAGES+=(nodejs)
@@ -20,7 +21,18 @@ if ((${#missing[@]})); then
     echo "setup: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
+    # firewalld must not start or be enabled on this machine: it runs only inside the lab's
+    # namespaces (policy-rc.d 101: no service starts during the install)
+    policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy"
+    fi
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [ -z "$policy" ] || rm -f "$policy"
+    if [[ " ${missing[*]} " == *" firewalld "* ]]; then
+        systemctl disable -q firewalld.service 2>/dev/null || true
+    fi
 fi
 
 PYTHON=${PYTHON:-python3}
