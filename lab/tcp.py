@@ -2,9 +2,9 @@
 
     python -I tcp.py serve PORT                         # echo server, until killed
     python -I tcp.py connect [-W SECONDS] IP:PORT ...   # JSON {target: connected and echoed}
-    python -I tcp.py hold IP:PORT --seconds S [--interval I]
-        # one connection kept open, a line sent every I s; JSON {"opened", "sent", "answered",
-        # "last_answer": seconds after opening, or null}
+    python -I tcp.py hold IP:PORT --seconds S [--interval I] [--give-up G]
+        # one connection kept open, a byte sent every I s, until S s pass or none is answered
+        # for G s; JSON {"opened", "sent", "answered", "last_answer": seconds after opening, or null}
 
 A probe succeeds only when the listener answers, so a firewall that drops (timeout) or
 rejects (connection refused, host unreachable) both count as blocked.
@@ -47,7 +47,7 @@ def connect(target: str, timeout: float) -> bool:
         return False
 
 
-def hold(target: str, seconds: float, interval: float) -> dict:
+def hold(target: str, seconds: float, interval: float, give_up: float) -> dict:
     result = {"opened": False, "sent": 0, "answered": 0, "last_answer": None}
     try:
         conn = socket.create_connection(_target(target), timeout=2)
@@ -58,6 +58,8 @@ def hold(target: str, seconds: float, interval: float) -> dict:
     conn.settimeout(interval)
     with conn:
         while time.monotonic() - start < seconds:
+            if time.monotonic() - start - (result["last_answer"] or 0) > give_up:
+                break       # silent for give_up seconds: cut
             try:
                 conn.sendall(b"x")
                 result["sent"] += 1
@@ -84,6 +86,7 @@ def main(argv=None) -> int:
     p.add_argument("target")
     p.add_argument("--seconds", type=float, required=True)
     p.add_argument("--interval", type=float, default=0.2)
+    p.add_argument("--give-up", type=float, default=5.0, help="stop after this long without an answer")
     args = parser.parse_args(argv)
     if args.cmd == "serve":
         serve(args.port)
@@ -92,7 +95,7 @@ def main(argv=None) -> int:
             results = dict(zip(args.targets, pool.map(lambda t: connect(t, args.timeout), args.targets)))
         print(json.dumps(results))
     else:
-        print(json.dumps(hold(args.target, args.seconds, args.interval)))
+        print(json.dumps(hold(args.target, args.seconds, args.interval, args.give_up)))
     return 0
 
 

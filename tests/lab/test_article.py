@@ -148,3 +148,4 @@ def test_systemd_networkd_loads_the_rendered_files_and_configures_the_tunnel(art
         assert any(line.split()[1:4] == ["wg0", "none", "routable"] for line in links.splitlines()), links
     routes = lab.exec("z", ["ip", "-4", "route", "show", "dev", "wg0"]).stdout
     assert "192.168.200.0/24 proto static" in routes and "192.168.201.0/24 proto static" in routes, routes
+    assert lab.exec("z", ["sysctl", "-n", "net/ipv4/conf/wg0/rp_filter"]).stdout.strip() == "1"   # strict
