@@ -74,6 +74,8 @@ def create_link(netdev: Path) -> None:
             conf.append("[Peer]")
         elif section == "WireGuard" and key == "PrivateKeyFile":
             conf.append("PrivateKey = " + Path(value).read_text().strip())
+        elif section == "WireGuard" and key == "PrivateKey":
+            conf.append(f"PrivateKey = {value}")
         elif section == "WireGuard" and key == "ListenPort":
             conf.append(f"ListenPort = {value}")
         elif section == "WireGuardPeer" and key:

@@ -11,7 +11,7 @@ so live and wanted rules compare as text:
   backend a direct ACCEPT does not bypass firewalld's own input and forward filtering, which
   would otherwise reject what the allow-list admits. Differences are applied at runtime, one
   rule at a time; firewalld is reloaded (which drops other programs' runtime-only rules) only
-  when it lacks the zone or the hub's port policy, or its kernel rules differ from its record.
+  when it lacks the zone or the WireGuard port policy, or its kernel rules differ from its record.
 
 Every rule matches the tunnel (``-i``/``-o`` wg0): forwarding that neither enters nor leaves it
 (Docker or libvirt bridges) never reaches wgmesh's chains. When rules go away, the connections
@@ -305,8 +305,6 @@ def _zone_change(fw: Firewall, zone: Optional[dict], change: FirewallChange) -> 
 
 
 def _policy_change(fw: Firewall, policy: Optional[dict], change: FirewallChange) -> None:
-    if fw.listen_port is None:
-        return
     wanted = {"ingress-zones": "ANY", "egress-zones": "HOST", "ports": f"{fw.listen_port}/udp"}
     if policy is None or any(policy.get(key) != value for key, value in wanted.items()):
         change.other.append(f"firewalld: policy {POLICY} " + ("missing" if policy is None else "differs"))

@@ -46,7 +46,7 @@ class Firewall:
     local: Optional[tuple[str, ...]] = None   # sources that may reach this host through the tunnel (None: any)
     developers: tuple[str, ...] = ()      # hub: developer /32s that may reach each other
     masquerade: Optional[tuple[str, str, str]] = None   # (source, destination, out interface)
-    listen_port: Optional[int] = None     # hub: the WireGuard port firewalld must let in
+    listen_port: int = 51820              # the WireGuard port firewalld must let in
 
     @property
     def allow_sources(self) -> tuple[str, ...]:
@@ -182,7 +182,8 @@ def gateway_config(spec: NetworkSpec, gid: str, today: datetime.date, public_key
         backend=gw.firewall or spec.firewall, interface=spec.interface, out_interface=gw.lan_interface,
         forward=tuple(Access(source, str(gw.lan)) for source in sources),
         local=None if local is None else tuple(local),
-        masquerade=(str(spec.network), str(gw.lan), gw.lan_interface) if gw.lan_mode == "masquerade" else None)
+        masquerade=(str(spec.network), str(gw.lan), gw.lan_interface) if gw.lan_mode == "masquerade" else None,
+        listen_port=spec.listen_port)
     return config
 
 

@@ -100,15 +100,13 @@ def tunnel_files(config: HostConfig) -> list[FileSpec]:
 
 def firewall_files(config: HostConfig) -> list[FileSpec]:
     """firewalld's permanent configuration (read when it starts or reloads): direct rules, the
-    tunnel's zone, and on the hub the policy opening its WireGuard port."""
+    tunnel's zone, and the policy opening the WireGuard port."""
     fw = config.firewall
     if fw is None or fw.backend != "firewalld":
         return []
-    files = [FileSpec(firewall.DIRECT_FILE, render("direct_xml", chains=firewall.CHAINS, rules=_rules(fw))),
-             FileSpec(firewall.ZONE_FILE, render("firewalld_zone", fw=fw, zone=firewall.ZONE))]
-    if fw.listen_port is not None:
-        files.append(FileSpec(firewall.POLICY_FILE, render("firewalld_policy", fw=fw, policy=firewall.POLICY)))
-    return files
+    return [FileSpec(firewall.DIRECT_FILE, render("direct_xml", chains=firewall.CHAINS, rules=_rules(fw))),
+            FileSpec(firewall.ZONE_FILE, render("firewalld_zone", fw=fw, zone=firewall.ZONE)),
+            FileSpec(firewall.POLICY_FILE, render("firewalld_policy", fw=fw, policy=firewall.POLICY))]
 
 
 def sysctl_files(config: HostConfig) -> list[FileSpec]:

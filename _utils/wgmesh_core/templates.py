@@ -99,13 +99,15 @@ FIREWALLD_ZONE = """\
 </zone>
 """
 
-# The hub's WireGuard port, open whatever zone its public interface is in.
+# The WireGuard port, open whatever zone the host's other interfaces are in: the hub is dialled
+# by everyone; a gateway then takes the hub's packets even after their connection state is lost
+# (a conntrack flush), instead of rejecting them until its next keepalive goes out.
 FIREWALLD_POLICY = """\
 <?xml version="1.0" encoding="utf-8"?>
 <!-- Managed by wgmesh (Salt): local edits are reverted. -->
 <policy target="CONTINUE" priority="-100">
   <short>{{ policy }}</short>
-  <description>Gateways and developers reach the hub's WireGuard port.</description>
+  <description>WireGuard peers reach this host's WireGuard port.</description>
   <ingress-zone name="ANY"/>
   <egress-zone name="HOST"/>
   <port port="{{ fw.listen_port }}" protocol="udp"/>

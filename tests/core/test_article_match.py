@@ -124,10 +124,10 @@ def test_sysctl_file(spec):
 
 def test_file_set_and_modes(spec):
     hub = files_of(spec, "z")
-    firewalld = {"/etc/firewalld/direct.xml", "/etc/firewalld/zones/wgmesh.xml"}
+    firewalld = {"/etc/firewalld/direct.xml", "/etc/firewalld/zones/wgmesh.xml",
+                 "/etc/firewalld/policies/wgmesh-wireguard.xml"}
     assert set(hub) == {"/etc/systemd/network/wg0.netdev", "/etc/systemd/network/wg0.network",
-                        "/etc/sysctl.d/10-ip-forward.conf", "/etc/sysctl.d/10-wgmesh-rp-filter.conf",
-                        "/etc/firewalld/policies/wgmesh-wireguard.xml"} | firewalld
+                        "/etc/sysctl.d/10-ip-forward.conf", "/etc/sysctl.d/10-wgmesh-rp-filter.conf"} | firewalld
     gateway = files_of(spec, "a")
     assert set(gateway) == {"/etc/systemd/network/wg0.netdev", "/etc/systemd/network/wg0.network",
                             "/etc/sysctl.d/10-ip-forward.conf"} | firewalld

@@ -147,7 +147,7 @@ def test_zone_and_hub_policy_files(spec):
     assert [p.attrib for p in policy.iter("port")] == [{"port": "51820", "protocol": "udp"}]
     assert policy.find("ingress-zone").get("name") == "ANY" and policy.find("egress-zone").get("name") == "HOST"
     gateway = {f.path for f in host_files(host_config(spec, "a", TODAY, K, P))}
-    assert "/etc/firewalld/zones/wgmesh.xml" in gateway and "/etc/firewalld/policies/wgmesh-wireguard.xml" not in gateway
+    assert {"/etc/firewalld/zones/wgmesh.xml", "/etc/firewalld/policies/wgmesh-wireguard.xml"} <= gateway
 
 
 # --- backend iptables: live vs plan ------------------------------------------------------------
@@ -252,7 +252,7 @@ def firewalld_live(fw, direct=None, interfaces="wg0", sources="", zone=True, pol
     direct = [r.direct for r in rules(fw)] if direct is None else direct
     return FirewalldLive(
         zone=ZONE_INFO.format(interfaces=interfaces, sources=sources) if zone else None,
-        policy=POLICY_INFO.format(port=fw.listen_port) if policy and fw.listen_port else None,
+        policy=POLICY_INFO.format(port=fw.listen_port) if policy else None,
         chains="".join(f"ipv4 {t} {c}\n" for t, c in firewall.CHAINS),
         rules="\n".join(direct) + "\n",
         kernel_filter=kernel if kernel is not None else listing(fw, "filter"),
@@ -322,11 +322,15 @@ def test_firewalld_zone_membership_fixed_at_runtime(spec):
     assert not change.reload
 
 
-def test_firewalld_hub_policy_missing_needs_a_reload(spec):
-    z = fw_of(spec, "z")
-    change = firewalld_change(z, firewalld_live(z, policy=False))
-    assert change.reload and change.other == ["firewalld: policy wgmesh-wireguard missing"]
-    assert not firewalld_change(fw_of(spec, "a"), firewalld_live(fw_of(spec, "a"), policy=False))
+def test_firewalld_port_policy_missing_or_changed_needs_a_reload(data):
+    for host in ("z", "a"):
+        fw = fw_of(load_network(data), host)
+        change = firewalld_change(fw, firewalld_live(fw, policy=False))
+        assert change.reload and change.other == ["firewalld: policy wgmesh-wireguard missing"]
+    live = firewalld_live(fw_of(load_network(data), "a"))
+    data["listen_port"] = 41820
+    change = firewalld_change(fw_of(load_network(data), "a"), live)
+    assert change.reload and change.other == ["firewalld: policy wgmesh-wireguard differs"]
 
 
 def test_firewalld_kernel_lost_a_rule_behind_its_back(spec):

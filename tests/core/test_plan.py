@@ -245,7 +245,8 @@ def test_plan_change_lists_a_deleted_gateway_so_it_is_converged(data):
     assert change.affected == ["z", "a", "c"]
     by_host = {h.host: h for h in change.hosts}
     assert by_host["c"].peers_removed == ["z"]
-    assert sorted(by_host["c"].file_diffs) == ["/etc/firewalld/direct.xml", "/etc/firewalld/zones/wgmesh.xml",
+    assert sorted(by_host["c"].file_diffs) == ["/etc/firewalld/direct.xml", "/etc/firewalld/policies/wgmesh-wireguard.xml",
+                                               "/etc/firewalld/zones/wgmesh.xml",
                                                "/etc/sysctl.d/10-ip-forward.conf",
                                                "/etc/systemd/network/wg0.netdev", "/etc/systemd/network/wg0.network"]
     assert by_host["z"].peers_removed == ["c"] and by_host["z"].routes_removed == ["192.168.200.0/24"]

@@ -81,9 +81,9 @@ mount -t tmpfs tmpfs /run
 mkdir -p {' '.join(p for p in PRIVATE_DIRS if p.startswith('/run/'))} /run/dbus
 {mounts}
 export PATH={extra_path}{BIN}:$PATH WGMESH_PIDDIR={self.dir} WG_QUICK_USERSPACE_IMPLEMENTATION={FAKES / 'wireguard-go-fg'}
-{"dbus-daemon --system --fork --nopidfile" if firewalld or networkd else ''}
+dbus-daemon --system --fork --nopidfile
 {self._firewalld_script(firewalld) if firewalld else ''}
-{self._networkd_script() if networkd else ''}
+{self.start_networkd() if networkd else ''}
 {steps}
 """
         subprocess.run(["ip", "netns", "exec", self.netns, "unshare", "--mount", "--propagation", "private",
@@ -104,7 +104,9 @@ export PATH={extra_path}{BIN}:$PATH WGMESH_PIDDIR={self.dir} WG_QUICK_USERSPACE_
 i=0; until firewall-cmd --state >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 200 ] || exit 3; sleep 0.1; done
 """
 
-    def _networkd_script(self) -> str:
+    def start_networkd(self) -> str:
+        """Shell lines starting the real systemd-networkd and the stand-in (``run(networkd=True)``
+        puts them first; a test may run them as a later step); the host's D-Bus must run."""
         from lab.services import LAB_PKG, NETWORKD, NETWORKD_VIEW
         # read-only sysfs, as in a container: networkd then knows no udev will initialize the links
         return f"""mount -o remount,bind,ro /sys
