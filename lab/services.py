@@ -71,7 +71,7 @@ class ServicesMixin:
         if backend not in FIREWALLD_BACKENDS:
             raise ValueError(f"firewalld backend must be one of {FIREWALLD_BACKENDS}")
         self.host_path(host, "/etc/firewalld/firewalld.conf").write_text(
-            f"# wgmesh lab: firewalld's backend\nFirewallBackend={backend}\n")
+            f"# wgmesh lab: firewalld's backend\nDefaultZone=public\nFirewallBackend={backend}\n")
         for interface, zone in (lan_zone or {}).items():
             zones = self.host_path(host, "/etc/firewalld/zones")
             zones.mkdir(exist_ok=True)
@@ -134,17 +134,18 @@ class ServicesMixin:
         subprocess.run(["ip", "-n", ns, "-batch", "-"], check=True, capture_output=True, text=True, input=(
             f"address add {subnet}.2/16 dev eth0\nlink set eth0 up\nlink set lo up\n"
             f"route add default via {subnet}.1\n"))
-        script = f"""
-iptables -w -t nat -A POSTROUTING -s {subnet}.0/16 ! -o {bridge} -j MASQUERADE
-iptables -w -A FORWARD -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
-iptables -w -A FORWARD -i {bridge} ! -o {bridge} -j ACCEPT
-"""
-        if self.pid(host, "firewalld"):
+        script = ""
+        if self.pid(host, "firewalld"):     # first: a reload drops iptables rules others made
             script += f"""
 firewall-cmd --get-zones | grep -qw docker || firewall-cmd -q --permanent --new-zone=docker
 firewall-cmd -q --permanent --zone=docker --set-target=ACCEPT
 firewall-cmd -q --reload
 firewall-cmd -q --zone=docker --change-interface={bridge}
+"""
+        script += f"""
+iptables -w -t nat -A POSTROUTING -s {subnet}.0/16 ! -o {bridge} -j MASQUERADE
+iptables -w -A FORWARD -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+iptables -w -A FORWARD -i {bridge} ! -o {bridge} -j ACCEPT
 """
         self.sh(host, script, timeout=120)
         return ns

@@ -418,6 +418,10 @@ class Lab(SaltMixin, ServicesMixin):
                 raise LabError(f"{tool} not found")
         t0 = time.monotonic()
         self.workdir.mkdir(parents=True, exist_ok=True)
+        # a new lab starts from nothing: a previous run's keys, gate repository or pinned host keys
+        # in the same workdir would make it another network
+        for stale in (self.workdir / "hosts", self.logdir):
+            shutil.rmtree(stale, ignore_errors=True)
         self.logdir.mkdir(exist_ok=True)
         self.state["status"] = "starting"
         self._save()

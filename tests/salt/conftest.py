@@ -98,7 +98,7 @@ dbus-daemon --system --fork --nopidfile
 
     def _firewalld_script(self, backend: str) -> str:
         conf = self.path("/etc/firewalld/firewalld.conf")
-        conf.write_text(f"# written by the test: firewalld's backend\nFirewallBackend={backend}\n")
+        conf.write_text(f"# written by the test: firewalld's backend\nDefaultZone=public\nFirewallBackend={backend}\n")
         log = self.dir / "firewalld.log"
         return f"""firewalld --nofork --nopid --log-target file --log-file {log} &
 i=0; until firewall-cmd --state >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 200 ] || exit 3; sleep 0.1; done
