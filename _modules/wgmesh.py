@@ -752,7 +752,7 @@ def absent(test=False):
     """
     Take down everything wgmesh set up on this host, once the pillar gives it no role (a revoked
     gateway, a replaced LAN router): the WireGuard interface, its files and key, the sysctl file,
-    the iptables chains and jumps (or direct.xml, reloading firewalld), the static routes and the
+    firewalld's files (then reloads it) and the iptables chains and jumps, the static routes and the
     drift schedule. Refuses while the host still has a role. ``net.ipv4.ip_forward`` is left as
     it is live (something else on the host may forward). Returns what it removed (or would).
 
@@ -811,24 +811,20 @@ def absent(test=False):
 
 
 def _remove_firewall(record, removed_files, test):
-    """The gateway's iptables chains and their jumps; with firewalld, a reload once direct.xml is gone."""
+    """firewalld's wgmesh configuration (a reload once its files are gone), then wgmesh's iptables
+    chains and the jumps to them."""
+    import salt.utils.path
     removed = []
-    import shutil
-    for table, builtin, chain in wgmesh_core.teardown.iptables_chains():
-        if not shutil.which("iptables") or _run(["iptables", "-w", "-t", table, "-S", chain],
-                                                check=False)["retcode"] != 0:
-            continue
-        removed.append(f"{table}/{chain}")
-        if not test:
-            while _run(["iptables", "-w", "-t", table, "-D", builtin, "-j", chain], check=False)["retcode"] == 0:
-                pass
-            _run(["iptables", "-w", "-t", table, "-F", chain])
-            _run(["iptables", "-w", "-t", table, "-X", chain])
-    direct = wgmesh_core.render.DIRECT_XML_FILE
-    if direct in removed_files and _run(["firewall-cmd", "--state"], check=False)["retcode"] == 0:
-        removed.append("firewalld direct rules (reloaded)")
+    if set(wgmesh_core.teardown.FIREWALLD_FILES) & set(removed_files) and _firewalld_running():
+        removed.append("firewalld: direct rules, zone and policy (reloaded)")
         if not test:
             _run(["firewall-cmd", "--reload"])
+    if salt.utils.path.which("iptables"):
+        listing = [_run(["iptables", "-w", *table, "-S"])["stdout"] for table in ([], ["-t", "nat"])]
+        chains, commands = wgmesh_core.firewall.removal(*listing)
+        removed += chains
+        if not test:
+            _run_commands(commands)
     return removed
 
 

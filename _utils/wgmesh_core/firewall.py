@@ -257,6 +257,23 @@ def iptables_change(fw: Firewall, filter_listing: str, nat_listing: str) -> Fire
     return change
 
 
+def removal(filter_listing: str, nat_listing: str) -> tuple[list[str], list[Command]]:
+    """(chains found, commands) taking wgmesh's chains out of iptables, with every rule that
+    jumps to them (a host that lost its role): jumps first, then the chains are flushed (so none
+    refers to another) and deleted."""
+    live = {"filter": parse_listing(filter_listing), "nat": parse_listing(nat_listing)}
+    found, commands = [], []
+    for table in ("filter", "nat"):
+        ours = [chain for t, chain in CHAINS if t == table and chain in live[table]]
+        found += [f"{table}/{chain}" for chain in ours]
+        for chain, rules in live[table].items():
+            commands += [Command(("iptables", "-w", "-t", table, "-D", chain, *args.split()))
+                         for args in rules if chain not in ours and args.split()[-1] in ours]
+        commands += [Command(("iptables", "-w", "-t", table, "-F", chain)) for chain in ours]
+        commands += [Command(("iptables", "-w", "-t", table, "-X", chain)) for chain in ours]
+    return found, commands
+
+
 # --- backend firewalld ------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -7,11 +7,12 @@ wgmesh writes by default for the interface (files that say they are wgmesh's).
 """
 from __future__ import annotations
 
+from . import firewall
 from .plan import HostConfig
-from .render import (DIRECT_XML_FILE, IPTABLES_CHAINS, NETWORKD_DIR, SYSCTL_FILE, WG_QUICK_DIR,
-                     host_files, private_key_file)
+from .render import NETWORKD_DIR, RP_FILTER_FILE, SYSCTL_FILE, WG_QUICK_DIR, host_files, private_key_file
 
 SCHEDULE_JOB = "wgmesh-converge"
+FIREWALLD_FILES = (firewall.DIRECT_FILE, firewall.ZONE_FILE, firewall.POLICY_FILE)
 MARKER = "Managed by wgmesh"
 
 
@@ -34,18 +35,13 @@ def owned_files(interface: str, record: dict) -> tuple[list[str], list[str]]:
     recorded = list(record.get("files") or [])
     defaults = [f"{NETWORKD_DIR}/{interface}.netdev", f"{NETWORKD_DIR}/{interface}.network",
                 f"{NETWORKD_DIR}/{interface}.key", f"{WG_QUICK_DIR}/{interface}.conf", f"{WG_QUICK_DIR}/{interface}.key",
-                SYSCTL_FILE, DIRECT_XML_FILE]
+                SYSCTL_FILE, RP_FILTER_FILE, *FIREWALLD_FILES]
     return recorded, [path for path in defaults if path not in recorded]
 
 
 def is_wgmesh_file(path: str, text: str) -> bool:
     """A default-path file is wgmesh's when it says so (or is one of its key files)."""
     return path.endswith(".key") or MARKER in text
-
-
-def iptables_chains() -> list[tuple[str, str, str]]:
-    """(table, built-in chain, wgmesh chain): the jumps and chains a gateway's hardening adds."""
-    return [("filter", "FORWARD", IPTABLES_CHAINS["forward"]), ("nat", "POSTROUTING", IPTABLES_CHAINS["nat"])]
 
 
 def other_backend_files(config: HostConfig) -> list[tuple[str, str]]:

@@ -33,7 +33,7 @@ def bad_pillar(tmp_path, data):
 def test_validate_example_exits_0(capsys):
     assert main(["validate", str(PILLAR)]) == 0
     out, err = capsys.readouterr()
-    assert "valid (2 gateways, 2 developers, 22 intent tests pass)" in out
+    assert "valid (2 gateways, 2 developers, 24 intent tests pass)" in out
     assert err == ""
 
 

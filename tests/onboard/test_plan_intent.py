@@ -62,7 +62,7 @@ def test_a_pull_request_breaking_a_test_is_refused_naming_it(repo):
     # the reviewer still sees what the change does
     assert "gateway a: -allow 10.70.0.4/32" in done.stdout
     assert "  - e -> LAN of a: blocked by gateway a's allow-list" in done.stdout
-    assert "intent tests: 18 pass, 4 fail" in done.stdout
+    assert "intent tests: 20 pass, 4 fail" in done.stdout
     # validate (the working tree) refuses it too, one line per broken test
     checked = wgmesh("validate", repo.path, "--today", TODAY)
     assert_clean_failure(checked, 1, "tests[4]: e -> b:22/tcp expected reach: blocked by gateway a's allow-list")
@@ -83,12 +83,13 @@ def test_the_same_change_with_its_tests_updated_passes(repo):
     repo.commit("e only needs Beijing; tests say so")
     done = plan(repo)
     assert done.returncode == 0, done.stderr
-    assert "intent tests: 22 pass, 0 fail" in done.stdout
+    assert "intent tests: 24 pass, 0 fail" in done.stdout
     doc = json.loads(plan(repo, "--format", "json").stdout)
     assert doc["valid"] is True and doc["problems"] == []
+    # leaving a's allow-list closes gateway a itself to e as well as its LAN
     assert [(c["from"], c["to"], c["before"], c["after"]) for c in doc["reachability"]] == [
-        ("e", "LAN of a", "reach via tunnel", "blocked")]
-    assert len(doc["intent"]) == 22 and all(t["passed"] for t in doc["intent"])
+        ("e", "a", "reach via tunnel", "blocked"), ("e", "LAN of a", "reach via tunnel", "blocked")]
+    assert len(doc["intent"]) == 24 and all(t["passed"] for t in doc["intent"])
 
 
 def test_a_test_only_change_plans_no_host(repo):
@@ -98,7 +99,7 @@ def test_a_test_only_change_plans_no_host(repo):
     done = plan(repo)
     assert done.returncode == 0, done.stderr
     assert "valid; 0 host(s) change" in done.stdout.splitlines()[0]
-    assert "reachability: unchanged" in done.stdout and "intent tests: 23 pass, 0 fail" in done.stdout
+    assert "reachability: unchanged" in done.stdout and "intent tests: 25 pass, 0 fail" in done.stdout
 
 
 def test_a_broken_tests_file_is_refused_with_its_line(repo):
@@ -121,11 +122,12 @@ def test_markdown_summary_of_granting_a_lan(repo, tmp_path):
     text = done.stdout
     assert text.startswith("## wgmesh plan `")
     assert "✅ **valid**: every intent test passes; 2 host(s) change (z, c)" in text
-    assert "**24 pass, 0 fail.**" in text
+    assert "**26 pass, 0 fail.**" in text
     sections = re.findall(r"^### (.+)$", text, re.M)
     assert sections == ["Intent tests", "Reachability changes", "The network after this change", "Hosts"]
-    assert "| from \\ to | z | a | c | LAN of c | developers |" in text
-    assert "| alice | ➕ reach | ➕ reach | ➕ reach | ➕ reach | ➕ reach |" in text
+    # alice may enter c's LAN, so c itself; gateway a, closed to her, gets no column
+    assert "| from \\ to | z | c | LAN of c | developers |" in text
+    assert "| alice | ➕ reach | ➕ reach | ➕ reach | ➕ reach |" in text
     assert "| c | gateway | +allow 10.70.0.6/32 |" in text and "| a | gateway | unchanged |" in text
     diagram = parse_mermaid(mermaid_block(text), tmp_path)
     assert diagram["type"] == "flowchart-v2"

@@ -43,7 +43,8 @@ def test_revoked_gateway_loses_interface_files_rules_and_schedule(local_host, ne
     assert "still a gateway" in out[3]
     dry = absent_result(out[5])
     assert dry["interface"] == "wg0 deleted" and "/etc/wireguard/wg0.key" in dry["files"]
-    assert dry["firewall"] == ["filter/WGMESH-FORWARD", "nat/WGMESH-POSTROUTING"]
+    assert dry["firewall"] == ["filter/WGMESH-FORWARD", "filter/WGMESH-INPUT", "filter/WGMESH-DEVELOPERS",
+                               "nat/WGMESH-POSTROUTING"]
     assert dry["schedule"] == "wgmesh-converge deleted"
     assert out[6] == out[2]                          # test=True removed nothing
     (state_ret,) = json.loads(out[7])["local"].values()
