@@ -23,7 +23,7 @@ import yaml
 
 from lab.article import B, D, ECHO_PORT, VPN, ArticleLab
 from lab.topology import LAB_PKG, Lab
-from .conftest import SKIP_REASON
+from tests.conftest import LAB_SKIP_REASON as SKIP_REASON
 from .test_gitops import Pinger, wait_ping
 
 SOURCES = ("z", "a", "c", "e", "f")
