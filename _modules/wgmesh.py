@@ -231,7 +231,7 @@ def genkey(test=False):
     group = wgmesh_core.render.private_key_group(cfg)
     mode = 0o600 if group == "root" else 0o640
     if os.path.exists(path):
-        return _key_permissions(path, mode, group, test)
+        return {**_key_permissions(path, mode, group, test), **_replaced_live_key(cfg, path)}
     existing = _existing_key(cfg)
     if not test:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -286,6 +286,21 @@ def _key_permissions(path, mode, group, test):
         os.chmod(path, mode)
         os.chown(path, 0, wanted_gid)
     return {"path": path, "permissions": f"{oct(stat.st_mode & 0o777)} -> {oct(mode)} root:{group}"}
+
+
+def _replaced_live_key(cfg, path):
+    """A key file whose key is not the live interface's: the admin re-keyed the host (the tunnel
+    state puts the file's key live). Reported as a change, so the new public key is published
+    to the mine at once (the key state's onchanges) rather than at the mine's next interval."""
+    live = _live_private_key(cfg.interface)
+    text = _read_text(path)
+    if not live or not text or text.strip() == live:
+        return {}
+    try:
+        new = wgmesh_core.public_key(text.strip())
+    except ValueError as exc:
+        raise CommandExecutionError(f"wgmesh: {path} does not hold a WireGuard private key: {exc}")
+    return {"rekeyed": f"{cfg.interface} gets the key of {path} (public key {new})"}
 
 
 def public_key():

@@ -1,8 +1,9 @@
 """From the lab to a fleet (issue 11), live: adopting a hand-built hub, cleaning up a revoked
 gateway, a hub endpoint change, a push racing a drift run, a gitfs-locked update.
 
-Shares the `article` lab (real salt-master and minions, wireguard-go, iptables); each test
-leaves the pillar and the hosts as it found them (the pillar files are pushed back).
+Shares the `article` lab (real salt-master and minions, wireguard-go, systemd-networkd and
+firewalld); each test leaves the pillar and the hosts as it found them (the pillar files are
+pushed back).
 """
 import json
 
@@ -14,6 +15,22 @@ from wgmesh_core.source import dump_sls
 from tests.lab.test_gitops import Pinger, wait_ping
 
 NETWORK, DEVELOPERS = "wgmesh/network.sls", "wgmesh/developers.sls"
+#: backend -> (the tunnel's key file, the file an admin building the host by hand puts the key in)
+KEY_FILES = {"networkd": ("/etc/systemd/network/wg0.key", "/etc/systemd/network/wg0.netdev"),
+             "wgquick": ("/etc/wireguard/wg0.key", "/etc/wireguard/wg0.conf")}
+
+
+def hand_built(article, host) -> str:
+    """The host's tunnel config as an admin following the article writes it: the private key
+    inline (networkd: `PrivateKey=` in the .netdev; wg-quick: the whole `wg showconf`)."""
+    lab = article.lab
+    live_key = lab.exec(host, ["wg", "show", "wg0", "private-key"]).stdout.strip()
+    if article.profile.backend == "networkd":
+        netdev = lab.host_path(host, KEY_FILES["networkd"][1]).read_text()
+        return "".join(f"PrivateKey={live_key}\n" if line.startswith("PrivateKeyFile=") else line
+                       for line in netdev.splitlines(keepends=True))
+    showconf = lab.exec(host, ["wg", "showconf", "wg0"]).stdout
+    return showconf.replace("[Interface]\n", "[Interface]\nAddress = 10.70.0.1/16\nMTU = 1280\n", 1)
 
 
 def edited(article, path, change):
@@ -42,11 +59,10 @@ def test_a_hand_built_hub_is_adopted_with_its_key_and_no_gateway_tunnel_drops(ar
     no wgmesh records. test=True does not raise; the apply keeps the live key (a and c, pinging
     the hub all along, lose nothing)."""
     lab = article.lab
+    key_file, config_file = KEY_FILES[article.profile.backend]
     live_key = lab.exec("z", ["wg", "show", "wg0", "private-key"]).stdout.strip()
-    showconf = lab.exec("z", ["wg", "showconf", "wg0"]).stdout
-    lab.host_path("z", "/etc/wireguard/wg0.conf").write_text(
-        showconf.replace("[Interface]\n", "[Interface]\nAddress = 10.70.0.1/16\nMTU = 1280\n", 1))
-    lab.host_path("z", "/etc/wireguard/wg0.key").unlink()
+    lab.host_path("z", config_file).write_text(hand_built(article, "z"))
+    lab.host_path("z", key_file).unlink()
     lab.exec("z", ["sh", "-c", "rm -f /var/cache/salt/minion/wgmesh/*.json"])
     watches = [Pinger(lab, gateway, VPN["z"], count=400) for gateway in ("a", "c")]
     for watch in watches:
@@ -56,20 +72,21 @@ def test_a_hand_built_hub_is_adopted_with_its_key_and_no_gateway_tunnel_drops(ar
     dry = {s["__id__"]: s for s in dry.values()}
     assert all(s["result"] is not False for s in dry.values()), {k: s["comment"] for k, s in dry.items()}
     assert dry["wgmesh-private-key"]["changes"]["adopted_from"] == "the live interface wg0"
-    assert not lab.host_path("z", "/etc/wireguard/wg0.key").exists()        # test=True wrote nothing
+    assert not lab.host_path("z", key_file).exists()        # test=True wrote nothing
     applied = lab.salt(["z", "state.apply", "wgmesh", "queue=True"], timeout=180)["z"]
     applied = {s["__id__"]: s for s in applied.values()}
     assert all(s["result"] is True for s in applied.values()), {k: s["comment"] for k, s in applied.items()}
     assert "private_key" not in json.dumps(applied["wgmesh-tunnel"]["changes"])
-    assert lab.host_path("z", "/etc/wireguard/wg0.key").read_text().strip() == live_key
+    assert lab.host_path("z", key_file).read_text().strip() == live_key
     assert lab.exec("z", ["wg", "show", "wg0", "private-key"]).stdout.strip() == live_key
-    assert "PrivateKey" not in lab.host_path("z", "/etc/wireguard/wg0.conf").read_text()
+    assert live_key not in lab.host_path("z", config_file).read_text()
     assert [watch.lost() for watch in watches] == [0, 0]
 
 
 def test_a_revoked_gateway_is_cleaned_up(article, pillar_restored):
     lab = article.lab
-    backup = lab.host_path("c", "/etc/wireguard/wg0.key").read_text()   # to re-admit c with its pinned key
+    key_file, config_file = KEY_FILES[article.profile.backend]
+    backup = lab.host_path("c", key_file).read_text()   # to re-admit c with its pinned key
 
     def revoke_c(net):
         net["gateways"]["c"]["revoked"] = True
@@ -80,14 +97,14 @@ def test_a_revoked_gateway_is_cleaned_up(article, pillar_restored):
     assert list(data["removed"]) == ["c"] and data["removed"]["c"]["interface"] == "wg0 deleted", data
     assert lab.exec("c", ["ip", "link", "show", "wg0"], check=False).returncode != 0
     assert "WGMESH" not in lab.exec("c", ["iptables-save"]).stdout
-    assert not [path for path in ("/etc/wireguard/wg0.conf", "/etc/wireguard/wg0.key", "/etc/sysctl.d/10-ip-forward.conf")
+    assert not [path for path in (config_file, key_file, "/etc/sysctl.d/10-ip-forward.conf", "/etc/firewalld/direct.xml")
                 if lab.host_path("c", path).exists()]
     assert "wgmesh-converge" not in json.dumps(lab.salt(["c", "schedule.list", "show_all=True"]))
     assert "192.168.200.0/24" not in lab.exec("z", ["ip", "route", "show", "dev", "wg0"]).stdout
     assert not lab.ping("e", D, timeout=1)
 
-    lab.host_path("c", "/etc/wireguard/wg0.key").write_text(backup)
-    lab.host_path("c", "/etc/wireguard/wg0.key").chmod(0o600)
+    lab.host_path("c", key_file).write_text(backup)
+    lab.host_path("c", key_file).chmod(0o600)
     pillar_restored()
     assert wait_ping(lab, "e", D, timeout=60)
 
@@ -157,5 +174,6 @@ def test_a_gitfs_locked_update_is_reported_as_a_failure(article, pillar_restored
     assert state_jobs_since(lab, jid) == set()
     lab.exec("master", ["rm", "-f", *[f"{lock}/update.lk" for lock in locks]])
     result = lab.salt_run(["wgmesh.on_push"], timeout=240)
-    assert result["result"] == "applied" and result["applied"] == {"c": True}, result
+    # f leaves LAN2: c's allow-list and the hub's forwarding rules change
+    assert result["result"] == "applied" and result["applied"] == {"z": True, "c": True}, result
     assert lab.salt_run(["wgmesh.deployed_revision"]) == result["revision"] != deployed

@@ -74,6 +74,8 @@ class FakeHost:
             return ok("".join(f"{route} scope link\n" for route in self.routes))
         if cmd[:3] == ["wg", "show", self.interface] and cmd[3:] == ["dump"]:
             return ok(self.dump())
+        if cmd == ["wg", "show", self.interface, "private-key"]:
+            return ok(self.live.private_key + "\n") if self.exists else failed("No such device")
         if cmd == ["firewall-cmd", "--state"]:
             return failed("not running")
         if cmd[0] == "iptables" and cmd[-1] == "-S":

@@ -145,6 +145,21 @@ def test_genkey_tightens_a_key_file_left_readable(keydir):
     assert stat.S_IMODE(os.stat(keydir / "wg0.key").st_mode) == 0o600
 
 
+def test_a_key_file_rewritten_by_the_admin_is_a_change_so_the_new_key_is_published(keydir, host):
+    """The live interface holds the old key; the file a new one (the host re-keyed by hand): the
+    key state reports it, and its onchanges publishes the new public key to the mine."""
+    old_private, old_public = own_key(keydir)
+    host.__init__(private_key=old_private, public_key=old_public)
+    assert module.genkey() == {}                                     # file and interface agree
+    new_private, new_public = own_key(keydir, generate_private_key())
+    expected = {"rekeyed": f"wg0 gets the key of {keydir / 'wg0.key'} (public key {new_public})"}
+    assert module.genkey(test=True) == expected
+    assert module.genkey() == expected and module.public_key() == new_public
+    (keydir / "wg0.key").write_text("not a key\n")
+    with pytest.raises(CommandExecutionError, match="does not hold a WireGuard private key"):
+        module.genkey()
+
+
 @pytest.mark.parametrize("minion_id", ["r1"])
 def test_a_lan_router_has_no_key(keydir, minion_id):
     assert module.private_key_path() is None and module.genkey() == {} and module.public_key() is None
