@@ -42,7 +42,7 @@ import yaml
 
 from wgmesh_core.source import TESTS_FILE, dump_sls
 
-from .plan import MASTER_IP
+from .plan import ARTICLE_PILLAR, MASTER_IP, read_pillar
 from .topology import LAB_PKG, REPO, Lab
 
 MINIONS = ("z", "a", "c", "r1")
@@ -80,12 +80,21 @@ class Profile:
     ("firewalld/nftables", "firewalld/iptables": a real firewalld on that backend; "iptables")
     and the interfaces firewalld's permanent config binds to a zone before wgmesh comes."""
     backend: str
-    firewalls: dict
+    firewalls: dict          # minion id -> firewall
     lan_zones: dict = field(default_factory=dict)
+    pillar_says: bool = False    # the pillar's own choices: nothing to write into it
 
     def firewalld(self) -> dict:
         """host -> firewalld backend, for the hosts that run firewalld."""
         return {host: fw.split("/")[1] for host, fw in self.firewalls.items() if fw.startswith("firewalld/")}
+
+    @classmethod
+    def of(cls, spec) -> "Profile":
+        """What a pillar itself says: its backend, and firewalld (on its default nftables) or
+        wgmesh's iptables chains on the hub and each gateway."""
+        hosts = {spec.hub.minion: spec.hub, **spec.gateways}
+        return cls(spec.backend, {minion: {"firewalld": "firewalld/nftables", "iptables": "iptables"}[
+            host.firewall or spec.firewall] for minion, host in hosts.items()}, pillar_says=True)
 
 
 PROFILES = {
@@ -99,26 +108,35 @@ PROFILES = {
 }
 
 
-def lab_overrides(dev_public_keys: dict, profile: Profile) -> dict:
-    """What the lab changes in the example pillar (written into its files)."""
-    firewall = {host: fw.split("/")[0] for host, fw in profile.firewalls.items()}
-    return {"wgmesh": {
-        "backend": profile.backend,
-        "hub": {"endpoint": HUB_ENDPOINT, "firewall": firewall["z"]},
-        "gateways": {gw: {"firewall": firewall[gw]} for gw in ("a", "c")},
-        "developers": {name: {"public_key": key} for name, key in dev_public_keys.items()},
-    }}
+def lab_overrides(dev_public_keys: dict, profile: Profile, spec) -> dict:
+    """What the lab changes in a pillar (written into its files): the hub's endpoint on the lab's
+    internet, the developers' public keys (made on their laptops), and the profile's backend and
+    firewalls unless they are the pillar's own."""
+    endpoint = f"{HUB_ENDPOINT.split(':')[0]}:{spec.listen_port}"
+    overrides = {"hub": {"endpoint": endpoint},
+                 "developers": {name: {"public_key": key} for name, key in dev_public_keys.items()}}
+    if not profile.pillar_says:
+        firewall = {host: fw.split("/")[0] for host, fw in profile.firewalls.items()}
+        overrides["backend"] = profile.backend
+        overrides["hub"]["firewall"] = firewall[spec.hub.minion]
+        overrides["gateways"] = {gw: {"firewall": firewall[gw]} for gw in spec.gateways}
+    return {"wgmesh": overrides}
 
 
-#: TCP echo servers the probes connect to: LAN devices and the gateways themselves.
+#: TCP echo servers the probes connect to: LAN hosts and the gateways themselves.
 ECHO_PORT = 8080
-ECHO_HOSTS = ("b", "d", "a", "c")
 
 
 class ArticleLab:
-    def __init__(self, lab: Lab, profile: str = "article"):
+    """A network converged by wgmesh through a real salt-master: the article's (the repository's
+    example pillar, on a profile of PROFILES), or any pillar's on its own profile (lab.twin).
+    ``lab`` is laid out for that pillar (``lab.plan.derive``)."""
+
+    def __init__(self, lab: Lab, profile: str | None = "article", pillar: Path = ARTICLE_PILLAR):
         self.lab = lab
-        self.profile = PROFILES[profile]
+        self.pillar = Path(pillar)
+        self.spec, self.tests = read_pillar(self.pillar)
+        self.profile = PROFILES[profile] if profile else Profile.of(self.spec)
         self.gitdir = lab.workdir / "git"
         self.upstream = self.gitdir / "pillar.git"
         self.work = self.gitdir / "work"
@@ -148,23 +166,41 @@ class ArticleLab:
         """What runs on the hosts before wgmesh: systemd-networkd (with its stand-in for the
         WireGuard kernel module) and firewalld where the profile has them, and the echo servers
         TCP probes connect to."""
-        def start(host):
+        def start(minion):
+            host = self.lab.plan.minions[minion]
             if self.profile.backend == "networkd":
                 self.lab.start_networkd(host)
-            if host in self.profile.firewalld():
-                self.lab.start_firewalld(host, self.profile.firewalld()[host], self.profile.lan_zones.get(host))
+            if minion in self.profile.firewalld():
+                self.lab.start_firewalld(host, self.profile.firewalld()[minion], self.profile.lan_zones.get(minion))
         with ThreadPoolExecutor() as pool:
             list(pool.map(start, self.profile.firewalls))
-        for host in ECHO_HOSTS:
+        for host in self.echo_hosts():
             self.lab.spawn(host, [sys.executable, "-I", LAB_PKG / "tcp.py", "serve", ECHO_PORT], "echo")
+
+    def echo_hosts(self) -> list:
+        """The LAN hosts and the gateways: the article's probes connect to them."""
+        lans = self.lab.plan.lans
+        return [lans[gid][2] for gid in self.spec.gateways] + [self.lab.plan.minions[gid] for gid in self.spec.gateways]
+
+    @property
+    def minions(self) -> list:
+        return list(self.lab.plan.minions)
+
+    @property
+    def laptops(self) -> dict:
+        """developer -> the host of its laptop, for the developers active today."""
+        today = datetime.date.today()
+        return {dev: host for dev, host in self.lab.plan.laptops.items()
+                if self.spec.is_active(self.spec.developers[dev], today)}
 
     def make_developer_keys(self) -> dict:
         """Each laptop makes its own key pair; only the public key leaves it."""
-        public = {}
-        for dev in LAPTOPS:
-            self.lab.sh(dev, "umask 077; wg genkey > /etc/wireguard/private.key")
-            public[dev] = self.lab.exec(dev, ["sh", "-c", "wg pubkey < /etc/wireguard/private.key"]).stdout.strip()
-        return public
+        def make(host):
+            self.lab.sh(host, "umask 077; wg genkey > /etc/wireguard/private.key")
+            return self.lab.exec(host, ["sh", "-c", "wg pubkey < /etc/wireguard/private.key"]).stdout.strip()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            laptops = self.lab.plan.laptops
+            return dict(zip(laptops, pool.map(make, laptops.values())))
 
     def make_pillar_repo(self, dev_public_keys: dict) -> None:
         shutil.rmtree(self.gitdir, ignore_errors=True)    # a previous run's repositories
@@ -176,14 +212,26 @@ class ArticleLab:
         hook.chmod(0o755)
         subprocess.run(["git", "clone", "-q", str(self.upstream), str(self.work)], check=True,
                        capture_output=True)
-        subprocess.run(["cp", "-r", f"{REPO}/pillar/.", str(self.work)], check=True)
-        # no intent tests: the GitOps tests change reachability push by push (test_intent_gate adds them)
-        (self.work / TESTS_FILE).unlink()
+        subprocess.run(["cp", "-r", f"{self.pillar}/.", str(self.work)], check=True)
+        # no intent tests: the GitOps tests change reachability push by push (test_intent_gate adds
+        # them), and a twin measures what its tests predict even where the gate would refuse them
+        (self.work / TESTS_FILE).unlink(missing_ok=True)
         # each entry lives in one file (the gate refuses an override from another file)
-        overrides = lab_overrides(dev_public_keys, self.profile)["wgmesh"]
-        developers = overrides.pop("developers")
-        self.edit_sls("wgmesh/network.sls", lambda net: _deep_update(net, overrides))
-        self.edit_sls("wgmesh/developers.sls", lambda net: _deep_update(net["developers"], developers))
+        overrides = lab_overrides(dev_public_keys, self.profile, self.spec)["wgmesh"]
+        for group in ("developers", "gateways"):
+            for name, changes in overrides.pop(group, {}).items():
+                self.edit_sls(self.file_defining(group, name), lambda net: _deep_update(net[group][name], changes))
+        self.edit_sls(self.file_defining("hub"), lambda net: _deep_update(net, overrides))
+
+    def file_defining(self, *keys: str) -> str:
+        """The SLS file of the working clone whose ``wgmesh`` value holds ``keys`` (a path)."""
+        for path in sorted(self.work.rglob("*.sls")):
+            found = (yaml.safe_load(path.read_text()) or {}).get("wgmesh")
+            for key in keys:
+                found = found.get(key) if isinstance(found, dict) else None
+            if found is not None:
+                return str(path.relative_to(self.work))
+        raise LookupError(f"no SLS file of {self.pillar} defines wgmesh:{':'.join(keys)}")
 
     def edit_sls(self, relpath: str, change) -> None:
         """Let ``change`` modify the ``wgmesh`` value of a file of the working clone."""
@@ -209,7 +257,9 @@ class ArticleLab:
         self.lab.start_master(file_roots=[REPO / "salt", REPO], pillar_roots=[],
                               extra_config=self.master_config())
         self.lab.salt_run(["saltutil.sync_all"])
-        self.lab.start_minions(MINIONS)
+        for minion, host in self.lab.plan.minions.items():
+            self.lab.start_minion(host, minion, wait=False)
+        self.lab.wait_minions(self.minions, timeout=120)
         self.lab.salt(["*", "saltutil.sync_all"], timeout=120)
 
     def start_salt_api(self, timeout: float = 60) -> None:
@@ -273,12 +323,14 @@ class ArticleLab:
         self.lab.exec(host, ["wg-quick", "up", "wg0"], timeout=60)
 
     def laptops_up(self) -> None:
-        for dev in LAPTOPS:
-            self.laptop_up(dev)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(self.laptop_up, self.laptops, self.laptops.values()))
 
     def wait_tunnels(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
-        pending = [(dev, VPN["z"]) for dev in LAPTOPS] + [(gw, VPN["z"]) for gw in ("a", "c")]
+        hub = str(self.spec.hub.address)
+        pending = [(host, hub) for host in self.laptops.values()] + \
+                  [(self.lab.plan.minions[gid], hub) for gid in self.spec.gateways]
         while pending and time.monotonic() < deadline:
             pending = [(src, dst) for src, dst in pending if not self.lab.ping(src, dst, timeout=1)]
         if pending:

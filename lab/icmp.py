@@ -87,6 +87,7 @@ def main(argv=None) -> int:
     ap.add_argument("-W", "--timeout", type=float, default=1.0)
     ap.add_argument("-i", "--interval", type=float, default=0.2)
     ap.add_argument("-q", "--quiet", action="store_true")
+    ap.add_argument("-I", "--source", help="send from this local address")
     ap.add_argument("--json", action="store_true",
                     help="print {dst: replies received}; exit 0")
     a = ap.parse_args(argv)
@@ -97,6 +98,8 @@ def main(argv=None) -> int:
         except OSError:
             dsts[d] = None
     sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    if a.source:
+        sock.bind((a.source, 0))
     base = (os.getpid() * 7 + int(time.time() * 1000)) & 0xFFFF
     got = {d: 0 for d in dsts}
     for seq in range(1, a.count + 1):

@@ -16,7 +16,6 @@ from typing import Iterable, Mapping, Sequence
 
 import yaml
 
-from . import plan
 
 MASTER_HOST = "master"
 
@@ -56,7 +55,7 @@ class SaltMixin:
                       extra_config: Mapping | None = None) -> dict:
         cfg = {
             "id": "master",
-            "interface": plan.MASTER_IP,
+            "interface": self.plan.master_ip,
             "ipv6": False,
             "user": "root",
             "root_dir": "/",
@@ -112,7 +111,7 @@ class SaltMixin:
                       extra_config: Mapping | None = None) -> dict:
         cfg = {
             "id": minion_id or host,
-            "master": plan.MASTER_IP,
+            "master": self.plan.master_ip,
             "ipv6": False,
             "user": "root",
             "root_dir": "/",
@@ -203,7 +202,7 @@ class SaltMixin:
                 logs = ""
                 for mid in sorted(pending):
                     host = self.state.get("minions", {}).get(mid, mid)
-                    if host in plan.HOSTS:
+                    if host in self.plan.hosts:
                         logs += f"\n--- {host} minion log ---\n" + self._tail(
                             host, "/var/log/salt/minion", 1500)
                 raise TimeoutError(f"minions not responding after {timeout}s: "

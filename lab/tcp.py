@@ -1,7 +1,8 @@
 """TCP probes for the lab (run inside a host, like icmp.py).
 
-    python -I tcp.py serve PORT                         # echo server, until killed
-    python -I tcp.py connect [-W SECONDS] IP:PORT ...   # JSON {target: connected and echoed}
+    python -I tcp.py serve [--udp] PORT                 # echo server, until killed
+    python -I tcp.py connect [-W SECONDS] [--udp] [--source IP] IP:PORT ...
+        # JSON {target: connected (UDP: a datagram sent) and echoed}
     python -I tcp.py hold IP:PORT --seconds S [--interval I] [--give-up G]
         # one connection kept open, a byte sent every I s, until S s pass or none is answered
         # for G s; JSON {"opened", "sent", "answered", "last_answer": seconds after opening, or null}
@@ -18,6 +19,15 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+
+def serve_udp(port: int) -> None:
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    server.bind(("0.0.0.0", port))
+    while True:
+        data, peer = server.recvfrom(4096)
+        server.sendto(data, peer)
 
 
 def serve(port: int) -> None:
@@ -38,9 +48,26 @@ def _target(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def connect(target: str, timeout: float) -> bool:
+def connect_udp(target: str, timeout: float, source: str | None = None) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as conn:
+        conn.settimeout(timeout / 3)
+        if source:
+            conn.bind((source, 0))
+        for _ in range(3):      # a lost datagram is not a firewall
+            try:
+                conn.sendto(b"probe\n", _target(target))
+                return conn.recv(16) == b"probe\n"
+            except socket.timeout:
+                continue
+            except OSError:
+                return False
+    return False
+
+
+def connect(target: str, timeout: float, source: str | None = None) -> bool:
     try:
-        with socket.create_connection(_target(target), timeout=timeout) as conn:
+        with socket.create_connection(_target(target), timeout=timeout,
+                                      source_address=(source, 0) if source else None) as conn:
             conn.sendall(b"probe\n")
             return conn.recv(16) == b"probe\n"
     except OSError:
@@ -78,9 +105,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="TCP probes for the wgmesh lab")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("serve")
+    p.add_argument("--udp", action="store_true")
     p.add_argument("port", type=int)
     p = sub.add_parser("connect")
     p.add_argument("-W", "--timeout", type=float, default=1.0)
+    p.add_argument("--udp", action="store_true")
+    p.add_argument("--source", help="connect from this local address")
     p.add_argument("targets", nargs="+")
     p = sub.add_parser("hold")
     p.add_argument("target")
@@ -89,10 +119,11 @@ def main(argv=None) -> int:
     p.add_argument("--give-up", type=float, default=5.0, help="stop after this long without an answer")
     args = parser.parse_args(argv)
     if args.cmd == "serve":
-        serve(args.port)
+        (serve_udp if args.udp else serve)(args.port)
     elif args.cmd == "connect":
+        probe = connect_udp if args.udp else connect
         with ThreadPoolExecutor(max_workers=16) as pool:
-            results = dict(zip(args.targets, pool.map(lambda t: connect(t, args.timeout), args.targets)))
+            results = dict(zip(args.targets, pool.map(lambda t: probe(t, args.timeout, args.source), args.targets)))
         print(json.dumps(results))
     else:
         print(json.dumps(hold(args.target, args.seconds, args.interval, args.give_up)))

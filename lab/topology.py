@@ -15,6 +15,7 @@ Everything created is recorded in ``<workdir>/state.json`` (and a copy in
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -40,6 +41,7 @@ WRAPPER = LAB_PKG / "bin" / "wireguard-go-fg"
 RUN_ROOT = Path("/run/wgmesh-lab")
 NETNS_PREFIX = "wgl-"
 SWITCH = "sw"
+OFFICE_IF = "eth1"     # a laptop's link into an office LAN (join_office)
 
 #: directories each host gets privately (bind-mounted from <workdir>/hosts/<h>)
 BIND_DIRS: tuple[str, ...] = (
@@ -212,10 +214,9 @@ def _venv_bin() -> Path:
 class Lab(SaltMixin, ServicesMixin):
     """The article's network, in namespaces.  See lab/README.md."""
 
-    hosts = tuple(plan.HOSTS)
-
     def __init__(self, lab_id: str | None = None, workdir: str | os.PathLike | None = None,
-                 extra_bind_dirs: Sequence[str] = (), path_prepend: Sequence[str] = ()):
+                 extra_bind_dirs: Sequence[str] = (), path_prepend: Sequence[str] = (),
+                 address_plan: plan.AddressPlan | None = None):
         lab_id = lab_id or ("t" + secrets.token_hex(3))
         if not _ID_RE.match(lab_id):
             raise ValueError(f"lab_id must match {_ID_RE.pattern}: {lab_id!r}")
@@ -228,6 +229,9 @@ class Lab(SaltMixin, ServicesMixin):
         self._procs: dict[int, subprocess.Popen] = {}
         self._lock = threading.RLock()
         self.state = self._load_state() or self._fresh_state()
+        #: the network laid out (lab.plan): given, else the one this lab was built with, else the article's
+        recorded = self.state.get("plan")
+        self.plan = address_plan or (plan.AddressPlan.from_dict(recorded) if recorded else plan.article())
         for d in self.state.get("bind_dirs", []):   # a lab built by another process
             if d not in self.bind_dirs:
                 self.bind_dirs += (d,)
@@ -242,7 +246,8 @@ class Lab(SaltMixin, ServicesMixin):
                 "statedir": str(self.statedir), "status": "new",
                 "owner_pid": os.getpid(), "owner_start": _starttime(os.getpid()),
                 "persistent": False, "netns": [], "ns_files": [], "root_mounts": [],
-                "pids": {}, "links": [], "bind_dirs": list(self.bind_dirs)}
+                "pids": {}, "links": [], "bind_dirs": list(self.bind_dirs),
+                "plan": self.plan.to_dict() if hasattr(self, "plan") else None}
 
     def _load_state(self) -> dict | None:
         for f in (self.state_file, self.statedir / "state.json"):
@@ -271,12 +276,16 @@ class Lab(SaltMixin, ServicesMixin):
             self._save()
 
     # ------------------------------------------------------------ names
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        return tuple(self.plan.hosts)
+
     def netns(self, host: str) -> str:
         return f"{NETNS_PREFIX}{self.lab_id}-{host}"
 
     def _check_host(self, host: str) -> None:
-        if host not in plan.HOSTS:
-            raise ValueError(f"unknown host {host!r}; hosts: {', '.join(plan.HOSTS)}")
+        if host not in self.plan.hosts:
+            raise ValueError(f"unknown host {host!r}; hosts: {', '.join(self.plan.hosts)}")
 
     def hostdir(self, host: str) -> Path:
         return self.workdir / "hosts" / host
@@ -438,10 +447,10 @@ class Lab(SaltMixin, ServicesMixin):
             os.makedirs(os.path.realpath(d), exist_ok=True)
 
         self._make_switch()
-        for host in plan.HOSTS:
+        for host in self.plan.hosts:
             self._make_host(host)
         self._wire()
-        for host in plan.HOSTS:
+        for host in self.plan.hosts:
             self._configure_host(host)
         self.state["status"] = "up"
         self.state["up_seconds"] = round(time.monotonic() - t0, 2)
@@ -457,7 +466,7 @@ class Lab(SaltMixin, ServicesMixin):
         ns = self.netns(SWITCH)
         self._add_netns(ns)
         cmds = ["link set lo up"]
-        for br, _prefix in plan.SEGMENTS.values():
+        for br, _prefix in self.plan.segments.values():
             cmds += [f"link add {br} type bridge stp_state 0 forward_delay 0",
                      f"link set {br} up"]
         _run(["ip", "netns", "exec", ns, "sh", "-c",
@@ -471,7 +480,7 @@ class Lab(SaltMixin, ServicesMixin):
             (hd / d.lstrip("/")).mkdir(parents=True, exist_ok=True)
         (hd / "pids").mkdir(parents=True, exist_ok=True)
         (hd / "etc").mkdir(parents=True, exist_ok=True)
-        (hd / "etc/hosts").write_text(plan.etc_hosts(host))
+        (hd / "etc/hosts").write_text(self.plan.etc_hosts(host))
         (hd / "etc/resolv.conf").write_text("# wgmesh lab: no DNS\noptions timeout:1 attempts:1\n")
         (hd / "etc/hostname").write_text(host + "\n")
         (hd / "etc/machine-id").write_text(secrets.token_hex(16) + "\n")
@@ -516,26 +525,27 @@ class Lab(SaltMixin, ServicesMixin):
 
     def _veth_name(self, host: str, ifname: str) -> str:
         name = f"{host}-{ifname}"
-        if len(name) > 15:
-            raise LabError(f"interface name too long: {name}")
+        if len(name) > 15:   # IFNAMSIZ: a long host or interface name gets a stable short one
+            name = "v" + hashlib.sha1(name.encode()).hexdigest()[:12]
         return name
 
     def _wire(self) -> None:
         sw = self.netns(SWITCH)
         cmds = []
-        for h in plan.HOSTS.values():
+        for h in self.plan.hosts.values():
             for i in h.ifaces:
                 v = self._veth_name(h.name, i.name)
-                br = plan.SEGMENTS[i.segment][0]
+                br = self.plan.segments[i.segment][0]
                 cmds += [f"link add {v} type veth peer name {i.name} netns {self.netns(h.name)}",
                          f"link set {v} master {br} up"]
         _run(["ip", "-n", sw, "-batch", "-"], input="\n".join(cmds) + "\n")
 
     def _configure_host(self, host: str) -> None:
-        h = plan.HOSTS[host]
+        h = self.plan.hosts[host]
         lines = []
         for i in h.ifaces:
             lines += [f"ip addr add {i.address} dev {i.name}", f"ip link set {i.name} up"]
+        lines += [f"ip addr add {alias} dev {h.ifaces[0].name}" for alias in h.aliases]
         if h.gateway:
             lines.append(f"ip route add default via {h.gateway}")
         elif h.default_dev:
@@ -562,7 +572,7 @@ class Lab(SaltMixin, ServicesMixin):
                  default_via: str | None = None) -> None:
         """Plug host into a segment with a new interface (e.g. e into LAN2)."""
         self._check_host(host)
-        br = plan.SEGMENTS[segment][0]
+        br = self.plan.segments[segment][0]
         v = self._veth_name(host, ifname)
         self._record("links", {"host": host, "ifname": ifname, "segment": segment,
                                "address": address, "switch_if": v})
@@ -582,15 +592,15 @@ class Lab(SaltMixin, ServicesMixin):
                                    if not (l["host"] == host and l["ifname"] == ifname)]
             self._save()
 
-    def join_office(self, host: str = "e") -> None:
-        """The article's route-conflict case: laptop e in the LAN2 office,
-        DHCP gave it 192.168.200.27/24 on a second link (eth1).  Its default
-        route stays at home, so its tunnel to z keeps working."""
-        o = plan.OFFICE_LINK
-        self.add_link(host, o["segment"], o["ifname"], o["address"])
+    def join_office(self, host: str = "e", gateway: str = "c") -> None:
+        """A laptop in a gateway's office (the article's route-conflict case: e in the LAN2
+        office, DHCP gave it 192.168.200.27/24) on a second link, eth1.  Its default route
+        stays at home, so its tunnel to the hub keeps working."""
+        segment = self.plan.lans[gateway][0]
+        self.add_link(host, segment, OFFICE_IF, self.plan.office_address(gateway))
 
     def leave_office(self, host: str = "e") -> None:
-        self.remove_link(host, plan.OFFICE_LINK["ifname"])
+        self.remove_link(host, OFFICE_IF)
 
     # ------------------------------------------------------------ down
     def down(self, grace: float = 1.0) -> list[str]:
@@ -701,8 +711,8 @@ class Lab(SaltMixin, ServicesMixin):
 
     def resolve(self, target: str) -> str:
         """host name -> its first plan address; addresses pass through."""
-        if target in plan.HOSTS:
-            return plan.HOSTS[target].primary_ip
+        if target in self.plan.hosts:
+            return self.plan.hosts[target].primary_ip
         return target
 
     def connectivity_matrix(self, pairs: Iterable[tuple[str, str]], timeout: float = 1,
@@ -730,10 +740,10 @@ class Lab(SaltMixin, ServicesMixin):
 
     def find_host(self, ip: str) -> str:
         """Which host has address ip (plan first, then `ip addr` on every host)."""
-        h = plan.owner_of(ip)
+        h = self.plan.owner_of(ip)
         if h:
             return h
-        for host in plan.HOSTS:
+        for host in self.plan.hosts:
             cp = self.exec(host, ["ip", "-o", "-4", "addr", "show"], check=False)
             if re.search(rf"\binet {re.escape(ip)}/", cp.stdout):
                 return host
@@ -823,11 +833,12 @@ def format_matrix(results: Mapping[tuple[str, str], bool], labels: Mapping[str, 
     return "\n".join(lines)
 
 
-def default_targets() -> dict[str, str]:
-    """label -> address, the columns of `python -m lab status`."""
+def default_targets(address_plan: plan.AddressPlan | None = None) -> dict[str, str]:
+    """label -> address, the columns of `python -m lab status` (the article's VPN addresses)."""
     t = {}
-    for h in plan.HOSTS.values():
-        if h.name in ("ne", "nf"):
+    home_nats = {f"n{laptop}" for laptop in (address_plan or plan.article()).laptops.values()}
+    for h in (address_plan or plan.article()).hosts.values():
+        if h.name in home_nats:
             continue
         t[h.name] = h.primary_ip
     for n, host in enumerate(("z", "a", "c", "e", "f"), start=1):
@@ -836,8 +847,8 @@ def default_targets() -> dict[str, str]:
 
 
 def status_report(lab: Lab, timeout: float = 1) -> str:
-    targets = default_targets()
-    pairs = [(s, ip) for s in plan.HOSTS for ip in targets.values()]
+    targets = default_targets(lab.plan)
+    pairs = [(s, ip) for s in lab.plan.hosts for ip in targets.values()]
     res = lab.connectivity_matrix(pairs, timeout=timeout)
     labels = {ip: label for label, ip in targets.items()}
     out = [f"lab {lab.lab_id} ({lab.state.get('status')}), workdir {lab.workdir}", ""]

@@ -305,6 +305,20 @@ def cmd_status(args) -> int:
     return 1 if any(row["flags"] for row in rows) else 0
 
 
+def cmd_twin(args) -> int:
+    """The live twin lives in the repository's lab/ package (namespaces, Salt): imported only here."""
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "lab" / "twin.py").is_file() and str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
+    try:
+        from lab.twin import main as twin_main
+    except ImportError as error:
+        print(f"wgmesh twin: runs from a checkout of the wgmesh repository (its lab/ package): {error}",
+              file=sys.stderr)
+        return 2
+    return twin_main(args.argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wgmesh", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -350,6 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--soon-days", type=int, default=14, help="flag developers expiring within (days)")
     status.add_argument("--salt-run", default="salt-run", help="the salt-run command to use")
     status.set_defaults(func=cmd_status)
+    twin = sub.add_parser("twin", help="up|test|down: the pillar's network live in namespaces (root), "
+                                       "its intent tests measured against the model's prediction", add_help=False)
+    twin.add_argument("argv", nargs=argparse.REMAINDER)
+    twin.set_defaults(func=cmd_twin)
     plan = sub.add_parser("plan", help="validate a revision of the pillar repo and show what it changes per host")
     plan.add_argument("repo", nargs="?", default=".", help="the pillar git repository (default: .)")
     plan.add_argument("--head", default="HEAD", help="the proposed revision (default: HEAD)")
@@ -366,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["twin"]:     # its own options, --help included
+        return cmd_twin(argparse.Namespace(argv=argv[1:]))
     args = build_parser().parse_args(argv)
     logging.getLogger("salt").setLevel(logging.CRITICAL + 1)   # Salt's render errors come back as problems
     try:
