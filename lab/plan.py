@@ -165,7 +165,8 @@ def derive(spec, named: Mapping[str, str] = (), addresses: Iterable[str] = ()) -
                       (Iface("eth0", "inet", f"{HUB_IP}/24"),), default_dev="eth0")]
     segments = {"inet": ("br-inet", INTERNET)}
     minions, laptops, lans = {spec.hub.minion: hub}, {}, {}
-    wanted = {**{str(a): None for a in addresses}, **{str(a): n for n, a in dict(named).items()}}
+    wanted = {str(a): n for n, a in dict(named).items()}     # named hosts first: they name the LAN host
+    wanted.update({str(a): None for a in addresses if str(a) not in wanted})
     for i, (gid, gw) in enumerate(spec.gateways.items(), start=1):
         lan = ipaddress.ip_network(str(gw.lan))
         mine = {a: n for a, n in wanted.items() if ipaddress.ip_address(a) in lan and a != str(gw.lan_address)}

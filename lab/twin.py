@@ -91,7 +91,7 @@ class Twin:
     # --- bring-up ----------------------------------------------------------------------
 
     def up(self) -> dict:
-        self.network.up()
+        self.network.up(apply_again=False)     # the push converged it, as in production
         self.network._timed("admins' static routes, echo servers", self._prepare)
         return self.timings
 
@@ -203,11 +203,11 @@ def summary(rows: list[Measurement]) -> str:
 
 
 def run(pillar, lab_id: str = DEFAULT_ID, keep: bool = False, tamper: Callable[[Twin], None] | None = None,
-        out=sys.stdout) -> int:
+        out=sys.stdout, workdir=None) -> int:
     """Build the twin, measure, print; down unless ``keep``.  ``tamper(twin)`` runs between the
     bring-up and the measurement (the tests break a firewall rule there).  1 when a measurement
     disagrees with the prediction."""
-    twin = Twin(pillar, lab_id)
+    twin = Twin(pillar, lab_id, workdir)
     start = time.monotonic()
     try:
         twin.up()
