@@ -8,9 +8,8 @@ devices, laptops e/f behind home NAT, salt-master) in Linux namespaces.
 See lab/README.md.
 """
 from . import plan
-from .topology import (BIND_DIRS, Lab, LabCommandError, LabError, NETNS_PREFIX, RUN_ROOT,
-                       WRAPPER, cleanup_stale, default_targets, format_matrix, list_labs,
-                       status_report)
+from .labs import cleanup_stale, default_targets, format_matrix, list_labs, status_report
+from .topology import BIND_DIRS, NETNS_PREFIX, RUN_ROOT, WRAPPER, Lab, LabCommandError, LabError
 from .saltctl import salt_bin
 
 __all__ = ["Lab", "LabError", "LabCommandError", "cleanup_stale", "format_matrix",

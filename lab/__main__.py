@@ -7,7 +7,8 @@ import subprocess
 import sys
 import time
 
-from .topology import REPO, Lab, cleanup_stale, list_labs, status_report
+from .labs import cleanup_stale, list_labs, status_report
+from .topology import REPO, Lab
 
 DEFAULT_ID = "main"
 

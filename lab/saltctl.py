@@ -16,6 +16,8 @@ from typing import Iterable, Mapping, Sequence
 
 import yaml
 
+from .probes import LabCommandError
+
 
 MASTER_HOST = "master"
 
@@ -243,7 +245,6 @@ class SaltMixin:
         return self._json_or_raise(cp, host)
 
     def _json_or_raise(self, cp, host: str = MASTER_HOST):
-        from .topology import LabCommandError
         try:
             return _parse_json(cp.stdout)
         except ValueError:

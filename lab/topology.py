@@ -27,11 +27,11 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from . import plan
+from .probes import LabCommandError, LabError, ProbesMixin
 from .services import ServicesMixin
 from .saltctl import SaltMixin
 
@@ -64,27 +64,6 @@ BIND_FILES: tuple[str, ...] = ("/etc/hosts", "/etc/resolv.conf", "/etc/hostname"
                                "/etc/machine-id")
 
 _ID_RE = re.compile(r"^[a-z0-9]{1,10}$")
-
-
-class LabError(RuntimeError):
-    pass
-
-
-class LabCommandError(subprocess.CalledProcessError):
-    """CalledProcessError whose message includes the host and the output."""
-
-    def __init__(self, host, returncode, cmd, output=None, stderr=None):
-        super().__init__(returncode, cmd, output, stderr)
-        self.host = host
-
-    def __str__(self):
-        def tail(s):
-            s = s or ""
-            if isinstance(s, bytes):
-                s = s.decode(errors="replace")
-            return s[-3000:].strip()
-        return (f"[{self.host}] {shlex.join(map(str, self.cmd))} exited {self.returncode}\n"
-                f"--- stdout ---\n{tail(self.stdout)}\n--- stderr ---\n{tail(self.stderr)}")
 
 
 # --------------------------------------------------------------------------
@@ -211,7 +190,7 @@ def _venv_bin() -> Path:
 
 # --------------------------------------------------------------------------
 
-class Lab(SaltMixin, ServicesMixin):
+class Lab(SaltMixin, ServicesMixin, ProbesMixin):
     """The article's network, in namespaces.  See lab/README.md."""
 
     def __init__(self, lab_id: str | None = None, workdir: str | os.PathLike | None = None,
@@ -696,86 +675,6 @@ class Lab(SaltMixin, ServicesMixin):
     def __repr__(self):
         return f"<Lab {self.lab_id} {self.state.get('status')} {self.workdir}>"
 
-    # ------------------------------------------------------------ measurements
-    def ping(self, src: str, dst_ip: str, count: int = 1, timeout: float = 2) -> bool:
-        dst_ip = self.resolve(dst_ip)
-        cp = self.exec(src, self.ping_cmd(dst_ip, count, timeout), check=False,
-                       timeout=timeout * count + 20)
-        return cp.returncode == 0
-
-    @staticmethod
-    def ping_cmd(dst_ip: str, count: int = 1, timeout: float = 2) -> list[str]:
-        """argv of the lab's pinger (lab/icmp.py; the machine has no ping(8))."""
-        return [sys.executable, "-I", str(LAB_PKG / "icmp.py"), "-q", "-c", str(count),
-                "-W", str(timeout), dst_ip]
-
-    def resolve(self, target: str) -> str:
-        """host name -> its first plan address; addresses pass through."""
-        if target in self.plan.hosts:
-            return self.plan.hosts[target].primary_ip
-        return target
-
-    def connectivity_matrix(self, pairs: Iterable[tuple[str, str]], timeout: float = 1,
-                            count: int = 1) -> dict[tuple[str, str], bool]:
-        """{(src, dst): reachable} for every pair; dst is an address or a host name."""
-        pairs = list(pairs)
-        by_src: dict[str, list[str]] = {}
-        for s, d in pairs:
-            by_src.setdefault(s, [])
-            if d not in by_src[s]:
-                by_src[s].append(d)
-
-        def one(src):
-            ips = [self.resolve(d) for d in by_src[src]]
-            cmd = self.ping_cmd(ips[0], count, timeout)[:-1] + ["--json"] + ips
-            cp = self.exec(src, cmd, timeout=timeout * count + 30)
-            got = json.loads(cp.stdout)
-            return {(src, d): got.get(ip, 0) > 0 for d, ip in zip(by_src[src], ips)}
-
-        out: dict[tuple[str, str], bool] = {}
-        with ThreadPoolExecutor(max_workers=8) as ex:
-            for r in ex.map(one, list(by_src)):
-                out.update(r)
-        return {p: out[p] for p in pairs}
-
-    def find_host(self, ip: str) -> str:
-        """Which host has address ip (plan first, then `ip addr` on every host)."""
-        h = self.plan.owner_of(ip)
-        if h:
-            return h
-        for host in self.plan.hosts:
-            cp = self.exec(host, ["ip", "-o", "-4", "addr", "show"], check=False)
-            if re.search(rf"\binet {re.escape(ip)}/", cp.stdout):
-                return host
-        raise LabError(f"no lab host has address {ip}")
-
-    def route_get(self, host: str, ip: str) -> str:
-        return self.exec(host, ["ip", "route", "get", ip]).stdout.strip()
-
-    def iperf(self, src: str, dst_ip: str, seconds: float = 3, dst_host: str | None = None,
-              port: int = 5201, extra_args: Sequence[str] = ()) -> float:
-        """TCP throughput src -> dst_ip in bits/s (iperf3 server in dst's host)."""
-        dst_ip = self.resolve(dst_ip)
-        dst_host = dst_host or self.find_host(dst_ip)
-        name = f"iperf3-{port}"
-        self.stop(dst_host, name)
-        self.spawn(dst_host, ["iperf3", "-s", "-1", "-p", str(port)], name)
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                cp = self.exec(dst_host, ["ss", "-Hltn", f"sport = :{port}"], check=False)
-                if cp.stdout.strip():
-                    break
-                if time.monotonic() > deadline:
-                    raise LabError(f"iperf3 server did not start:\n{self.log(dst_host, name)}")
-                time.sleep(0.05)
-            cp = self.exec(src, ["iperf3", "-c", dst_ip, "-p", str(port), "-t", str(seconds),
-                                 "-J", *extra_args], timeout=seconds + 30)
-            data = json.loads(cp.stdout)
-            return float(data["end"]["sum_received"]["bits_per_second"])
-        finally:
-            self.stop(dst_host, name, grace=2)
-
     # ------------------------------------------------------------ WireGuard
     def genkey(self, host: str) -> tuple[str, str]:
         """(private, public) generated inside host."""
@@ -805,97 +704,3 @@ def _ids_match(pid: int, net_files, mnt_files) -> bool:
     net = {i for i in map(_ns_id, net_files) if i}
     mnt = {i for i in map(_ns_id, mnt_files) if i}
     return (_ns_id(f"/proc/{pid}/ns/net") in net or _ns_id(f"/proc/{pid}/ns/mnt") in mnt)
-
-
-# --------------------------------------------------------------------------
-
-def format_matrix(results: Mapping[tuple[str, str], bool], labels: Mapping[str, str] | None = None
-                  ) -> str:
-    """Pretty table: one row per source, one column per destination."""
-    srcs, dsts = [], []
-    for s, d in results:
-        if s not in srcs:
-            srcs.append(s)
-        if d not in dsts:
-            dsts.append(d)
-    labels = dict(labels or {})
-    heads = [labels.get(d, d) for d in dsts]
-    w0 = max([len(s) for s in srcs] + [4])
-    widths = [max(len(h), 2) for h in heads]
-    lines = [" " * w0 + " | " + " ".join(h.rjust(w) for h, w in zip(heads, widths))]
-    lines.append("-" * len(lines[0]))
-    for s in srcs:
-        cells = []
-        for d, w in zip(dsts, widths):
-            v = results.get((s, d))
-            cells.append(("." if v is None else "ok" if v else "--").rjust(w))
-        lines.append(s.ljust(w0) + " | " + " ".join(cells))
-    return "\n".join(lines)
-
-
-def default_targets(address_plan: plan.AddressPlan | None = None) -> dict[str, str]:
-    """label -> address, the columns of `python -m lab status` (the article's VPN addresses)."""
-    t = {}
-    home_nats = {f"n{laptop}" for laptop in (address_plan or plan.article()).laptops.values()}
-    for h in (address_plan or plan.article()).hosts.values():
-        if h.name in home_nats:
-            continue
-        t[h.name] = h.primary_ip
-    for n, host in enumerate(("z", "a", "c", "e", "f"), start=1):
-        t[f"{host}/vpn"] = f"10.70.0.{n}"
-    return t
-
-
-def status_report(lab: Lab, timeout: float = 1) -> str:
-    targets = default_targets(lab.plan)
-    pairs = [(s, ip) for s in lab.plan.hosts for ip in targets.values()]
-    res = lab.connectivity_matrix(pairs, timeout=timeout)
-    labels = {ip: label for label, ip in targets.items()}
-    out = [f"lab {lab.lab_id} ({lab.state.get('status')}), workdir {lab.workdir}", ""]
-    out.append(format_matrix(res, labels))
-    procs = []
-    for key, r in sorted(lab.state.get("pids", {}).items()):
-        alive = _alive(r["pid"], r.get("start"))
-        procs.append(f"  {key:24} pid {r['pid']:<7} {'running' if alive else 'dead'}")
-    if procs:
-        out += ["", "processes:"] + procs
-    return "\n".join(out)
-
-
-def list_labs() -> list[dict]:
-    out = []
-    if RUN_ROOT.is_dir():
-        for d in sorted(RUN_ROOT.iterdir()):
-            try:
-                out.append(json.loads((d / "state.json").read_text()))
-            except (OSError, ValueError):
-                out.append({"lab_id": d.name, "statedir": str(d), "status": "unknown"})
-    return out
-
-
-def cleanup_stale(include_persistent: bool = False) -> list[str]:
-    """Tear down labs whose owning process is gone, by their recorded ids.
-
-    Labs started from the CLI (``python -m lab up``) are persistent and are
-    only removed with include_persistent=True.  Returns the cleaned lab ids.
-    """
-    cleaned = []
-    for st in list_labs():
-        lab_id = st.get("lab_id", "")
-        if not _ID_RE.match(lab_id or ""):
-            continue
-        owner = st.get("owner_pid")
-        if st.get("persistent") and not include_persistent:
-            continue
-        if owner and _alive(owner, st.get("owner_start")) and not st.get("persistent"):
-            continue
-        lab = Lab(lab_id, workdir=st.get("workdir"))
-        if st.get("status") == "unknown":   # no state file: only the run dir
-            lab.state["root_mounts"] = [str(RUN_ROOT / lab_id / "mnt")]
-            mnt = RUN_ROOT / lab_id / "mnt"
-            if mnt.is_dir():
-                lab.state["ns_files"] = [str(p) for p in mnt.iterdir()]
-            lab.state["status"] = "stale"
-        lab.down()
-        cleaned.append(lab_id)
-    return cleaned
