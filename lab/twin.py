@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,7 @@ from typing import Callable, Optional
 
 from wgmesh_core.intent import IntentResult, check, load_intent
 from wgmesh_core.reach import ON_LINK, TUNNEL
+from wgmesh_core.validate import InvalidNetwork
 
 from .article import ArticleLab
 from .plan import derive, named_hosts, read_pillar
@@ -246,7 +248,14 @@ def main(argv=None) -> int:
         problems = Lab(args.id).down()
         print("\n".join(problems) or f"twin {args.id} down")
         return 1 if problems else 0
-    return run(args.pillar, args.id, keep=args.cmd == "up")
+    if os.geteuid() != 0:
+        print("wgmesh twin: needs root (it builds namespaces)", file=sys.stderr)
+        return 2
+    try:
+        return run(args.pillar, args.id, keep=args.cmd == "up")
+    except InvalidNetwork as error:     # the pillar or its tests.yaml: nothing was built
+        print("\n".join(str(problem) for problem in error.problems), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The address plan the lab derives from a pillar (lab/plan.py): the article's is the one its
 tests and lab/README.md know; another network's follows its own names, LANs and modes."""
+import shutil
 from pathlib import Path
 
 from lab import plan
@@ -45,3 +46,14 @@ def test_long_or_unusual_names_get_lab_names():
     derived = derive(spec)
     assert derived.laptops == {"Frank.Long_Name": "dev1"}
     assert "ndev1" in derived.hosts
+
+
+def test_twin_refuses_a_broken_tests_file_before_building_anything(tmp_path, capsys):
+    from lab.twin import main
+    pillar = tmp_path / "pillar"
+    shutil.copytree(NETWORKS / "wgquick", pillar)
+    with open(pillar / "tests.yaml", "a") as tests:
+        tests.write("  - {from: nobody, to: core, expect: reach}\n")
+    assert main(["test", str(pillar), "--id", "twbad"]) == 2
+    assert "tests[14].from: 'nobody' is neither the hub" in capsys.readouterr().err
+    assert not Path("/run/wgmesh-lab/twbad").exists()
