@@ -156,7 +156,7 @@ class ArticleLab:
         self._timed("networkd, firewalld, echo servers", self.start_services)
         keys = self._timed("developer keys", self.make_developer_keys)
         self._timed("pillar repository", self.make_pillar_repo, keys)
-        self._timed("salt-master + minions", self.start_salt)
+        self.start_salt()
         self._timed("git push -> converged", self.push_and_wait, "the article's network")
         if apply_again:
             self.converge_result = self._timed("salt '*' state.apply wgmesh", self.apply_all)
@@ -256,9 +256,14 @@ class ArticleLab:
                                    "webhook_url": "/hook", "webhook_disable_auth": True})
 
     def start_salt(self) -> None:
-        self.lab.start_master(file_roots=[REPO / "salt", REPO], pillar_roots=[],
-                              extra_config=self.master_config())
-        self.lab.salt_run(["saltutil.sync_all"])
+        """The master, then the minions while the master syncs its own extension modules."""
+        self._timed("salt-master", self.lab.start_master, [REPO / "salt", REPO], [], self.master_config())
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            runners = pool.submit(self.lab.salt_run, ["saltutil.sync_all"])
+            self._timed("salt-minions up, synced", self.start_minions)
+            runners.result()
+
+    def start_minions(self) -> None:
         for minion, host in self.lab.plan.minions.items():
             self.lab.start_minion(host, minion, wait=False)
         self.lab.wait_minions(self.minions, timeout=120)
