@@ -123,9 +123,6 @@ def lab_overrides(dev_public_keys: dict, profile: Profile, spec) -> dict:
     return {"wgmesh": overrides}
 
 
-#: what a client config says while the master knows no hub key (wgmesh_core/templates.py)
-HUB_KEY_UNKNOWN = "<hub public key: not yet known to the master>"
-
 #: TCP echo servers the probes connect to: LAN hosts and the gateways themselves.
 ECHO_PORT = 8080
 
@@ -322,16 +319,8 @@ class ArticleLab:
     def laptop_config(self, dev: str) -> str:
         """What ops sends the developer: the runner writes it 0600 on the master (never into
         its return, which Salt keeps in the job cache) and says where."""
-        deadline = time.monotonic() + 90
-        while True:
-            written = self.lab.salt_run(["wgmesh.client_config", dev])
-            config = self.lab.exec("master", ["cat", written["path"]]).stdout
-            if HUB_KEY_UNKNOWN not in config or time.monotonic() > deadline:
-                return config
-            # seen with 15 minions on a loaded machine: the applied event came before the hub's
-            # key was in the master's mine; ask the hub to publish it again
-            self.lab.salt([self.spec.hub.minion, "mine.update"], timeout=30)
-            time.sleep(1)
+        written = self.lab.salt_run(["wgmesh.client_config", dev])
+        return self.lab.exec("master", ["cat", written["path"]]).stdout
 
     def laptop_up(self, dev: str, host: str | None = None) -> None:
         """The developer's own steps: take the config from ops, add the private key, import it."""
