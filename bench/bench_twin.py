@@ -15,6 +15,7 @@ import base64
 import hashlib
 import io
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -36,7 +37,8 @@ def placeholder_key(n: int) -> str:
 def generated_pillar(root: Path, gateways: int, developers: int) -> Path:
     """A pillar of ``gateways`` offices and ``developers`` laptops, with intent tests."""
     (root / "wgmesh").mkdir(parents=True)
-    (root / "top.sls").write_text("#!yaml\nbase:\n  '*':\n    - wgmesh.network\n")
+    (root / "top.sls").write_text("#!yaml\nbase:\n  '*':\n    - wgmesh.network\n    - wgmesh.mine\n")
+    shutil.copy(REPO / "pillar" / "wgmesh" / "mine.sls", root / "wgmesh")   # the hosts publish their keys
     offices, people, hosts, tests = {}, {}, {}, []
     for g in range(gateways):
         mode = ("route", "route", "masquerade")[g % 3]
