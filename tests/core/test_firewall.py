@@ -12,13 +12,14 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 
 from wgmesh_core import firewall
-from wgmesh_core.firewall import Command, FirewalldLive, firewalld_change, iptables_change, rules
+from wgmesh_core.firewall import Command, firewalld_change, iptables_change, rules
 from wgmesh_core.plan import host_config
 from wgmesh_core.render import host_files
 from wgmesh_core.validate import load_network
 
 from . import article_texts as art
 from .conftest import TODAY
+from ..firewall_listings import firewalld_live, listing
 
 K, P = art.PUBLIC_KEYS, art.PSKS
 NEW = "-m conntrack --ctstate NEW -j ACCEPT"
@@ -152,21 +153,6 @@ def test_zone_and_hub_policy_files(spec):
 
 # --- backend iptables: live vs plan ------------------------------------------------------------
 
-def listing(fw, table, extra_builtin=(), replace=None):
-    """What `iptables [-t nat] -S` prints on a host in sync with ``fw`` (optionally changed)."""
-    builtin = {"filter": ("INPUT", "FORWARD", "OUTPUT"), "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")}[table]
-    lines = [f"-P {name} ACCEPT" for name in builtin]
-    lines += [f"-N {name}" for t, name in firewall.CHAINS if t == table]
-    chains = {name: list(extra_builtin) if name == "FORWARD" else [] for name in builtin}
-    for r in rules(fw):
-        if r.table == table:
-            chains.setdefault(r.chain, []).append(r.args)
-    for name, args in (replace or {}).items():
-        chains[name] = args
-    lines += [f"-A {name} {args}" for name, rule_args in chains.items() for args in rule_args]
-    return "\n".join(lines) + "\n"
-
-
 def test_iptables_in_sync_needs_nothing(spec):
     a = fw_of(spec, "a")
     change = iptables_change(a, listing(a, "filter"), listing(a, "nat"))
@@ -228,36 +214,6 @@ def test_iptables_missing_nat_jump(spec):
 
 
 # --- backend firewalld: live vs plan -----------------------------------------------------------
-
-ZONE_INFO = """wgmesh (active)
-  target: ACCEPT
-  icmp-block-inversion: no
-  interfaces: {interfaces}
-  sources: {sources}
-  services: 
-  ports: 
-"""
-POLICY_INFO = """wgmesh-wireguard (active)
-  priority: -100
-  target: CONTINUE
-  ingress-zones: ANY
-  egress-zones: HOST
-  services: 
-  ports: {port}/udp
-"""
-
-
-def firewalld_live(fw, direct=None, interfaces="wg0", sources="", zone=True, policy=True, kernel=None):
-    """What the listings print on a host whose firewalld holds ``direct`` (default: the plan)."""
-    direct = [r.direct for r in rules(fw)] if direct is None else direct
-    return FirewalldLive(
-        zone=ZONE_INFO.format(interfaces=interfaces, sources=sources) if zone else None,
-        policy=POLICY_INFO.format(port=fw.listen_port) if policy else None,
-        chains="".join(f"ipv4 {t} {c}\n" for t, c in firewall.CHAINS),
-        rules="\n".join(direct) + "\n",
-        kernel_filter=kernel if kernel is not None else listing(fw, "filter"),
-        kernel_nat=listing(fw, "nat"))
-
 
 def test_firewalld_in_sync_needs_nothing(spec):
     for host in ("z", "a", "c"):

@@ -4,7 +4,8 @@ The adapters are loaded from their files and given their Salt dunders (``__salt_
 ``__opts__``, ``__pillar__``, ...) by pytest-salt-factories' loader mock: a test module defines
 the ``configure_loader_modules`` fixture. What cannot run unprivileged is a MOCK, and says so:
 ``FakeHost`` answers the ``cmd.run_all`` calls (`ip`, `wg`, `iptables -S`) of a host's WireGuard
-interface and firewall from a small in-memory model of them.
+interface and firewall from a small in-memory model of them (and of a running firewalld's
+`firewall-cmd` listings, when a test gives it one).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import base64
 import importlib.util
 import shlex
 
+from wgmesh_core.firewall import FIREWALLD_LISTINGS
 from wgmesh_core.live import LiveInterface, LivePeer
 
 from tests.conftest import REPO
@@ -39,9 +41,12 @@ def failed(stderr):
 
 
 class FakeHost:
-    """MOCK of a host's `ip`, `wg` and `iptables -S` for ``cmd.run_all``: one WireGuard interface
-    and its firewall chains, no firewalld (no kernel module or namespace is available to a unit
-    test). Every command is recorded in ``calls``."""
+    """MOCK of a host's `ip`, `wg`, `iptables -S` and `firewall-cmd` for ``cmd.run_all``: one
+    WireGuard interface and its firewall chains (no kernel module or namespace is available to a
+    unit test). ``firewalld``: None (not running) or the ``FirewalldLive`` its listings print;
+    ``firewall-cmd --reload`` makes them ``after_reload`` when that is set. Every command is
+    recorded in ``calls``, what it was fed in ``stdin``, and ``fail`` names commands (argv prefixes)
+    that exit 1."""
 
     def __init__(self, interface="wg0", private_key=None, public_key=None, listen_port=51820,
                  address=None, routes=(), mtu=1280, up=True):
@@ -49,7 +54,10 @@ class FakeHost:
         self.live = LiveInterface(private_key or "", public_key or "", listen_port, {})
         self.address, self.routes, self.mtu, self.up = address, list(routes), mtu, up
         self.iptables = {"filter": "", "nat": ""}       # `iptables -S` per table; no firewalld runs
+        self.firewalld = self.after_reload = None
+        self.fail: list[list[str]] = []
         self.calls: list[list[str]] = []
+        self.stdin: dict[int, str] = {}     # index in calls -> input
 
     def add_peer(self, public_key, allowed_ips, preshared_key=None, endpoint=None, keepalive=0):
         self.live.peers[public_key] = LivePeer(public_key, preshared_key, endpoint, frozenset(allowed_ips),
@@ -62,6 +70,17 @@ class FakeHost:
         assert python_shell is False, "adapters never run a shell"
         cmd = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
         self.calls.append(cmd)
+        if stdin is not None:
+            self.stdin[len(self.calls) - 1] = stdin
+        if any(cmd[:len(prefix)] == list(prefix) for prefix in self.fail):
+            return failed(f"{cmd[0]}: failed")
+        if self.firewalld is not None:
+            for name, argv in FIREWALLD_LISTINGS.items():
+                if cmd == list(argv):
+                    text = getattr(self.firewalld, name)
+                    return failed("INVALID_ZONE") if text is None else ok(text)
+            if cmd == ["firewall-cmd", "--reload"] and self.after_reload is not None:
+                self.firewalld = self.after_reload
         if cmd[:3] == ["ip", "link", "show"] or cmd[:4] == ["ip", "-o", "link", "show"]:
             if not self.exists:
                 return failed(f'Device "{self.interface}" does not exist.')
@@ -77,7 +96,7 @@ class FakeHost:
         if cmd == ["wg", "show", self.interface, "private-key"]:
             return ok(self.live.private_key + "\n") if self.exists else failed("No such device")
         if cmd == ["firewall-cmd", "--state"]:
-            return failed("not running")
+            return ok("running") if self.firewalld is not None else failed("not running")
         if cmd[0] == "iptables" and cmd[-1] == "-S":
             return ok(self.iptables["nat" if "nat" in cmd else "filter"])
         return ok()

@@ -288,3 +288,157 @@ def test_the_scheduled_run_plans_from_fresh_pillar_and_reports_what_it_corrected
     assert applied == [("wgmesh", True)]     # queue=True: a push's apply in flight delays the run
     assert events == [("wgmesh/drift/r1", {"host": "r1", "drift": drift, "corrected": True})]
     assert "wgmesh_fresh_pillar" not in configure_loader_modules[module]["__context__"]
+
+
+# --- the firewall -------------------------------------------------------------------------
+
+def firewall_plan(keydir, host, mine):
+    """This hub's plan with its interface and firewall in sync; returns its firewall."""
+    private, public = own_key(keydir)
+    mine["z"] = public
+    cfg = module._host_config()
+    in_sync(host, cfg, private, public)
+    return cfg.firewall
+
+
+def an_allow_rule(fw):
+    """The first rule of WGMESH-FORWARD that admits someone (it has a source or destination)."""
+    return next(r for r in wgmesh_core.firewall.rules(fw)
+                if r.chain == "WGMESH-FORWARD" and ("-s " in r.args or "-d " in r.args))
+
+
+def firewall_commands(host):
+    return [call for call in host.calls if call[0] in ("iptables-restore", "conntrack", "firewall-cmd")
+            and call != ["firewall-cmd", "--state"] and tuple(call) not in
+            wgmesh_core.firewall.FIREWALLD_LISTINGS.values()]
+
+
+def test_an_iptables_firewall_in_sync_is_left_alone(keydir, host, mine):
+    firewall_plan(keydir, host, mine)
+    assert module.firewall() == {}
+    assert firewall_commands(host) == []
+
+
+@pytest.mark.parametrize("test", [True, False])
+def test_a_missing_iptables_rule_is_reported_and_restored_only_for_real(keydir, host, mine, test):
+    fw = firewall_plan(keydir, host, mine)
+    rule = an_allow_rule(fw)
+    host.iptables["filter"] = host.iptables["filter"].replace(f"-A {rule.chain} {rule.args}\n", "")
+    assert module.firewall(test=test) == {"iptables": {"missing": [f"filter: -A {rule.chain} {rule.args}"]}}
+    if test:
+        assert firewall_commands(host) == []
+        return
+    (restore,) = firewall_commands(host)             # nothing to cut: no rule went away
+    assert restore == ["iptables-restore", "-w", "--noflush"]
+    assert host.stdin[host.calls.index(restore)] == wgmesh_core.firewall.iptables_restore(fw)
+
+
+@pytest.mark.parametrize("test", [True, False])
+def test_an_extra_iptables_rule_is_removed_with_its_connections_only_for_real(keydir, host, mine, test):
+    fw = firewall_plan(keydir, host, mine)
+    hand = "-s 10.70.9.9/32 -i wg0 -o wg0 -j ACCEPT"
+    host.iptables["filter"] += f"-A WGMESH-FORWARD {hand}\n"
+    host.fail.append(["conntrack"])                  # nothing to delete: conntrack exits 1, not an error
+    assert module.firewall(test=test) == {"iptables": {"extra": [f"filter: -A WGMESH-FORWARD {hand}"]}}
+    if test:
+        assert firewall_commands(host) == []
+        return
+    restore, cut = firewall_commands(host)
+    assert restore[0] == "iptables-restore" and f"-A WGMESH-FORWARD {hand}" not in host.stdin[host.calls.index(restore)]
+    assert host.stdin[host.calls.index(restore)] == wgmesh_core.firewall.iptables_restore(fw)
+    assert cut == ["conntrack", "-D", "-s", "10.70.9.9"]
+
+
+def test_the_iptables_jumps_are_put_back_first(keydir, host, mine):
+    firewall_plan(keydir, host, mine)
+    host.iptables["filter"] = "-A FORWARD -j ACCEPT\n" + host.iptables["filter"]      # a rule above the jumps
+    change = module.firewall()
+    assert change == {"iptables": {"other": ["filter: FORWARD jumps to wgmesh first"]}}
+    inserted = [call for call in host.calls if call[:6] == ["iptables", "-w", "-t", "filter", "-I", "FORWARD"]]
+    assert [call[6:] for call in inserted] == [["1", "-i", "wg0", "-j", "WGMESH-FORWARD"],
+                                               ["2", "-o", "wg0", "-j", "WGMESH-FORWARD"]]
+
+
+def test_the_iptables_backend_refuses_a_running_firewalld(keydir, host, mine, monkeypatch):
+    firewall_plan(keydir, host, mine)
+    host.iptables["filter"] = ""
+    host.firewalld = wgmesh_core.firewall.FirewalldLive(None, None, "", "", "", "")
+    monkeypatch.setattr("salt.utils.path.which", lambda name: f"/usr/bin/{name}")
+    with pytest.raises(CommandExecutionError, match="firewall backend is iptables but firewalld is running"):
+        module.firewall()
+    assert firewall_commands(host) == []
+
+
+@pytest.fixture
+def firewalld(network, keydir, host, mine, monkeypatch):
+    """The hub on the firewalld backend, firewalld running in sync with the plan (a MOCK: the
+    listings of ``tests/firewall_listings.py``); returns its firewall plan."""
+    from tests.firewall_listings import firewalld_live
+    network["firewall"] = "firewalld"
+    monkeypatch.setattr("salt.utils.path.which", lambda name: f"/usr/bin/{name}")
+    fw = firewall_plan(keydir, host, mine)
+    assert fw.backend == "firewalld"
+    host.firewalld = host.after_reload = firewalld_live(fw)
+    return fw
+
+
+def test_the_firewalld_backend_needs_firewalld_running(firewalld, host):
+    host.firewalld = None
+    with pytest.raises(CommandExecutionError, match="firewall backend is firewalld but firewalld is not running"):
+        module.firewall()
+
+
+def test_a_firewalld_in_sync_is_left_alone(firewalld, host):
+    assert module.firewall() == {}
+    assert firewall_commands(host) == []
+
+
+@pytest.mark.parametrize("test", [True, False])
+def test_firewalld_direct_rules_missing_and_extra_are_fixed_one_by_one_only_for_real(firewalld, host, test):
+    import dataclasses
+    from tests.firewall_listings import firewalld_live
+    rule = an_allow_rule(firewalld)
+    hand = "ipv4 filter WGMESH-FORWARD 2 -s 10.70.9.9/32 -i wg0 -o wg0 -j ACCEPT"
+    direct = [r.direct for r in wgmesh_core.firewall.rules(firewalld) if r != rule] + [hand]
+    host.firewalld = dataclasses.replace(firewalld_live(firewalld), rules="\n".join(direct) + "\n")
+    assert module.firewall(test=test) == {"firewalld": {"missing": [f"firewalld: {rule.direct}"],
+                                                        "extra": [f"firewalld: {hand}"]}}
+    if test:
+        assert firewall_commands(host) == []
+        return
+    assert firewall_commands(host) == [                # removed before added; no reload
+        ["firewall-cmd", "--direct", "--remove-rule", *hand.split()],
+        ["firewall-cmd", "--direct", "--add-rule", *rule.direct.split()],
+        ["conntrack", "-D", "-s", "10.70.9.9"]]
+
+
+def test_firewalld_without_the_zone_is_reloaded_and_checked_again(firewalld, host):
+    import dataclasses
+    host.firewalld = dataclasses.replace(host.after_reload, zone=None)
+    assert module.firewall() == {"firewalld": {"other": ["firewalld: zone wgmesh missing"]}}
+    assert firewall_commands(host) == [["firewall-cmd", "--reload"]]
+    assert host.calls.count(["firewall-cmd", "--info-zone=wgmesh"]) == 2        # listed again after it
+
+
+def test_firewalld_that_does_not_load_the_zone_fails_the_run(firewalld, host):
+    import dataclasses
+    host.firewalld = host.after_reload = dataclasses.replace(host.after_reload, zone=None)
+    with pytest.raises(CommandExecutionError, match=r"firewalld did not load wgmesh's configuration "
+                                                    r"\(firewalld: zone wgmesh missing\)"):
+        module.firewall()
+
+
+@pytest.mark.parametrize("test", [True, False])
+def test_the_firewall_state_reports_what_the_module_changes(keydir, host, mine, test):
+    """The state over the real execution module (not a stand-in): test=True reports and changes
+    nothing, a real run changes and reports the same."""
+    states = load_adapter("_states", "wgmesh")
+    states.__salt__ = {"wgmesh.firewall": module.firewall, "wgmesh.sync": module.sync}
+    states.__opts__ = {"test": test}
+    fw = firewall_plan(keydir, host, mine)
+    rule = an_allow_rule(fw)
+    host.iptables["filter"] = host.iptables["filter"].replace(f"-A {rule.chain} {rule.args}\n", "")
+    ret = states.firewall("wg0")
+    assert ret["changes"] == {"iptables": {"missing": [f"filter: -A {rule.chain} {rule.args}"]}}
+    assert ret["result"] is (None if test else True)
+    assert bool(firewall_commands(host)) is not test
