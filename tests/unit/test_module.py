@@ -349,11 +349,15 @@ def test_an_extra_iptables_rule_is_removed_with_its_connections_only_for_real(ke
     assert cut == ["conntrack", "-D", "-s", "10.70.9.9"]
 
 
-def test_the_iptables_jumps_are_put_back_first(keydir, host, mine):
+def test_the_iptables_jumps_are_put_back_first_and_the_nat_jump_added(keydir, host, mine):
     firewall_plan(keydir, host, mine)
     host.iptables["filter"] = "-A FORWARD -j ACCEPT\n" + host.iptables["filter"]      # a rule above the jumps
+    host.iptables["nat"] = host.iptables["nat"].replace("-A POSTROUTING -j WGMESH-POSTROUTING\n", "")
     change = module.firewall()
-    assert change == {"iptables": {"other": ["filter: FORWARD jumps to wgmesh first"]}}
+    assert change == {"iptables": {"other": ["filter: FORWARD jumps to wgmesh first",
+                                             "nat: POSTROUTING jump to wgmesh missing"]}}
+    assert host.ran("iptables", "-w", "-t", "nat", "-I") == [
+        ["iptables", "-w", "-t", "nat", "-I", "POSTROUTING", "1", "-j", "WGMESH-POSTROUTING"]]
     inserted = [call for call in host.calls if call[:6] == ["iptables", "-w", "-t", "filter", "-I", "FORWARD"]]
     assert [call[6:] for call in inserted] == [["1", "-i", "wg0", "-j", "WGMESH-FORWARD"],
                                                ["2", "-o", "wg0", "-j", "WGMESH-FORWARD"]]
@@ -413,10 +417,14 @@ def test_firewalld_direct_rules_missing_and_extra_are_fixed_one_by_one_only_for_
 
 
 def test_firewalld_without_the_zone_is_reloaded_and_checked_again(firewalld, host):
+    """After the reload, what still differs at runtime (a source someone put in the zone) is fixed."""
     import dataclasses
+    from tests.firewall_listings import firewalld_live
+    host.after_reload = firewalld_live(firewalld, sources="192.0.2.0/24")
     host.firewalld = dataclasses.replace(host.after_reload, zone=None)
     assert module.firewall() == {"firewalld": {"other": ["firewalld: zone wgmesh missing"]}}
-    assert firewall_commands(host) == [["firewall-cmd", "--reload"]]
+    assert firewall_commands(host) == [["firewall-cmd", "--reload"],
+                                       ["firewall-cmd", "--zone=wgmesh", "--remove-source=192.0.2.0/24"]]
     assert host.calls.count(["firewall-cmd", "--info-zone=wgmesh"]) == 2        # listed again after it
 
 
