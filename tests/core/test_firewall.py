@@ -213,6 +213,45 @@ def test_iptables_missing_nat_jump(spec):
         ("iptables", "-w", "-t", "nat", "-I", "POSTROUTING", "1", "-j", "WGMESH-POSTROUTING")]
 
 
+def test_removal_takes_out_the_jumps_then_flushes_and_deletes_only_wgmesh_chains(spec):
+    """A host leaving the network: every rule jumping to a wgmesh chain (the planned jumps and one
+    from another chain) is deleted, other programs' rules and chains stay, then wgmesh's chains
+    are flushed (so none still refers to another) and deleted."""
+    c = fw_of(spec, "c")
+    filter_listing = listing(c, "filter", extra_builtin=["-j DOCKER-USER"]) + (
+        "-N DOCKER-USER\n-A DOCKER-USER -j RETURN\n-N LIBVIRT_INP\n-A LIBVIRT_INP -s 10.9.0.0/16 -j WGMESH-INPUT\n")
+    nat_listing = listing(c, "nat")
+    found, commands = firewall.removal(filter_listing, nat_listing)
+    assert found == ["filter/WGMESH-FORWARD", "filter/WGMESH-INPUT", "filter/WGMESH-DEVELOPERS", "nat/WGMESH-POSTROUTING"]
+    assert [cmd.argv for cmd in commands] == [
+        ("iptables", "-w", "-t", "filter", "-D", "INPUT", "-i", "wg0", "-j", "WGMESH-INPUT"),
+        ("iptables", "-w", "-t", "filter", "-D", "FORWARD", "-i", "wg0", "-j", "WGMESH-FORWARD"),
+        ("iptables", "-w", "-t", "filter", "-D", "FORWARD", "-o", "wg0", "-j", "WGMESH-FORWARD"),
+        ("iptables", "-w", "-t", "filter", "-D", "LIBVIRT_INP", "-s", "10.9.0.0/16", "-j", "WGMESH-INPUT"),
+        ("iptables", "-w", "-t", "filter", "-F", "WGMESH-FORWARD"),
+        ("iptables", "-w", "-t", "filter", "-F", "WGMESH-INPUT"),
+        ("iptables", "-w", "-t", "filter", "-F", "WGMESH-DEVELOPERS"),
+        ("iptables", "-w", "-t", "filter", "-X", "WGMESH-FORWARD"),
+        ("iptables", "-w", "-t", "filter", "-X", "WGMESH-INPUT"),
+        ("iptables", "-w", "-t", "filter", "-X", "WGMESH-DEVELOPERS"),
+        ("iptables", "-w", "-t", "nat", "-D", "POSTROUTING", "-j", "WGMESH-POSTROUTING"),
+        ("iptables", "-w", "-t", "nat", "-F", "WGMESH-POSTROUTING"),
+        ("iptables", "-w", "-t", "nat", "-X", "WGMESH-POSTROUTING")]
+    assert all(cmd.check and cmd.stdin is None for cmd in commands)
+
+
+def test_removal_of_a_host_without_wgmesh_chains_does_nothing(spec):
+    found, commands = firewall.removal("-P INPUT ACCEPT\n-A INPUT -j ACCEPT\n", "-P POSTROUTING ACCEPT\n")
+    assert found == [] and commands == []
+
+
+def test_a_change_reports_only_what_differs():
+    change = firewall.FirewallChange(missing=["filter: -A X -j DROP"], other=["zone"])
+    assert change and change.as_dict() == {"missing": ["filter: -A X -j DROP"], "other": ["zone"]}
+    assert firewall.FirewallChange(extra=["e"]).as_dict() == {"extra": ["e"]}
+    assert not firewall.FirewallChange() and firewall.FirewallChange().as_dict() == {}
+
+
 # --- backend firewalld: live vs plan -----------------------------------------------------------
 
 def test_firewalld_in_sync_needs_nothing(spec):
@@ -312,3 +351,100 @@ def test_firewalld_jumps_may_live_in_the_direct_chain_of_the_iptables_backend(sp
     kernel += "".join(f"-A FORWARD_direct {args}\n" for args in chain(a, "filter", "FORWARD"))
     kernel += "".join(f"-A INPUT_direct {args}\n" for args in chain(a, "filter", "INPUT"))
     assert not firewalld_change(a, firewalld_live(a, kernel=kernel))
+
+
+# --- details a mutation run showed untested ------------------------------------------------------
+
+def test_the_restore_input_is_one_transaction_per_table(spec):
+    text = firewall.iptables_restore(fw_of(spec, "a"))
+    lines = text.split("\n")
+    assert lines[-1] == "" and lines.count("COMMIT") == 2 and lines[lines.index("*nat") - 1] == "COMMIT"
+    assert lines[0] == "*filter" and lines[-2] == "COMMIT"
+    assert all(line.startswith(("*", ":", "-A ")) or line == "COMMIT" for line in lines[:-1])
+
+
+def test_parse_listing_keeps_empty_and_built_in_chains_and_skips_broken_lines():
+    text = "-P OUTPUT ACCEPT\n-N WGMESH-INPUT\n-A FORWARD -i wg0 -j WGMESH-FORWARD\n-N\n-P\n-A X\nbogus line here\n"
+    assert firewall.parse_listing(text) == {"OUTPUT": [], "WGMESH-INPUT": [], "FORWARD": ["-i wg0 -j WGMESH-FORWARD"]}
+
+
+def test_a_zone_source_with_colons_is_still_found():
+    """An IPv6 source someone put in zone wgmesh: its colons do not split the key."""
+    info = firewall.parse_info("wgmesh (active)\n  target: ACCEPT\n  sources: fd00::/8 10.9.0.0/16\n")
+    assert info == {"target": "ACCEPT", "sources": "fd00::/8 10.9.0.0/16"}
+
+
+def test_cut_connections_scopes_each_removed_allow_rule():
+    removed = ["-s 10.70.0.9/32 -j DROP",                          # a block lifted: nothing to cut
+               f"-s 10.70.0.4/32 -d 192.168.200.0/24 -i wg0 -o eth2 {NEW}",
+               "-d 10.70.0.5/32 -j ACCEPT",
+               "-s 10.70.1.7/24 -j ACCEPT",                          # hand-added, host bits set
+               "-i wg0 -j WGMESH-DEVELOPERS",                        # no address: cannot be told apart
+               "-d 10.70.0.5/32 -j ACCEPT"]                          # twice: one command
+    assert [c.argv for c in firewall.cut_connections(removed)] == [
+        ("conntrack", "-D", "-s", "10.70.0.4", "-d", "192.168.200.0", "--mask-dst", "255.255.255.0"),
+        ("conntrack", "-D", "-d", "10.70.0.5"),
+        ("conntrack", "-D", "-s", "10.70.1.0", "--mask-src", "255.255.255.0")]
+    assert all(c.check is False for c in firewall.cut_connections(removed))
+
+
+def test_iptables_nat_jump_after_other_rules_is_fine_and_a_missing_nat_table_is_not(spec):
+    c = fw_of(spec, "c")
+    docker_first = listing(c, "nat", replace={"POSTROUTING": ["-s 172.17.0.0/16 -j MASQUERADE", "-j WGMESH-POSTROUTING"]})
+    assert not iptables_change(c, listing(c, "filter"), docker_first)
+    change = iptables_change(c, listing(c, "filter"), "")
+    assert change.missing[0] == "nat: chain WGMESH-POSTROUTING"
+    assert change.other == ["nat: POSTROUTING jump to wgmesh missing"]
+
+
+def test_firewalld_zone_messages_and_a_zone_listing_without_members(spec):
+    a = fw_of(spec, "a")
+    assert firewalld_change(a, firewalld_live(a, zone=False)).other[0] == "firewalld: zone wgmesh missing"
+    live = firewalld_live(a)
+    wrong = dataclasses.replace(live, zone=live.zone.replace("ACCEPT", "default"))
+    assert firewalld_change(a, wrong).other[0] == "firewalld: zone wgmesh target default"
+    bare = firewalld_change(a, dataclasses.replace(live, zone="wgmesh\n  target: ACCEPT\n"))
+    assert bare.missing == ["firewalld: wg0 in zone wgmesh"] and bare.extra == []
+
+
+@pytest.mark.parametrize("what", ["missing rule", "extra rule", "missing chain", "extra chain"])
+def test_firewalld_runtime_differences_are_fixed_without_a_reload(spec, what):
+    """firewalld's record differs from the plan and the kernel matches firewalld's record (as it
+    does when someone changed the rules with firewall-cmd): fixed one command at a time, never a
+    reload (which would drop other programs' runtime rules)."""
+    a = fw_of(spec, "a")
+    planned = rules(a)
+    rule = next(r for r in planned if r.chain == "WGMESH-INPUT" and "-s " in r.args)
+    hand = firewall.Rule("filter", "WGMESH-INPUT", 2, f"-s 10.9.9.9/32 {NEW}")
+    chains = "".join(f"ipv4 {t} {c}\n" for t, c in firewall.CHAINS)
+    direct, kernel_input = [r.direct for r in planned], chain(a, "filter", "WGMESH-INPUT")
+    if what == "missing rule":
+        direct.remove(rule.direct)
+        kernel_input = [args for args in kernel_input if args != rule.args]
+        expected = ("--direct", "--add-rule", *rule.direct.split())
+    elif what == "extra rule":
+        direct.append(hand.direct)
+        kernel_input = kernel_input[:-1] + [hand.args, kernel_input[-1]]
+        expected = ("--direct", "--remove-rule", *hand.direct.split())
+    elif what == "missing chain":
+        chains = chains.replace("ipv4 filter WGMESH-DEVELOPERS\n", "")
+        expected = ("--direct", "--add-chain", "ipv4", "filter", "WGMESH-DEVELOPERS")
+    else:
+        chains += "ipv4 filter OLD-CHAIN\n"
+        expected = ("--direct", "--remove-chain", "ipv4", "filter", "OLD-CHAIN")
+    live = dataclasses.replace(firewalld_live(a, direct=direct), chains=chains,
+                               kernel_filter=listing(a, "filter", replace={"WGMESH-INPUT": kernel_input}))
+    change = firewalld_change(a, live)
+    assert not change.reload and change.other == []
+    assert [c.argv for c in change.commands] == [("firewall-cmd", *expected)]
+
+
+def test_firewalld_kernel_without_wgmesh_chains_or_jumps_needs_a_reload(spec):
+    a = fw_of(spec, "a")
+    flushed = firewalld_change(a, firewalld_live(a, kernel=""))           # iptables -F; iptables -X
+    assert flushed.reload and flushed.commands == [Command(("firewall-cmd", "--reload"))]
+    assert flushed.other[0].startswith("kernel differs from firewalld's direct rules: missing filter: -A WGMESH-FORWARD ")
+    no_jumps = firewalld_change(a, firewalld_live(a, kernel=listing(a, "filter", replace={"FORWARD": []})))
+    assert no_jumps.other == ["kernel differs from firewalld's direct rules: "
+                              "missing filter: -A FORWARD -i wg0 -j WGMESH-FORWARD; "
+                              "missing filter: -A FORWARD -o wg0 -j WGMESH-FORWARD"]
