@@ -5,6 +5,7 @@
 #
 #   bash bench/mutation.sh 'wgmesh_core.live*' 'wgmesh_core.diff*'   # some modules
 #   bash bench/mutation.sh                                          # the whole core (hours)
+#   bash bench/mutation.sh NAME...     # re-run named mutants only (after adding tests for survivors)
 #   MUTATION_TESTS='tests/core/test_firewall.py tests/unit' bash bench/mutation.sh 'wgmesh_core.firewall*'
 #                                            # only those tests (faster; a narrower selection can only lower the score)
 #
@@ -16,8 +17,9 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 ws=$repo/.mutation
 rm -rf "$ws/src" && mkdir -p "$ws/src"
-git ls-files -z | grep -zv '^_utils/' | xargs -0 cp --parents -t "$ws"
-cp -r _utils/wgmesh_core "$ws/src/"
+# -p keeps modification times: mutmut then keeps the mutants (and results) of unchanged modules
+git ls-files -z | grep -zv '^_utils/' | xargs -0 cp -p --parents -t "$ws"
+cp -rp _utils/wgmesh_core "$ws/src/"
 find "$ws" -name __pycache__ -prune -exec rm -rf {} +
 tests=$(printf '"%s", ' ${MUTATION_TESTS:-tests/core tests/property tests/unit})
 cat > "$ws/pyproject.toml" <<TOML
