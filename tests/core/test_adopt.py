@@ -67,3 +67,28 @@ def test_a_changed_numeric_or_hostname_endpoint_updates_the_hub_peer():
     assert not peer_diff(moved, _live("203.0.113.9:51820"), resolve=lambda name: {"203.0.113.9"})
     # a name that does not resolve keeps the live endpoint
     assert not peer_diff(moved, _live("203.0.113.1:51820"), resolve=lambda name: set())
+
+
+def test_a_key_file_a_config_names_must_exist_and_hold_a_key():
+    netdev = "[WireGuard]\nPrivateKeyFile=/etc/wg/missing.key\n"
+    assert find_existing_key("wg0", reader({"/etc/systemd/network/wg0.netdev": netdev})) is None
+    garbage = {"/etc/systemd/network/wg0.netdev": "[WireGuard]\nPrivateKeyFile=/etc/wg/k\n", "/etc/wg/k": "CHANGE-ME\n"}
+    assert find_existing_key("wg0", reader(garbage)) is None
+
+
+def test_the_networkd_key_file_alone_is_found():
+    assert find_existing_key("wg0", reader({"/etc/systemd/network/wg0.key": KEY + "\n"})) == (
+        KEY, "/etc/systemd/network/wg0.key")
+
+
+def test_a_private_key_is_a_scalar_so_low_order_point_bytes_are_still_a_key():
+    """The low-order check is for public keys (points); any 32 bytes are a private key."""
+    import base64
+    one = base64.b64encode(bytes([1]) + bytes(31)).decode()
+    assert find_existing_key("wg0", reader({"/etc/wireguard/wg0.key": one})) == (one, "/etc/wireguard/wg0.key")
+
+
+def test_an_unknown_key_source_kind_is_named():
+    import pytest
+    with pytest.raises(ValueError, match="unknown key source kind 'ini'"):
+        parse_key_source("ini", "")

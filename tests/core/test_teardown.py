@@ -1,0 +1,71 @@
+"""teardown.py: what a host's apply records, and which files a cleanup (`wgmesh.absent`) or a
+backend switch may remove: only wgmesh's own (recorded, marked, or holding this host's key)."""
+from __future__ import annotations
+
+import json
+
+from wgmesh_core import teardown
+from wgmesh_core.keys import generate_private_key
+from wgmesh_core.plan import host_config
+from wgmesh_core.render import host_files
+from wgmesh_core.validate import load_network
+
+from . import article_texts as art
+from .conftest import TODAY
+
+DEFAULTS = ["/etc/systemd/network/wg0.netdev", "/etc/systemd/network/wg0.network", "/etc/systemd/network/wg0.key",
+            "/etc/wireguard/wg0.conf", "/etc/wireguard/wg0.key", "/etc/sysctl.d/10-ip-forward.conf",
+            "/etc/sysctl.d/10-wgmesh-rp-filter.conf", "/etc/firewalld/direct.xml", "/etc/firewalld/zones/wgmesh.xml",
+            "/etc/firewalld/policies/wgmesh-wireguard.xml"]
+
+
+def config_of(data, host):
+    return host_config(load_network(data), host, TODAY, art.PUBLIC_KEYS, art.PSKS)
+
+
+def test_the_footprint_of_a_hub_gateway_and_lan_router(data):
+    hub = config_of(data, "z")
+    record = teardown.footprint(hub)
+    assert json.loads(json.dumps(record)) == record
+    assert {k: v for k, v in record.items() if k != "files"} == {
+        "role": "hub", "interface": "wg0", "backend": "networkd", "firewall": "firewalld"}
+    assert set(record["files"]) == {f.path for f in host_files(hub)} | {"/etc/systemd/network/wg0.key"}
+    assert "/etc/systemd/network/wg0.netdev" in record["files"] and "/etc/firewalld/direct.xml" in record["files"]
+    data["backend"], data["firewall"] = "wgquick", "iptables"
+    gateway = teardown.footprint(config_of(data, "a"))
+    assert gateway["role"] == "gateway" and gateway["backend"] == "wgquick" and gateway["firewall"] == "iptables"
+    assert "/etc/wireguard/wg0.key" in gateway["files"] and "static_routes" not in gateway
+    assert teardown.footprint(config_of(data, "r1")) == {"role": "lan_router",
+                                                         "static_routes": [["10.70.0.0/16", "192.168.201.247"]]}
+
+
+def test_owned_files_are_the_recorded_ones_then_the_defaults_not_recorded():
+    assert teardown.owned_files("wg0", {}) == ([], DEFAULTS)
+    record = {"files": ["/etc/wireguard/wg0.conf", "/etc/systemd/network/other.conf"]}
+    assert teardown.owned_files("wg0", record) == (record["files"], [p for p in DEFAULTS if p != "/etc/wireguard/wg0.conf"])
+    assert teardown.owned_files("wg1", {})[1][0] == "/etc/systemd/network/wg1.netdev"
+
+
+def test_a_default_path_file_is_wgmeshs_only_when_marked_or_a_key_file():
+    assert teardown.is_wgmesh_file("/etc/wireguard/wg0.key", "anything")
+    assert teardown.is_wgmesh_file("/etc/wireguard/wg0.conf", "# Managed by wgmesh: do not edit\n[Interface]\n")
+    assert not teardown.is_wgmesh_file("/etc/wireguard/wg0.conf", "[Interface]\nPrivateKey = x\n")
+
+
+def test_the_other_backends_files(data):
+    assert teardown.other_backend_files(config_of(data, "z")) == [
+        ("wg_quick", "/etc/wireguard/wg0.conf"), ("key", "/etc/wireguard/wg0.key")]
+    data["backend"], data["interface"] = "wgquick", "wg7"
+    assert teardown.other_backend_files(config_of(data, "z")) == [
+        ("netdev", "/etc/systemd/network/wg7.netdev"), ("network", "/etc/systemd/network/wg7.network"),
+        ("key", "/etc/systemd/network/wg7.key")]
+
+
+def test_another_backends_file_is_a_leftover_only_when_it_is_this_hosts():
+    own, other = generate_private_key(), generate_private_key()
+    assert teardown.is_leftover("network", "# Managed by wgmesh\n[Match]\n", own)
+    assert not teardown.is_leftover("network", "[Match]\nName=wg0\n", own)          # someone else's
+    assert teardown.is_leftover("netdev", f"[WireGuard]\nPrivateKey={own}\n", own)
+    assert not teardown.is_leftover("netdev", f"[WireGuard]\nPrivateKey={other}\n", own)
+    assert teardown.is_leftover("wg_quick", f"[Interface]\nPrivateKey = {own}\n", own)
+    assert teardown.is_leftover("key", own + "\n", own) and not teardown.is_leftover("key", other, own)
