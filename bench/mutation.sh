@@ -7,7 +7,8 @@
 #   bash bench/mutation.sh                                          # the whole core (hours)
 #   bash bench/mutation.sh NAME...     # re-run named mutants only (after adding tests for survivors)
 #   MUTATION_TESTS='tests/core/test_firewall.py tests/unit' bash bench/mutation.sh 'wgmesh_core.firewall*'
-#                                            # only those tests (faster; a narrower selection can only lower the score)
+#                                            # only those tests (faster; a narrower selection can only lower the score;
+#                                            # mutmut drops earlier results when the selection changes)
 #
 # mutmut imports mutated code from mutants/src/, so the core is copied to a src/ layout in
 # .mutation/ (git-ignored); the score and the surviving mutants are printed at the end
