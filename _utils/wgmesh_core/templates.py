@@ -48,15 +48,19 @@ PublicKey = {{ p.public_key }}
 {% endif %}"""
 
 # wg-quick: the private key stays in its own file, set by PostUp, so this file
-# never carries it; the live sync renders the full wg(8) form instead.
+# never carries it; the live sync renders the full wg(8) form instead.  Table = off:
+# wg-quick would fork `ip` for every peer's AllowedIPs (minutes for a hub of 10,000
+# developers); the address's own route carries the VPN, PostUp adds the LANs.
 WG_QUICK = """\
 # Managed by wgmesh (Salt): local edits are reverted.
 [Interface]
 Address = {{ c.address }}
 ListenPort = {{ c.listen_port }}
 MTU = {{ c.mtu }}
+Table = off
 PostUp = wg set %i private-key {{ private_key_file }}
-{% for p in c.peers %}
+{% for route in c.interface_routes %}PostUp = ip route replace {{ route }} dev %i
+{% endfor %}{% for p in c.peers %}
 # {{ p.kind }} {{ p.name }}{% include "wg_peer" %}{% endfor %}"""
 
 # wg(8) setconf/syncconf form: always carries PrivateKey and ListenPort, since

@@ -248,3 +248,24 @@ def test_iptables_backend_refuses_while_firewalld_runs(local_host, network_pilla
     out = host.run(host.salt_call("saltutil.sync_all"), fails(host.salt_call("state.apply wgmesh")), firewalld="nftables")
     firewall = state_results(out[1])["wgmesh-firewall"]
     assert firewall["result"] is False and "firewalld is running" in firewall["comment"]
+
+
+def test_a_wg_quick_hub_routes_the_vpn_and_the_lans_without_a_route_per_peer(local_host, network_pillar):
+    """Table = off: wg-quick adds no route per AllowedIPs entry (with a fork of `ip` to check each
+    first: minutes for a hub of 10,000 developers); the address's route carries the VPN and
+    PostUp adds the LANs, at the first apply and when the interface comes up again without
+    Salt (a reboot). wg-quick prints every command it runs ("[#] ...")."""
+    pillar = pillar_for(network_pillar, backend="wgquick", firewall="iptables")
+    host = local_host("z", pillar)
+    routes = "ip -4 route show dev wg0 | sort"
+    out = host.run(host.salt_call("saltutil.sync_all"), host.salt_call("state.apply wgmesh"), routes,
+                   "wg-quick down wg0", "ip link show wg0 || echo gone", "wg-quick up wg0 2>&1", routes)
+    failed = {k: r["comment"] for k, r in state_results(out[1]).items() if r["result"] is not True}
+    assert not failed, failed
+    wanted = ["10.70.0.0/16 proto kernel scope link src 10.70.0.1", "192.168.200.0/24 scope link",
+              "192.168.201.0/24 scope link"]
+    assert [line.strip() for line in out[2].splitlines()] == wanted
+    assert "gone" in out[4]
+    assert [line for line in out[5].splitlines() if "route" in line] == [
+        "[#] ip route replace 192.168.200.0/24 dev wg0", "[#] ip route replace 192.168.201.0/24 dev wg0"], out[5]
+    assert [line.strip() for line in out[6].splitlines()] == wanted

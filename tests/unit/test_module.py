@@ -94,13 +94,35 @@ def in_sync(host, cfg, private, public):
 def test_network_role_and_an_invalid_pillar(pillar):
     assert module.network()["hub"]["minion"] == "z"
     assert module.role() == "hub"
-    pillar["wgmesh"]["developers"]["f"]["address"] = "10.70.0.4"
+    import copy
+    changed = copy.deepcopy(pillar["wgmesh"])
+    changed["developers"]["f"]["address"] = "10.70.0.4"
+    pillar["wgmesh"] = changed            # a pillar refresh brings a new value
     with pytest.raises(CommandExecutionError) as error:
         module.role()
     assert "developers.f.address: 10.70.0.4 is already taken by developers.e" in str(error.value)
     pillar.pop("wgmesh")
     with pytest.raises(CommandExecutionError, match="no 'wgmesh' pillar for this minion"):
         module.network()
+
+
+def test_a_state_run_validates_its_network_once(pillar, monkeypatch):
+    """The state run asks for the network about ten times; it is validated once per pillar value
+    and day: again for a new value (a pillar refresh) and on the next day (expiry limits)."""
+    import copy
+    import datetime
+    validated = []
+    load_network = wgmesh_core.load_network
+    monkeypatch.setattr(wgmesh_core, "load_network", lambda data: validated.append(data) or load_network(data))
+    assert module.role() == "hub" and module.network()["hub"]["minion"] == "z" and module.config()
+    assert len(validated) == 1
+    pillar["wgmesh"] = copy.deepcopy(pillar["wgmesh"])
+    module.network()
+    assert len(validated) == 2
+    monkeypatch.setattr(module, "_today", lambda: datetime.date.today() + datetime.timedelta(days=1))
+    module.network()
+    module.role()
+    assert len(validated) == 3
 
 
 def test_a_mined_value_that_is_not_a_key_is_refused_and_its_host_left_out(mine, keydir):
