@@ -133,6 +133,7 @@ class _Derived:
     allowed: dict              # gateway id -> frozenset of VPN /32s its allow-list admits
     local: dict                # gateway id -> frozenset of VPN /32s that may reach it (None: any)
     hub_forward: dict          # VPN /32 (None: any) -> _Prefixes of where the hub forwards its new connections
+    hub_developers: frozenset  # developer addresses (ints) the hub forwards to each other (developer_to_developer)
     tunnel_sources: dict       # gateway id -> _Prefixes of the sources its hub peer accepts
     client_routes: dict = field(default_factory=dict)   # developer -> (AllowedIPs strings, _Prefixes)
 
@@ -150,17 +151,17 @@ class _Derived:
                    local={gid: None if c.firewall.local is None else frozenset(c.firewall.local)
                           for gid, c in gateways.items()},
                    hub_forward=_hub_forward(hub),
+                   hub_developers=frozenset(_prefix(d)[0] for d in hub.firewall.developers),
                    tunnel_sources={gid: _Prefixes((ip, True) for p in c.peers for ip in p.allowed_ips)
                                    for gid, c in gateways.items()})
 
 
 def _hub_forward(hub: HostConfig) -> dict:
-    """The hub's firewall as source -> destinations it forwards new connections to."""
+    """The hub's allow-lists as source -> destinations it forwards new connections to (developer
+    to developer is ``hub_developers``: a list per developer would be quadratic)."""
     destinations: dict = {}
     for access in hub.firewall.forward:
         destinations.setdefault(access.source, []).append(access.destination)
-    for developer in hub.firewall.developers:
-        destinations.setdefault(developer, []).extend(hub.firewall.developers)
     return {source: _Prefixes((d, True) for d in found) for source, found in destinations.items()}
 
 
@@ -220,6 +221,9 @@ class Reachability:
         """Whether the hub's firewall forwards a new connection (its allow-lists, developer to developer)."""
         if {self._owners.get(int(a), (None, None))[1] for a in (source, destination)} & self._gone:
             return False
+        developers = self._plan.hub_developers
+        if int(source) in developers and int(destination) in developers:
+            return True
         rules = [self._plan.hub_forward.get(key) for key in (f"{source}/32", None)]
         return any(found is not None and found.lookup(destination) for found in rules)
 
