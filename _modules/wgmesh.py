@@ -616,11 +616,16 @@ def firewall(test=False):
             "wgmesh: firewall backend is iptables but firewalld is running: its own filtering would "
             "reject what the allow-list admits, and its reloads drop wgmesh's chains. Stop firewalld, or "
             "set firewall: firewalld.")
-    listing = [_run(["iptables", "-w", *table, "-S"])["stdout"] for table in ([], ["-t", "nat"])]
+    listing = _iptables_listings()
     change = wgmesh_core.firewall.iptables_change(fw, *listing)
     if change and not test:
         _run_commands(change.commands + change.cuts)
     return {"iptables": change.as_dict()} if change else {}
+
+
+def _iptables_listings():
+    """`iptables -S` of the filter and the nat table, as the core's firewall functions take them."""
+    return [_run(["iptables", "-w", *table, "-S"])["stdout"] for table in ([], ["-t", "nat"])]
 
 
 def _firewalld_running():
@@ -842,7 +847,7 @@ def _remove_firewall(record, removed_files, test):
         if not test:
             _run(["firewall-cmd", "--reload"])
     if salt.utils.path.which("iptables"):
-        listing = [_run(["iptables", "-w", *table, "-S"])["stdout"] for table in ([], ["-t", "nat"])]
+        listing = _iptables_listings()
         chains, commands = wgmesh_core.firewall.removal(*listing)
         removed += chains
         if not test:
