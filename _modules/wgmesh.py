@@ -806,12 +806,11 @@ def absent(test=False):
     files += [p for p in defaults if os.path.exists(p) and teardown.is_wgmesh_file(p, _read_text(p) or "")]
     # an interface is wgmesh's only when wgmesh recorded it or its files are still there
     # (a minion that never had a role may run a WireGuard of its own)
-    if (record.get("interface") or files) and _link_exists(interface):
+    delete_link = bool(record.get("interface") or files) and _link_exists(interface)
+    if delete_link:
         changes["interface"] = f"{interface} deleted"
-        if not test:
-            if os.path.exists(f"{wgmesh_core.render.WG_QUICK_DIR}/{interface}.conf"):
-                _run(["wg-quick", "down", interface], check=False)
-            _run(["ip", "link", "del", "dev", interface], check=False)
+        if not test and os.path.exists(f"{wgmesh_core.render.WG_QUICK_DIR}/{interface}.conf"):
+            _run(["wg-quick", "down", interface], check=False)   # it needs its file
     if files:
         changes["files"] = files
         if not test:
@@ -819,6 +818,10 @@ def absent(test=False):
                 os.unlink(path)
             if record.get("backend") == "networkd" or any(p.endswith(".netdev") for p in files):
                 _run(["networkctl", "reload"], check=False)
+    # the link goes after its files: whatever creates links from them (networkd on a reload)
+    # finds nothing to bring it back from
+    if delete_link and not test:
+        _run(["ip", "link", "del", "dev", interface], check=False)
     firewall = _remove_firewall(record, files, test)
     if firewall:
         changes["firewall"] = firewall

@@ -472,3 +472,32 @@ def test_the_firewall_state_reports_what_the_module_changes(keydir, host, mine, 
     assert ret["changes"] == {"iptables": {"missing": [f"filter: -A {rule.chain} {rule.args}"]}}
     assert ret["result"] is (None if test else True)
     assert bool(firewall_commands(host)) is not test
+
+
+# --- taking a host down ---------------------------------------------------------------------
+
+def test_absent_deletes_the_link_only_after_its_files_are_gone(host, pillar, tmp_path, monkeypatch):
+    """networkd (and the lab's stand-in for its WireGuard netdevs) creates a link from a .netdev it
+    still finds: the link goes after its files and the reload that forgets them, or it comes back."""
+    netdev, network = tmp_path / "wg0.netdev", tmp_path / "wg0.network"
+    for path in (netdev, network):
+        path.write_text(f"{wgmesh_core.teardown.MARKER}\n")
+    host.__init__(private_key=key(1), public_key=key(2))          # wg0 exists
+    footprint = tmp_path / "cache" / "wgmesh" / "footprint.json"
+    footprint.parent.mkdir(parents=True)
+    footprint.write_text(f'{{"interface": "wg0", "backend": "networkd", "files": ["{netdev}", "{network}"]}}')
+    pillar.pop("wgmesh")                                           # this host no longer has a role
+    files_left_at = {}
+
+    def run_all(cmd, **kwargs):
+        if list(cmd)[:3] == ["ip", "link", "del"]:
+            files_left_at["del"] = [path for path in (netdev, network) if path.exists()]
+        return host(cmd, **kwargs)
+    module.__salt__.update({"cmd.run_all": run_all, "pillar.items": lambda unmask: pillar,
+                            "schedule.list": lambda **_: {}})
+    monkeypatch.setattr("salt.utils.path.which", lambda name: None)                 # no firewall tools
+    changes = module.absent()
+    assert changes["interface"] == "wg0 deleted" and changes["files"] == [str(netdev), str(network)]
+    assert files_left_at == {"del": []}
+    calls = [call[:3] for call in host.calls]
+    assert calls.index(["networkctl", "reload"]) < calls.index(["ip", "link", "del"])
