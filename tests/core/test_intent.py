@@ -165,3 +165,40 @@ def test_verdict_names_the_file_for_its_own_problems(spec):
     results, problems = verdict({"tests": [{"from": "ee", "to": "z", "expect": "reach"}]}, spec, TODAY)
     assert results == [] and [str(p) for p in problems] == [
         "tests.yaml tests[0].from: 'ee' is neither the hub, a gateway, a developer, a named LAN host nor an address"]
+
+
+def test_the_relation_problems_say_exactly_what_is_wrong(spec):
+    problems = problems_for(spec, {"hosts": {"e": "192.168.201.10"}, "tests": [
+        {"from": "e", "to": "z", "expect": "reach", "port": 22},
+        {"from": "e", "to": "z", "expect": "blocked", "via": "tunnel"}]})
+    assert problems == {"hosts.e": "is also the name of a host or developer of the network",
+                        "tests[0].port": "a port needs proto tcp or udp",
+                        "tests[1].via": "only a test that expects reach says which way"}
+
+
+@pytest.mark.parametrize("tests_file, where", [
+    ({"tests": "e -> z"}, "tests"),                   # not a list: no index to show
+    ({"tests": ["e -> z"]}, "tests[0]"),              # an entry that is not a mapping
+    ({"tests": [{"from": "e", "to": "z", "expect": "reach", "a.b": 1}]}, "tests[0].a.b"),   # a key as written
+    ({"hosts": {"1": "not an address"}}, "hosts.1"),  # a host named by digits is not a test index
+])
+def test_shape_problems_are_placed_as_the_file_reads(spec, tests_file, where):
+    assert where in problems_for(spec, tests_file)
+
+
+def test_each_result_says_where_to_probe_from_and_what(spec):
+    [result] = results_for(spec, [{"from": "e", "at": "c", "to": "b", "proto": "tcp", "port": 22, "expect": "reach"}],
+                           hosts={"b": "192.168.201.10"})
+    assert (result.source.kind, result.source.name, str(result.source.address), result.source.at) == (
+        "developer", "e", "10.70.0.4", "c")
+    assert (result.destination.kind, result.destination.name, str(result.destination.address)) == (
+        "lan", "b", "192.168.201.10")
+
+
+def test_the_verdict_applies_today_to_tests_without_a_date(data):
+    data["developers"]["e"]["expires"] = "2025-06-14"
+    spec = load_network(data)
+    results, problems = verdict({"tests": [{"from": "e", "to": "f", "expect": "reach"}]}, spec, TODAY)
+    assert [r.passed for r in results] == [False]
+    assert [str(p) for p in problems] == [
+        "tests[0]: e -> f expected reach: developer e expired on 2025-06-14 (as of 2025-06-15): the hub has no peer for it"]

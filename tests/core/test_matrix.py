@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import copy
+import datetime
 
-from wgmesh_core.matrix import DEVELOPERS, reach_diff
+from wgmesh_core.matrix import DEVELOPERS, Matrix, reach_diff
+from wgmesh_core.reach import Reachability
 from wgmesh_core.summary import reach_diff_text
 from wgmesh_core.validate import load_network
 
@@ -92,3 +94,73 @@ def test_text_matrix_groups_alike_sources(data):
     assert text[2].split() == ["e,", "f", "-", "-"]
     assert text[3].startswith("  - e, f -> a: blocked by hub z's firewall")
     assert text[4].startswith("  - e, f -> LAN of a: blocked by gateway a's allow-list: e's lan_access [c]")
+
+
+def test_a_first_deployment_opens_every_cell_from_no_network_yet(spec):
+    diff = reach_diff(None, spec, TODAY)
+    got = cells(diff)
+    assert got[("e", "LAN of c")] == ("blocked", "reach via tunnel")
+    assert got[("c", "z")] == ("blocked", "reach via tunnel")
+    assert {c.source for c in diff.changes} == {"z", "a", "c", "LAN of a", "e", "f"}
+    assert {c.before.reason for c in diff.changes} == {"no network yet"}
+    assert all(change.opened for change in diff.changes)
+
+
+def test_a_removed_gateway_closes_its_rows_and_columns(data):
+    old = load_network(data)
+    del data["gateways"]["c"]
+    for dev in data["developers"].values():
+        dev["lan_access"] = "all"
+    diff = reach_diff(old, load_network(data), TODAY)
+    got = cells(diff)
+    assert got[("c", "a")] == ("reach via tunnel", "blocked")          # rows of the old revision only
+    assert got[("c", "z")] == ("reach via tunnel", "blocked")
+    assert got[("e", "LAN of c")] == ("reach via tunnel", "blocked")   # columns of the old revision only
+    by_cell = {(c.source, c.destination): c for c in diff.changes}
+    assert by_cell[("e", "LAN of c")].after.reason == "LAN of c is not in the network"
+    assert by_cell[("c", "a")].after.reason == "c is not in this revision of the network"
+    assert not any(change.opened for change in diff.changes)
+
+
+def test_a_new_gateways_columns_were_not_in_the_network_before(data):
+    old = load_network(data)
+    data["gateways"]["g"] = {"address": "10.70.0.9", "lan": "192.168.202.0/24", "lan_address": "192.168.202.1",
+                             "lan_mode": "masquerade"}
+    diff = reach_diff(old, load_network(data), TODAY)
+    by_cell = {(c.source, c.destination): c for c in diff.changes}
+    assert by_cell[("e", "LAN of g")].before.reason == "LAN of g is not in the network"
+
+
+def test_expiry_is_evaluated_as_of_the_day_given(data):
+    """e expired yesterday: its row is blocked in both revisions, so extending f's access is the only change;
+    extending e's expiry opens e's row again."""
+    data["developers"]["e"]["expires"] = str(TODAY - datetime.timedelta(days=1))
+    old = load_network(data)
+    data["developers"]["e"]["expires"] = str(TODAY + datetime.timedelta(days=30))
+    diff = reach_diff(old, load_network(data), TODAY)
+    assert cells(diff)[("e", "LAN of a")] == ("blocked", "reach via tunnel")
+    assert diff.changes[0].before.reason.startswith(f"developer e expired on {TODAY - datetime.timedelta(days=1)}")
+    assert reach_diff(old, old, TODAY).changes == []
+
+
+def test_a_lone_developer_has_no_other_developer_to_reach(data):
+    del data["developers"]["f"]
+    old = load_network(data)
+    data["developers"]["e"]["revoked"] = True
+    diff = reach_diff(old, load_network(data), TODAY)
+    got = {c.destination: c for c in diff.changes if c.source == "e"}
+    assert DEVELOPERS not in got          # blocked before and after: no other developer, then revoked
+    lone = reach_diff(None, old, TODAY)
+    assert not [c for c in lone.changes if c.source == "e" and c.destination == DEVELOPERS]
+    row = Matrix(Reachability(old, TODAY)).row("e")
+    assert row[DEVELOPERS].reach is False
+    assert row[DEVELOPERS].reason == "there is no other active developer"
+
+
+def test_sources_with_different_changes_make_different_groups(data):
+    old = load_network(data)
+    data["developers"]["e"]["revoked"] = True
+    data["developers"]["f"]["lan_access"] = ["c"]
+    groups = reach_diff(old, load_network(data), TODAY).groups()
+    assert [sources for sources, _ in groups] == [["e"], ["f"]]
+    assert set(groups[1][1]) == {"a", "LAN of a", DEVELOPERS}     # f no longer reaches e either
