@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
+import types
 
 import pytest
 from salt.exceptions import CommandExecutionError
@@ -254,7 +255,9 @@ def test_drift_names_a_missing_route_and_a_hand_added_peer_without_fixing_them(k
         target = tmp_path / "root" / item["path"].lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(item["content"])
-    monkeypatch.setattr(module.pathlib, "Path", lambda path: tmp_path / "root" / str(path).lstrip("/"))
+    # the module's own name `pathlib` only: patching pathlib.Path itself would reach pytest and every other module
+    rooted = types.SimpleNamespace(Path=lambda path: tmp_path / "root" / str(path).lstrip("/"))
+    monkeypatch.setattr(module, "pathlib", rooted)
     assert module.drift() == {}
     host.routes.remove("192.168.200.0/24")                  # LAN2's route deleted by hand
     host.add_peer(key(99), ["10.70.9.9/32"])
