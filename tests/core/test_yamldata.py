@@ -1,0 +1,193 @@
+"""yamldata: one SLS file of the pillar repository read as checked YAML data (hostile input).
+
+Each refusal names the file and line; what is accepted is built exactly as Salt's own loader
+builds it (compared with salt.utils.yaml, the loader Salt's YAML renderer uses)."""
+from __future__ import annotations
+
+import pytest
+import salt.utils.yaml
+
+from wgmesh_core.validate import InvalidNetwork
+from wgmesh_core.yamldata import Limits, MAX_PROBLEMS_PER_FILE, dump_sls, load_sls, parse_sls, short
+
+TEMPLATE = "is not allowed: the pillar is YAML only and is never rendered as a template"
+DUPLICATE = "a key may appear once per mapping"
+
+
+def refusals(text: str, limits: Limits = Limits()) -> list[str]:
+    with pytest.raises(InvalidNetwork) as info:
+        load_sls(text, "x.sls", limits)
+    return [str(p) for p in info.value.problems]
+
+
+@pytest.mark.parametrize("first", ["hosts: {}", "", "#!jinja|yaml", "#!yaml|jinja", " #!yaml", "#!py"])
+def test_the_first_line_must_be_the_yaml_shebang(first):
+    assert refusals(f"{first}\nwgmesh: {{}}\n") == [
+        f"x.sls:1: must start with the line '#!yaml' (the pillar repository is YAML only; found {first!r})"]
+
+
+def test_the_shebang_quoted_in_a_refusal_is_cut_at_40_characters():
+    assert refusals("a" * 100 + "\n") == [
+        f"x.sls:1: must start with the line '#!yaml' (the pillar repository is YAML only; found {'a' * 40!r})"]
+
+
+def test_trailing_blanks_after_the_shebang_are_fine():
+    assert load_sls("#!yaml  \r\na: 1\n", "x.sls") == {"a": 1}
+
+
+def test_every_template_mark_and_renderer_line_is_named_by_line():
+    text = "#!yaml\na: '{{ x }}'\nb: '{% if %}'\nc: '{# c #}'\n#!py\nd: '{# {{'\n"
+    assert refusals(text) == [f"x.sls:2: template syntax '{{{{' {TEMPLATE}",
+                              f"x.sls:3: template syntax '{{%' {TEMPLATE}",
+                              f"x.sls:4: template syntax '{{#' {TEMPLATE}",
+                              "x.sls:5: renderer line '#!py' is not allowed: only '#!yaml', on the first line",
+                              f"x.sls:6: template syntax '{{{{' {TEMPLATE}"]     # the first mark, in this order
+
+
+def test_a_long_renderer_line_is_quoted_cut():
+    assert refusals("#!yaml\n#!" + "x" * 100 + "\n") == [
+        f"x.sls:2: renderer line {('#!' + 'x' * 38)!r} is not allowed: only '#!yaml', on the first line"]
+
+
+def test_braces_and_a_shebang_inside_a_value_are_data():
+    assert load_sls("#!yaml\na: '#!x'\nb: '{'\nc: '}}'\n", "x.sls") == {"a": "#!x", "b": "{", "c": "}}"}
+
+
+def test_an_empty_file_is_no_data():
+    assert load_sls("#!yaml\n", "x.sls") is None
+    assert parse_sls("#!yaml\n# nothing\n", "x.sls").root is None
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("#!yaml\n- a\n", "x.sls:2: the top level must be a mapping"),
+    ("#!yaml\n\nplain text\n", "x.sls:3: the top level must be a mapping"),
+    ("#!yaml\na: [1\n", "x.sls:3: not valid YAML: did not find expected ',' or ']'"),
+    ("#!yaml\na: " + "[" * 10_000 + "\n", "x.sls:2: not valid YAML: exceeded maximum nesting depth"),
+    ("#!yaml\na: 1\n---\nb: 2\n", "x.sls:3: not valid YAML: but found another document"),
+])
+def test_what_is_not_one_yaml_mapping_is_refused_by_line(text, problem):
+    assert refusals(text) == [problem]
+
+
+def test_a_key_written_twice_is_refused_with_both_lines():
+    assert refusals("#!yaml\na:\n  b: 1\n  c: 2\n  b: 3\n") == [
+        f"x.sls:5: duplicate key 'b' (first at line 3): {DUPLICATE}"]
+
+
+def test_keys_are_compared_as_salt_builds_them():
+    """yes and true are both the boolean True for Salt's loader: one key written twice.  1 and '1' differ."""
+    assert refusals("#!yaml\ntrue: 1\nyes: 2\n") == [f"x.sls:3: duplicate key 'yes' (first at line 2): {DUPLICATE}"]
+    text = "#!yaml\n1: a\n'1': b\n"
+    assert load_sls(text, "x.sls") == salt.utils.yaml.safe_load(text) == {1: "a", "1": "b"}
+
+
+def test_a_long_duplicate_key_is_quoted_cut_at_60_characters():
+    key = "k" * 100
+    assert refusals(f"#!yaml\n{key}: 1\n{key}: 2\n") == [
+        f"x.sls:3: duplicate key {short(key)} (first at line 2): {DUPLICATE}"]
+    assert short(key) == "'" + "k" * 59 + "...'"
+
+
+def test_short_keeps_values_up_to_the_width():
+    assert short("abc") == "'abc'"
+    assert short("k" * 58) == "'" + "k" * 58 + "'"         # 60 characters with the quotes
+    assert short("k" * 59) == "'" + "k" * 59 + "...'"
+    assert short(12345, width=3) == "123...'"
+
+
+def test_problems_stop_at_the_limit_per_file():
+    text = "#!yaml\n" + "".join(f"m{i}: {{k: 1, k: 2}}\n" for i in range(MAX_PROBLEMS_PER_FILE + 10))
+    problems = refusals(text)
+    assert len(problems) == MAX_PROBLEMS_PER_FILE
+    assert all(p.endswith(DUPLICATE) for p in problems)
+
+
+def test_merge_keys_are_refused():
+    assert refusals("#!yaml\na: &x {b: 1}\nc:\n  <<: *x\n") == [
+        "x.sls:4: YAML merge keys (<<) are not allowed: write the entries out"]
+
+
+@pytest.mark.parametrize("value, tag", [
+    ("!!python/object/apply:os.system ['id']", "tag:yaml.org,2002:python/object/apply:os.system"),
+    ("!foo y", "!foo"),
+    ("!!binary aGk=", "tag:yaml.org,2002:binary"),
+    ("!!set {a, b}", "tag:yaml.org,2002:set"),
+    ("!!omap [a: 1]", "tag:yaml.org,2002:omap"),
+])
+def test_only_plain_tags(value, tag):
+    assert refusals(f"#!yaml\nwgmesh:\n  a: {value}\n") == [f"x.sls:3: the tag {tag!r} is not allowed: plain YAML only"]
+
+
+def test_a_tagged_key_and_a_non_scalar_key_are_refused():
+    assert refusals("#!yaml\n? [a]\n: 1\n") == ["x.sls:2: a mapping key must be a plain value"]
+    assert refusals("#!yaml\n!foo a: 1\n") == ["x.sls:2: a mapping key must be a plain value"]
+
+
+def test_the_plain_tags_written_out_are_fine():
+    text = "#!yaml\na: !!str 1\nb: !!int '7'\nc: !!map {d: !!seq [!!null '', !!bool yes, !!float '1.5']}\n"
+    assert load_sls(text, "x.sls") == salt.utils.yaml.safe_load(text) == {
+        "a": "1", "b": 7, "c": {"d": [None, True, 1.5]}}
+
+
+def test_scalars_are_built_as_salt_builds_them():
+    """Leading zeros are decimal (not YAML 1.1's octal) unless signed; what is no YAML 1.1 int (08) stays a
+    string; dates stay strings."""
+    text = ("#!yaml\nints: [010, 0, 00, 0x10, 0b11, 0_10, 1_000, -010, +010, 0o10, 0, 08, 0009]\n"
+            "date: 2025-06-30\nwhen: 2025-06-30 10:00:00\nf: [1.5, .inf, 1e3]\nnull: ~\nbool: [yes, No, on]\n")
+    built = load_sls(text, "x.sls")
+    assert built == salt.utils.yaml.safe_load(text)
+    assert built["ints"] == [10, 0, 0, 16, 3, 10, 1000, -8, 8, "0o10", 0, "08", "0009"]
+    assert built["date"] == "2025-06-30" and built["when"] == "2025-06-30 10:00:00"
+    assert built[None] is None and built["bool"] == [True, False, True]
+
+
+def test_aliases_count_every_value_they_add_against_the_limit():
+    """a: &x [1, 2] / b: *x adds three values (the list and its two items) to the six written."""
+    text = "#!yaml\na: &x [1, 2]\nb: *x\n"
+    assert load_sls(text, "x.sls", Limits(max_alias_values=3)) == {"a": [1, 2], "b": [1, 2]}
+    assert refusals(text, Limits(max_alias_values=2)) == [
+        "x.sls:2: refused: its aliases expand to more than 2 values beyond the ones written "
+        "(an alias bomb?); write the values out"]
+
+
+def test_an_alias_bomb_is_refused_without_expanding_it():
+    text = "#!yaml\na: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcdefgh", "bcdefghi"))    # 10^9 values
+    assert refusals(text) == ["x.sls:2: refused: its aliases expand to more than 100000 values beyond the ones written "
+                              "(an alias bomb?); write the values out"]
+
+
+def test_an_alias_inside_its_own_anchor_is_refused():
+    assert refusals("#!yaml\nq: 1\na: &x [1, *x]\n") == [
+        "x.sls:3: an alias refers to its own anchor (a recursive structure)"]
+    assert refusals("#!yaml\na: &x\n  b:\n    c: *x\n") == [
+        "x.sls:2: an alias refers to its own anchor (a recursive structure)"]     # the anchor's line
+
+
+def test_an_alias_reused_in_siblings_is_not_recursive():
+    text = "#!yaml\nk: &k {v: 1}\nl: [*k, *k]\nm: {n: *k}\n"
+    assert load_sls(text, "x.sls") == {"k": {"v": 1}, "l": [{"v": 1}, {"v": 1}], "m": {"n": {"v": 1}}}
+
+
+def test_the_key_paths_of_a_file():
+    """Every key path written, and whether a mapping holds it: lists are leaves."""
+    sls = parse_sls("#!yaml\na:\n  b: 1\n  c: [{d: 1}]\n  e: {}\n", "x.sls")
+    assert sls.paths == {("a",): True, ("a", "b"): False, ("a", "c"): False, ("a", "e"): True}
+
+
+def test_top_keys_and_children_of_the_node_graph():
+    sls = parse_sls("#!yaml\na:\n  b: 1\n  c: [1]\nd: x\n", "x.sls")
+    assert {key: line for key, (line, _) in sls.top_keys().items()} == {"a": 2, "d": 5}
+    assert sls.value(sls.child(sls.root, "a", "b")) == 1
+    assert sls.value(sls.child(sls.root, "a")) == {"b": 1, "c": [1]}
+    assert sls.child(sls.root, "a", "zz") is None
+    assert sls.child(sls.root, "a", "c", "x") is None     # below a list: no mapping path
+    assert sls.child(sls.root, "d", "x") is None
+    assert parse_sls("#!yaml\n", "x.sls").top_keys() == {}
+
+
+def test_dump_writes_the_shebang_a_comment_and_yaml_in_order():
+    text = dump_sls({"b": 1, "a": ["x"]}, "made by wgmesh\nsecond line")
+    assert text == "#!yaml\n# made by wgmesh\n# second line\nb: 1\na:\n- x\n"
+    assert load_sls(text, "x.sls") == {"b": 1, "a": ["x"]}
+    assert dump_sls({"a": 1}) == "#!yaml\na: 1\n"
