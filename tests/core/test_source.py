@@ -220,6 +220,15 @@ def test_read_file_network_is_the_wgmesh_value_of_one_file(tmp_path):
     assert [str(p) for p in info.value.problems] == [f"{path}: larger than the limit of {limit} bytes"]
 
 
+def test_read_file_network_applies_the_limits_given(tmp_path):
+    path = tmp_path / "one.sls"
+    path.write_text("#!yaml\nwgmesh:\n  a: &x [1, 2]\n  b: *x\n")
+    assert read_file_network(path, Limits(max_alias_values=3)) == {"a": [1, 2], "b": [1, 2]}
+    with pytest.raises(InvalidNetwork) as info:
+        read_file_network(path, Limits(max_alias_values=2))
+    assert "its aliases expand to more than 2 values" in str(info.value)
+
+
 @pytest.mark.parametrize("text, problem", [
     ("#!yaml\nmtu: 1400\n", "{path}:2: top-level pillar key 'mtu' " + TOP_KEY_RULE),
     ("#!yaml\ninclude: [a]\n", "{path}: no 'wgmesh' key"),
@@ -301,6 +310,8 @@ def test_first_difference_names_the_path():
     assert first_difference({"a": 1}, {"a": 1, "b": 2}) == "wgmesh.b: missing vs set"
     assert first_difference({"a": 1, "b": 2}, {"a": 1}) == "wgmesh.b: set vs missing"
     assert first_difference({1: "x", "0": "y"}, {1: "x", "0": "z"}) == "wgmesh.0: 'y' vs 'z'"   # keys of any type
+    assert first_difference({"a": 1}, 5) == "wgmesh: {'a': 1} vs 5"           # a mapping against anything else
+    assert first_difference("a", {"a": 1}) == "wgmesh: 'a' vs {'a': 1}"
     assert first_difference([1], "x" * 100, "top") == "top: [1] vs '" + "x" * 59 + "...'"
 
 

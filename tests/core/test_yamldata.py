@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import pytest
 import salt.utils.yaml
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, ScalarNode
 
 from wgmesh_core.validate import InvalidNetwork
-from wgmesh_core.yamldata import Limits, MAX_PROBLEMS_PER_FILE, dump_sls, load_sls, parse_sls, short
+from wgmesh_core.yamldata import (MAX_PROBLEMS_PER_FILE, MERGE_TAG, YAML_TAG, Limits, dump_sls, load_sls, parse_sls,
+                                  short)
+
+MAP_TAG = YAML_TAG + "map"
 
 TEMPLATE = "is not allowed: the pillar is YAML only and is never rendered as a template"
 DUPLICATE = "a key may appear once per mapping"
@@ -191,3 +196,23 @@ def test_dump_writes_the_shebang_a_comment_and_yaml_in_order():
     assert text == "#!yaml\n# made by wgmesh\n# second line\nb: 1\na:\n- x\n"
     assert load_sls(text, "x.sls") == {"b": 1, "a": ["x"]}
     assert dump_sls({"a": 1}) == "#!yaml\na: 1\n"
+
+
+def test_the_constructor_refuses_on_its_own_what_the_graph_check_refuses():
+    """Second line of defence: a node that never went through the graph check (built here by hand)
+    is refused when its value is built, naming the line."""
+    sls = parse_sls("#!yaml\na: 1\n", "x.sls")
+    [(key, value)] = sls.root.value
+    merge = ScalarNode(MERGE_TAG, "<<", start_mark=key.start_mark)
+    at_line_2 = '\n  in "<unicode string>", line 2, column 1'
+    tagged = ScalarNode("!x", "v", start_mark=key.start_mark)
+    for node, why in ((tagged, "the tag '!x' is not allowed: plain YAML only"),
+                      (MappingNode(MAP_TAG, [(merge, sls.root)], start_mark=key.start_mark),
+                       "YAML merge keys (<<) are not allowed: write the entries out"),
+                      (MappingNode(MAP_TAG, [(key, value), (key, value)]),
+                       f"duplicate key 'a' (first at line 2): {DUPLICATE}"),
+                      (MappingNode(MAP_TAG, [(sls.root, value)]), "a mapping key must be a plain value")):
+        with pytest.raises(ConstructorError) as info:
+            sls.value(node)
+        assert str(info.value) == why + at_line_2
+    assert sls.value(ScalarNode(YAML_TAG + "timestamp", "2025-06-30")) == "2025-06-30"

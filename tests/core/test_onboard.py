@@ -1,0 +1,152 @@
+"""onboard, called in-process (tests/onboard runs the same through the installed `wgmesh` command):
+the next free address, the pillar entry, the key pair, the finished client config and its files."""
+from __future__ import annotations
+
+import datetime
+import os
+import stat
+
+import pytest
+import yaml
+
+from wgmesh_core.keys import generate_private_key, key_problem, public_key
+from wgmesh_core.onboard import (client_config_problems, finish_client_config, make_key_pair, next_free_address,
+                                 pillar_entry, write_client_files)
+from wgmesh_core.render import client_config
+from wgmesh_core.validate import load_network
+
+from . import article_texts as art
+
+KEY = "0VooFEp8ZdpZp3P7BPa2W3piw+eu/6cyUGpSUWZp4HA="
+
+
+def test_the_next_free_address_is_the_lowest_unused(data):
+    assert next_free_address(load_network(data)) == "10.70.0.6"        # z, a, c, e, f hold .1-.5
+    data["developers"]["e"]["revoked"] = True                            # a revoked entry keeps its address
+    data["developers"]["f"]["address"] = "10.70.0.9"
+    assert next_free_address(load_network(data)) == "10.70.0.5"
+    data["hub"]["address"] = "10.70.0.10"
+    assert next_free_address(load_network(data)) == "10.70.0.1"
+
+
+def test_a_full_network_has_no_free_address(data):
+    data["network"] = "10.70.0.0/29"                   # hosts .1-.6
+    data["developers"]["g"] = {"address": "10.70.0.6", "public_key": KEY.replace("0V", "1V")}
+    with pytest.raises(ValueError, match=r"^no free address left in 10.70.0.0/29$"):
+        next_free_address(load_network(data))
+
+
+def test_the_pillar_entry_is_indented_yaml_for_developers(spec):
+    """Four spaces in: pasted under `wgmesh: developers:` it is one more entry."""
+    text = pillar_entry(spec, "g", KEY)
+    assert all(line.startswith("    ") for line in text.splitlines()) and text.endswith("\n")
+    assert yaml.safe_load(text) == {"g": {"address": "10.70.0.6", "public_key": KEY, "lan_access": "none"}}
+    assert list(yaml.safe_load(text)["g"]) == ["address", "public_key", "lan_access"]      # in this order
+    full = pillar_entry(spec, "g", KEY, lan_access=["a", "c"], expires=datetime.date(2025, 12, 31), platform="ios")
+    assert yaml.safe_load(full) == {"g": {"address": "10.70.0.6", "public_key": KEY, "lan_access": ["a", "c"],
+                                          "expires": datetime.date(2025, 12, 31), "platform": "ios"}}
+    assert "platform" not in pillar_entry(spec, "g", KEY, platform="linux")     # the default is left out
+
+
+def test_an_existing_developer_gets_no_second_entry(spec):
+    with pytest.raises(ValueError, match=r"^developer 'e' already exists in the pillar$"):
+        pillar_entry(spec, "e", KEY)
+
+
+def test_the_key_pair_is_made_once_0600_in_a_0700_folder(tmp_path):
+    key_file = tmp_path / "keys" / "g.key"
+    public = make_key_pair(key_file)
+    private = key_file.read_text()
+    assert private.endswith("\n") and key_problem(private.strip(), secret=True) is None
+    assert public == public_key(private.strip())
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key_file.parent.stat().st_mode) == 0o700
+    assert make_key_pair(str(key_file)) == public and key_file.read_text() == private   # never replaced
+
+
+def test_finishing_fills_the_placeholder_once(spec):
+    rendered = client_config(spec, "e", hub_public_key=art.PUBLIC_KEYS["z"], psk=art.PSKS["e"])
+    private = art.PRIVATE_KEYS["e"]
+    finished = finish_client_config(rendered + "# PrivateKey = again\n", private)
+    assert finished.splitlines().count(f"PrivateKey = {private}") == 1
+    assert finished.endswith("# PrivateKey = again\n")
+    head = rendered.split("# PrivateKey")[0]
+    assert finished.startswith(head + f"PrivateKey = {private}\n")
+
+
+@pytest.mark.parametrize("key, why", [
+    ("garbage", "the key file does not hold a WireGuard private key: the key is 7 characters long"),
+    ("", "the key file does not hold a WireGuard private key: "),
+])
+def test_finishing_refuses_a_key_that_is_not_one(spec, key, why):
+    rendered = client_config(spec, "e", hub_public_key=art.PUBLIC_KEYS["z"])
+    with pytest.raises(ValueError) as info:
+        finish_client_config(rendered, key)
+    assert str(info.value).startswith(why) and "garbage" not in str(info.value)
+
+
+def test_finishing_needs_the_placeholder_and_a_clean_config():
+    private = generate_private_key()
+    with pytest.raises(ValueError, match=r"^the config has no '# PrivateKey = \.\.\.' line to fill in$"):
+        finish_client_config("[Interface]\n[Peer]\n", private)
+    with pytest.raises(ValueError) as info:
+        finish_client_config("[Interface]\n# PrivateKey = x\nPostUp = id\nMTU = 1\n[Peer]\n", private)
+    assert str(info.value) == ("refusing the config, nothing written:\n"
+                               "line 3: PostUp makes wg-quick run commands or change routing as root: refused "
+                               "(a wgmesh client config never has it)\n"
+                               "line 4: MTU: '1' is not a number in 576-9000")
+
+
+@pytest.mark.parametrize("line, problem", [
+    ("MTU = 576", None), ("MTU = 9000", None), ("MTU = 575", "MTU: '575' is not a number in 576-9000"),
+    ("MTU = 9001", "MTU: '9001' is not a number in 576-9000"),
+    ("ListenPort = 0", "ListenPort: '0' is not a number in 1-65535"),
+    ("ListenPort = 65535", None), ("Address = 10.70.0.4/32, 10.1.0.4/24", None),
+    ("Address = 10.70.0.4/32,nope", "Address: 'nope' is not an address"),
+    ("DNS = 10.0.0.1, corp.example", None), ("DNS = a b", "DNS: 'a b' is neither an address nor a search domain"),
+])
+def test_interface_values_are_checked(line, problem):
+    problems = client_config_problems(f"[Interface]\n{line}\n[Peer]\n")
+    assert problems == ([] if problem is None else [f"line 2: {problem}"])
+
+
+@pytest.mark.parametrize("line, problem", [
+    ("PersistentKeepalive = off", None), ("PersistentKeepalive = OFF", None), ("PersistentKeepalive = 0", None),
+    ("PersistentKeepalive = 65536", "PersistentKeepalive: '65536' is not a number in 0-65535"),
+    ("PresharedKey = x", "PresharedKey: 'x' is 1 characters long, a WireGuard key has 44"),
+    ("Endpoint = vpn.example.org:51820", None), ("AllowedIPs = 10.70.0.0/16, 192.168.201.0/24", None),
+    ("publickey = " + KEY, None),
+    ("MTU = 1280", "unknown key 'MTU' in [peer] (allowed: address, allowedips, dns, endpoint, listenport, mtu, "
+                   "persistentkeepalive, presharedkey, publickey)"),
+])
+def test_peer_values_are_checked(line, problem):
+    problems = client_config_problems(f"[Interface]\n[peer]\n{line}\n")
+    assert problems == ([] if problem is None else [f"line 3: {problem}"])
+
+
+def test_section_lines_and_their_count():
+    assert client_config_problems("[Interface]\n[Peer]\n[Peer]\n") == []
+    assert client_config_problems("[Interface\n[Peer]\n") == [
+        "line 1: unknown section [Interface (a client config has [Interface] and [Peer])",
+        "the config needs one [Interface] and at least one [Peer] section"]
+    assert client_config_problems("") == ["the config needs one [Interface] and at least one [Peer] section"]
+    assert client_config_problems("[Interface]\nx\x07 = 1\n[Peer]\n") == [
+        "line 2: 'x\\x07 = 1' holds a control character"]
+
+
+def test_client_files_are_0600_and_the_png_never_overwrites(tmp_path):
+    old = os.umask(0)
+    try:
+        out, png = tmp_path / "e.conf", tmp_path / "e.png"
+        write_client_files("[Interface]\nPrivateKey = secret\n", out, png)
+    finally:
+        os.umask(old)
+    assert out.read_text() == "[Interface]\nPrivateKey = secret\n"
+    assert png.read_bytes().startswith(b"\x89PNG")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600 and stat.S_IMODE(png.stat().st_mode) == 0o600
+    out.unlink()
+    with pytest.raises(ValueError, match="e.png exists: remove it first \\(the QR code holds your private key\\)"):
+        write_client_files("x", out, png)
+    assert not out.exists()
+    write_client_files("only the config", out)
+    assert out.read_text() == "only the config"
