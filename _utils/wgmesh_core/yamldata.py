@@ -114,6 +114,9 @@ class _Resolver(yaml.resolver.Resolver):
         return self.DEFAULT_SEQUENCE_TAG if kind is SequenceNode else self.DEFAULT_MAPPING_TAG
 
 
+_RESOLVER = _Resolver()
+
+
 if getattr(yaml, "__with_libyaml__", False):
     from yaml._yaml import CParser as _Parser   # libyaml: fast, and bounds the nesting depth
 
@@ -192,6 +195,24 @@ def _expansion_problem(root, limit: int) -> Optional[tuple[int, str]]:
     return None
 
 
+_KIND_TAGS = {SequenceNode: YAML_TAG + "seq", MappingNode: YAML_TAG + "map"}
+_READ_TAGS = frozenset(YAML_TAG + t for t in ("int", "float", "bool"))   # their constructors parse the text
+
+
+def _tag_problem(loader, node) -> Optional[str]:
+    """Why a node's plain tag, written out, cannot build its value (``!!map x``, ``!!str [1]``,
+    ``!!int abc``), or None: the constructor would fail on it with no file and line."""
+    kind = type(node)
+    if kind is not ScalarNode:
+        return None if node.tag == _KIND_TAGS[kind] else f"the tag {node.tag!r} does not fit a {kind.id}"
+    if node.tag in _READ_TAGS and _RESOLVER.resolve(ScalarNode, node.value, (True, False)) != node.tag:
+        try:      # written out (the text alone reads as another type): build it to see
+            loader.construct_object(node)
+        except (ValueError, KeyError, yaml.YAMLError):
+            return f"the tag {node.tag!r} does not fit the value {short(node.value)}"
+    return None if node.tag not in _KIND_TAGS.values() else f"the tag {node.tag!r} does not fit a scalar"
+
+
 def _key_identity(loader, node):
     """What Salt's loader makes of a key, cheaply for the usual string keys."""
     if node.tag == _STR_TAG:
@@ -214,12 +235,15 @@ def _graph_problems(loader, root, name: str, paths: dict) -> tuple[list[Problem]
         if node.tag not in PLAIN_TAGS:
             problems.append(Problem(f"{name}:{node.start_mark.line + 1}",
                                     f"the tag {node.tag!r} is not allowed: plain YAML only"))
+        elif (node.tag != _STR_TAG or type(node) is not ScalarNode) and (why := _tag_problem(loader, node)):
+            problems.append(Problem(f"{name}:{node.start_mark.line + 1}", why))
         elif type(node) is SequenceNode:
             stack.extend((item, None) for item in node.value)
         elif type(node) is MappingNode:
             first: dict = {}
             for key, value in node.value:
-                if key.tag == MERGE_TAG or type(key) is not ScalarNode or key.tag not in PLAIN_TAGS:
+                if (key.tag == MERGE_TAG or type(key) is not ScalarNode or key.tag not in PLAIN_TAGS
+                        or (key.tag != _STR_TAG and _tag_problem(loader, key))):
                     why = ("YAML merge keys (<<) are not allowed: write the entries out" if key.tag == MERGE_TAG
                            else "a mapping key must be a plain value")
                     problems.append(Problem(f"{name}:{key.start_mark.line + 1}", why))

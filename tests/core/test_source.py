@@ -176,6 +176,12 @@ def test_a_mapping_split_between_files_is_fine_but_a_list_is_not(tree):
     assert problems(tree)[0].startswith("wgmesh.developers.e: defined in both wgmesh/developers.sls and wgmesh/x.sls")
 
 
+def test_several_files_may_each_include_others(tree):
+    for name in ("x", "y"):
+        (tree / "wgmesh" / f"{name}.sls").write_text("#!yaml\ninclude: [wgmesh.network]\n")
+    assert {"wgmesh/x.sls", "wgmesh/y.sls"} <= set(read_tree(tree).files)
+
+
 def test_the_top_file_may_repeat_keys_of_other_files(tree):
     (tree / "top.sls").write_text("#!yaml\nbase:\n  '*': [wgmesh.network, wgmesh.developers, wgmesh.mine]\n"
                                   "wgmesh: {}\n")
@@ -183,8 +189,10 @@ def test_the_top_file_may_repeat_keys_of_other_files(tree):
 
 
 def test_minions_txt_lists_ids_with_comments(tree):
-    (tree / "minions.txt").write_text("# minions to compile for\nz\n  r2   # the new LAN router\n\nhost-3\n")
+    (tree / "minions.txt").write_text("# minions to compile for\nz\n  r2   # the new LAN router (#12)\n\nhost-3\n")
     assert read_tree(tree).listed_minions == ["z", "r2", "host-3"]
+    (tree / "minions.txt").write_bytes(b"z\nr\xff2\n")        # a stray byte is read, not a crash
+    assert read_tree(tree).listed_minions == ["z", "r\ufffd2"]
 
 
 def test_minions_txt_is_bounded_and_printable(tree):
@@ -292,6 +300,12 @@ def test_compile_errors_and_extra_keys_are_named_per_minion():
         "minion z: Salt's pillar compile failed: Rendering SLS 'x' failed: line 3",
         f"minion z: mine_functions: differs from what wgmesh sets ({json.dumps(MINE_FUNCTIONS)})"]
     assert agreed_network(compiled(z={"wgmesh": NETWORK, "team": 1, "_errors": []}), allowed_keys=["team"]) == NETWORK
+
+
+def test_every_problem_of_a_minion_is_kept():
+    allow = {"allowed_keys": ["wgmesh_host_keys"]}
+    assert refused(compiled(z={"_errors": ["boom"], "wgmesh": NETWORK, "wgmesh_host_keys": {"a": 5}}), **allow) == [
+        "minion z: Salt's pillar compile failed: boom", "minion z: wgmesh_host_keys.a: not a key"]
 
 
 def test_host_keys_riding_along_are_checked():

@@ -216,3 +216,35 @@ def test_the_constructor_refuses_on_its_own_what_the_graph_check_refuses():
             sls.value(node)
         assert str(info.value) == why + at_line_2
     assert sls.value(ScalarNode(YAML_TAG + "timestamp", "2025-06-30")) == "2025-06-30"
+
+
+@pytest.mark.parametrize("value, why", [
+    ("!!map x", "the tag 'tag:yaml.org,2002:map' does not fit a scalar"),
+    ("!!seq x", "the tag 'tag:yaml.org,2002:seq' does not fit a scalar"),
+    ("!!int abc", "the tag 'tag:yaml.org,2002:int' does not fit the value 'abc'"),
+    ("!!int 0o10", "the tag 'tag:yaml.org,2002:int' does not fit the value '0o10'"),
+    ("!!float x", "the tag 'tag:yaml.org,2002:float' does not fit the value 'x'"),
+    ("!!bool maybe", "the tag 'tag:yaml.org,2002:bool' does not fit the value 'maybe'"),
+    ("!!str [1]", "the tag 'tag:yaml.org,2002:str' does not fit a sequence"),
+    ("!!int [1]", "the tag 'tag:yaml.org,2002:int' does not fit a sequence"),
+    ("!!null [1]", "the tag 'tag:yaml.org,2002:null' does not fit a sequence"),
+    ("!!seq {a: 1}", "the tag 'tag:yaml.org,2002:seq' does not fit a mapping"),
+    ("!!map [1]", "the tag 'tag:yaml.org,2002:map' does not fit a sequence"),
+])
+def test_a_plain_tag_that_cannot_build_its_value_is_refused_by_line(value, why):
+    """Before, the constructor failed on these with no file or line (a traceback in `wgmesh validate`
+    when the value was built by wgmesh: tests.yaml, mine_functions, the hub's minion)."""
+    assert refusals(f"#!yaml\nwgmesh:\n  a: {value}\n") == [f"x.sls:3: {why}"]
+
+
+def test_a_key_with_a_tag_it_does_not_fit_is_refused():
+    assert refusals("#!yaml\n!!int x: 1\n") == ["x.sls:2: a mapping key must be a plain value"]
+    assert load_sls("#!yaml\n!!int 1: a\n!!str 2: b\n", "x.sls") == {1: "a", "2": "b"}
+
+
+def test_plain_tags_that_fit_build_as_without_them():
+    text = "#!yaml\na: [!!int 010, !!int 0x1F, !!float 1.5, !!float 2, !!float 010, !!bool yes, !!null x, !!str 7]\n"
+    built = [10, 31, 1.5, 2.0, 10.0, True, None, "7"]
+    assert load_sls(text, "x.sls") == salt.utils.yaml.safe_load(text) == {"a": built}
+    assert refusals("#!yaml\na: !!float 0x1F\n") == [
+        "x.sls:2: the tag 'tag:yaml.org,2002:float' does not fit the value '0x1F'"]
