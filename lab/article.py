@@ -43,12 +43,15 @@ import yaml
 from wgmesh_core.source import TESTS_FILE, dump_sls
 
 from .plan import ARTICLE_PILLAR, MASTER_IP, read_pillar
+from .saltctl import MASTER_USER
 from .topology import LAB_PKG, REPO, Lab
 
 MINIONS = ("z", "a", "c", "r1")
 LAPTOPS = ("e", "f")
 HUB_ENDPOINT = "203.0.113.1:51820"   # stands in for the article's 39.101.166.124
 SALT_API_PORT = 8000
+UPSTREAM = "/srv/git/wgmesh-pillar.git"                 # the pillar repository pushed to
+GATE_REPO = "/var/cache/salt/master/wgmesh/pillar.git"  # the gate's (wgmesh_gitops:repo default)
 GIT_USER = ["-c", "user.name=wgmesh lab", "-c", "user.email=lab@example.invalid"]
 
 VPN = {"z": "10.70.0.1", "a": "10.70.0.2", "c": "10.70.0.3", "e": "10.70.0.4", "f": "10.70.0.5"}
@@ -138,9 +141,10 @@ class ArticleLab:
         self.spec, self.tests = read_pillar(self.pillar)
         self.profile = PROFILES[profile] if profile else Profile.of(self.spec)
         self.gitdir = lab.workdir / "git"
-        self.upstream = self.gitdir / "pillar.git"
         self.work = self.gitdir / "work"
-        self.deployed = self.gitdir / "deployed.git"
+        # the shipped paths, in the master's own /srv and /var/cache/salt (owned by user salt)
+        self.upstream = lab.host_path("master", UPSTREAM)
+        self.deployed = lab.host_path("master", GATE_REPO)
         self.timings: dict[str, float] = {}
 
     # ------------------------------------------------------------------ steps
@@ -205,15 +209,18 @@ class ArticleLab:
             return dict(zip(laptops, pool.map(make, laptops.values())))
 
     def make_pillar_repo(self, dev_public_keys: dict) -> None:
-        shutil.rmtree(self.gitdir, ignore_errors=True)    # a previous run's repositories
+        for old in (self.gitdir, self.upstream, self.deployed):    # a previous run's repositories
+            shutil.rmtree(old, ignore_errors=True)
         self.gitdir.mkdir(parents=True)
-        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(self.upstream)], check=True)
-        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(self.deployed)], check=True)
+        self.prepare_master_host()
         hook = self.upstream / "hooks" / "post-receive"
         hook.write_text((REPO / "reactor" / "hooks" / "post-receive").read_text())
         hook.chmod(0o755)
-        subprocess.run(["git", "clone", "-q", str(self.upstream), str(self.work)], check=True,
-                       capture_output=True)
+        # the repository is served as the master's user (git refuses a repository owned by another
+        # user), so the hook and its salt-run run as that user, as on a git server run by it
+        self.lab.exec("master", ["git", "clone", "-q", "--no-local", "--upload-pack", self.served_as_salt("git-upload-pack"),
+                                 UPSTREAM, str(self.work)])
+        self.git("config", "remote.origin.receivepack", self.served_as_salt("git-receive-pack"))
         subprocess.run(["cp", "-r", f"{self.pillar}/.", str(self.work)], check=True)
         # no intent tests: the GitOps tests change reachability push by push (test_intent_gate adds
         # them), and a twin measures what its tests predict even where the gate would refuse them
@@ -243,17 +250,32 @@ class ArticleLab:
         path.write_text(dump_sls(data, "Edited by the lab (lab/article.py)."))
 
     def master_config(self) -> dict:
-        """The shipped reactor/master.conf.example, with only its paths replaced by the lab's, and
+        """The shipped reactor/master.conf.example, with only the reactor SLS paths replaced, and
         salt-api's webhook settings for the tests that start salt-api (`start_salt_api`)."""
         text = (REPO / "reactor" / "master.conf.example").read_text()
-        for shipped, lab_path in (("/var/cache/salt/master/wgmesh/pillar.git", str(self.deployed)),
-                                  ("/srv/git/wgmesh-pillar.git", str(self.upstream)),
-                                  ("/srv/salt/reactor/", f"{REPO}/reactor/")):
+        for shipped in (UPSTREAM, GATE_REPO, "/etc/salt/wgmesh/psk.secret"):
             assert shipped in text, f"reactor/master.conf.example no longer mentions {shipped}"
-            text = text.replace(shipped, lab_path)
+        text = text.replace("/srv/salt/reactor/", f"{REPO}/reactor/")
         return dict(yaml.safe_load(text), worker_threads=4,
                     rest_cherrypy={"host": MASTER_IP, "port": SALT_API_PORT, "disable_ssl": True,
                                    "webhook_url": "/hook", "webhook_disable_auth": True})
+
+    def prepare_master_host(self) -> None:
+        """What README's "Master setup" asks of an admin on a packaged master (user salt): the
+        pillar repository the hook serves, the gate's repository and /etc/salt/wgmesh, owned by salt."""
+        self.lab.add_master_user()
+        self.lab.exec("master", ["install", "-d", "-o", MASTER_USER, "-g", MASTER_USER, "-m", "0700",
+                                 "/etc/salt/wgmesh", "/var/cache/salt/master/wgmesh", "/srv/git"])
+        for repo in (UPSTREAM, GATE_REPO):
+            self.lab.exec("master", self.lab.as_master_user(["git", "init", "-q", "--bare", "-b", "main", repo]))
+
+    def served_as_salt(self, git_command: str) -> str:
+        """A git ``--upload-pack``/``receivepack`` command run as the master's user."""
+        return " ".join(self.lab.as_master_user([git_command]))
+
+    def fetch_deployed(self) -> None:
+        """Fetch the gate's ``deployed`` branch into the working clone (FETCH_HEAD)."""
+        self.git("fetch", "-q", "--upload-pack", self.served_as_salt("git-upload-pack"), GATE_REPO, "deployed")
 
     def start_salt(self) -> None:
         """The master, then the minions while the master syncs its own extension modules."""

@@ -2,12 +2,16 @@
 
 The master runs in host ``master`` (203.0.113.10), each minion in its host;
 each uses its host's private /etc/salt, /var/cache/salt, /var/log/salt and
-/var/run/salt.  Binaries come from the running interpreter's bin directory
+/var/run/salt.  The master runs as user ``salt``, as packaged masters (Salt 3006+) do: the
+user exists only in the master host's own /etc/passwd and /etc/group (bind-mounted copies of
+the machine's, in its mount namespace), and Salt itself drops privileges to it.  Binaries come from the running interpreter's bin directory
 (the project's virtualenv): ``Path(sys.executable).parent / 'salt-master'``.
 """
 from __future__ import annotations
 
+import grp
 import json
+import pwd
 import subprocess
 import sys
 import time
@@ -20,6 +24,9 @@ from .probes import LabCommandError
 
 
 MASTER_HOST = "master"
+#: the user packaged salt-masters run as (Salt 3006+: ``user: salt`` in /etc/salt/master)
+MASTER_USER = "salt"
+MASTER_HOME = "/opt/saltstack/salt"   # its home in the packages (absent here: nothing reads it)
 
 
 def salt_bin(name: str) -> str:
@@ -59,7 +66,7 @@ class SaltMixin:
             "id": "master",
             "interface": self.plan.master_ip,
             "ipv6": False,
-            "user": "root",
+            "user": MASTER_USER,
             "root_dir": "/",
             "pki_dir": "/etc/salt/pki/master",
             "cachedir": "/var/cache/salt/master",
@@ -85,6 +92,8 @@ class SaltMixin:
         foreground (spawned), wait until its ports and sockets are up."""
         cfg = self.master_config(file_roots, pillar_roots, extra_config)
         self.master_cfg = cfg
+        self.add_master_user(cfg["user"])
+        self.open_interpreter_path()
         conf = self.host_path(MASTER_HOST, "/etc/salt/master")
         conf.write_text(yaml.safe_dump(cfg, default_flow_style=False))
         pid = self.spawn(MASTER_HOST, [salt_bin("salt-master"), "-c", "/etc/salt"], "salt-master")
@@ -101,6 +110,44 @@ class SaltMixin:
                 raise TimeoutError("salt-master not ready after %ss:\n%s" % (
                     timeout, self._tail(MASTER_HOST, "/var/log/salt/master")))
             time.sleep(0.1)
+
+    def add_master_user(self, user: str = MASTER_USER) -> None:
+        """Give the master's host ``user`` (a system user, as the packages make it) in private
+        copies of /etc/passwd and /etc/group: the machine's files are never touched."""
+        if user == "root" or self.exec(MASTER_HOST, ["getent", "passwd", user], check=False).returncode == 0:
+            return
+        taken = {u.pw_uid for u in pwd.getpwall()} | {g.gr_gid for g in grp.getgrall()}
+        uid = next(i for i in range(999, 100, -1) if i not in taken)
+        entries = {"passwd": f"{user}:x:{uid}:{uid}:Salt:{MASTER_HOME}:/usr/sbin/nologin",
+                   "group": f"{user}:x:{uid}:"}
+        for name, entry in entries.items():
+            copy = self.hostdir(MASTER_HOST) / "etc" / name
+            copy.write_text(Path("/etc", name).read_text() + entry + "\n")
+            copy.chmod(0o644)
+            self.exec(MASTER_HOST, ["mount", "--bind", str(copy), f"/etc/{name}"])
+
+    def open_interpreter_path(self) -> None:
+        """Packaged Salt brings its own Python; the lab's is the machine's, which may sit under a
+        folder only root may enter (pyenv's /root/.pyenv). In the master's host that folder is
+        covered by one holding only the way to the interpreter, so the master's user can run it."""
+        prefix = Path(sys.base_prefix).resolve()
+        blocked = next((d for d in [*reversed(prefix.parents), prefix] if not d.stat().st_mode & 0o001), None)
+        if blocked is None or blocked == prefix or self.exec(
+                MASTER_HOST, ["mountpoint", "-q", str(blocked)], check=False).returncode == 0:
+            return
+        inside = blocked / prefix.relative_to(blocked).parts[0]
+        view = self.hostdir(MASTER_HOST) / "views" / str(blocked).strip("/").replace("/", "_")
+        (view / inside.name).mkdir(parents=True, exist_ok=True)
+        view.chmod(0o755)
+        self.exec(MASTER_HOST, ["mount", "--bind", str(inside), str(view / inside.name)])
+        self.exec(MASTER_HOST, ["mount", "--rbind", str(view), str(blocked)])
+
+    def as_master_user(self, cmd: Sequence[str]) -> list[str]:
+        """``cmd`` run as the master's user (in host master), e.g. an admin's ``sudo -u salt``."""
+        user = getattr(self, "master_cfg", {}).get("user", MASTER_USER)
+        # git dies on a HOME it may not read (the lab's is /root)
+        return ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups",
+                "env", f"HOME={MASTER_HOME}", *cmd]
 
     def _tail(self, host: str, path: str, n: int = 3000) -> str:
         try:

@@ -51,6 +51,7 @@ BIND_DIRS: tuple[str, ...] = (
     "/etc/wireguard",
     "/etc/iptables",
     "/etc/salt",
+    "/srv",               # Salt's default file/pillar roots, the master's pillar repository
     "/var/cache/salt",
     "/var/log/salt",
     "/run/salt",          # == /var/run/salt on Debian (/var/run -> /run)

@@ -7,17 +7,19 @@ the post-receive hook enabled.
 from __future__ import annotations
 
 import fcntl
+import glob
 import hashlib
 import hmac
 import json
-import subprocess
+import os
 import sys
 import threading
 import time
 
 import pytest
 
-from lab.article import MINIONS, SALT_API_PORT
+from lab.article import GATE_REPO, MINIONS, SALT_API_PORT, UPSTREAM
+from lab.saltctl import MASTER_USER
 from lab.plan import MASTER_IP
 
 SECRET = "correct horse battery staple"
@@ -36,6 +38,26 @@ def test_the_gates_document_is_what_salt_call_returns_on_every_minion(article):
     for minion in MINIONS:
         served = json.loads(lab.exec(minion, ["salt-call", "--out=json", "pillar.get", "wgmesh", "unmask=True"]).stdout)["local"]
         assert normalised(served) == normalised(accepted["network"]), minion
+
+
+def test_the_master_and_the_hook_work_as_user_salt(article):
+    """Like a packaged master, the lab's runs as user salt: the gate's repository and lock, the
+    preshared-key secret and the pushes the hook announced (git-receive-pack and the hook's
+    salt-run run as salt too) are that user's; nothing of it is readable by others."""
+    lab = article.lab
+    uid = int(lab.exec("master", ["id", "-u", MASTER_USER]).stdout)
+    assert lab.exec("master", ["ps", "-o", "user=", "-p", str(lab.pid("master", "salt-master"))]).stdout.strip() == MASTER_USER
+    owned = {"/etc/salt/wgmesh": 0o700, "/etc/salt/wgmesh/psk.secret": 0o600,
+             "/var/cache/salt/master/wgmesh": 0o700, f"{GATE_REPO}/wgmesh-gate.lock": None,
+             f"{GATE_REPO}/refs/heads/deployed": None, f"{UPSTREAM}/refs/heads/main": None}
+    for path, mode in owned.items():
+        info = lab.host_path("master", path).stat()
+        assert info.st_uid == uid, path
+        assert mode is None or info.st_mode & 0o777 == mode, (path, oct(info.st_mode))
+    # every push was received as salt (git-receive-pack, then the hook, whose event deployed it)
+    assert lab.salt_run(["wgmesh.deployed_revision"]) == article.git("rev-parse", "HEAD").stdout.strip()
+    upstream = lab.host_path("master", UPSTREAM)
+    assert [p for p in upstream.rglob("*") if p.stat().st_uid != uid] == [upstream / "hooks" / "post-receive"]
 
 
 @pytest.fixture
@@ -83,9 +105,10 @@ def test_a_webhook_push_needs_the_shared_secret(article, hook_disabled):
     event = waiter.result()
     assert event["tag"] == "wgmesh/gate/unauthenticated" and "no webhook secret" in event["data"]["problems"][0]
 
-    secret_file.parent.mkdir(parents=True, exist_ok=True)
+    # as README's master setup says: readable by the master's user only
     secret_file.write_text(SECRET + "\n")
     secret_file.chmod(0o600)
+    lab.exec("master", ["chown", f"{MASTER_USER}:{MASTER_USER}", "/etc/salt/wgmesh/webhook.secret"])
     for headers in ({}, {"X-Gitlab-Token": "guess"}, {"X-Hub-Signature-256": "sha256=" + "0" * 64}):
         waiter = article.wait_event("wgmesh/gate/unauthenticated|wgmesh/applied|wgmesh/gate/refused")
         post_webhook(article, headers, body)
@@ -104,10 +127,17 @@ def test_a_webhook_push_needs_the_shared_secret(article, hook_disabled):
 
 
 def open_files_of(path) -> int:
-    """How many salt-run processes have ``path`` open (they wait for its lock)."""
-    found = subprocess.run(["sh", "-c", f"ls -l /proc/[0-9]*/fd 2>/dev/null | grep -c -- '-> {path}$'"],
-                           capture_output=True, text=True)
-    return int(found.stdout.strip() or 0)
+    """How many open files of processes are ``path`` (they wait for its lock), matched by inode: a
+    process in the master's mount namespace names it by its own path."""
+    target = os.stat(path)
+    count = 0
+    for fd in glob.glob("/proc/[0-9]*/fd/*"):
+        try:
+            found = os.stat(fd)
+        except OSError:
+            continue
+        count += (found.st_dev, found.st_ino) == (target.st_dev, target.st_ino)
+    return count
 
 
 def test_pushes_piled_up_behind_the_gate_are_coalesced(article, hook_disabled):
@@ -131,3 +161,4 @@ def test_pushes_piled_up_behind_the_gate_are_coalesced(article, hook_disabled):
     assert outcomes == ["applied", "coalesced", "coalesced", "coalesced"], results
     assert {r["revision"] for r in results} == {tip}
     assert lab.salt_run(["wgmesh.deployed_revision"]) == tip
+

@@ -232,7 +232,7 @@ def test_a_rewind_is_refused_and_events_from_minions_are_ignored(article):
                                 until=_on_push_found_nothing_new)
     jid = jid_now()
     lab.salt(["z", "event.send", "wgmesh/push", '{"new": "HEAD~1"}'])
-    article.git("fetch", "-q", f"file://{article.deployed}", "deployed")
+    article.fetch_deployed()
     article.git("reset", "-q", "--hard", "FETCH_HEAD")
     article.git("push", "-q", "--force", "origin", "main")
     events = waiter.results()
