@@ -6,6 +6,7 @@ test_article.py and test_gitops.py: each test leaves every tunnel working.
 import json
 
 from lab.article import VPN
+from lab.saltctl import MASTER_USER
 
 from .test_gitops import wait_ping
 
@@ -25,7 +26,7 @@ def test_client_config_is_written_0600_on_the_master_and_not_kept_in_the_job_cac
     assert lab.exec("master", ["grep", "-rl", control, "/var/cache/salt/master/jobs"], check=False).stdout
     written = lab.salt_run(["wgmesh.client_config", "f"])
     mode = lab.exec("master", ["stat", "-c", "%a %U", written["path"]]).stdout.split()
-    assert mode == ["600", "root"]
+    assert mode == ["600", MASTER_USER]              # written by the master's user
     text = lab.exec("master", ["cat", written["path"]]).stdout
     psk = next(line.split(" = ", 1)[1] for line in text.splitlines() if line.startswith("PresharedKey = "))
     found = lab.exec("master", ["grep", "-rlF", psk, "/var/cache/salt/master/jobs"], check=False)
