@@ -330,12 +330,38 @@ def on_push(allow_rewind=False, **_event):
         return _gate_and_converge(repo, gitops, allow_rewind)
 
 
+def on_push_async(allow_rewind=False):
+    """
+    Start ``on_push`` in a process of its own and return its job id at once: the reactor's entry
+    point (reactor/push.sls). Runner reactions share a pool of ``reactor_worker_threads``
+    threads; a gate run holds one for as long as its applies take, so the reactor hands it off
+    the way ``salt-run --async`` does (Salt's ``RunnerClient.asynchronous``). The job fires
+    ``salt/run/<jid>/new`` and ``/ret`` with ``fun: runner.wgmesh.on_push`` like any runner
+    job, and the gate's own events; the push lock and coalescing are ``on_push``'s.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run wgmesh.on_push_async
+    """
+    return {"result": "started", "jid": _in_own_process("wgmesh.on_push", allow_rewind=bool(allow_rewind))}
+
+
+def _in_own_process(fun, **kwargs):
+    import salt.runner
+    job = salt.runner.RunnerClient(__opts__).asynchronous(fun, {"fun": fun, "arg": [], "kwarg": kwargs},
+                                                          user="wgmesh")
+    return job["jid"]
+
+
 def on_webhook(headers=None, body="", allow_rewind=False):
     """
     A push webhook from the git server (salt-api's ``/hook/wgmesh/push``): checked against the
     shared secret in ``wgmesh_gitops:webhook_secret_file`` (GitLab's ``X-Gitlab-Token``, or
-    GitHub/Gitea's ``X-Hub-Signature-256`` HMAC of the body), then ``on_push``. Without a
-    secret file, or with a wrong or missing token, nothing is fetched.
+    GitHub/Gitea's ``X-Hub-Signature-256`` HMAC of the body), then ``on_push`` is started in its
+    own process (``on_push_async``). Without a secret file, or with a wrong or missing token,
+    nothing is fetched.
 
     CLI Example:
 
@@ -350,7 +376,7 @@ def on_webhook(headers=None, body="", allow_rewind=False):
     except OSError as error:
         secret, why = None, f"no webhook secret ({error.strerror}: {gitops['webhook_secret_file']})"
     if secret and _webhook_authentic(headers or {}, body or "", secret):
-        return on_push(allow_rewind=allow_rewind)
+        return on_push_async(allow_rewind=allow_rewind)
     why = "the webhook's token or signature does not match the shared secret" if secret else why
     log.error("wgmesh: webhook push ignored: %s", why)
     _fire("wgmesh/gate/unauthenticated", {"problems": [why]})

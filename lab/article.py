@@ -250,13 +250,14 @@ class ArticleLab:
         path.write_text(dump_sls(data, "Edited by the lab (lab/article.py)."))
 
     def master_config(self) -> dict:
-        """The shipped reactor/master.conf.example, with only the reactor SLS paths replaced, and
-        salt-api's webhook settings for the tests that start salt-api (`start_salt_api`)."""
+        """The shipped reactor/master.conf.example, with only the reactor SLS paths replaced, a
+        single reactor worker thread, and salt-api's webhook settings for the tests that start salt-api (`start_salt_api`)."""
         text = (REPO / "reactor" / "master.conf.example").read_text()
         for shipped in (UPSTREAM, GATE_REPO, "/etc/salt/wgmesh/psk.secret"):
             assert shipped in text, f"reactor/master.conf.example no longer mentions {shipped}"
         text = text.replace("/srv/salt/reactor/", f"{REPO}/reactor/")
-        return dict(yaml.safe_load(text), worker_threads=4,
+        # one reactor worker thread (Salt's default is 10): a gate run must not need more
+        return dict(yaml.safe_load(text), worker_threads=4, reactor_worker_threads=1,
                     rest_cherrypy={"host": MASTER_IP, "port": SALT_API_PORT, "disable_ssl": True,
                                    "webhook_url": "/hook", "webhook_disable_auth": True})
 

@@ -4,7 +4,9 @@
     secret (checked by the runner, in constant time, before anything is fetched). The event's
     data is not trusted: the runner fetches the branch itself and deploys only its tip, only if
     valid and descending from what is deployed. Events sent by minions (they carry an `id`) are
-    ignored. Reactor SLS has no ordering, so all the work is one runner call. #}
+    ignored. Reactor SLS has no ordering, so all the work is one runner call, and that call
+    starts the gate in a process of its own (`salt-run --async` style) so that a long apply does
+    not hold one of the reactor's `reactor_worker_threads`. #}
 {%- if not data.get('id') and tag.startswith('salt/netapi/hook/') %}
 wgmesh-webhook-gate-and-converge:
   runner.wgmesh.on_webhook:
@@ -13,7 +15,7 @@ wgmesh-webhook-gate-and-converge:
       - body: {{ data.get('body', '') | tojson }}
 {%- elif not data.get('id') %}
 wgmesh-gate-and-converge:
-  runner.wgmesh.on_push:
+  runner.wgmesh.on_push_async:
     - args:
       - allow_rewind: False
 {%- endif %}

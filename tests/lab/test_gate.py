@@ -162,3 +162,43 @@ def test_pushes_piled_up_behind_the_gate_are_coalesced(article, hook_disabled):
     assert {r["revision"] for r in results} == {tip}
     assert lab.salt_run(["wgmesh.deployed_revision"]) == tip
 
+
+def _the_nth(n: int, predicate):
+    """An EventWaiter ``until``: true at the ``n``-th event ``predicate`` accepts."""
+    seen = []
+
+    def until(event) -> bool:
+        if predicate(event):
+            seen.append(event)
+        return len(seen) >= n
+    return until
+
+
+def _gate_run(event) -> bool:
+    return event["data"].get("fun") == "runner.wgmesh.on_push"
+
+
+def test_a_gate_run_holds_no_reactor_worker(article, hook_disabled):
+    """The lab's master has a single reactor worker thread (reactor_worker_threads: 1). While a
+    gate run waits (its lock held here, as by a long apply), the reactor still takes the next push
+    at once: both gate runs start (each in its own process) and queue at the lock; released, the
+    first applies and the second is coalesced. A gate run inside the reactor's worker would
+    leave the second push queued behind it, unstarted."""
+    lab = article.lab
+    lock_path = article.deployed / "wgmesh-gate.lock"
+    tip = push_contact_change(article, "e", "e+reactor@example.invalid")
+    finished = article.wait_event("salt/run/*/ret", timeout=300, until=_the_nth(2, _gate_run))
+    with open(lock_path, "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)               # a gate run in progress
+        started = article.wait_event("salt/run/*/new", timeout=60, until=_the_nth(2, _gate_run))
+        for _ in range(2):                             # what the post-receive hook sends
+            lab.salt_run(["event.send", "wgmesh/push", json.dumps({"ref": "refs/heads/main", "new": tip})])
+        assert len([ev for ev in started.results() if _gate_run(ev)]) == 2
+        deadline = time.monotonic() + 60
+        while open_files_of(lock_path) < 3:            # ours and the two gate runs'
+            assert time.monotonic() < deadline, "the gate runs did not reach the lock"
+            time.sleep(0.2)
+    returns = [ev["data"]["return"] for ev in finished.results() if _gate_run(ev)]
+    assert sorted(r["result"] for r in returns) == ["applied", "coalesced"], returns
+    assert {r["revision"] for r in returns} == {tip}
+    assert lab.salt_run(["wgmesh.deployed_revision"]) == tip
