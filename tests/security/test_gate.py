@@ -9,9 +9,13 @@ Uses the article lab of the session (tests/conftest.py) and leaves it as it foun
 """
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
-from lab.article import jid_now, state_jobs_since
+from lab.article import GATE_REPO, jid_now, state_jobs_since
 
 from .attacks import ATTACKS
 
@@ -23,7 +27,25 @@ def host_state(lab):
 
 
 def deployed_revision(article) -> str:
-    return article.git("--git-dir", str(article.deployed), "rev-parse", "deployed").stdout.strip()
+    """The gate's ``deployed`` branch, read as the master's user (git refuses root a repository
+    another user owns)."""
+    return article.lab.exec("master", article.lab.as_master_user(
+        ["git", "--git-dir", GATE_REPO, "rev-parse", "deployed"])).stdout.strip()
+
+
+@pytest.fixture
+def marker(article):
+    """Where an attack that ran code would leave its file: in /tmp (shared by the lab's hosts and
+    the tests), in a folder the master's user (salt) and the minions (root) can both write to;
+    checked by writing there as salt first."""
+    folder = Path(tempfile.mkdtemp(prefix="wgmesh-marker-"))
+    folder.chmod(0o777)
+    probe = folder / "probe"
+    article.lab.exec("master", article.lab.as_master_user(["touch", str(probe)]))
+    assert probe.exists()
+    probe.unlink()
+    yield folder / "marker"
+    shutil.rmtree(folder)
 
 
 @pytest.fixture
@@ -43,9 +65,8 @@ def pushed_back(article):
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=lambda a: a.name)
-def test_the_gate_refuses_the_attack(attack, article, pushed_back, tmp_path):
+def test_the_gate_refuses_the_attack(attack, article, pushed_back, marker):
     lab = article.lab
-    marker = tmp_path / "marker"      # /tmp is shared by the lab's hosts and the tests
     before = host_state(lab)
     jid = jid_now()
     attack.change(article.work, marker)
