@@ -11,7 +11,7 @@ import yaml
 
 from wgmesh_core.keys import generate_private_key, key_problem, public_key
 from wgmesh_core.onboard import (client_config_problems, finish_client_config, make_key_pair, next_free_address,
-                                 pillar_entry, write_client_files)
+                                 pillar_entry, qr_code, write_client_files)
 from wgmesh_core.render import client_config
 from wgmesh_core.validate import load_network
 
@@ -43,14 +43,20 @@ def test_the_pillar_entry_is_indented_yaml_for_developers(spec):
     assert yaml.safe_load(text) == {"g": {"address": "10.70.0.6", "public_key": KEY, "lan_access": "none"}}
     assert list(yaml.safe_load(text)["g"]) == ["address", "public_key", "lan_access"]      # in this order
     full = pillar_entry(spec, "g", KEY, lan_access=["a", "c"], expires=datetime.date(2025, 12, 31), platform="ios")
-    assert yaml.safe_load(full) == {"g": {"address": "10.70.0.6", "public_key": KEY, "lan_access": ["a", "c"],
-                                          "expires": datetime.date(2025, 12, 31), "platform": "ios"}}
+    assert full == (f"    g:\n      address: 10.70.0.6\n      public_key: {KEY}\n      lan_access: [a, c]\n"
+                    "      expires: 2025-12-31\n      platform: ios\n")       # a list on one line, as in the README
     assert "platform" not in pillar_entry(spec, "g", KEY, platform="linux")     # the default is left out
 
 
 def test_an_existing_developer_gets_no_second_entry(spec):
     with pytest.raises(ValueError, match=r"^developer 'e' already exists in the pillar$"):
         pillar_entry(spec, "e", KEY)
+
+
+def test_the_key_file_may_go_into_an_existing_folder_or_a_new_nested_one(tmp_path):
+    assert key_problem(make_key_pair(tmp_path / "g.key")) is None
+    nested = tmp_path / "a" / "b" / "g.key"
+    assert make_key_pair(nested) == public_key(nested.read_text().strip())
 
 
 def test_the_key_pair_is_made_once_0600_in_a_0700_folder(tmp_path):
@@ -98,6 +104,7 @@ def test_finishing_needs_the_placeholder_and_a_clean_config():
 
 
 @pytest.mark.parametrize("line, problem", [
+    ("MTU = off", "MTU: 'off' is not a number in 576-9000"),     # off is for PersistentKeepalive only
     ("MTU = 576", None), ("MTU = 9000", None), ("MTU = 575", "MTU: '575' is not a number in 576-9000"),
     ("MTU = 9001", "MTU: '9001' is not a number in 576-9000"),
     ("ListenPort = 0", "ListenPort: '0' is not a number in 1-65535"),
@@ -142,7 +149,12 @@ def test_client_files_are_0600_and_the_png_never_overwrites(tmp_path):
     finally:
         os.umask(old)
     assert out.read_text() == "[Interface]\nPrivateKey = secret\n"
-    assert png.read_bytes().startswith(b"\x89PNG")
+    image = png.read_bytes()
+    assert image.startswith(b"\x89PNG")
+    # 6 pixels a module and a 4-module quiet zone: the size phone cameras read at arm's length
+    width, height = int.from_bytes(image[16:20], "big"), int.from_bytes(image[20:24], "big")
+    modules = qr_code("[Interface]\nPrivateKey = secret\n").symbol_size(scale=1, border=0)[0]
+    assert (width, height) == ((modules + 2 * 4) * 6, (modules + 2 * 4) * 6)
     assert stat.S_IMODE(out.stat().st_mode) == 0o600 and stat.S_IMODE(png.stat().st_mode) == 0o600
     out.unlink()
     with pytest.raises(ValueError, match="e.png exists: remove it first \\(the QR code holds your private key\\)"):

@@ -127,6 +127,19 @@ def test_the_size_limits_refuse_the_tree_unread(tree):
     assert read_tree(tree, limits=Limits(max_files=4)).files
 
 
+def test_the_alias_limit_applies_to_every_sls_file(tree):
+    (tree / "wgmesh" / "x.sls").write_text("#!yaml\nteam:\n  a: &x [1, 2]\n  b: *x\n")
+    assert read_tree(tree, ["team"], Limits(max_alias_values=3)).files["wgmesh/x.sls"]
+    assert problems(tree, allowed_keys=["team"], limits=Limits(max_alias_values=2)) == [
+        "wgmesh/x.sls:2: refused: its aliases expand to more than 2 values beyond the ones written (an alias bomb?); "
+        "write the values out"]
+
+
+def test_a_tree_without_a_top_file_has_no_top_text(tree):
+    (tree / "top.sls").unlink()
+    assert read_tree(tree).top_text == ""
+
+
 def test_size_problems_name_the_biggest_file():
     assert size_problems({"a": 5, "b": 7, "c": 1}, "here", Limits(max_bytes=13)) == []
     [problem] = size_problems({"a": 5, "b": 7, "c": 1}, "here", Limits(max_bytes=10))
