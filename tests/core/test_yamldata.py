@@ -211,7 +211,8 @@ def test_the_constructor_refuses_on_its_own_what_the_graph_check_refuses():
                        "YAML merge keys (<<) are not allowed: write the entries out"),
                       (MappingNode(MAP_TAG, [(key, value), (key, value)]),
                        f"duplicate key 'a' (first at line 2): {DUPLICATE}"),
-                      (MappingNode(MAP_TAG, [(sls.root, value)]), "a mapping key must be a plain value")):
+                      (MappingNode(MAP_TAG, [(sls.root, value)]), "a mapping key must be a plain value"),
+                      (ScalarNode(MAP_TAG, "x", start_mark=key.start_mark), "expected a mapping, found scalar")):
         with pytest.raises(ConstructorError) as info:
             sls.value(node)
         assert str(info.value) == why + at_line_2
