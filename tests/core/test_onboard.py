@@ -141,6 +141,18 @@ def test_section_lines_and_their_count():
         "line 2: 'x\\x07 = 1' holds a control character"]
 
 
+def test_comments_may_hold_hashes_and_a_line_that_is_no_setting_is_quoted():
+    assert client_config_problems("[Interface] # the laptop # home\nMTU = 1280 # see #12\n[Peer]\n") == []
+    assert client_config_problems("[Interface]\n[Peer]\nno equals sign\n") == [
+        "line 3: 'no equals sign' is not 'Key = value'"]
+
+
+def test_keys_under_a_broken_section_line_name_it():
+    assert client_config_problems("[Interface\nMTU = 1280\n[Interface]\n[Peer]\n")[1] == (
+        "line 2: unknown key 'MTU' in [[Interface] (allowed: address, allowedips, dns, endpoint, listenport, mtu, "
+        "persistentkeepalive, presharedkey, publickey)")
+
+
 def test_client_files_are_0600_and_the_png_never_overwrites(tmp_path):
     old = os.umask(0)
     try:
