@@ -69,14 +69,14 @@ def test_an_earlier_revision_is_what_it_was(repo):
 
 def test_folder_and_file_names_are_kept_whole(repo):
     """Only slashes are stripped from the folder named, and from the paths below it."""
-    (repo / "pillar").rename(repo / "Xpillar")
-    (repo / "Xpillar" / "Xtra.sls").write_text("#!yaml\n")
+    (repo / "pillar").rename(repo / "X")
+    (repo / "X" / "Xtra.sls").write_text("#!yaml\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "renamed")
-    with checked_out(repo, "HEAD", "Xpillar/") as root:
+    with checked_out(repo, "HEAD", "X/") as root:
         assert {"Xtra.sls", "top.sls"} <= files_of(root)
     with checked_out(repo, "HEAD", "/") as root:        # "/" is the repository's root
-        assert {"Xpillar/Xtra.sls", "Xpillar/top.sls"} <= files_of(root)
+        assert {"X/Xtra.sls", "X/top.sls"} <= files_of(root)
 
 
 def test_a_missing_folder_is_named_with_the_revision(repo):
