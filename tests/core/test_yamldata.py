@@ -249,3 +249,10 @@ def test_plain_tags_that_fit_build_as_without_them():
     assert load_sls(text, "x.sls") == salt.utils.yaml.safe_load(text) == {"a": built}
     assert refusals("#!yaml\na: !!float 0x1F\n") == [
         "x.sls:2: the tag 'tag:yaml.org,2002:float' does not fit the value '0x1F'"]
+
+
+def test_nodes_walked_after_an_alias_are_still_checked():
+    """The walk skips a node it has seen (an alias) and goes on: what comes after is checked too."""
+    assert refusals("#!yaml\nc: !!binary aGk=\nd: {k: 1, k: 2}\na: &x 1\nb: *x\n") == [
+        f"x.sls:3: duplicate key 'k' (first at line 3): {DUPLICATE}",
+        "x.sls:2: the tag 'tag:yaml.org,2002:binary' is not allowed: plain YAML only"]
