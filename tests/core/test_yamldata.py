@@ -256,3 +256,29 @@ def test_nodes_walked_after_an_alias_are_still_checked():
     assert refusals("#!yaml\nc: !!binary aGk=\nd: {k: 1, k: 2}\na: &x 1\nb: *x\n") == [
         f"x.sls:3: duplicate key 'k' (first at line 3): {DUPLICATE}",
         "x.sls:2: the tag 'tag:yaml.org,2002:binary' is not allowed: plain YAML only"]
+
+
+def test_every_bad_key_of_one_mapping_is_named_and_its_other_values_checked():
+    assert refusals("#!yaml\na: {k: 1, k: 2, k: 3, ? [x] : 1, ? [y] : 2, m: !!binary aGk=}\n") == [
+        f"x.sls:2: duplicate key 'k' (first at line 2): {DUPLICATE}",
+        f"x.sls:2: duplicate key 'k' (first at line 2): {DUPLICATE}",
+        "x.sls:2: a mapping key must be a plain value", "x.sls:2: a mapping key must be a plain value",
+        "x.sls:2: the tag 'tag:yaml.org,2002:binary' is not allowed: plain YAML only"]
+
+
+def test_a_mapping_reached_again_through_an_alias_is_a_leaf_there():
+    """The walk goes b first (last written, first taken): b owns the mapping's keys, a.x is a leaf."""
+    sls = parse_sls("#!yaml\na: {x: &m {k: 1}}\nb: *m\n", "x.sls")
+    assert sls.paths == {("a",): True, ("b",): True, ("b", "k"): False, ("a", "x"): False}
+
+
+def test_a_control_character_is_refused_naming_the_file():
+    """libyaml's reader error carries no line, so the file alone is named."""
+    assert refusals("#!yaml\na: \x07\n") == [
+        'x.sls: not valid YAML: unacceptable character #x0007: control characters are not allowed in '
+        '"<unicode string>", position 10']
+
+
+def test_the_checked_file_keeps_its_text():
+    text = "#!yaml\na: 1\n"
+    assert parse_sls(text, "x.sls").text == text
