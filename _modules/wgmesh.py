@@ -610,7 +610,9 @@ def firewall(test=False):
     except ValueError as error:
         raise CommandExecutionError(str(error)) from None
     if fw.backend == "firewalld":
-        return _firewalld(fw, test)
+        changes = _firewalld(fw, test)
+        leftovers = _boot_rules_leftovers(test)
+        return {**changes, "removed_files": leftovers} if leftovers else changes
     if _firewalld_running():
         raise CommandExecutionError(
             "wgmesh: firewall backend is iptables but firewalld is running: its own filtering would "
@@ -626,6 +628,20 @@ def firewall(test=False):
 def _iptables_listings():
     """`iptables -S` of the filter and the nat table, as the core's firewall functions take them."""
     return [_run(["iptables", "-w", *table, "-S"])["stdout"] for table in ([], ["-t", "nat"])]
+
+
+def _boot_rules_leftovers(test):
+    """The iptables backend's boot files, on a host switched to firewalld: at boot they would put
+    wgmesh's chains in front of firewalld's. Removed (and the unit disabled) when wgmesh wrote them."""
+    import salt.utils.systemd
+    found = [path for path in wgmesh_core.teardown.IPTABLES_BOOT_FILES
+             if wgmesh_core.teardown.is_wgmesh_file(path, _read_text(path) or "")]
+    if found and not test:
+        if salt.utils.systemd.booted(__context__):
+            _run(["systemctl", "disable", wgmesh_core.render.BOOT_FIREWALL_UNIT], check=False)
+        for path in found:
+            os.unlink(path)
+    return found
 
 
 def _firewalld_running():

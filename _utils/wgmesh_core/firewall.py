@@ -145,6 +145,26 @@ def iptables_restore(fw: Firewall) -> str:
     return "\n".join(lines) + "\n"
 
 
+def boot_restore(fw: Firewall) -> str:
+    """What `wgmesh-firewall.service` loads at boot (the iptables backend): wgmesh's chains as
+    `iptables_restore`, then the jumps to them, the filter ones inserted first. The unit deletes
+    the jumps before (ExecStartPre), so a restart of it does not add them twice."""
+    lines = iptables_restore(fw).splitlines()
+    for table, builtin in BUILT_IN:
+        jumps = own_rules(fw, table, builtin)
+        at = lines.index("COMMIT", lines.index(f"*{table}"))
+        if table == "filter":
+            lines[at:at] = [f"-I {builtin} {position} {args}" for position, args in enumerate(jumps, start=1)]
+        else:
+            lines[at:at] = [f"-A {builtin} {args}" for args in jumps]
+    return "\n".join(lines) + "\n"
+
+
+def jumps(fw: Firewall) -> list[tuple[str, str, str]]:
+    """(table, built-in chain, arguments) of every jump into wgmesh's chains."""
+    return [(table, builtin, args) for table, builtin in BUILT_IN for args in own_rules(fw, table, builtin)]
+
+
 # --- reading live state ----------------------------------------------------------------------
 
 def parse_listing(text: str) -> dict:

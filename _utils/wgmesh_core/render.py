@@ -59,6 +59,10 @@ _ENV.filters["single_line"] = single_line
 SYSCTL_FILE = "/etc/sysctl.d/10-ip-forward.conf"
 RP_FILTER_FILE = "/etc/sysctl.d/10-wgmesh-rp-filter.conf"
 NETWORKD_DIR = "/etc/systemd/network"
+#: the iptables backend's boot-time rules and the unit loading them (firewalld keeps its own)
+BOOT_RULES_FILE = "/etc/wgmesh/iptables.rules"
+BOOT_FIREWALL_UNIT = "wgmesh-firewall.service"
+SYSTEMD_UNIT_DIR = "/etc/systemd/system"
 WG_QUICK_DIR = "/etc/wireguard"
 
 
@@ -102,11 +106,23 @@ def firewall_files(config: HostConfig) -> list[FileSpec]:
     """firewalld's permanent configuration (read when it starts or reloads): direct rules, the
     tunnel's zone, and the policy opening the WireGuard port."""
     fw = config.firewall
+    if fw is not None and fw.backend == "iptables":
+        return iptables_boot_files(config)
     if fw is None or fw.backend != "firewalld":
         return []
     return [FileSpec(firewall.DIRECT_FILE, render("direct_xml", chains=firewall.CHAINS, rules=_rules(fw))),
             FileSpec(firewall.ZONE_FILE, render("firewalld_zone", fw=fw, zone=firewall.ZONE)),
             FileSpec(firewall.POLICY_FILE, render("firewalld_policy", fw=fw, policy=firewall.POLICY))]
+
+
+def iptables_boot_files(config: HostConfig) -> list[FileSpec]:
+    """The iptables backend's rules as a boot-time restore file, and the unit loading it."""
+    fw = config.firewall
+    _rules(fw)
+    return [FileSpec(BOOT_RULES_FILE, f"# Managed by wgmesh (Salt): loaded at boot by {BOOT_FIREWALL_UNIT}.\n"
+                     + firewall.boot_restore(fw)),
+            FileSpec(f"{SYSTEMD_UNIT_DIR}/{BOOT_FIREWALL_UNIT}",
+                     render("firewall_unit", fw=fw, jumps=firewall.jumps(fw), rules_file=BOOT_RULES_FILE))]
 
 
 def sysctl_files(config: HostConfig) -> list[FileSpec]:

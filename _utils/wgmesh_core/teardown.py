@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from . import firewall
 from .plan import HostConfig
-from .render import NETWORKD_DIR, RP_FILTER_FILE, SYSCTL_FILE, WG_QUICK_DIR, host_files, private_key_file
+from .render import (BOOT_FIREWALL_UNIT, BOOT_RULES_FILE, NETWORKD_DIR, RP_FILTER_FILE, SYSCTL_FILE,
+                     SYSTEMD_UNIT_DIR, WG_QUICK_DIR, host_files, private_key_file)
 
 SCHEDULE_JOB = "wgmesh-converge"
 FIREWALLD_FILES = (firewall.DIRECT_FILE, firewall.ZONE_FILE, firewall.POLICY_FILE)
+IPTABLES_BOOT_FILES = (BOOT_RULES_FILE, f"{SYSTEMD_UNIT_DIR}/{BOOT_FIREWALL_UNIT}")
 MARKER = "Managed by wgmesh"
 
 
@@ -35,7 +37,7 @@ def owned_files(interface: str, record: dict) -> tuple[list[str], list[str]]:
     recorded = list(record.get("files") or [])
     defaults = [f"{NETWORKD_DIR}/{interface}.netdev", f"{NETWORKD_DIR}/{interface}.network",
                 f"{NETWORKD_DIR}/{interface}.key", f"{WG_QUICK_DIR}/{interface}.conf", f"{WG_QUICK_DIR}/{interface}.key",
-                SYSCTL_FILE, RP_FILTER_FILE, *FIREWALLD_FILES]
+                SYSCTL_FILE, RP_FILTER_FILE, *FIREWALLD_FILES, *IPTABLES_BOOT_FILES]
     return recorded, [path for path in defaults if path not in recorded]
 
 

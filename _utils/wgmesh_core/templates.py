@@ -136,3 +136,24 @@ PublicKey = {{ hub_public_key or "<hub public key: not yet known to the master>"
 {% endfor %}{% for ip in routes.allowed_ips %}AllowedIPs = {{ ip }}
 {% endfor %}PersistentKeepalive = {{ spec.keepalive }}
 """
+
+FIREWALL_UNIT = """\
+# Managed by wgmesh (Salt): local edits are reverted.
+# The iptables backend's rules at boot, before any interface comes up (the tunnel's included):
+# iptables keeps nothing across a reboot, and wgmesh's next apply is minutes away.
+[Unit]
+Description=wgmesh firewall rules for {{ fw.interface }} (iptables backend)
+DefaultDependencies=no
+Wants=network-pre.target
+Before=network-pre.target shutdown.target
+Conflicts=shutdown.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+{% for table, builtin, args in jumps %}ExecStartPre=-iptables -w -t {{ table }} -D {{ builtin }} {{ args }}
+{% endfor %}ExecStart=iptables-restore -w --noflush {{ rules_file }}
+
+[Install]
+WantedBy=sysinit.target
+"""

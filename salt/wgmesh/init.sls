@@ -53,6 +53,20 @@ wgmesh-tunnel:
       - file: wgmesh-file-{{ file.path }}
 {%- endfor %}
 
+{%- from 'wgmesh/map.jinja' import wgmesh_formula with context %}
+{%- if wgmesh_formula.manage_services %}
+{%-   for file in files if file.path.startswith('/etc/systemd/system/') %}
+
+{#- A boot unit wgmesh writes (the iptables backend's rules): enabled, not started (the firewall
+    state below puts the same rules live, and checks them both ways). #}
+wgmesh-boot-unit-{{ file.path.split('/')[-1] }}:
+  service.enabled:
+    - name: {{ file.path.split('/')[-1] }}
+    - require:
+      - file: wgmesh-file-{{ file.path }}
+{%-   endfor %}
+{%- endif %}
+
 {#- The hardening goes live before forwarding and the tunnel: if it cannot, neither starts. #}
 wgmesh-firewall:
   wgmesh.firewall:
