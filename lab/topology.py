@@ -48,6 +48,8 @@ BIND_DIRS: tuple[str, ...] = (
     "/etc/systemd/network",
     "/etc/sysctl.d",
     "/etc/firewalld",
+    "/etc/wgmesh",        # the iptables backend's boot rules
+    "/etc/systemd/system",  # and their unit
     "/etc/wireguard",
     "/etc/iptables",
     "/etc/salt",

@@ -253,9 +253,9 @@ def test_plan_change_lists_a_deleted_gateway_so_it_is_converged(data):
 
 
 def test_switching_an_iptables_gateway_from_masquerade_to_route_converges_it(data):
-    """With the iptables backend the MASQUERADE rule is live state, in no file: the plan must still
-    name the gateway, or the old NAT rule would stay until the next drift run. (Found by the
-    plan_change property over random networks.)"""
+    """With the iptables backend the MASQUERADE rule is live state and a line of the boot-time
+    rules file: the plan names the gateway and the rule, or the old NAT rule would stay until the
+    next drift run. (Found by the plan_change property over random networks.)"""
     import copy
     from wgmesh_core.diff import plan_change
     data["firewall"] = "iptables"
@@ -265,7 +265,9 @@ def test_switching_an_iptables_gateway_from_masquerade_to_route_converges_it(dat
     change = plan_change(old, load_network(routed), TODAY)
     assert change.affected == ["c"]
     (c,) = [h for h in change.hosts if h.host == "c"]
-    assert c.file_diffs == {}
+    assert list(c.file_diffs) == ["/etc/wgmesh/iptables.rules"]
+    assert "--A WGMESH-POSTROUTING -s 10.70.0.0/16 -d 192.168.200.0/24 -o eth2 -j MASQUERADE" \
+        in c.file_diffs["/etc/wgmesh/iptables.rules"]
     assert c.masquerade_removed == ["-s 10.70.0.0/16 -d 192.168.200.0/24 -o eth2"]
     assert c.summary() == "-masquerade -s 10.70.0.0/16 -d 192.168.200.0/24 -o eth2"
 

@@ -19,7 +19,8 @@ import yaml
 from tests.conftest import BIN, REPO, skip_root_only
 
 FAKES = REPO / "tests" / "fakes"
-PRIVATE_DIRS = ["/run/wireguard", "/etc/wireguard", "/etc/systemd/network", "/etc/sysctl.d", "/etc/firewalld"]
+PRIVATE_DIRS = ["/run/wireguard", "/etc/wireguard", "/etc/systemd/network", "/etc/sysctl.d", "/etc/firewalld",
+                "/etc/wgmesh", "/etc/systemd/system"]
 
 
 def require_root_netns():

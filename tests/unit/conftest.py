@@ -109,3 +109,12 @@ class FakeHost:
                           ",".join(sorted(peer.allowed_ips)) or "(none)", str(peer.latest_handshake),
                           str(peer.rx_bytes), str(peer.tx_bytes), str(peer.keepalive or "off")])
         return "\n".join("\t".join(cols) for cols in lines) + "\n"
+
+
+@pytest.fixture(autouse=True)
+def private_boot_files(tmp_path, monkeypatch):
+    """The iptables backend's boot files under tmp_path: a unit test never reads or removes the
+    machine's own /etc/wgmesh or /etc/systemd/system."""
+    import wgmesh_core.teardown
+    monkeypatch.setattr(wgmesh_core.teardown, "IPTABLES_BOOT_FILES",
+                        tuple(str(tmp_path / "boot" / path.lstrip("/")) for path in wgmesh_core.teardown.IPTABLES_BOOT_FILES))
