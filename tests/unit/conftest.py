@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 import shlex
+import pytest
 
 from wgmesh_core.firewall import FIREWALLD_LISTINGS
 from wgmesh_core.live import LiveInterface, LivePeer
