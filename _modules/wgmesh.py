@@ -633,15 +633,24 @@ def _iptables_listings():
 def _boot_rules_leftovers(test):
     """The iptables backend's boot files, on a host switched to firewalld: at boot they would put
     wgmesh's chains in front of firewalld's. Removed (and the unit disabled) when wgmesh wrote them."""
-    import salt.utils.systemd
     found = [path for path in wgmesh_core.teardown.IPTABLES_BOOT_FILES
              if wgmesh_core.teardown.is_wgmesh_file(path, _read_text(path) or "")]
     if found and not test:
-        if salt.utils.systemd.booted(__context__):
-            _run(["systemctl", "disable", wgmesh_core.render.BOOT_FIREWALL_UNIT], check=False)
-        for path in found:
-            os.unlink(path)
+        _remove_files(found)
     return found
+
+
+def _remove_files(paths):
+    """Delete files wgmesh wrote; a systemd unit among them is disabled first (on a host booted
+    with systemd), so no dangling link is left in its target's .wants."""
+    import salt.utils.systemd
+    units = wgmesh_core.teardown.unit_names(paths)
+    if units and salt.utils.systemd.booted(__context__):
+        _run(["systemctl", "disable", *units], check=False)
+    for path in paths:
+        os.unlink(path)
+    if units and salt.utils.systemd.booted(__context__):
+        _run(["systemctl", "daemon-reload"], check=False)
 
 
 def _firewalld_running():
@@ -822,7 +831,7 @@ def absent(test=False):
     files += [p for p in defaults if os.path.exists(p) and teardown.is_wgmesh_file(p, _read_text(p) or "")]
     # an interface is wgmesh's only when wgmesh recorded it or its files are still there
     # (a minion that never had a role may run a WireGuard of its own)
-    delete_link = bool(record.get("interface") or files) and _link_exists(interface)
+    delete_link = bool(record.get("interface") or teardown.tunnel_files(files)) and _link_exists(interface)
     if delete_link:
         changes["interface"] = f"{interface} deleted"
         if not test and os.path.exists(f"{wgmesh_core.render.WG_QUICK_DIR}/{interface}.conf"):
@@ -830,8 +839,7 @@ def absent(test=False):
     if files:
         changes["files"] = files
         if not test:
-            for path in files:
-                os.unlink(path)
+            _remove_files(files)
             if record.get("backend") == "networkd" or any(p.endswith(".netdev") for p in files):
                 _run(["networkctl", "reload"], check=False)
     # the link goes after its files: whatever creates links from them (networkd on a reload)

@@ -62,6 +62,8 @@ NETWORKD_DIR = "/etc/systemd/network"
 #: the iptables backend's boot-time rules and the unit loading them (firewalld keeps its own)
 BOOT_RULES_FILE = "/etc/wgmesh/iptables.rules"
 BOOT_FIREWALL_UNIT = "wgmesh-firewall.service"
+#: a LAN router's route to the VPN at boot (`ip route` keeps nothing across a reboot)
+BOOT_ROUTES_UNIT = "wgmesh-routes.service"
 SYSTEMD_UNIT_DIR = "/etc/systemd/system"
 WG_QUICK_DIR = "/etc/wireguard"
 
@@ -125,6 +127,13 @@ def iptables_boot_files(config: HostConfig) -> list[FileSpec]:
                      render("firewall_unit", fw=fw, jumps=firewall.jumps(fw), rules_file=BOOT_RULES_FILE))]
 
 
+def lan_router_files(config: HostConfig) -> list[FileSpec]:
+    """The unit putting a LAN router's static routes back at boot (wgmesh.routes adds them live)."""
+    if not config.static_routes:
+        return []
+    return [FileSpec(f"{SYSTEMD_UNIT_DIR}/{BOOT_ROUTES_UNIT}", render("routes_unit", routes=config.static_routes))]
+
+
 def sysctl_files(config: HostConfig) -> list[FileSpec]:
     files = [FileSpec(SYSCTL_FILE, render("sysctl"))] if config.forwarding else []
     if config.strict_rp_filter:
@@ -134,6 +143,8 @@ def sysctl_files(config: HostConfig) -> list[FileSpec]:
 
 def host_files(config: HostConfig) -> list[FileSpec]:
     """Every file of this host's desired state (the private key file excepted: it is made on the host)."""
+    if config.role == "lan_router":
+        return lan_router_files(config)
     if config.role not in ("hub", "gateway"):
         return []
     try:

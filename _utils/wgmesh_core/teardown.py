@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from . import firewall
 from .plan import HostConfig
-from .render import (BOOT_FIREWALL_UNIT, BOOT_RULES_FILE, NETWORKD_DIR, RP_FILTER_FILE, SYSCTL_FILE,
-                     SYSTEMD_UNIT_DIR, WG_QUICK_DIR, host_files, private_key_file)
+from .render import (BOOT_FIREWALL_UNIT, BOOT_ROUTES_UNIT, BOOT_RULES_FILE, NETWORKD_DIR, RP_FILTER_FILE,
+                     SYSCTL_FILE, SYSTEMD_UNIT_DIR, WG_QUICK_DIR, host_files, private_key_file)
 
 SCHEDULE_JOB = "wgmesh-converge"
 FIREWALLD_FILES = (firewall.DIRECT_FILE, firewall.ZONE_FILE, firewall.POLICY_FILE)
@@ -28,6 +28,7 @@ def footprint(config: HostConfig) -> dict:
         record["firewall"] = config.firewall.backend
     if config.static_routes:
         record["static_routes"] = [list(route) for route in config.static_routes]
+        record["files"] = [f.path for f in host_files(config)]      # the unit adding them at boot
     return record
 
 
@@ -37,8 +38,19 @@ def owned_files(interface: str, record: dict) -> tuple[list[str], list[str]]:
     recorded = list(record.get("files") or [])
     defaults = [f"{NETWORKD_DIR}/{interface}.netdev", f"{NETWORKD_DIR}/{interface}.network",
                 f"{NETWORKD_DIR}/{interface}.key", f"{WG_QUICK_DIR}/{interface}.conf", f"{WG_QUICK_DIR}/{interface}.key",
-                SYSCTL_FILE, RP_FILTER_FILE, *FIREWALLD_FILES, *IPTABLES_BOOT_FILES]
+                SYSCTL_FILE, RP_FILTER_FILE, *FIREWALLD_FILES, *IPTABLES_BOOT_FILES,
+                f"{SYSTEMD_UNIT_DIR}/{BOOT_ROUTES_UNIT}"]
     return recorded, [path for path in defaults if path not in recorded]
+
+
+def tunnel_files(paths: list[str]) -> list[str]:
+    """The WireGuard interface's own files among ``paths`` (what makes an interface wgmesh's)."""
+    return [path for path in paths if path.startswith((f"{NETWORKD_DIR}/", f"{WG_QUICK_DIR}/"))]
+
+
+def unit_names(paths: list[str]) -> list[str]:
+    """The systemd units among ``paths`` (disabled before their files go)."""
+    return [path.rsplit("/", 1)[1] for path in paths if path.startswith(f"{SYSTEMD_UNIT_DIR}/")]
 
 
 def is_wgmesh_file(path: str, text: str) -> bool:

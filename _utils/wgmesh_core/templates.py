@@ -157,3 +157,24 @@ RemainAfterExit=yes
 [Install]
 WantedBy=sysinit.target
 """
+
+ROUTES_UNIT = """\
+# Managed by wgmesh (Salt): local edits are reverted.
+# This LAN router's route to the VPN at boot: `ip route` keeps nothing across a reboot, and
+# wgmesh's next apply is minutes away.
+[Unit]
+Description=wgmesh: the VPN via the LAN's WireGuard gateway
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+{% for route in routes %}ExecStart=ip route replace {{ route[0] }} via {{ route[1] }}
+{% endfor %}# the LAN link may be configured after network-online.target (the gateway not yet on-link)
+Restart=on-failure
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+"""

@@ -10,8 +10,8 @@ include:
 {%- set role = salt['wgmesh.role']() %}
 {%- set network = salt['wgmesh.network']() %}
 {%- set interface = network['interface'] %}
+{%- set files = salt['wgmesh.files'](show_secrets=True) if role != 'none' else [] %}
 {%- if role in ('hub', 'gateway') %}
-{%- set files = salt['wgmesh.files'](show_secrets=True) %}
 
 wgmesh-private-key:
   wgmesh.private_key:
@@ -22,7 +22,10 @@ wgmesh-publish-public-key:
     - mine.update: []
     - onchanges:
       - wgmesh: wgmesh-private-key
+{%- endif %}
 
+{#- The host's files: its tunnel, sysctl and firewall files (hub, gateway), its boot units
+    (the iptables backend's rules, a LAN router's routes). #}
 {%- for file in files %}
 
 wgmesh-file-{{ file.path }}:
@@ -35,6 +38,21 @@ wgmesh-file-{{ file.path }}:
     - makedirs: True
     - show_changes: {{ not file.secret }}
 {%- endfor %}
+
+{%- from 'wgmesh/map.jinja' import wgmesh_formula with context %}
+{%- if wgmesh_formula.manage_services %}
+{%-   for file in files if file.path.startswith('/etc/systemd/system/') %}
+
+{#- A boot unit wgmesh writes: enabled, not started (the states below put the same rules and
+    routes live, and check them). #}
+wgmesh-boot-unit-{{ file.path.split('/')[-1] }}:
+  service.enabled:
+    - name: {{ file.path.split('/')[-1] }}
+    - require:
+      - file: wgmesh-file-{{ file.path }}
+{%-   endfor %}
+{%- endif %}
+{%- if role in ('hub', 'gateway') %}
 
 wgmesh-ip-forward:
   sysctl.present:
@@ -52,20 +70,6 @@ wgmesh-tunnel:
 {%- for file in files %}
       - file: wgmesh-file-{{ file.path }}
 {%- endfor %}
-
-{%- from 'wgmesh/map.jinja' import wgmesh_formula with context %}
-{%- if wgmesh_formula.manage_services %}
-{%-   for file in files if file.path.startswith('/etc/systemd/system/') %}
-
-{#- A boot unit wgmesh writes (the iptables backend's rules): enabled, not started (the firewall
-    state below puts the same rules live, and checks them both ways). #}
-wgmesh-boot-unit-{{ file.path.split('/')[-1] }}:
-  service.enabled:
-    - name: {{ file.path.split('/')[-1] }}
-    - require:
-      - file: wgmesh-file-{{ file.path }}
-{%-   endfor %}
-{%- endif %}
 
 {#- The hardening goes live before forwarding and the tunnel: if it cannot, neither starts. #}
 wgmesh-firewall:

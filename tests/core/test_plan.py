@@ -128,7 +128,11 @@ def test_lan_router_static_route(spec):
     r1 = plan(spec, "r1")
     assert r1.role == "lan_router"
     assert r1.static_routes == [("10.70.0.0/16", "192.168.201.247")]
-    assert r1.peers == [] and host_files(r1) == []
+    assert r1.peers == [] and [f.path for f in host_files(r1)] == ["/etc/systemd/system/wgmesh-routes.service"]
+    (unit,) = host_files(r1)
+    assert [line for line in unit.content.splitlines() if line.startswith("ExecStart")] == \
+        ["ExecStart=ip route replace 10.70.0.0/16 via 192.168.201.247"]
+    assert unit.mode == "0644" and not unit.secret
     assert managed_hosts(spec) == ["z", "a", "c", "r1"]
 
 

@@ -17,7 +17,7 @@ DEFAULTS = ["/etc/systemd/network/wg0.netdev", "/etc/systemd/network/wg0.network
             "/etc/wireguard/wg0.conf", "/etc/wireguard/wg0.key", "/etc/sysctl.d/10-ip-forward.conf",
             "/etc/sysctl.d/10-wgmesh-rp-filter.conf", "/etc/firewalld/direct.xml", "/etc/firewalld/zones/wgmesh.xml",
             "/etc/firewalld/policies/wgmesh-wireguard.xml", "/etc/wgmesh/iptables.rules",
-            "/etc/systemd/system/wgmesh-firewall.service"]
+            "/etc/systemd/system/wgmesh-firewall.service", "/etc/systemd/system/wgmesh-routes.service"]
 
 
 def config_of(data, host):
@@ -37,7 +37,8 @@ def test_the_footprint_of_a_hub_gateway_and_lan_router(data):
     assert gateway["role"] == "gateway" and gateway["backend"] == "wgquick" and gateway["firewall"] == "iptables"
     assert "/etc/wireguard/wg0.key" in gateway["files"] and "static_routes" not in gateway
     assert teardown.footprint(config_of(data, "r1")) == {"role": "lan_router",
-                                                         "static_routes": [["10.70.0.0/16", "192.168.201.247"]]}
+                                                         "static_routes": [["10.70.0.0/16", "192.168.201.247"]],
+                                                         "files": ["/etc/systemd/system/wgmesh-routes.service"]}
 
 
 def test_owned_files_are_the_recorded_ones_then_the_defaults_not_recorded():
@@ -70,3 +71,11 @@ def test_another_backends_file_is_a_leftover_only_when_it_is_this_hosts():
     assert not teardown.is_leftover("netdev", f"[WireGuard]\nPrivateKey={other}\n", own)
     assert teardown.is_leftover("wg_quick", f"[Interface]\nPrivateKey = {own}\n", own)
     assert teardown.is_leftover("key", own + "\n", own) and not teardown.is_leftover("key", other, own)
+
+
+def test_only_the_interface_files_make_an_interface_wgmeshs_and_units_are_named():
+    paths = ["/etc/systemd/system/wgmesh-routes.service", "/etc/sysctl.d/10-ip-forward.conf",
+             "/etc/wireguard/wg0.conf", "/etc/systemd/network/wg0.netdev", "/etc/wgmesh/iptables.rules"]
+    assert teardown.tunnel_files(paths) == ["/etc/wireguard/wg0.conf", "/etc/systemd/network/wg0.netdev"]
+    assert teardown.tunnel_files(paths[:2]) == []           # a LAN router's unit: its own wg0 is not wgmesh's
+    assert teardown.unit_names(paths) == ["wgmesh-routes.service"]

@@ -21,7 +21,8 @@ import time
 import pytest
 import yaml
 
-from lab.article import B, D, ECHO_PORT, VPN, ArticleLab
+from lab.article import B, D, ECHO_PORT, VPN, ArticleLab, changes_in, jid_now
+from lab.boot import power_off, power_on
 from lab.topology import LAB_PKG, Lab
 from tests.conftest import LAB_SKIP_REASON as SKIP_REASON
 from .test_gitops import Pinger, wait_ping
@@ -208,3 +209,76 @@ def test_drift_is_detected_and_corrected_by_the_schedule(deployment, kind):
             assert report["corrected"], report
     assert_probes_match_the_allow_list(deployment)
     assert not any(lab.ping("z", LAN_OF[gw], timeout=1) for gw in LAN_OF)
+
+
+# --- a reboot: what the host's own files bring back, with no Salt ------------------------------
+
+MINIONS = ("z", "a", "c", "r1")
+
+
+def live_state(lab, host) -> dict:
+    """What wgmesh sets live on ``host``: the tunnel (without what handshakes learn: endpoints,
+    times, counters), its address and routes, wgmesh's firewall rules, the sysctls, and the
+    static route of a LAN router."""
+    def out(*argv):
+        done = lab.exec(host, list(argv), check=False)
+        return done.stdout if done.returncode == 0 else f"(exit {done.returncode})"
+    dump = [line.split("\t") for line in out("wg", "show", "wg0", "dump").splitlines()]
+    state = {"interface": dump[:1] and dump[0][:3],
+             "peers": sorted((p[0], p[1], ",".join(sorted(p[3].split(","))), p[7]) for p in dump[1:]),
+             "address": out("ip", "-4", "-o", "addr", "show", "dev", "wg0").split()[2:4],
+             "routes": sorted(out("ip", "-4", "route", "show", "dev", "wg0").splitlines()),
+             "vpn route": out("ip", "-4", "route", "show", "10.70.0.0/16").strip(),
+             "sysctl": out("sysctl", "-n", "net.ipv4.ip_forward", "net.ipv4.conf.wg0.rp_filter").split()}
+    if lab.pid(host, "firewalld"):
+        state["firewalld"] = {what: sorted(out("firewall-cmd", *argv).splitlines()) for what, argv in {
+            "direct": ["--direct", "--get-all-rules"], "chains": ["--direct", "--get-all-chains"],
+            "zone": ["--info-zone=wgmesh"], "policy": ["--info-policy=wgmesh-wireguard"],
+            "wg0 in": ["--get-zone-of-interface=wg0"]}.items()}
+    if host != "r1":    # wgmesh's chains and the jumps to them (Docker's rules are not wgmesh's)
+        state["iptables"] = [line for table in ("filter", "nat")
+                             for line in out("iptables", "-w", "-t", table, "-S").splitlines() if "WGMESH" in line]
+    return state
+
+
+def test_a_reboot_of_every_host_comes_back_from_its_boot_files_alone(deployment):
+    """The hub, both gateways and the LAN router lose power at once: daemons, interfaces, rules,
+    routes and sysctls gone (lab/boot.py). They boot with no Salt (minions stay off): the
+    tunnels, addresses, routes, hardening and the LAN router's route come back as they were,
+    the allow-list holds, and the minion-start reactor's applies then find nothing to change."""
+    lab, profile = deployment.lab, deployment.profile
+    before = {host: live_state(lab, host) for host in MINIONS}
+    assert before["r1"]["vpn route"].startswith("10.70.0.0/16 via 192.168.201.247"), before["r1"]
+    assert before["z"]["peers"] and before["c"]["iptables"], before
+    for host in MINIONS:
+        power_off(lab, host, "10.70.0.0/16", profile.backend)
+    assert not lab.ping("e", B, timeout=1) and lab.exec("r1", ["ip", "route", "show", "10.70.0.0/16"]).stdout == ""
+    for host in MINIONS:
+        power_on(lab, host, profile.backend, profile.firewalld().get(host), profile.lan_zones.get(host))
+    assert wait_ping(lab, "e", B) and wait_ping(lab, "f", D) and wait_ping(lab, "c", VPN["a"])
+    after = {host: live_state(lab, host) for host in MINIONS}
+    assert after == before
+    assert_probes_match_the_allow_list(deployment)
+    jid = jid_now()
+    for host in MINIONS:
+        lab.start_minion(host, wait=False)
+    lab.wait_minions(MINIONS, timeout=120)
+    applied = wait_state_jobs(lab, jid, set(MINIONS))
+    assert {minion: changes_in({minion: ret}) for minion, ret in applied.items()} == \
+        {minion: {} for minion in MINIONS}, applied
+
+
+def wait_state_jobs(lab, jid, minions, timeout=180) -> dict:
+    """The returns of the state.apply jobs the master sent ``minions`` since ``jid`` (the
+    minion-start reactor's), once each has returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = {job_id: job for job_id, job in lab.salt_run(["jobs.list_jobs"]).items()
+                if job_id > jid and "state.apply" in str(job["Function"])}
+        returns = {}
+        for job_id in jobs:
+            returns.update(lab.salt_run(["jobs.lookup_jid", job_id]))
+        if set(returns) >= minions:
+            return {minion: returns[minion] for minion in minions}
+        assert time.monotonic() < deadline, (jobs, returns)
+        time.sleep(2)

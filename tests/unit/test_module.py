@@ -308,7 +308,8 @@ def test_the_scheduled_run_plans_from_fresh_pillar_and_reports_what_it_corrected
                  or {"wgmesh_|-r_|-r_|-lan_routes": {"result": True}},
                  "event.send": lambda tag, data: events.append((tag, data))})
     result = module.converge()
-    drift = {"routes": {"routes": ["10.70.0.0/16 via 192.168.201.247"]}}
+    drift = {"routes": {"routes": ["10.70.0.0/16 via 192.168.201.247"]},
+             "files": ["/etc/systemd/system/wgmesh-routes.service"]}        # and its boot unit
     assert result == {"drift": drift, "applied": True}
     assert applied == [("wgmesh", True)]     # queue=True: a push's apply in flight delays the run
     assert events == [("wgmesh/drift/r1", {"host": "r1", "drift": drift, "corrected": True})]
@@ -504,3 +505,31 @@ def test_absent_deletes_the_link_only_after_its_files_are_gone(host, pillar, tmp
     assert files_left_at == {"del": []}
     calls = [call[:3] for call in host.calls]
     assert calls.index(["networkctl", "reload"]) < calls.index(["ip", "link", "del"])
+
+
+def test_absent_on_a_replaced_lan_router_disables_its_boot_unit_and_keeps_its_own_wireguard(
+        host, pillar, tmp_path, monkeypatch):
+    """A LAN router's footprint is its route and the unit adding it at boot: the unit is disabled
+    before its file goes, systemd reloaded after, and a wg0 of the router's own is left alone."""
+    unit = tmp_path / "wgmesh-routes.service"
+    monkeypatch.setattr(wgmesh_core.teardown, "SYSTEMD_UNIT_DIR", str(tmp_path))
+    unit.write_text(f"# {wgmesh_core.teardown.MARKER}\n")
+    host.__init__(private_key=key(1), public_key=key(2))          # a wg0 wgmesh never made
+    footprint = tmp_path / "cache" / "wgmesh" / "footprint.json"
+    footprint.parent.mkdir(parents=True)
+    footprint.write_text(f'{{"role": "lan_router", "static_routes": [], "files": ["{unit}"]}}')
+    pillar.pop("wgmesh")
+    unit_at_disable = []
+
+    def run_all(cmd, **kwargs):
+        if list(cmd)[:2] == ["systemctl", "disable"]:
+            unit_at_disable.append(unit.exists())
+        return host(cmd, **kwargs)
+    module.__salt__.update({"cmd.run_all": run_all, "pillar.items": lambda unmask: pillar,
+                            "schedule.list": lambda **_: {}})
+    monkeypatch.setattr("salt.utils.path.which", lambda name: None)
+    monkeypatch.setattr("salt.utils.systemd.booted", lambda context=None: True)
+    assert module.absent() == {"files": [str(unit)]}
+    assert not unit.exists() and unit_at_disable == [True]
+    assert host.ran("systemctl") == [["systemctl", "disable", "wgmesh-routes.service"], ["systemctl", "daemon-reload"]]
+    assert host.ran("ip", "link", "del") == []
