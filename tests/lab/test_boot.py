@@ -1,5 +1,5 @@
-"""Boot persistence of the iptables backend (issue 11): iptables keeps nothing across a reboot,
-so wgmesh writes the rules as /etc/wgmesh/iptables.rules and a unit loading them before the
+"""Boot persistence of the iptables backend and a LAN router's route (issue 11): iptables
+keeps nothing across a reboot, so wgmesh writes the rules as /etc/wgmesh/iptables.rules and a unit loading them before the
 network comes up. Here the unit's commands run as systemd runs them (ExecStartPre ignoring
 failure, then ExecStart), in a fresh network namespace standing for the rebooted host: real
 iptables, no Salt. systemd-analyze checks the unit offline (no systemd as PID 1 here)."""
@@ -63,6 +63,20 @@ def test_the_boot_unit_is_valid_for_systemd(rendered):
     unit = (rendered / UNIT).read_text()
     assert "WantedBy=sysinit.target" in unit and "Before=network-pre.target" in unit
     done = subprocess.run(["systemd-analyze", "verify", str(rendered / UNIT)], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr.strip() == "", done.stderr
+
+
+def test_the_lan_routers_route_unit_is_valid_for_systemd(tmp_path):
+    """r1's wgmesh-routes.service: after the network is online, retried while the gateway is not
+    yet on-link (Restart= on a oneshot needs systemd 244; Debian 12 has 252)."""
+    subprocess.run([str(BIN / "wgmesh"), "render", str(REPO / "pillar"), "--host", "r1", "--out", str(tmp_path)],
+                   check=True, capture_output=True, text=True)
+    path = tmp_path / "etc/systemd/system/wgmesh-routes.service"
+    unit = path.read_text().splitlines()
+    assert [line for line in unit if line.startswith(("ExecStart", "After", "Restart="))] == [
+        "After=network-online.target", "ExecStart=ip route replace 10.70.0.0/16 via 192.168.201.247",
+        "Restart=on-failure"]
+    done = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True)
     assert done.returncode == 0 and done.stderr.strip() == "", done.stderr
 
 
