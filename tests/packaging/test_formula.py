@@ -101,7 +101,22 @@ def test_minion_config_turns_packages_and_services_off(minion):
     assert "require" not in args_of(services_only["wgmesh-service-systemd-networkd"], "service.running")
 
 
-def test_lan_router_gets_no_packages_or_services(minion):
+def test_lan_router_gets_its_route_unit_enabled_and_no_packages_or_services(minion):
     sls = minion("r1").ok("state.show_sls", "wgmesh")
     assert "wgmesh-lan-routes" in sls
-    assert not [sid for sid in sls if sid.startswith(("wgmesh-packages", "wgmesh-service-", "wgmesh-boot-"))]
+    unit = "/etc/systemd/system/wgmesh-routes.service"
+    assert "ExecStart=ip route replace 10.70.0.0/16 via 192.168.201.247" in \
+        args_of(sls[f"wgmesh-file-{unit}"], "file.managed")["contents"]
+    enabled = args_of(sls["wgmesh-boot-unit-wgmesh-routes.service"], "service.enabled")
+    assert enabled["name"] == "wgmesh-routes.service" and enabled["require"] == [{"file": f"wgmesh-file-{unit}"}]
+    assert [sid for sid in sls if sid.startswith(("wgmesh-packages", "wgmesh-service-", "wgmesh-boot-"))] == \
+        ["wgmesh-boot-unit-wgmesh-routes.service"]
+
+
+def test_an_iptables_gateway_enables_its_firewall_boot_unit(minion):
+    network = example_network_data()
+    network["firewall"] = "iptables"
+    sls = minion("c", network=network).ok("state.show_sls", "wgmesh")
+    enabled = args_of(sls["wgmesh-boot-unit-wgmesh-firewall.service"], "service.enabled")
+    assert enabled["require"] == [{"file": "wgmesh-file-/etc/systemd/system/wgmesh-firewall.service"}]
+    assert "wgmesh-file-/etc/wgmesh/iptables.rules" in sls
