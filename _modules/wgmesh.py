@@ -390,50 +390,12 @@ def _bring_up(cfg):
 def _ensure_addressing(cfg, test):
     """Address, MTU, state, reverse-path filter and tunnel routes of an existing interface;
     returns what changed."""
-    changes = []
-    link = _run(["ip", "-o", "link", "show", "dev", cfg.interface])["stdout"]
-    if f"mtu {cfg.mtu} " not in link:
-        changes.append(f"mtu {cfg.mtu}")
-        if not test:
-            _run(["ip", "link", "set", "dev", cfg.interface, "mtu", str(cfg.mtu)])
-    flags = link.split("<", 1)[1].split(">", 1)[0].split(",")
-    if "UP" not in flags:
-        changes.append("link up")
-        if not test:
-            _run(["ip", "link", "set", "dev", cfg.interface, "up"])
-    addresses = _run(["ip", "-o", "-4", "addr", "show", "dev", cfg.interface])["stdout"]
-    if f" {cfg.address} " not in addresses:
-        changes.append(f"address {cfg.address}")
-        if not test:
-            _run(["ip", "addr", "replace", cfg.address, "dev", cfg.interface])
-    # a renumbered host must not keep sourcing traffic from its old address
-    for line in addresses.splitlines():
-        words = line.split()
-        old = words[words.index("inet") + 1] if "inet" in words else None
-        if old and old != cfg.address:
-            changes.append(f"removed address {old}")
-            if not test:
-                _run(["ip", "addr", "del", old, "dev", cfg.interface])
-    if cfg.strict_rp_filter:
-        rp_filter = f"net/ipv4/conf/{cfg.interface}/rp_filter"     # slashes: an interface name may hold a dot
-        if str(__salt__["sysctl.get"](rp_filter)).strip() != "1":
-            changes.append(f"rp_filter 1 (strict) on {cfg.interface}")
-            if not test:
-                _run(["sysctl", "-q", "-w", f"{rp_filter}=1"])
-    routes = _run(["ip", "-4", "route", "show", "dev", cfg.interface])["stdout"].splitlines()
-    present = {line.split()[0] for line in routes if line}
-    for route in cfg.interface_routes:
-        if route not in present:
-            changes.append(f"route {route}")
-            if not test:
-                _run(["ip", "route", "replace", route, "dev", cfg.interface])
-    # Routes this plan no longer wants (a removed gateway's LAN); the connected VPN route stays.
-    for line in routes:
-        words = line.split()
-        if words and "proto kernel" not in line and "/" in words[0] and words[0] not in cfg.interface_routes:
-            changes.append(f"removed route {words[0]}")
-            if not test:
-                _run(["ip", "route", "del", words[0], "dev", cfg.interface])
+    addressing = wgmesh_core.addressing
+    listings = {name: _run(list(argv))["stdout"] for name, argv in addressing.interface_listings(cfg.interface).items()}
+    rp_filter = str(__salt__["sysctl.get"](addressing.rp_filter_key(cfg.interface))) if cfg.strict_rp_filter else ""
+    changes, commands = addressing.interface_change(cfg, addressing.InterfaceLive(rp_filter=rp_filter, **listings))
+    if not test:
+        _run_commands(commands)
     return changes
 
 
@@ -702,13 +664,9 @@ def routes(test=False):
         salt r1 wgmesh.routes
     """
     cfg = _host_config()
-    changes = []
-    for destination, via in cfg.static_routes:
-        current = _run(["ip", "-4", "route", "show", destination], check=False)["stdout"]
-        if f"via {via} " not in current + " ":
-            changes.append(f"{destination} via {via}")
-            if not test:
-                _run(["ip", "route", "replace", destination, "via", via])
+    changes, commands = wgmesh_core.addressing.static_routes_change(cfg.static_routes, _routes_shown(cfg.static_routes))
+    if not test:
+        _run_commands(commands)
     if not test and cfg.static_routes:
         _remember(cfg)
     return {"routes": changes} if changes else {}
@@ -883,11 +841,14 @@ def _remove_firewall(record, removed_files, test):
 
 
 def _remove_static_routes(record, test):
-    removed = []
-    for destination, via in record.get("static_routes") or []:
-        current = _run(["ip", "-4", "route", "show", destination], check=False)["stdout"]
-        if f"via {via} " in current + " ":
-            removed.append(f"{destination} via {via}")
-            if not test:
-                _run(["ip", "route", "del", destination, "via", via], check=False)
+    routes = [tuple(route) for route in record.get("static_routes") or []]
+    removed, commands = wgmesh_core.addressing.static_routes_removal(routes, _routes_shown(routes, check=False))
+    if not test:
+        _run_commands(commands)
     return removed
+
+
+def _routes_shown(routes, check=True):
+    """`ip -4 route show <destination>` of each destination."""
+    return {destination: _run(["ip", "-4", "route", "show", destination], check=check)["stdout"]
+            for destination, _ in routes}

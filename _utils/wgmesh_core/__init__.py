@@ -3,7 +3,7 @@
 No Salt imports here: the Salt modules in _modules/, _states/ and _runners/
 are thin adapters around this package, and the CLI and tests use it alone.
 """
-from . import adopt, firewall, hostkeys, keys, live, pins, render, teardown
+from . import addressing, adopt, firewall, hostkeys, keys, live, pins, render, teardown
 from . import plan
 from .keys import derive_psk, generate_private_key, key_problem, public_key
 from .model import NetworkSpec
