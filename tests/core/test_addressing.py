@@ -67,7 +67,9 @@ def test_a_gateway_without_strict_rp_filter_ignores_it_and_an_interface_name_wit
     live = in_sync(config, rp_filter="", routes=ROUTES.splitlines()[0] + "\n")
     assert addressing.interface_change(config, live) == ([], [])
     assert addressing.rp_filter_key("wg0.5") == "net/ipv4/conf/wg0.5/rp_filter"
-    assert addressing.interface_listings("wg1")["addresses"] == ("ip", "-o", "-4", "addr", "show", "dev", "wg1")
+    assert addressing.interface_listings("wg1") == {"link": ("ip", "-o", "link", "show", "dev", "wg1"),
+                                                    "addresses": ("ip", "-o", "-4", "addr", "show", "dev", "wg1"),
+                                                    "routes": ("ip", "-4", "route", "show", "dev", "wg1")}
 
 
 SHOWN = {"10.70.0.0/16": "10.70.0.0/16 via 192.168.201.247 dev eth1 \n"}
@@ -76,6 +78,7 @@ SHOWN = {"10.70.0.0/16": "10.70.0.0/16 via 192.168.201.247 dev eth1 \n"}
 def test_a_lan_routers_route_is_added_only_when_missing():
     route = [("10.70.0.0/16", "192.168.201.247")]
     assert addressing.static_routes_change(route, SHOWN) == ([], [])
+    assert addressing.static_routes_change(route, {"10.70.0.0/16": "10.70.0.0/16 via 192.168.201.247"}) == ([], [])
     assert addressing.static_routes_change(route, {"10.70.0.0/16": ""}) == (
         ["10.70.0.0/16 via 192.168.201.247"], [Command(("ip", "route", "replace", "10.70.0.0/16", "via", "192.168.201.247"))])
     # a route through another router is not this one (and 192.168.201.24 is not .247)

@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -61,6 +62,21 @@ def test_down_after_failure_in_the_middle_of_up(tmp_path, monkeypatch):
     assert_clean(lab.lab_id)
 
 
+def escaped_sleep(net_inode, timeout=10.0):
+    """The pid of `sleep 301` in the network namespace ``net_inode``: `setsid -f` returns before
+    its child has become `sleep` (on a busy machine, long before)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for pid in subprocess.run(["pgrep", "-f", "^sleep 301$"], capture_output=True, text=True).stdout.split():
+            try:
+                if os.stat(f"/proc/{pid}/ns/net").st_ino == net_inode:
+                    return int(pid)
+            except FileNotFoundError:
+                continue
+        assert time.monotonic() < deadline, "the escaped sleep did not start"
+        time.sleep(0.05)
+
+
 def test_context_manager_cleans_up_on_error(tmp_path):
     pids = []
     with pytest.raises(KeyError):
@@ -68,11 +84,7 @@ def test_context_manager_cleans_up_on_error(tmp_path):
             pids.append(lab.spawn("b", ["sleep", "300"], "sleeper"))
             # a process that escapes (new session, double fork), not recorded
             lab.exec("d", ["sh", "-c", "setsid -f sleep 301 </dev/null >/dev/null 2>&1"])
-            out = subprocess.run(["pgrep", "-f", "^sleep 301$"], capture_output=True,
-                                 text=True).stdout.split()
-            d_net = os.stat(f"/run/netns/{lab.netns('d')}").st_ino
-            pids += [int(p) for p in out if os.stat(f"/proc/{p}/ns/net").st_ino == d_net]
-            assert len(pids) == 2
+            pids.append(escaped_sleep(os.stat(f"/run/netns/{lab.netns('d')}").st_ino))
             raise KeyError("boom")
     assert_clean(lab.lab_id, pids)
 
