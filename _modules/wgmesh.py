@@ -607,11 +607,12 @@ def _remove_files(paths):
     with systemd), so no dangling link is left in its target's .wants."""
     import salt.utils.systemd
     units = wgmesh_core.teardown.unit_names(paths)
-    if units and salt.utils.systemd.booted(__context__):
+    systemd = bool(units) and salt.utils.systemd.booted(__context__)
+    if systemd:
         _run(["systemctl", "disable", *units], check=False)
     for path in paths:
         os.unlink(path)
-    if units and salt.utils.systemd.booted(__context__):
+    if systemd:
         _run(["systemctl", "daemon-reload"], check=False)
 
 
