@@ -449,15 +449,20 @@ def jid_now() -> str:
     return datetime.datetime.now().strftime("%Y%m%d%H%M%S%f")
 
 
+def state_jobs(lab: Lab, jid: str) -> dict:
+    """The state.apply jobs the master sent since ``jid``: job id -> job (jobs.list_jobs)."""
+    def functions(job):
+        return job["Function"] if isinstance(job["Function"], list) else [job["Function"]]
+    return {job_id: job for job_id, job in lab.salt_run(["jobs.list_jobs"]).items()
+            if job_id > jid and "state.apply" in functions(job)}
+
+
 def state_jobs_since(lab: Lab, jid: str) -> set:
     """Minions that received a state.apply job from the master since ``jid``."""
-    jobs = lab.salt_run(["jobs.list_jobs"])
     targets = set()
-    for job_id, job in jobs.items():
-        functions = job["Function"] if isinstance(job["Function"], list) else [job["Function"]]
-        if job_id > jid and "state.apply" in functions:
-            target = job["Target"]
-            targets.update(target if isinstance(target, list) else [target])
+    for job in state_jobs(lab, jid).values():
+        target = job["Target"]
+        targets.update(target if isinstance(target, list) else [target])
     return targets
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.boot import unit_commands
 from tests.conftest import BIN, REPO
 
 UNIT = "etc/systemd/system/wgmesh-firewall.service"
@@ -32,21 +33,15 @@ def rendered(tmp_path_factory) -> Path:
     return out
 
 
-def unit_commands(unit_text: str, rules_file: Path) -> list[str]:
-    """The unit's ExecStartPre/ExecStart lines as shell commands, in order ('-': failure ignored)."""
-    commands = []
-    for line in unit_text.splitlines():
-        key, _, command = line.partition("=")
-        if key in ("ExecStartPre", "ExecStart"):
-            ignore = command.startswith("-")
-            command = command.lstrip("-").replace("/etc/wgmesh/iptables.rules", str(rules_file))
-            commands.append(f"{command}{' || true' if ignore else ''}")
-    return commands
+def unit_script(unit_text: str, rules_file: Path) -> list[str]:
+    """The unit's commands (lab.boot.unit_commands) as shell lines reading ``rules_file``."""
+    return [" ".join(argv).replace("/etc/wgmesh/iptables.rules", str(rules_file)) + (" || true" if ignored else "")
+            for argv, ignored in unit_commands(unit_text)]
 
 
 def boot(rendered: Path, times: int) -> dict:
     """Run the unit ``times`` times in a new network namespace; its iptables listings."""
-    script = "\n".join(unit_commands((rendered / UNIT).read_text(), rendered / RULES) * times)
+    script = "\n".join(unit_script((rendered / UNIT).read_text(), rendered / RULES) * times)
     script += "\necho '#filter'; iptables -w -S; echo '#nat'; iptables -w -t nat -S\n"
     done = subprocess.run(["unshare", "--net", "bash", "-euo", "pipefail", "-c", script],
                           capture_output=True, text=True, timeout=60)

@@ -21,7 +21,7 @@ import time
 import pytest
 import yaml
 
-from lab.article import B, D, ECHO_PORT, VPN, ArticleLab, changes_in, jid_now
+from lab.article import B, D, ECHO_PORT, VPN, ArticleLab, changes_in, jid_now, state_jobs
 from lab.boot import power_off, power_on
 from lab.topology import LAB_PKG, Lab
 from tests.conftest import LAB_SKIP_REASON as SKIP_REASON
@@ -280,8 +280,7 @@ def wait_state_jobs(lab, jid, minions, timeout=180) -> dict:
     minion-start reactor's), once each has returned."""
     deadline = time.monotonic() + timeout
     while True:
-        jobs = {job_id: job for job_id, job in lab.salt_run(["jobs.list_jobs"]).items()
-                if job_id > jid and "state.apply" in str(job["Function"])}
+        jobs = state_jobs(lab, jid)
         returns = {}
         for job_id in jobs:
             returns.update(lab.salt_run(["jobs.lookup_jid", job_id]))
