@@ -94,7 +94,11 @@ def main(view_dir: str) -> int:
     view = Path(view_dir)
     view.mkdir(parents=True, exist_ok=True)
     while True:
-        if mirror(view):
+        try:
+            changed = mirror(view)
+        except FileNotFoundError:   # a file removed while it was copied (wgmesh.absent): next round
+            changed = True
+        if changed:
             subprocess.run(["networkctl", "reload"], check=False)
         for netdev in sorted(SOURCE.glob("*.netdev")):
             if is_wireguard(netdev):
