@@ -11,7 +11,9 @@ KIND tun"). So the real systemd-networkd of a lab host reads VIEW_DIR, a copy of
 networkd's netdev code and the kernel module would do with each WireGuard .netdev: create the
 link (wireguard-go), set its MTU, private key file, listen port and peers. Every 0.2 s it copies
 changed files into VIEW_DIR (then `networkctl reload`, as wgmesh's own reload was on
-/etc/systemd/network) and creates missing links. Whether networkd parses the .netdev files
+/etc/systemd/network) and creates missing links. A file is copied only once it has stood still for
+one round: Salt's file.managed creates a new file 0600 and sets its mode a moment later, and a
+reload in between would make networkd log "Permission denied" for a file wgmesh got right. Whether networkd parses the .netdev files
 cleanly is checked separately (lab.services.networkd_parse_log).
 """
 from __future__ import annotations
@@ -46,12 +48,25 @@ def is_wireguard(path: Path) -> bool:
     return path.suffix == ".netdev" and ("NetDev", "Kind", "wireguard") in set(entries(path))
 
 
-def mirror(view: Path) -> bool:
-    """Copy /etc/systemd/network into ``view`` minus WireGuard .netdevs; True if anything changed."""
+def signature(path: Path) -> tuple:
+    stat = path.stat()
+    return stat.st_mode, stat.st_uid, stat.st_gid, stat.st_size, stat.st_mtime_ns
+
+
+def mirror(view: Path, last_seen: dict) -> bool:
+    """Copy /etc/systemd/network into ``view`` minus WireGuard .netdevs; True if anything changed.
+    ``last_seen`` holds each file's signature from the previous round: a file that changed since
+    then is still being written and waits for the next round."""
     changed = False
     wanted = {p.name for p in SOURCE.iterdir() if p.is_file() and not is_wireguard(p)}
+    seen = {name: signature(SOURCE / name) for name in wanted}
+    previous = dict(last_seen)
+    last_seen.clear()
+    last_seen.update(seen)
     for name in wanted:
         src, dst = SOURCE / name, view / name
+        if seen[name] != previous.get(name):
+            continue
         if not dst.exists() or dst.read_bytes() != src.read_bytes() or dst.stat().st_mode != src.stat().st_mode:
             shutil.copy2(src, dst)
             os.chown(dst, src.stat().st_uid, src.stat().st_gid)
@@ -93,9 +108,10 @@ def create_link(netdev: Path) -> None:
 def main(view_dir: str) -> int:
     view = Path(view_dir)
     view.mkdir(parents=True, exist_ok=True)
+    last_seen: dict = {}
     while True:
         try:
-            changed = mirror(view)
+            changed = mirror(view, last_seen)
         except FileNotFoundError:   # a file removed while it was copied (wgmesh.absent): next round
             changed = True
         if changed:
