@@ -9,6 +9,7 @@ Pillar read: ``wgmesh`` (the network), ``wgmesh_psk`` (this host's preshared
 keys, from the master's ``wgmesh_secrets`` ext_pillar), optionally
 ``wgmesh_host_keys`` (minion id -> public key, for hosts outside the mine).
 """
+import contextlib
 import datetime
 import logging
 import os
@@ -74,8 +75,18 @@ def network():
 
 
 def _pillar():
-    """The pillar to plan from: a freshly compiled one during ``converge``, else the minion's."""
+    """The pillar to plan from: a freshly compiled one (``_fresh_pillar``), else the minion's."""
     return __context__.get("wgmesh_fresh_pillar") or __pillar__
+
+
+@contextlib.contextmanager
+def _fresh_pillar():
+    """Plan from the pillar the master compiles now, not the minion's cached copy, in the block."""
+    __context__["wgmesh_fresh_pillar"] = __salt__["pillar.items"](unmask=True)
+    try:
+        yield
+    finally:
+        __context__.pop("wgmesh_fresh_pillar", None)
 
 
 def _spec():
@@ -712,17 +723,36 @@ def converge():
 
         salt z wgmesh.converge
     """
-    __context__["wgmesh_fresh_pillar"] = __salt__["pillar.items"](unmask=True)
-    try:
+    with _fresh_pillar():
         found = drift()
-    finally:
-        __context__.pop("wgmesh_fresh_pillar", None)
     states = __salt__["state.apply"]("wgmesh", queue=True)   # a push's apply in flight: wait for it
     ok = isinstance(states, dict) and all(s.get("result") is not False for s in states.values())
     if found:
         __salt__["event.send"](f"wgmesh/drift/{__opts__['id']}",
                                {"host": __opts__["id"], "drift": found, "corrected": ok})
     return {"drift": found, "applied": ok}
+
+
+def update_live():
+    """
+    The gate's fast path, run on a hub or gateway just before its ``state.apply wgmesh``: with
+    the pillar the master compiles now, put the firewall and then the peers live (the same
+    functions the state run calls, in the same order), so a new developer's first packets pass
+    one job after the gate's decision. Nothing is skipped: the state run that follows writes
+    the files and finds the live parts done. A host without its interface yet is left to the
+    state run.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt z wgmesh.update_live
+    """
+    with _fresh_pillar():
+        cfg = _host_config()
+        if cfg.role not in ("hub", "gateway") or not _link_exists(cfg.interface):
+            return {"skipped": f"no {cfg.interface or 'tunnel'} yet: the state run sets it up"}
+        return {"firewall": firewall(), "tunnel": sync()}
 
 
 # --- cleanup: a host that lost its role -------------------------------------------------
@@ -775,11 +805,8 @@ def absent(test=False):
         salt a wgmesh.absent
     """
     teardown = wgmesh_core.teardown
-    __context__["wgmesh_fresh_pillar"] = __salt__["pillar.items"](unmask=True)   # the master's view now, not the cached one
-    try:
+    with _fresh_pillar():
         role_now, pillar_interface = _role_now()
-    finally:
-        __context__.pop("wgmesh_fresh_pillar", None)
     if role_now != "none":
         raise CommandExecutionError(f"wgmesh: {__opts__['id']} is still a {role_now} in the pillar: not removing it")
     record = _footprint()

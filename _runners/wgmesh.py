@@ -513,11 +513,12 @@ def _gate_and_converge(repo, gitops, allow_rewind):
     log.info("wgmesh: deployed pillar revision %s (was %s); converging %s", revision, previous,
              ", ".join(plan.affected) or "no host")
     reachable, pending = _answering(plan.affected)
+    live = _update_live([h for h in plan.live_first if h in reachable])
     applied = converge([h for h in plan.to_apply if h in reachable], hub=new_spec.hub.minion)
     removed = _remove([h for h in plan.removed if h in reachable])
     applied.update({minion: False for minion in pending})
     result = {"result": "applied", "revision": revision, "previous": previous,
-              "affected": plan.affected, "applied": applied, "removed": removed,
+              "affected": plan.affected, "live_first": live, "applied": applied, "removed": removed,
               "pending": {minion: "did not answer: converges when it reconnects" for minion in pending},
               "manual_actions": plan.manual_actions}
     _fire("wgmesh/applied", result)
@@ -591,16 +592,30 @@ def _answering(targets, timeout=5):
 def _remove(hosts, timeout=30):
     """``wgmesh.absent`` on hosts the change takes out of the network (salt/top.sls no longer
     targets them, so no highstate would). Returns {minion: what it removed, or the error}."""
+    return _call(hosts, "wgmesh.absent", timeout, refresh_pillar=True)
+
+
+def _update_live(hosts, timeout=15):
+    """The fast path: ``wgmesh.update_live`` on hosts whose change needs no state run to go live
+    (peers, firewall rules), before their state run. Returns {minion: its changes, or the error}."""
+    return _call(hosts, "wgmesh.update_live", timeout)
+
+
+def _call(hosts, function, timeout, refresh_pillar=False):
+    """``function`` on ``hosts`` (minion ids) in one job, after a pillar refresh if asked:
+    {minion: its return (a dict), or "failed: <why>"}."""
     import salt.client
     if not hosts:
         return {}
+    functions, args = [function], [[]]
+    if refresh_pillar:
+        functions, args = ["saltutil.refresh_pillar", function], [["wait=True"], []]
     with salt.client.get_local_client(__opts__["conf_file"]) as client:
-        returns = client.cmd(hosts, ["saltutil.refresh_pillar", "wgmesh.absent"], [["wait=True"], []],
-                             tgt_type="list", timeout=timeout)
+        returns = client.cmd(hosts, functions, args, tgt_type="list", timeout=timeout)
     outcome = {}
     for minion in hosts:
         ret = returns.get(minion)
-        ret = ret.get("wgmesh.absent") if isinstance(ret, dict) else ret
+        ret = ret.get(function) if isinstance(ret, dict) else ret
         outcome[minion] = ret if isinstance(ret, dict) else f"failed: {ret}"
     return outcome
 

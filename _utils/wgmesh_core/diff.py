@@ -34,6 +34,15 @@ class HostChange:
     masquerade_added: list = field(default_factory=list)
     masquerade_removed: list = field(default_factory=list)
     file_diffs: dict = field(default_factory=dict)      # path -> unified diff
+    same_setup: bool = False    # hub or gateway in both revisions, same interface and backends
+
+    @property
+    def live_first(self) -> bool:
+        """The gate's fast path: ``wgmesh.update_live`` can put this host's change (peers, its
+        interface's addressing, firewall rules) live ahead of the full state run, which still
+        follows for the files. Not for a host that is new, loses its role or changes backend:
+        only the state run can set those up."""
+        return self.changed and self.same_setup
 
     @property
     def changed(self) -> bool:
@@ -72,6 +81,11 @@ class NetworkPlan:
     def to_apply(self) -> list:
         """Affected hosts that keep a role: ``state.apply wgmesh``; the removed get ``wgmesh.absent``."""
         return [host for host in self.affected if host not in self.removed]
+
+    @property
+    def live_first(self) -> list:
+        """Affected hosts whose change the gate puts live before their state run (fast path)."""
+        return [h.host for h in self.hosts if h.live_first]
 
 
 def stand_in_keys(spec: Optional[NetworkSpec]) -> tuple[dict, dict]:
@@ -150,9 +164,17 @@ def _added_removed(old: set, new: set) -> tuple[list, list]:
     return sorted(new - old), sorted(old - new)
 
 
+def _setup(config) -> Optional[tuple]:
+    """What only a state run sets up on a host: its role, interface and backends."""
+    if config is None or config.role not in ("hub", "gateway"):
+        return None
+    return config.role, config.interface, config.backend, config.firewall and config.firewall.backend
+
+
 def host_change(old: Optional[NetworkSpec], new: Optional[NetworkSpec], host: str, today) -> HostChange:
     before, after = _config(old, host, today), _config(new, host, today)
     change = HostChange(host, (after or before).role)
+    change.same_setup = _setup(before) is not None and _setup(before) == _setup(after)
     old_peers, new_peers = _peer_map(before), _peer_map(after)
     change.peers_added = [n for n in new_peers if n not in old_peers]
     change.peers_removed = [n for n in old_peers if n not in new_peers]

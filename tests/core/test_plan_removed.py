@@ -64,3 +64,33 @@ def test_client_reimports_name_the_developer_and_contact(data):
 def test_nothing_changes_nothing_to_do(data):
     plan = plan_change(load_network(data), load_network(copy.deepcopy(data)), TODAY)
     assert plan.removed == [] and plan.manual_actions == [] and plan.to_apply == []
+
+
+# --- the gate's fast path: which hosts wgmesh.update_live may update before their state run ----
+
+def test_a_new_developer_goes_live_first_on_the_hub_and_the_gateways_it_reaches(data):
+    def add_g(net):
+        net["developers"]["g"] = {"address": "10.70.0.9", "public_key": "k" * 42 + "8=", "lan_access": ["c"]}
+    plan = plan_change(*_pair(data, add_g), TODAY)
+    assert plan.live_first == ["z", "c"] == plan.to_apply
+
+
+def test_a_backend_switch_or_a_new_host_waits_for_its_state_run(data):
+    def switch_a(net):
+        net["gateways"]["a"]["backend"] = "wgquick" if net["gateways"]["a"].get("backend") != "wgquick" else "networkd"
+    plan = plan_change(*_pair(data, switch_a), TODAY)
+    assert "a" in plan.to_apply and "a" not in plan.live_first
+
+    def firewall_a(net):
+        net["gateways"]["a"]["firewall"] = "iptables" if net["gateways"]["a"].get("firewall") != "iptables" else "firewalld"
+    plan = plan_change(*_pair(data, firewall_a), TODAY)
+    assert "a" in plan.to_apply and "a" not in plan.live_first
+    first = plan_change(None, load_network(data), TODAY)
+    assert first.live_first == [] and first.to_apply
+
+
+def test_a_lan_router_never_goes_live_first(data):
+    def widen(net):
+        net["network"] = "10.64.0.0/10"
+    plan = plan_change(*_pair(data, widen), TODAY)
+    assert "r1" in plan.to_apply and "r1" not in plan.live_first and "z" in plan.live_first

@@ -40,12 +40,14 @@ class Cache:
 class LocalClient:
     """MOCK of salt.client.LocalClient (no salt-master or minion runs in a unit test): records each
     job's targets; answers each minion's state.apply with the next of its canned results (default:
-    success), ``test.ping`` and ``wgmesh.absent`` for every minion not in ``down``, and the hub's
-    ``wgmesh.status`` with ``hub_status``."""
+    success), ``test.ping``, ``wgmesh.absent`` and ``wgmesh.update_live`` for every minion not in
+    ``down``, and the hub's ``wgmesh.status`` with ``hub_status``. ``order``: (function, targets)
+    of every job, in the order sent."""
 
     def __init__(self, answers=None, down=(), hub_status=None):
         self.answers, self.down, self.hub_status = answers or {}, set(down), hub_status
-        self.jobs, self.pings, self.removals, self.status_calls = [], [], [], []
+        self.jobs, self.pings, self.removals, self.status_calls, self.live = [], [], [], [], []
+        self.order = []
 
     def __enter__(self):
         return self
@@ -54,6 +56,11 @@ class LocalClient:
         return False
 
     def cmd(self, targets, functions, args=None, tgt_type="glob", timeout=None, gather_job_timeout=None):
+        self.order.append((functions if isinstance(functions, str) else functions[-1], targets))
+        if functions == ["wgmesh.update_live"]:
+            self.live.append(list(targets))
+            return {minion: {"wgmesh.update_live": {"tunnel": {"peers": "changed"}}}
+                    for minion in targets if minion not in self.down}
         if functions == "test.ping":
             self.pings.append(list(targets))
             return {minion: True for minion in targets if minion not in self.down}
@@ -351,6 +358,10 @@ def test_a_push_is_deployed_and_converges_only_the_hosts_it_changes(gitops, upst
     # a developer who reaches no LAN changes the hub's peers only: the gateways are not applied
     assert second["affected"] == ["z"] and second["applied"] == {"z": True} and client.jobs == [["z"]]
     assert client.pings[-1] == ["z"]
+    # the fast path: the hub's peers go live (wgmesh.update_live) before its state run
+    assert second["live_first"] == {"z": {"tunnel": {"peers": "changed"}}}
+    assert [fun for fun, _ in client.order[-3:]] == ["test.ping", "wgmesh.update_live", "state.apply"]
+    assert first["live_first"] == {} and client.live == [["z"]]     # a new network: state runs only
     assert second["affected"] == runner.wgmesh_core.diff.plan_change(old, deployed_spec()).affected
     assert "g" in deployed_spec().developers and runner.deployed_revision() == second_revision
     assert bus.events[-1] == ("wgmesh/applied", second)

@@ -1,0 +1,65 @@
+"""The gate's fast path (``wgmesh.update_live``) on real daemons: after a pillar change that
+adds, revokes and re-keys developers, the live tunnel and firewall it leaves are exactly what a
+full ``state.apply wgmesh`` leaves, and the state run that follows finds nothing live to change
+(only the files). salt-call --local in the host's own namespaces; wireguard-go, iptables, and
+the real firewalld / systemd-networkd (with the lab's stand-in for the WireGuard kernel module)."""
+import copy
+import shlex
+
+import pytest
+import yaml
+
+from .conftest import state_results
+from .test_local_apply import keypair, network_pillar, pillar_for  # noqa: F401  (a fixture)
+
+# the live state a full apply is compared with: peers (key, PSK, endpoint, allowed IPs,
+# keepalive; not handshake times or counters; sorted: wg lists peers in the order they came),
+# addresses, routes, both firewalls' kernel rules
+LIVE = ("wg show wg0 dump | cut -f1,2,3,4,8 | sort; ip -4 -o addr show dev wg0 | cut -d' ' -f2-7; "
+        "ip -4 route show dev wg0; iptables -S; iptables -t nat -S")
+FIREWALLD_LIVE = LIVE + "; firewall-cmd --direct --get-all-rules | sort"
+
+
+def changed_pillar(pillar):
+    """g added (with LAN access to c), f revoked, e re-keyed."""
+    new = copy.deepcopy(pillar)
+    developers = new["wgmesh"]["developers"]
+    developers["g"] = {"address": "10.70.0.9", "public_key": keypair()[1], "lan_access": ["c"]}
+    developers["f"]["revoked"] = True
+    developers["e"]["public_key"] = keypair()[1]
+    new["wgmesh_psk"]["g"] = keypair()[0]
+    return new
+
+
+@pytest.mark.parametrize("host_id, backend, firewall", [("z", "networkd", "iptables"), ("c", "wgquick", "firewalld")])
+def test_update_live_leaves_what_a_full_apply_leaves(local_host, network_pillar, host_id, backend, firewall):
+    pillar = pillar_for(network_pillar, backend=backend, firewall=firewall)
+    after = changed_pillar(pillar)
+    host = local_host(host_id, pillar)
+    pillar_file = host.dir / "pillar" / "net.sls"
+    (host.dir / "pillar" / "after.sls").write_text(yaml.safe_dump(after))
+    live = FIREWALLD_LIVE if firewall == "firewalld" else LIVE
+    (_, first, before, _, fast, live_fast, full, live_full) = host.run(
+        host.salt_call("saltutil.sync_all"), host.salt_call("state.apply wgmesh"), live,
+        f"cp {shlex.quote(str(host.dir / 'pillar' / 'after.sls'))} {shlex.quote(str(pillar_file))}",
+        host.salt_call("wgmesh.update_live"), live,
+        host.salt_call("state.apply wgmesh"), live,
+        firewalld="nftables" if firewall == "firewalld" else "", networkd=backend == "networkd")
+    assert all(r["result"] is True for r in state_results(first).values())
+    assert live_fast == live_full, "the fast path left another live state than the full apply"
+    assert live_fast != before
+    changes = yaml.safe_load(fast)["local"]
+    old_e, new_e = pillar["wgmesh"]["developers"]["e"]["public_key"], after["wgmesh"]["developers"]["e"]["public_key"]
+    g = after["wgmesh"]["developers"]["g"]["public_key"]
+    if host_id == "z":
+        peers = changes["tunnel"]["peers"]
+        assert sorted(peers["added"]) == ["e", "g"] and sorted(peers["removed"]) == sorted(
+            [old_e, pillar["wgmesh"]["developers"]["f"]["public_key"]])
+        assert f"{g}\t{after['wgmesh_psk']['g']}" in live_fast and old_e not in live_fast and new_e in live_fast
+    else:   # a gateway's only peer is the hub: its allow-list changes
+        assert "peers" not in changes["tunnel"] and changes["firewall"]
+        assert "10.70.0.9/32" in live_fast and "10.70.0.5/32" not in live_fast
+    results = state_results(full)
+    assert results["wgmesh-tunnel"]["changes"] == {} and results["wgmesh-firewall"]["changes"] == {}, \
+        "the state run after the fast path changed the live tunnel or firewall again"
+    assert any(r["changes"] for key, r in results.items() if key.startswith("wgmesh-file-"))
