@@ -5,7 +5,10 @@ The hub runs in a network and mount namespace of its own (tests/salt/conftest.py
 nothing reaches the machine's network or files). Steps, each timed as a whole process (Salt's
 start, pillar compile, rendering the state tree and the apply): the first apply (the tunnel
 comes up with every peer), an apply that changes nothing, one adding a developer, one revoking
-a developer. Every step must succeed, and the hub must end with one peer per active peer.
+a developer; then the gate's fast path adding one more (`salt-call wgmesh.update_live`: the
+peer and the firewall live, before the state run that follows for the files, untimed, which
+must find nothing live to change). Every step must succeed, and the hub must end with one peer
+per active peer.
 
 Targets (issue 12): the add-one run under 1.5 s at 10,000 developers; the first apply under 5 s.
 Run: .venv/bin/python bench/bench_state.py [--sizes 1000,10000]
@@ -32,7 +35,7 @@ from tests.salt.conftest import FAKES, LocalHost, require_root_netns, state_resu
 from wgmesh_core import public_key  # noqa: E402
 from wgmesh_salt import read_document  # noqa: E402
 
-STEPS = ("first apply", "no change", "add one", "revoke one")
+STEPS = ("first apply", "no change", "add one", "revoke one", "fast path add")
 
 
 def random_key() -> str:
@@ -51,14 +54,20 @@ def hub_pillar(developers: int) -> dict:
     return {"wgmesh": net, "wgmesh_host_keys": keys, "wgmesh_psk": psks}
 
 
-def variants(pillar: dict, developers: int) -> tuple[dict, dict]:
-    """(the pillar with one developer more, that one with dev00000 revoked)."""
-    added = copy.deepcopy(pillar)
-    added["wgmesh"]["developers"][f"dev{developers:05d}"] = developer(developers)
-    added["wgmesh_psk"][f"dev{developers:05d}"] = random_key()
+def with_developer(pillar: dict, number: int) -> dict:
+    more = copy.deepcopy(pillar)
+    more["wgmesh"]["developers"][f"dev{number:05d}"] = developer(number)
+    more["wgmesh_psk"][f"dev{number:05d}"] = random_key()
+    return more
+
+
+def variants(pillar: dict, developers: int) -> tuple[dict, dict, dict]:
+    """(the pillar with one developer more, that one with dev00000 revoked, that one with
+    another developer)."""
+    added = with_developer(pillar, developers)
     revoked = copy.deepcopy(added)
     revoked["wgmesh"]["developers"]["dev00000"]["revoked"] = True
-    return added, revoked
+    return added, revoked, with_developer(revoked, developers + 1)
 
 
 # Runs a command with its stdout to a file; prints its wall, user and system seconds (its
@@ -69,9 +78,9 @@ TIMED = ("import resource, subprocess, sys, time; start = time.perf_counter(); "
          "print(time.perf_counter() - start, usage.ru_utime, usage.ru_stime); sys.exit(code)")
 
 
-def timed(host: LocalHost, out: Path) -> str:
-    """A shell step timing one state run; its JSON goes to ``out``."""
-    return f"{sys.executable} -c \"{TIMED}\" {out} {host.salt_call('state.apply wgmesh')}"
+def timed(host: LocalHost, out: Path, salt_args: str = "state.apply wgmesh") -> str:
+    """A shell step timing one salt-call (a state run); its JSON goes to ``out``."""
+    return f"{sys.executable} -c \"{TIMED}\" {out} {host.salt_call(salt_args)}"
 
 
 def run_size(tmp: Path, developers: int) -> dict:
@@ -79,28 +88,35 @@ def run_size(tmp: Path, developers: int) -> dict:
     host = LocalHost(tmp, f"z{developers}", pillar)
     try:
         net_sls = host.dir / "pillar" / "net.sls"
-        added, revoked = variants(pillar, developers)
-        for name, data in (("added", added), ("revoked", revoked)):
+        added, revoked, readded = variants(pillar, developers)
+        for name, data in (("added", added), ("revoked", revoked), ("readded", readded)):
             (host.dir / f"{name}.sls").write_text(yaml.safe_dump(data))
         # the minion id must be the hub's: LocalHost names the host, the pillar names the hub
-        for data_file in (net_sls, host.dir / "added.sls", host.dir / "revoked.sls"):
+        for data_file in (net_sls, *(host.dir / f"{name}.sls" for name in ("added", "revoked", "readded"))):
             data = yaml.safe_load(data_file.read_text())
             data["wgmesh"]["hub"]["minion"] = host.id
             data_file.write_text(yaml.safe_dump(data))
         results = [host.dir / f"step{i}.json" for i in range(len(STEPS))]
+        after_fast = host.dir / "after-fast.json"
         out = host.run(host.salt_call("saltutil.sync_all") + " > /dev/null",
                        timed(host, results[0]), timed(host, results[1]),
                        f"cp {host.dir / 'added.sls'} {net_sls}", timed(host, results[2]),
                        f"cp {host.dir / 'revoked.sls'} {net_sls}", timed(host, results[3]),
+                       f"cp {host.dir / 'readded.sls'} {net_sls}", timed(host, results[4], "wgmesh.update_live"),
+                       host.salt_call("state.apply wgmesh") + f" > {after_fast}",
                        "wg show wg0 peers | wc -l", extra_path=f"{FAKES}:")
-        times = [[float(x) for x in out[i].split()[-3:]] for i in (1, 2, 4, 6)]
+        times = [[float(x) for x in out[i].split()[-3:]] for i in (1, 2, 4, 6, 8)]
         seconds = [(wall, user + system) for wall, user, system in times]
-        for step, result in zip(STEPS, results):
+        for step, result in [*zip(STEPS[:4], results), ("after the fast path", after_fast)]:
             failed = {k: r["comment"] for k, r in state_results(result.read_text()).items() if r["result"] is not True}
             assert not failed, (step, failed)
         no_change = state_results(results[1].read_text())
         assert not any(r["changes"] for r in no_change.values()), "the no-change run changed something"
-        assert int(out[7]) == developers + 2, f"{out[7].strip()} peers on the hub, expected {developers + 2}"
+        fast = json.loads(results[4].read_text())["local"]
+        assert fast["tunnel"]["peers"]["added"] == [f"dev{developers + 1:05d}"], fast
+        late = state_results(after_fast.read_text())
+        assert not late["wgmesh-tunnel"]["changes"] and not late["wgmesh-firewall"]["changes"], late
+        assert int(out[10]) == developers + 3, f"{out[10].strip()} peers on the hub, expected {developers + 3}"
         return dict(zip(STEPS, seconds))
     finally:
         host.destroy()

@@ -325,6 +325,10 @@ class ArticleLab:
                       tag: str = "wgmesh/applied|wgmesh/gate/*") -> dict:
         """Commit, push, and wait for the gate's verdict event (applied or refused)."""
         self.commit(message, files)
+        return self.push_committed(tag)
+
+    def push_committed(self, tag: str = "wgmesh/applied|wgmesh/gate/*") -> dict:
+        """Push what is committed and wait for the gate's verdict event."""
         waiter = self.wait_event(tag)
         pushed = self.git("push", "origin", "main")
         try:
