@@ -87,6 +87,7 @@ def _fresh_pillar():
         yield
     finally:
         __context__.pop("wgmesh_fresh_pillar", None)
+        __context__.pop("wgmesh_fresh_plan", None)
 
 
 def _spec():
@@ -158,11 +159,17 @@ def _resolved_keys(spec):
 
 
 def _plan():
-    """(spec, this host's config, the resolved host keys)."""
+    """(spec, this host's config, the resolved host keys). Planned once per ``_fresh_pillar``
+    block (nothing in one makes a key); otherwise at each call, as a state run's key, made
+    midway, changes the plan."""
+    if "wgmesh_fresh_plan" in __context__:
+        return __context__["wgmesh_fresh_plan"]
     spec = _spec()
     resolved = _resolved_keys(spec)
     cfg = wgmesh_core.host_config(spec, __opts__["id"], _today(), resolved.accepted,
                                   _pillar().get("wgmesh_psk") or {}, resolved.refused)
+    if "wgmesh_fresh_pillar" in __context__:
+        __context__["wgmesh_fresh_plan"] = spec, cfg, resolved
     return spec, cfg, resolved
 
 
@@ -224,9 +231,9 @@ def private_key_path():
 
 
 def _keyless_config():
-    """This host's plan without peers' keys: enough for its role, backend and key file, and it
-    needs no Salt mine round trip (nor recurses through ``host_keys``)."""
-    return wgmesh_core.host_config(_spec(), __opts__["id"], _today())
+    """This host's role, interface and backend: enough for its key file, with no Salt mine
+    round trip (nor recursion through ``host_keys``) and no planning of its peers."""
+    return wgmesh_core.plan.host_setup(_spec(), __opts__["id"])
 
 
 def genkey(test=False):

@@ -7,7 +7,7 @@ hosts.  Nothing here touches a host.
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import netaddr
@@ -114,9 +114,8 @@ def _vpn_address(spec: NetworkSpec, address) -> str:
 
 
 def hub_config(spec: NetworkSpec, today: datetime.date, public_keys: dict, psks: dict, refused: dict) -> HostConfig:
-    config = HostConfig(
-        host=spec.hub.minion, role="hub", interface=spec.interface,
-        backend=spec.hub.backend or spec.backend, address=_vpn_address(spec, spec.hub.address),
+    config = replace(
+        host_setup(spec, spec.hub.minion), address=_vpn_address(spec, spec.hub.address),
         listen_port=spec.listen_port, mtu=spec.mtu, forwarding=True, strict_rp_filter=True)
     host_of_key = {key: host for host, key in public_keys.items() if host == spec.hub.minion or host in spec.gateways}
     for gid, gw in active_gateways(spec).items():
@@ -165,9 +164,8 @@ def gateway_access_sources(spec: NetworkSpec, lan_sources: list[str]) -> Optiona
 def gateway_config(spec: NetworkSpec, gid: str, today: datetime.date, public_keys: dict, psks: dict,
                    refused: dict) -> HostConfig:
     gw = spec.gateways[gid]
-    config = HostConfig(
-        host=gid, role="gateway", interface=spec.interface,
-        backend=gw.backend or spec.backend, address=_vpn_address(spec, gw.address),
+    config = replace(
+        host_setup(spec, gid), address=_vpn_address(spec, gw.address),
         listen_port=spec.listen_port, mtu=spec.mtu, forwarding=True)
     hub_key = public_keys.get(spec.hub.minion)
     if spec.hub.minion in refused:
@@ -211,7 +209,7 @@ def allowed_sources(spec: NetworkSpec, gid: str, today: datetime.date) -> list[s
 
 
 def lan_router_config(spec: NetworkSpec, router: str) -> HostConfig:
-    config = HostConfig(host=router, role="lan_router")
+    config = host_setup(spec, router)
     for gw in active_gateways(spec).values():
         if gw.lan_router == router and gw.lan_mode == "route":
             config.static_routes.append((str(spec.network), str(gw.lan_address)))
@@ -229,12 +227,27 @@ def host_config(spec: NetworkSpec, host: str, today: datetime.date, public_keys:
     public_keys = public_keys or {}
     refused = refused or {}
     psks = (psks or {}) if spec.preshared_keys else {}
-    if host == spec.hub.minion:
+    role = host_setup(spec, host).role
+    if role == "hub":
         return hub_config(spec, today, public_keys, psks, refused)
-    if host in active_gateways(spec):
+    if role == "gateway":
         return gateway_config(spec, host, today, public_keys, psks, refused)
-    if any(gw.lan_router == host for gw in active_gateways(spec).values()):
+    if role == "lan_router":
         return lan_router_config(spec, host)
+    return HostConfig(host=host, role="none")
+
+
+def host_setup(spec: NetworkSpec, host: str) -> HostConfig:
+    """A host's role, and a hub's or gateway's interface and backend: all its key file and
+    services depend on, without planning its peers (a hub's are every developer)."""
+    if host == spec.hub.minion:
+        return HostConfig(host=host, role="hub", interface=spec.interface, backend=spec.hub.backend or spec.backend)
+    gateways = active_gateways(spec)
+    if host in gateways:
+        return HostConfig(host=host, role="gateway", interface=spec.interface,
+                          backend=gateways[host].backend or spec.backend)
+    if any(gw.lan_router == host for gw in gateways.values()):
+        return HostConfig(host=host, role="lan_router")
     return HostConfig(host=host, role="none")
 
 

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wgmesh_core.diff import plan_change, stand_in_keys
-from wgmesh_core.plan import host_config, managed_hosts, peer_psk
+from wgmesh_core.plan import host_config, host_setup, managed_hosts, peer_psk
 from wgmesh_core.render import host_files, iptables_restore
 from wgmesh_core.validate import load_network
 
@@ -126,3 +126,26 @@ def test_a_file_diff_turns_the_old_text_into_the_new(old_lines, edits):
     assert apply_unified(diff, old) == new if diff else old == new
     if old_lines[:1] != new_lines[:1] and old_lines[-1:] != new_lines[-1:]:   # nothing to leave out: difflib's diff
         assert diff == "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), "a/f", "b/f"))
+
+
+@given(network_pairs())
+def test_the_fast_path_takes_exactly_the_changed_hosts_that_keep_their_setup(pair):
+    """live_first: affected hubs and gateways whose role, interface and both backends are the
+    same in both revisions (what only a state run sets up); ``host_setup`` (what the key file
+    and services follow) agrees with the full plan on every host."""
+    old, new = accepted(pair[0]), accepted(pair[1])
+    plan = plan_change(old, new, TODAY)
+
+    def setup(spec, host):
+        if host not in managed_hosts(spec):
+            return None
+        config = host_config(spec, host, TODAY, *stand_in_keys(spec))
+        light = host_setup(spec, host)
+        assert (light.role, light.interface, light.backend) == (config.role, config.interface, config.backend)
+        if config.role not in ("hub", "gateway"):
+            return None
+        return config.role, config.interface, config.backend, config.firewall.backend
+
+    expected = [h for h in plan.affected if setup(old, h) is not None and setup(old, h) == setup(new, h)]
+    assert plan.live_first == expected
+    assert set(plan.live_first) <= set(plan.to_apply)

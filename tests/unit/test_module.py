@@ -316,6 +316,43 @@ def test_the_scheduled_run_plans_from_fresh_pillar_and_reports_what_it_corrected
     assert "wgmesh_fresh_pillar" not in configure_loader_modules[module]["__context__"]
 
 
+def test_the_fast_path_plans_once_from_fresh_pillar_firewall_then_peers(keydir, host, mine, pillar,
+                                                                        configure_loader_modules, monkeypatch):
+    """wgmesh.update_live (the gate's fast path): the minion's pillar is stale (no developer g);
+    the master's fresh one adds g with LAN access to c. The firewall rules go live before the
+    peer, the network is planned once, and nothing of the fresh pillar outlives the call."""
+    import copy
+    private, public = own_key(keydir)
+    mine["z"] = public
+    in_sync(host, module._host_config(), private, public)
+    fresh = copy.deepcopy(pillar)
+    fresh["wgmesh"]["developers"]["g"] = {"address": "10.70.0.9", "public_key": key(20), "lan_access": ["c"]}
+    fresh["wgmesh_psk"]["g"] = key(21)
+    context = configure_loader_modules[module]["__context__"]
+    context.clear()
+    configure_loader_modules[module]["__salt__"]["pillar.items"] = lambda unmask=False: fresh
+    plans = []
+    real_host_config = wgmesh_core.host_config
+    monkeypatch.setattr(wgmesh_core, "host_config", lambda *args: plans.append(args[1]) or real_host_config(*args))
+    changes = module.update_live()
+    assert changes["tunnel"] == {"peers": {"added": ["g"]}}
+    assert "-s 10.70.0.9/32" in str(changes["firewall"])
+    rules_for_g = [i for i, cmd in enumerate(host.calls)
+                   if cmd[0].startswith("iptables") and "10.70.0.9/32" in " ".join(cmd) + host.stdin.get(i, "")]
+    (wg_set,) = [i for i, cmd in enumerate(host.calls) if cmd[:2] == ["wg", "set"]]
+    assert rules_for_g and max(rules_for_g) < wg_set
+    assert plans == ["z"]
+    assert not {"wgmesh_fresh_pillar", "wgmesh_fresh_plan"} & set(context)
+
+
+def test_the_fast_path_leaves_a_host_without_its_interface_to_the_state_run(keydir, host, pillar,
+                                                                            configure_loader_modules):
+    host.exists = False
+    configure_loader_modules[module]["__salt__"]["pillar.items"] = lambda unmask=False: pillar
+    assert module.update_live() == {"skipped": "no wg0 yet: the state run sets it up"}
+    assert not host.ran("wg") and not host.ran("iptables")
+
+
 # --- the firewall -------------------------------------------------------------------------
 
 def firewall_plan(keydir, host, mine):
