@@ -13,6 +13,8 @@
 # mutmut imports mutated code from mutants/src/, so the core is copied to a src/ layout in
 # .mutation/ (git-ignored); the score and the surviving mutants are printed at the end
 # (`cd .mutation && ../.venv/bin/mutmut show NAME` shows one).
+# tests/onboard/test_plan_intent.py parses the diagram with tests/mermaid/node_modules: linked into the
+# copy when scripts/setup.sh installed it (mutmut's copy of tests/ then holds all of it, 170 MB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -21,6 +23,11 @@ rm -rf "$ws/src" && mkdir -p "$ws/src"
 # -p keeps modification times: mutmut then keeps the mutants (and results) of unchanged modules
 git ls-files -z | grep -zv '^_utils/' | xargs -0 cp -p --parents -t "$ws"
 cp -rp _utils/wgmesh_core "$ws/src/"
+# Mermaid's parser (installed by scripts/setup.sh, not in git) for the tests of summary.py's diagram;
+# mutmut copies tests/ into mutants/ following this link
+if [ -d tests/mermaid/node_modules ]; then
+    ln -sfn "$repo/tests/mermaid/node_modules" "$ws/tests/mermaid/node_modules"
+fi
 find "$ws" -name __pycache__ -prune -exec rm -rf {} +
 tests=$(printf '"%s", ' ${MUTATION_TESTS:-tests/core tests/property tests/unit})
 cat > "$ws/pyproject.toml" <<TOML

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import datetime
 
+import netaddr
 import pytest
 
-from wgmesh_core.reach import ON_LINK, TUNNEL, Reachability
+from wgmesh_core.plan import client_routes
+from wgmesh_core.reach import ON_LINK, TUNNEL, Endpoint, Reachability
 from wgmesh_core.validate import load_network
 
 from .conftest import TODAY
@@ -30,7 +32,8 @@ def test_article_paths_go_through_the_hub_and_the_gateway(spec):
     assert predict(spec, "c", "a").path == ("c", "z", "a")        # c may reach LAN1, so a itself
     a_to_c = predict(spec, "a", "c")                                 # a may not reach LAN2: nor c itself
     assert (a_to_c.reach, a_to_c.path) == (False, ("a", "z"))
-    assert a_to_c.reason.startswith("blocked by hub z's firewall")
+    assert a_to_c.reason == ("blocked by hub z's firewall: it forwards new connections only as the gateways' "
+                             "allow-lists admit them and between developers, and none admits 10.70.0.2 to 10.70.0.3")
     hub_to_a = predict(spec, "z", "a")
     assert (hub_to_a.reach, hub_to_a.path) == (False, ("z", "a"))
     assert hub_to_a.reason == ("blocked by gateway a's firewall: through the tunnel, only the peers allowed "
@@ -68,13 +71,31 @@ def test_developer_without_lan_access_is_blocked_by_the_allow_list_and_its_route
 
 def test_a_lan_host_cannot_open_connections_into_the_tunnel(spec):
     got = predict(spec, "b", "e")
-    assert not got.reach and got.reason.startswith("blocked by gateway a's hardening")
+    assert not got.reach and got.reason == ("blocked by gateway a's hardening: it forwards new connections only from "
+                                            "the VPN addresses of its allow-list, so hosts of 192.168.201.0/24 cannot "
+                                            "open connections into the tunnel")
     assert got.path == ("b", "a")
 
 
 def test_a_lan_host_reaches_its_gateway_through_its_router(spec):
     got = predict(spec, "b", "a")
     assert (got.reach, got.via) == (True, ON_LINK)
+    assert got.reason == "reaches via on-link: b -> a; through the LAN's router, never the tunnel"
+
+
+def test_a_lan_host_reaches_its_own_lan_on_link_and_no_other_lan(spec):
+    neighbour = predict(spec, "b", "192.168.201.20")
+    assert neighbour.reason == "reaches via on-link: b -> 192.168.201.20; both in 192.168.201.0/24"
+    other = predict(spec, "b", "d")
+    assert (other.reach, other.reason) == (False, "the router of 192.168.201.0/24 has no route for 192.168.200.244: "
+                                                  "wgmesh routes only 10.70.0.0/16 into a LAN, never one LAN into another")
+
+
+def test_a_gateway_reaches_its_own_lan_and_addresses_on_link(spec):
+    assert predict(spec, "a", "b").reason == "reaches via on-link: a -> b; a is in 192.168.201.0/24"
+    assert predict(spec, "a", "192.168.201.247").reason == (
+        "reaches via on-link: a -> 192.168.201.247; 192.168.201.247 is a's own address")
+    assert predict(spec, "a", "a").reason == "reaches via on-link: a; 10.70.0.2 is a's own address"
 
 
 def test_revoked_developer(data):
@@ -110,6 +131,17 @@ def test_revoked_gateway_lan_is_not_routed_by_the_hub(data):
     got = predict(spec, "e", "d")
     assert (got.reach, got.reason) == (False, "hub z has no route for 192.168.200.244 into the tunnel")
     assert predict(spec, "e", "c").reason == "hub z has no peer for 10.70.0.3 (gateway c is revoked)"
+    assert predict(spec, "c", "z").reason == "gateway c is revoked: the hub has no peer for it"
+    assert predict(spec, "d", "f").reason == "gateway c is revoked: nothing routes 192.168.200.0/24 into the VPN"
+
+
+def test_a_host_in_a_revoked_gateways_lan_is_simply_not_routed(data):
+    """No allow-list to blame: the gateway is gone (and its LAN outside the developer's cover)."""
+    data["gateways"]["c"].update(lan="172.16.5.0/24", lan_address="172.16.5.1", revoked=True)
+    data["developers"]["e"]["lan_access"] = ["a"]
+    got = predict(load_network(data), "e", "172.16.5.10")
+    assert (got.reach, got.reason) == (
+        False, "e's client does not route 172.16.5.10 into the tunnel (AllowedIPs 10.70.0.0/16, 192.168.0.0/16)")
 
 
 def test_on_link_in_the_office_thanks_to_the_covering_prefix(spec):
@@ -124,21 +156,27 @@ def test_windows_in_the_office_hairpins_through_the_hub(data):
     data["developers"]["e"]["platform"] = "windows"
     got = predict(load_network(data), "e", "d", at="c")
     assert (got.reach, got.via) == (True, TUNNEL)
-    assert "hairpins through the hub" in got.reason and got.path == ("e", "z", "c", "d")
+    assert got.path == ("e", "z", "c", "d")
+    assert got.reason == ("reaches via tunnel: e -> z -> c -> d; e's tunnel routes 192.168.200.0/24 as specifically as "
+                          "the office link does: LAN traffic hairpins through the hub (the route conflict); "
+                          "d sees 192.168.200.248 (c masquerades)")
 
 
 def test_on_link_even_when_the_developer_may_not_use_that_lan_through_the_tunnel(data):
     data["developers"]["e"]["lan_access"] = "none"
     got = predict(load_network(data), "e", "d", at="c")
-    assert (got.reach, got.via) == (True, ON_LINK) and "does not route that LAN" in got.reason
+    assert (got.reach, got.via) == (True, ON_LINK)
+    assert got.reason == "reaches via on-link: e -> d; e sits in 192.168.200.0/24; its tunnel does not route that LAN"
 
 
 def test_route_mode_without_a_managed_router_depends_on_its_admin(data):
     del data["gateways"]["a"]["lan_router"]
     got = predict(load_network(data), "e", "b")
     assert got.reach
-    assert got.assumes == ("the router of 192.168.201.0/24 routes 10.70.0.0/16 via 192.168.201.247: wgmesh does not "
-                           "manage it, its admin must add that route",)
+    assumed = ("the router of 192.168.201.0/24 routes 10.70.0.0/16 via 192.168.201.247: wgmesh does not "
+               "manage it, its admin must add that route",)
+    assert got.assumes == assumed
+    assert predict(load_network(data), "b", "a").assumes == assumed     # the LAN's hosts reach a through it too
 
 
 def test_gateway_lan_access_without_a_route(spec):
@@ -146,6 +184,48 @@ def test_gateway_lan_access_without_a_route(spec):
     assert not got.reach
     assert got.reason == ("gateway c has no route for 192.168.201.10 into the tunnel (it routes only 10.70.0.0/16); "
                           "its lan_access admits c's VPN address into a's LAN, but nothing routes c's own traffic there")
+    # a's lan_access admits it nowhere: nothing to add
+    assert predict(spec, "a", "d").reason == "gateway a has no route for 192.168.200.244 into the tunnel (it routes only 10.70.0.0/16)"
+
+
+@pytest.mark.parametrize("access, open_to", [
+    ("lan_access", {("e", "a"), ("c", "a")}),                  # the peers allowed into a's LAN
+    ("vpn", {("z", "a"), ("a", "c"), ("e", "a"), ("c", "a")}),  # any VPN peer
+    ("none", set()),
+])
+def test_gateway_access_decides_who_may_open_connections_to_a_gateway_itself(data, access, open_to):
+    data["gateway_access"] = access
+    spec = load_network(data)
+    pairs = {("z", "a"), ("a", "c"), ("e", "a"), ("c", "a")}
+    assert {pair for pair in pairs if predict(spec, *pair).reach} == open_to
+
+
+def test_a_gateway_sending_from_its_lan_address_is_dropped_by_another_gateways_tunnel(data):
+    """The hub carries a's LAN in a's peer, but c's tunnel accepts only VPN sources."""
+    data["gateway_access"] = "vpn"
+    got = predict(load_network(data), "192.168.201.247", "c")
+    assert (got.reach, got.path, got.reason) == (
+        False, ("192.168.201.247", "z"), "gateway c drops it: its tunnel accepts sources in 10.70.0.0/16 only")
+
+
+def test_the_allow_list_reason_quotes_the_developers_lan_access(data):
+    data["developers"]["e"]["lan_access"] = "none"
+    assert predict(load_network(data), "e", "d").reason == (
+        "blocked by gateway c's allow-list: e's lan_access none does not include c, so e's client does not route "
+        "192.168.200.244 into the tunnel (AllowedIPs 10.70.0.0/16)")
+    data["gateways"]["g"] = {"address": "10.70.0.8", "lan": "192.168.202.0/24", "lan_address": "192.168.202.1",
+                             "lan_interface": "eth1", "lan_mode": "masquerade"}
+    data["developers"]["e"]["lan_access"] = ["a", "g"]
+    assert predict(load_network(data), "e", "d").reason == (
+        "blocked by gateway c's allow-list: e's lan_access [a, g] does not include c, so e's client does not route "
+        "192.168.200.244 into the tunnel (AllowedIPs 10.70.0.0/16, 192.168.201.0/24, 192.168.202.0/24)")
+
+
+def test_without_developer_to_developer_the_hub_forwards_only_what_allow_lists_admit(data):
+    data["developer_to_developer"] = False
+    got = predict(load_network(data), "e", "f")
+    assert (got.reach, got.reason) == (False, "blocked by hub z's firewall: it forwards new connections only as the "
+                                              "gateways' allow-lists admit them, and none admits 10.70.0.4 to 10.70.0.5")
 
 
 def test_gateway_lan_address_is_the_gateway_itself(spec):
@@ -156,12 +236,49 @@ def test_gateway_lan_address_is_the_gateway_itself(spec):
 
 
 @pytest.mark.parametrize("ref, why", [
-    ("nobody", "is neither the hub, a gateway, a developer, a named LAN host nor an address"),
-    ("8.8.8.8", "8.8.8.8 is outside the VPN network 10.70.0.0/16 and every gateway's LAN"),
+    ("nobody", "'nobody' is neither the hub, a gateway, a developer, a named LAN host nor an address"),
+    ("10.70.4", "'10.70.4' is neither the hub, a gateway, a developer, a named LAN host nor an address"),
+    ("8.8.8.8", "8.8.8.8 is outside the VPN network 10.70.0.0/16 and every gateway's LAN: wgmesh has no say over it"),
 ])
 def test_unknown_endpoints_are_refused(spec, ref, why):
-    with pytest.raises(ValueError, match=why):
+    with pytest.raises(ValueError) as info:
         Reachability(spec, TODAY).endpoint(ref, HOSTS)
+    assert str(info.value) == why
+
+
+def test_an_address_is_read_as_the_host_or_developer_it_belongs_to(spec):
+    reach = Reachability(spec, TODAY)
+    assert reach.endpoint("10.70.0.1") == reach.endpoint("z") == Endpoint("hub", "z", netaddr.IPAddress("10.70.0.1"))
+    assert reach.endpoint("10.70.0.2") == Endpoint("gateway", "a", netaddr.IPAddress("10.70.0.2"), gateway="a")
+    assert reach.endpoint("10.70.0.4") == Endpoint("developer", "e", netaddr.IPAddress("10.70.0.4"))
+    for name, address in (("z", "10.70.0.1"), ("a", "10.70.0.2"), ("c", "10.70.0.3"), ("e", "10.70.0.4")):
+        for destination in ("z", "a", "c", "e", "f", "b", "d"):
+            target = reach.endpoint(destination, HOSTS)
+            assert reach.predict(reach.endpoint(address), target) == reach.predict(reach.endpoint(name), target)
+
+
+def test_an_unassigned_vpn_address_sends_nothing(spec):
+    reach = Reachability(spec, TODAY)
+    nobody = reach.endpoint("10.70.0.99")
+    assert (nobody.kind, nobody.name) == ("vpn", "10.70.0.99")
+    got = reach.predict(nobody, reach.endpoint("e"))
+    assert (got.reach, got.path, got.reason) == (
+        False, ("10.70.0.99",), "10.70.0.99 belongs to no host or developer: nothing sends from it")
+
+
+def test_a_lans_stand_in_host_is_its_first_address_that_is_not_the_gateways(data):
+    lan_of_a = Reachability(load_network(data), TODAY).lan_host("a")
+    assert lan_of_a == Endpoint("lan", "LAN of a", netaddr.IPAddress("192.168.201.1"), gateway="a")
+    data["gateways"]["a"]["lan_address"] = "192.168.201.1"
+    assert Reachability(load_network(data), TODAY).lan_host("a").address == netaddr.IPAddress("192.168.201.2")
+
+
+def test_client_allowed_ips_are_the_plans_client_routes(data):
+    data["developers"]["f"]["platform"] = "windows"
+    spec = load_network(data)
+    reach = Reachability(spec, TODAY)
+    assert reach.client_allowed_ips("e") == client_routes(spec, "e").allowed_ips == ("10.70.0.0/16", "192.168.0.0/16")
+    assert reach.client_allowed_ips("f") == ("10.70.0.0/16", "192.168.200.0/24", "192.168.201.0/24")
 
 
 def test_in_office_needs_a_developer_and_a_gateway(spec):

@@ -1,6 +1,8 @@
 """Shared helpers of the onboarding / pull-request tests: real git pillar repositories in tmp_path."""
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,6 +16,26 @@ from wgmesh_core.validate import load_network
 from wgmesh_salt import read_document_at
 
 from tests.conftest import BIN, PILLAR, REPO, TODAY, WGMESH  # noqa: F401 (shared constants)
+
+MERMAID = REPO / "tests" / "mermaid"      # Mermaid's own parser under node (scripts/setup.sh installs it)
+
+
+def parse_mermaid(text, tmp_path):
+    """What Mermaid's parser reads from ``text`` (raises with its message when it cannot parse)."""
+    assert (MERMAID / "node_modules" / "mermaid").is_dir(), "run scripts/setup.sh: it installs tests/mermaid"
+    source = tmp_path / "diagram.mmd"
+    source.write_text(text)
+    done = subprocess.run(["node", str(MERMAID / "parse.mjs"), str(source)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def mermaid_block(markdown):
+    blocks = re.findall(r"^(`{3,})mermaid\n(.*?)\n\1$", markdown, re.S | re.M)
+    assert len(blocks) == 1, markdown
+    return blocks[0][1] + "\n"
+
 
 GIT_IDENTITY = ["-c", "user.name=wgmesh tests", "-c", "user.email=tests@example.invalid",
                 "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"]

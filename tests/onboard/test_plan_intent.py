@@ -5,33 +5,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 
 import pytest
 
 from tests.conftest import assert_clean_failure
 from wgmesh_core.source import TESTS_FILE
 
-from .conftest import REPO, TODAY, make_pillar_repo, new_public_key, wgmesh
-
-MERMAID = REPO / "tests" / "mermaid"
-
-
-def parse_mermaid(text, tmp_path):
-    """What Mermaid's parser reads from ``text`` (raises with its message when it cannot parse)."""
-    assert (MERMAID / "node_modules" / "mermaid").is_dir(), "run scripts/setup.sh: it installs tests/mermaid"
-    source = tmp_path / "diagram.mmd"
-    source.write_text(text)
-    done = subprocess.run(["node", str(MERMAID / "parse.mjs"), str(source)], capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
-def mermaid_block(markdown):
-    blocks = re.findall(r"^(`{3,})mermaid\n(.*?)\n\1$", markdown, re.S | re.M)
-    assert len(blocks) == 1, markdown
-    return blocks[0][1] + "\n"
+from .conftest import TODAY, make_pillar_repo, mermaid_block, new_public_key, parse_mermaid, wgmesh
 
 
 @pytest.fixture
