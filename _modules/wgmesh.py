@@ -635,34 +635,50 @@ def _remove_files(paths):
         _run(["systemctl", "daemon-reload"], check=False)
 
 
+FIREWALLD_STATE = ("firewall-cmd", "--state")
+
+
 def _firewalld_running():
     import salt.utils.path
-    return bool(salt.utils.path.which("firewall-cmd")) and _run(["firewall-cmd", "--state"], check=False)["retcode"] == 0
+    return bool(salt.utils.path.which("firewall-cmd")) and _run(list(FIREWALLD_STATE), check=False)["retcode"] == 0
 
 
 def _firewalld_live():
-    listings = {}
-    for name, argv in wgmesh_core.firewall.FIREWALLD_LISTINGS.items():
-        result = _run(list(argv), check=name not in ("zone", "policy"))   # those two may not exist yet
-        listings[name] = result["stdout"] if result["retcode"] == 0 else None
-    return wgmesh_core.firewall.FirewalldLive(**listings)
+    """(whether firewalld runs, what it and the kernel hold, or None when it does not run)."""
+    import salt.utils.path
+    if not salt.utils.path.which("firewall-cmd"):
+        return False, None
+    names = list(wgmesh_core.firewall.FIREWALLD_LISTINGS)
+    Command = wgmesh_core.firewall.Command
+    commands = [Command(FIREWALLD_STATE, check=False)] + [
+        Command(argv, check=False) for argv in wgmesh_core.firewall.FIREWALLD_LISTINGS.values()]
+    state, *results = _run_at_once(commands)
+    if state["retcode"] != 0:
+        return False, None
+    for name, result in zip(names, results):
+        if result["retcode"] != 0 and name not in ("zone", "policy"):   # those two may not exist yet
+            raise CommandExecutionError(f"{' '.join(wgmesh_core.firewall.FIREWALLD_LISTINGS[name])} failed: "
+                                        f"{result['stderr'] or result['stdout']}")
+    return True, wgmesh_core.firewall.FirewalldLive(
+        **{name: result["stdout"] if result["retcode"] == 0 else None for name, result in zip(names, results)})
 
 
 def _firewalld(fw, test):
-    if not _firewalld_running():
+    running, live = _firewalld_live()
+    if not running:
         raise CommandExecutionError(
             "wgmesh: firewall backend is firewalld but firewalld is not running: the hardening "
             "would only be a file. Start firewalld, or set firewall: iptables for this host.")
-    change = wgmesh_core.firewall.firewalld_change(fw, _firewalld_live())
+    change = wgmesh_core.firewall.firewalld_change(fw, live)
     if not change or test:
         return {"firewalld": change.as_dict()} if change else {}
-    _run_commands(change.commands)
+    _run_in_stages(change.commands)
     if change.reload:
-        after = wgmesh_core.firewall.firewalld_change(fw, _firewalld_live())
+        after = wgmesh_core.firewall.firewalld_change(fw, _firewalld_live()[1])
         if after.reload:
             raise CommandExecutionError("wgmesh: firewalld did not load wgmesh's configuration ("
                                         + "; ".join(after.other) + "): see firewalld's log")
-        _run_commands(after.commands)
+        _run_in_stages(after.commands)
     _run_commands(change.cuts)
     return {"firewalld": change.as_dict()}
 
@@ -670,6 +686,34 @@ def _firewalld(fw, test):
 def _run_commands(commands):
     for command in commands:
         _run(list(command.argv), check=command.check, stdin=command.stdin)
+
+
+def _run_at_once(commands):
+    """Run independent commands side by side and return their results in order: each
+    firewall-cmd is a Python process of its own (about 0.1 s), and the gate's fast path waits
+    for them. Each thread runs in a copy of the loader's context, where ``__salt__`` lives."""
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+    if len(commands) < 2:
+        return [_run(list(c.argv), check=c.check, stdin=c.stdin) for c in commands]
+    with ThreadPoolExecutor(max_workers=min(len(commands), 8)) as pool:
+        futures = [pool.submit(contextvars.copy_context().run, _run, list(c.argv), c.check, c.stdin)
+                   for c in commands]
+        return [future.result() for future in futures]
+
+
+def _run_in_stages(commands):
+    """firewall-cmd changes: consecutive commands of one kind (add chains, remove rules, add
+    rules, remove chains) at once, the kinds in their order (removals before additions, so
+    nothing is more open meanwhile). Rules of one kind do not depend on each other's order:
+    firewalld orders direct rules by priority, and within one priority they share a verdict."""
+    stage = []
+    for command in commands:
+        if stage and command.argv[:3] != stage[0].argv[:3]:
+            _run_at_once(stage)
+            stage = []
+        stage.append(command)
+    _run_at_once(stage)
 
 
 def routes(test=False):
