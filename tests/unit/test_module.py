@@ -492,6 +492,41 @@ def test_firewalld_direct_rules_missing_and_extra_are_fixed_one_by_one_only_for_
         ["conntrack", "-D", "-s", "10.70.9.9"]]
 
 
+def test_firewalld_changes_of_one_kind_run_at_once_and_removals_end_before_additions(
+        firewalld, host, configure_loader_modules):
+    """Each firewall-cmd is a Python process (about 0.1 s): the listings run side by side, then
+    the removals, then the additions; nothing is added before every removal has ended."""
+    import dataclasses
+    import threading
+    import time
+    from tests.firewall_listings import firewalld_live
+    allows = [r for r in wgmesh_core.firewall.rules(firewalld) if r.priority == wgmesh_core.firewall.ALLOW][:2]
+    hands = [f"ipv4 filter WGMESH-FORWARD 2 -s 10.70.9.{n}/32 -i wg0 -o wg0 -j ACCEPT" for n in (8, 9)]
+    direct = [r.direct for r in wgmesh_core.firewall.rules(firewalld) if r not in allows] + hands
+    host.firewalld = dataclasses.replace(firewalld_live(firewalld), rules="\n".join(direct) + "\n")
+    spans, lock = [], threading.Lock()
+
+    def slow_host(cmd, **kwargs):
+        start = time.monotonic()
+        time.sleep(0.2)
+        result = host(cmd, **kwargs)
+        with lock:
+            reading = tuple(cmd) in {*wgmesh_core.firewall.FIREWALLD_LISTINGS.values(), ("firewall-cmd", "--state")}
+            label = "read" if reading else cmd[2] if cmd[:2] == ["firewall-cmd", "--direct"] else cmd[0]
+            spans.append((label, start, time.monotonic()))
+        return result
+    configure_loader_modules[module]["__salt__"]["cmd.run_all"] = slow_host
+    module.firewall()
+    reads = [s for s in spans if s[0] == "read"]
+    removals = [s for s in spans if s[0] == "--remove-rule"]
+    additions = [s for s in spans if s[0] == "--add-rule"]
+    assert len(removals) == 2 and len(additions) == 2
+    overlapping = lambda group: max(s[1] for s in group) < min(s[2] for s in group)   # noqa: E731
+    assert overlapping(reads) and overlapping(removals) and overlapping(additions)
+    assert max(s[2] for s in reads) <= min(s[1] for s in removals)
+    assert max(s[2] for s in removals) <= min(s[1] for s in additions)
+
+
 def test_firewalld_without_the_zone_is_reloaded_and_checked_again(firewalld, host):
     """After the reload, what still differs at runtime (a source someone put in the zone) is fixed."""
     import dataclasses
