@@ -22,6 +22,7 @@ from salt.exceptions import CommandExecutionError
 try:
     # installed with saltext-wgmesh, or synced from _utils/ (Salt puts that folder on sys.path)
     import wgmesh_core
+    import wgmesh_salt.commands
 except ImportError as error:
     wgmesh_core = None
     IMPORT_ERROR = str(error)
@@ -38,12 +39,15 @@ def __virtual__():
     return "wgmesh"
 
 
+def _commands():
+    return wgmesh_salt.commands.Commands(__salt__["cmd.run_all"])
+
+
 def _run(cmd, check=True, stdin=None):
-    result = __salt__["cmd.run_all"](cmd, python_shell=False, stdin=stdin, ignore_retcode=not check,
-                                     output_loglevel="quiet")
-    if check and result["retcode"] != 0:
-        raise CommandExecutionError(f"{' '.join(cmd)} failed: {result['stderr'] or result['stdout']}")
-    return result
+    try:
+        return _commands().run(cmd, check, stdin)
+    except wgmesh_salt.commands.CommandFailed as error:
+        raise CommandExecutionError(str(error)) from None
 
 
 def _today():
@@ -652,7 +656,7 @@ def _firewalld_live():
     Command = wgmesh_core.firewall.Command
     commands = [Command(FIREWALLD_STATE, check=False)] + [
         Command(argv, check=False) for argv in wgmesh_core.firewall.FIREWALLD_LISTINGS.values()]
-    state, *results = _run_at_once(commands)
+    state, *results = _run_commands(commands, "at_once")
     if state["retcode"] != 0:
         return False, None
     for name, result in zip(names, results):
@@ -672,48 +676,23 @@ def _firewalld(fw, test):
     change = wgmesh_core.firewall.firewalld_change(fw, live)
     if not change or test:
         return {"firewalld": change.as_dict()} if change else {}
-    _run_in_stages(change.commands)
+    _run_commands(change.commands, "in_stages")
     if change.reload:
         after = wgmesh_core.firewall.firewalld_change(fw, _firewalld_live()[1])
         if after.reload:
             raise CommandExecutionError("wgmesh: firewalld did not load wgmesh's configuration ("
                                         + "; ".join(after.other) + "): see firewalld's log")
-        _run_in_stages(after.commands)
+        _run_commands(after.commands, "in_stages")
     _run_commands(change.cuts)
     return {"firewalld": change.as_dict()}
 
 
-def _run_commands(commands):
-    for command in commands:
-        _run(list(command.argv), check=command.check, stdin=command.stdin)
-
-
-def _run_at_once(commands):
-    """Run independent commands side by side and return their results in order: each
-    firewall-cmd is a Python process of its own (about 0.1 s), and the gate's fast path waits
-    for them. Each thread runs in a copy of the loader's context, where ``__salt__`` lives."""
-    import contextvars
-    from concurrent.futures import ThreadPoolExecutor
-    if len(commands) < 2:
-        return [_run(list(c.argv), check=c.check, stdin=c.stdin) for c in commands]
-    with ThreadPoolExecutor(max_workers=min(len(commands), 8)) as pool:
-        futures = [pool.submit(contextvars.copy_context().run, _run, list(c.argv), c.check, c.stdin)
-                   for c in commands]
-        return [future.result() for future in futures]
-
-
-def _run_in_stages(commands):
-    """firewall-cmd changes: consecutive commands of one kind (add chains, remove rules, add
-    rules, remove chains) at once, the kinds in their order (removals before additions, so
-    nothing is more open meanwhile). Rules of one kind do not depend on each other's order:
-    firewalld orders direct rules by priority, and within one priority they share a verdict."""
-    stage = []
-    for command in commands:
-        if stage and command.argv[:3] != stage[0].argv[:3]:
-            _run_at_once(stage)
-            stage = []
-        stage.append(command)
-    _run_at_once(stage)
+def _run_commands(commands, how="each"):
+    """Run the core's commands: ``each`` in turn, ``at_once`` (results in order) or ``in_stages``."""
+    try:
+        return getattr(_commands(), how)(commands)
+    except wgmesh_salt.commands.CommandFailed as error:
+        raise CommandExecutionError(str(error)) from None
 
 
 def routes(test=False):
