@@ -23,6 +23,7 @@ try:
     # installed with saltext-wgmesh, or synced from _utils/ (Salt puts that folder on sys.path)
     import wgmesh_core
     import wgmesh_salt.commands
+    import wgmesh_salt.records
 except ImportError as error:
     wgmesh_core = None
     IMPORT_ERROR = str(error)
@@ -526,22 +527,11 @@ def _installed_peers(cfg):
     """Public key -> peer name of the peers wgmesh put on this interface before: once such a
     peer is deleted from the pillar, its key still names it, so it is removed even while
     another peer is pending."""
-    import json
-    try:
-        with open(_installed_path(cfg)) as handle:
-            record = json.load(handle)
-    except (OSError, ValueError):
-        return {}
-    return {key: name for key, name in record.items() if isinstance(name, str)} if isinstance(record, dict) else {}
+    return {key: name for key, name in wgmesh_salt.records.read(_installed_path(cfg)).items() if isinstance(name, str)}
 
 
 def _record_installed_peers(cfg, earlier):
-    import json
-    record = dict(earlier, **{peer.public_key: peer.name for peer in cfg.peers})
-    path = _installed_path(cfg)
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    wgmesh_core.keys.write_secret_file(path + ".new", json.dumps(record, indent=1, sort_keys=True) + "\n")
-    os.replace(path + ".new", path)
+    wgmesh_salt.records.write(_installed_path(cfg), dict(earlier, **{peer.public_key: peer.name for peer in cfg.peers}))
 
 
 def _set_peers(cfg, diff):
@@ -794,22 +784,11 @@ def _footprint_path():
 
 def _remember(cfg):
     """Record what this host's apply leaves (interface, backend, files, firewall, routes) for ``absent``."""
-    import json
-    path = _footprint_path()
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    with open(path + ".new", "w") as handle:
-        json.dump(wgmesh_core.teardown.footprint(cfg), handle, indent=1, sort_keys=True)
-    os.replace(path + ".new", path)
+    wgmesh_salt.records.write(_footprint_path(), wgmesh_core.teardown.footprint(cfg))
 
 
 def _footprint():
-    import json
-    try:
-        with open(_footprint_path()) as handle:
-            record = json.load(handle)
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
+    return wgmesh_salt.records.read(_footprint_path())
 
 
 def _role_now():

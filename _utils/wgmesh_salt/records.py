@@ -1,0 +1,25 @@
+"""Small JSON records a minion keeps in its cachedir about what wgmesh put on it (the peers it
+installed, its footprint for ``wgmesh.absent``)."""
+from __future__ import annotations
+
+import json
+import os
+
+from wgmesh_core.keys import write_secret_file
+
+
+def read(path: str) -> dict:
+    """The record at ``path``; {} when there is none or it is not a JSON object."""
+    try:
+        with open(path) as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def write(path: str, record: dict) -> None:
+    """Replace the record in one step (0600, in a 0700 folder): a crash leaves the old or the new."""
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    write_secret_file(path + ".new", json.dumps(record, indent=1, sort_keys=True) + "\n")
+    os.replace(path + ".new", path)
