@@ -121,8 +121,10 @@ def main():
         article.push_and_wait("g leaves", article.developers_file(without_g))
 
         def push(developers, message):
-            article.commit(message, article.developers_file(developers))   # the merge: before the clock
-            return article.push_committed
+            # the merge, and the bench's own listener for the gate's verdict: before the clock
+            article.commit(message, article.developers_file(developers))
+            waiter = article.wait_event("wgmesh/applied|wgmesh/gate/*")
+            return lambda: article.push_committed(waiter=waiter)
 
         def restart_hub(text, _message=None):
             def change():

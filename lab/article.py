@@ -327,9 +327,10 @@ class ArticleLab:
         self.commit(message, files)
         return self.push_committed(tag)
 
-    def push_committed(self, tag: str = "wgmesh/applied|wgmesh/gate/*") -> dict:
-        """Push what is committed and wait for the gate's verdict event."""
-        waiter = self.wait_event(tag)
+    def push_committed(self, tag: str = "wgmesh/applied|wgmesh/gate/*", waiter: "EventWaiter | None" = None) -> dict:
+        """Push what is committed and wait for the gate's verdict event (``waiter``: one already
+        listening for it)."""
+        waiter = waiter or self.wait_event(tag)
         pushed = self.git("push", "origin", "main")
         try:
             return waiter.result()
