@@ -37,7 +37,7 @@ def change(old_data, new_data, tests=None):
     results, broken = verdict(tests, new, TODAY) if tests is not None else ([], [])
     plan, diff = plan_change(old, new, TODAY), reach_diff(old, new, TODAY)
     text = summary.markdown(plan, diff, results, broken, old, new, BASE, HEAD, TODAY)
-    return SimpleNamespace(old=old, new=new, plan=plan, diff=diff, results=results, broken=broken, markdown=text)
+    return SimpleNamespace(old_data=old_data, old=old, new=new, plan=plan, diff=diff, results=results, broken=broken, markdown=text)
 
 
 def key(n: int) -> str:
@@ -155,6 +155,52 @@ def test_the_markdown_of_a_refused_change_reads_top_down(narrowed):
     assert narrowed.markdown.endswith(".\n")
 
 
+def skeleton(markdown: str) -> list[str]:
+    """The blocks a Markdown renderer sees, in order: blank lines, headings, tables, lists, fenced
+    blocks, folds and paragraphs (consecutive lines of one kind are one block)."""
+    kinds, fence = [], None
+    for line in markdown.split("\n"):
+        if fence:
+            fence = None if line == fence else fence
+            continue
+        if line.startswith("```"):
+            fence = line[:len(line) - len(line.lstrip("`"))]
+            kind = "fence"
+        else:
+            kind = ("blank" if not line else "heading" if line.startswith("#") else "table" if line.startswith("|")
+                    else "list" if line.startswith("- ") else "fold" if "details>" in line else "text")
+        if not kinds or kinds[-1] != kind or kind == "fence":
+            kinds.append(kind)
+    return kinds
+
+
+def test_every_block_of_the_markdown_stands_apart(narrowed):
+    """Headings, tables, lists and fences need blank lines around them to render as such."""
+    blocks = skeleton(narrowed.markdown)
+    assert blocks == ["heading", "blank", "text", "blank",
+                      "heading", "blank", "text", "blank", "table", "blank",                 # intent tests
+                      "heading", "blank", "table", "blank", "list", "blank",                 # reachability
+                      "heading", "blank", "fence", "blank",                                  # the diagram
+                      "heading", "blank", "table", "blank", "fold", "blank",                 # hosts
+                      *["text", "blank", "fence", "blank"] * 4, "fold", "blank",
+                      "text", "blank", "text", "blank", "list", "blank", "text", "blank"]
+    assert [line[4:] for line in narrowed.markdown.splitlines() if line.startswith("### ")] == [
+        "Intent tests", "Reachability changes", "The network after this change", "Hosts"]
+    passing = change(narrowed.old_data, narrowed.old_data, example_tests()).markdown
+    assert skeleton(passing)[4:12] == ["heading", "blank", "text", "blank", "fold", "blank", "table", "blank"]
+
+
+def test_expiring_developers_are_listed_soonest_first():
+    new = example_network_data()
+    new["developers"]["e"]["expires"] = "2025-06-30"
+    new["developers"]["f"]["expires"] = "2025-06-20"
+    new["developers"]["alice"] = dict(ALICE, expires="2025-06-25")
+    lines = change(example_network_data(), new).markdown.splitlines()
+    assert lines[-6:] == ["", "Developer f expires 2025-06-20 (5 day(s) left).",
+                          "", "Developer alice expires 2025-06-25 (10 day(s) left).",
+                          "", "Developer e expires 2025-06-30 (15 day(s) left)."]
+
+
 def test_when_every_test_passes_the_tests_fold_away():
     new = example_network_data()
     new["developers"]["alice"] = dict(ALICE)
@@ -167,9 +213,13 @@ def test_when_every_test_passes_the_tests_fold_away():
     assert lines[start + 5 + 1 + 24:start + 5 + 1 + 24 + 2] == ["", "</details>"]
 
 
-def test_without_tests_or_changes_the_summary_says_so():
+def test_without_tests_or_changes_the_summary_says_so(tmp_path):
     data = example_network_data()
-    lines = change(data, data).markdown.splitlines()
+    done = change(data, data)
+    lines = done.markdown.splitlines()
+    _, vertices, edges, _ = diagram(done, tmp_path)
+    assert not [ident for ident, (_, classes) in vertices.items() if classes]      # nothing marked
+    assert not [edge for edge in edges if edge[3]]
     assert lines[2] == "✅ **valid**; 0 host(s) change; evaluated as of 2025-06-15."
     assert lines[lines.index("### Intent tests") + 2] == ("No intent tests (`tests.yaml`): add some to say what this "
                                                           "network must allow and forbid.")
@@ -191,15 +241,18 @@ def test_a_broken_tests_file_lists_its_problems_instead_of_the_tests():
 def test_removed_hosts_and_developers_cut_off_are_listed():
     old = example_network_data()
     new = example_network_data()
-    del new["gateways"]["c"]
+    del new["gateways"]["a"]            # and with it r1's role, the LAN router of a's LAN
+    new["gateways"]["c"]["lan_access"] = "none"
     new["developers"]["e"]["revoked"] = True
-    new["developers"]["f"]["lan_access"] = ["a"]
-    lines = change(old, new).markdown.splitlines()
-    assert "| c | none | -peer z, -allow 10.70.0.4/32, -allow 10.70.0.5/32, -masquerade -s 10.70.0.0/16 -d " \
-           "192.168.200.0/24 -o eth2 |" in lines
-    assert "Developers cut off (revoked, expired or removed): e." in lines
-    assert "Hosts that lose their role (the gate runs `wgmesh.absent` on them): c." in lines
-    assert "- ➖ blocked `c -> z, a`: c is not in this revision of the network" in lines
+    del new["developers"]["f"]
+    text = change(old, new).markdown
+    lines = text.splitlines()
+    assert "| a | none | -peer z, -allow 10.70.0.3/32, -allow 10.70.0.4/32, -allow 10.70.0.5/32 |" in lines
+    assert "Developers cut off (revoked, expired or removed): e, f." in lines
+    assert "Hosts that lose their role (the gate runs `wgmesh.absent` on them): a, r1." in lines
+    assert "- ➖ blocked `a -> z`: a is not in this revision of the network" in lines
+    assert "- ➖ blocked `e, f -> z, c, LAN of c`: developer e is revoked: the hub has no peer for it" in lines
+    assert skeleton(text)[-6:] == ["fold", "blank", "text", "blank", "text", "blank"]
 
 
 def test_a_refused_revision_lists_every_problem_as_plain_text():
@@ -302,18 +355,36 @@ def test_developers_beyond_the_drawn_ones_are_one_node_with_counts(tmp_path):
     for index in range(30):
         old["developers"][f"dev{index:02d}"] = {
             "address": f"10.70.1.{index + 1}", "public_key": key(index + 10),
-            "lan_access": ["a"] if index % 3 else "all", **({"revoked": True} if index == 29 else {})}
+            "lan_access": ["a"] if index % 3 else "all", **({"revoked": True} if index == 29 else {}),
+            **({"expires": "2025-06-01"} if index == 28 else {})}
     new = example_network_data()
     new["developers"] = dict(old["developers"])
     new["developers"]["dev05"] = dict(old["developers"]["dev05"], lan_access="none")
+    new["developers"]["dev27"] = dict(old["developers"]["dev27"], expires="2026-01-01")   # reaches as before
     text, vertices, edges, _ = diagram(change(old, new), tmp_path)
     drawn = [label.split("<br>")[0] for ident, (label, _) in vertices.items() if ident.startswith("dev")
              and ident != "devmore"]
-    assert len(drawn) == summary.MAX_DRAWN_DEVELOPERS and drawn[0] == "dev05"     # the changed one first
+    assert len(drawn) == summary.MAX_DRAWN_DEVELOPERS and drawn[:2] == ["dev05", "dev27"]   # the changed ones first
+    assert vertices["dev1"] == ("dev27<br>10.70.1.28 · until 2026-01-01", ["changed"])
     rest = 32 - summary.MAX_DRAWN_DEVELOPERS
-    assert vertices["devmore"] == (f"{rest} more developers<br>{rest - 1} active, unchanged", [])
+    assert vertices["devmore"] == (f"{rest} more developers<br>{rest - 2} active, unchanged", [])   # dev28, dev29
+    assert f'  devmore(["{rest} more developers<br/>{rest - 2} active, unchanged"])' in text.splitlines()
     more = {(b, label) for a, b, label, _ in edges if a == "devmore"}
-    in_rest = [f"dev{i:02d}" for i in range(30) if f"dev{i:02d}" not in drawn]
-    to_a = sum(1 for name in in_rest if name != "dev29")
-    to_c = sum(1 for name in in_rest if name != "dev29" and int(name[3:]) % 3 == 0)
+    in_rest = [f"dev{i:02d}" for i in range(28) if f"dev{i:02d}" not in drawn]
+    to_a = len(in_rest)
+    to_c = sum(1 for name in in_rest if int(name[3:]) % 3 == 0)
     assert more == {("hub", ""), ("lan0", f"{to_a} allowed"), ("lan1", f"{to_c} allowed")}
+
+
+def test_what_was_revoked_already_is_not_marked_again(tmp_path):
+    old = example_network_data()
+    old["gateways"]["c"]["revoked"] = True
+    old["gateways"]["c"]["lan_access"] = "none"
+    old["developers"]["e"]["revoked"] = True
+    old["developers"]["e"]["lan_access"] = old["developers"]["f"]["lan_access"] = ["a"]
+    new = example_network_data()
+    new["gateways"] = old["gateways"]
+    new["developers"] = dict(old["developers"], alice=dict(ALICE, lan_access=["a"]))
+    _, vertices, _, _ = diagram(change(old, new), tmp_path)
+    assert vertices["gw_lan1"] == ("c · gateway<br>10.70.0.3 · revoked", [])
+    assert {label: classes for label, classes in vertices.values()}["e<br>10.70.0.4 · revoked"] == []
