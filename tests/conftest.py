@@ -86,6 +86,14 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def pytest_unconfigure(config):
+    # Salt's temporary log handler (salt._logging) holds the adapters' log records, to flush at
+    # exit into the stderr it found at import, which pytest has closed by then: each record
+    # would print a "--- Logging error ---" traceback after the run's summary.
+    import logging
+    logging.raiseExceptions = False
+
+
 # --- the namespace lab: real namespaces, wireguard-go, salt-master and minions --------------
 
 LAB_NEEDS = ("ip", "nsenter", "unshare", "mount", "wireguard-go", "wg", "wg-quick",
