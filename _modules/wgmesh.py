@@ -22,6 +22,7 @@ from salt.exceptions import CommandExecutionError
 try:
     # installed with saltext-wgmesh, or synced from _utils/ (Salt puts that folder on sys.path)
     import wgmesh_core
+    import wgmesh_core.diff
     import wgmesh_salt.commands
     import wgmesh_salt.records
 except ImportError as error:
@@ -503,11 +504,11 @@ def _other_backend_leftovers(cfg, private_key):
 def _manual_actions(spec, cfg):
     """What a person must do for this host's part to work: the static route the router of a
     route-mode LAN needs when no wgmesh minion carries it."""
-    gateway = spec.gateways.get(cfg.host) if cfg.role == "gateway" else None
-    if gateway is None or gateway.lan_mode != "route" or gateway.lan_router:
+    route = wgmesh_core.diff.unmanaged_routes(spec).get(cfg.host) if cfg.role == "gateway" else None
+    if route is None:
         return []
-    return [f"on the router of LAN {gateway.lan} (not a wgmesh minion): ip route replace {spec.network} "
-            f"via {gateway.lan_address}"]
+    network, via, lan = route
+    return [f"on the router of LAN {lan} (not a wgmesh minion): ip route replace {network} via {via}"]
 
 
 def _resolve(name):

@@ -234,7 +234,7 @@ def plan_change(old: Optional[NetworkSpec], new: NetworkSpec, today: Optional[da
         manual_actions=manual_actions(old, new, changed))
 
 
-def _unmanaged_routes(spec: Optional[NetworkSpec]) -> dict:
+def unmanaged_routes(spec: Optional[NetworkSpec]) -> dict:
     """gateway -> (VPN, its LAN address, its LAN): the static route a LAN router no minion runs must carry."""
     if spec is None:
         return {}
@@ -248,7 +248,7 @@ def manual_actions(old: Optional[NetworkSpec], new: NetworkSpec, clients_changed
     managed), routes to remove where they are no longer wanted, and client configs their
     owners must re-import (with how to reach them)."""
     actions = []
-    before, after = _unmanaged_routes(old), _unmanaged_routes(new)
+    before, after = unmanaged_routes(old), unmanaged_routes(new)
     for gid, (network, via, lan) in after.items():
         if before.get(gid) != (network, via, lan):
             actions.append(f"on the router of LAN {lan} (gateway {gid}, not a wgmesh minion): "
