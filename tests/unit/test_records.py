@@ -1,0 +1,26 @@
+"""The minion's JSON records (wgmesh_salt.records): the peers wgmesh installed and its footprint
+hold public keys and what wgmesh set up: written 0600 in a 0700 folder, in one step, and read
+back as {} when missing or not a JSON object (a truncated or hand-edited file)."""
+import os
+import stat
+
+from wgmesh_salt import records
+
+
+def test_a_record_is_written_0600_in_a_0700_folder_and_read_back(tmp_path):
+    path = tmp_path / "cache" / "wgmesh" / "wg0.peers.json"
+    records.write(str(path), {"key": "e"})
+    assert records.read(str(path)) == {"key": "e"}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert not os.path.exists(str(path) + ".new")
+    records.write(str(path), {"other": "f"})                     # replaced, not merged
+    assert records.read(str(path)) == {"other": "f"}
+
+
+def test_a_missing_broken_or_non_object_record_reads_as_empty(tmp_path):
+    path = tmp_path / "footprint.json"
+    assert records.read(str(path)) == {}
+    for text in ("{\"interface\": \"wg0\"", "[1, 2]", "\"wg0\""):
+        path.write_text(text)
+        assert records.read(str(path)) == {}
