@@ -297,9 +297,10 @@ def on_push(allow_rewind=False, **_event):
     compiler for every accepted minion (``wgmesh_salt``), and only if every minion gets the
     same valid network, every intent test of ``tests.yaml`` passes against it (as of today)
     and the revision descends from the deployed one moves the
-    ``deployed`` branch (what git_pillar serves) to it, updates git_pillar, and applies
-    ``wgmesh`` to the hosts whose desired state changed: the hub first, then gateways and LAN
-    routers. An invalid revision, or one that would rewind the deployed history (a
+    ``deployed`` branch (what git_pillar serves) to it, updates git_pillar, puts the change
+    live at once where no state run is needed for it (``wgmesh.update_live`` on hubs and
+    gateways that keep their setup: peers, firewall rules), and applies ``wgmesh`` to the
+    hosts whose desired state changed: the hub first, then gateways and LAN routers. An invalid revision, or one that would rewind the deployed history (a
     force-push, a replayed event; pass ``allow_rewind=True`` to deploy it on purpose), fires
     ``wgmesh/gate/refused`` naming every problem, and nothing changes; an unreachable
     upstream fires ``wgmesh/gate/unreachable`` and keeps the deployed network. Pushes are
