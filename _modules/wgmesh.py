@@ -652,8 +652,8 @@ def _firewalld_live():
         return False, None
     for name, result in zip(names, results):
         if result["retcode"] != 0 and name not in ("zone", "policy"):   # those two may not exist yet
-            raise CommandExecutionError(f"{' '.join(wgmesh_core.firewall.FIREWALLD_LISTINGS[name])} failed: "
-                                        f"{result['stderr'] or result['stdout']}")
+            failed = wgmesh_salt.commands.CommandFailed.of(wgmesh_core.firewall.FIREWALLD_LISTINGS[name], result)
+            raise CommandExecutionError(str(failed))
     return True, wgmesh_core.firewall.FirewalldLive(
         **{name: result["stdout"] if result["retcode"] == 0 else None for name, result in zip(names, results)})
 

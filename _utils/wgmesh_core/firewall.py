@@ -129,13 +129,14 @@ def rules(fw: Firewall) -> list[Rule]:
 
 
 class ChainRules(dict):
-    """{(table, chain): [rule arguments, in order]} of every rule of a host: ``rules`` is
-    computed once for all chains (a hub of 10,000 developers has about 50,000 rules)."""
+    """{(table, chain): [rule arguments, in order]} of a host's rules (``rules(fw)``), computed
+    once for all chains and every file and comparison that needs them (a hub of 10,000
+    developers has about 50,000 rules)."""
 
-    def __init__(self, fw: Firewall):
+    def __init__(self, host_rules: list[Rule]):
         super().__init__()
         self.priority = {}      # (table, chain, arguments) -> priority
-        for rule in rules(fw):
+        for rule in host_rules:
             self.setdefault((rule.table, rule.chain), []).append(rule.args)
             self.priority[rule.table, rule.chain, rule.args] = rule.priority
 
@@ -146,7 +147,7 @@ class ChainRules(dict):
 def iptables_restore(fw: Firewall, chains: Optional[ChainRules] = None) -> str:
     """`iptables-restore --noflush` input: declaring wgmesh's chains flushes and refills them
     in one transaction per table; other chains are left alone."""
-    chains = ChainRules(fw) if chains is None else chains
+    chains = ChainRules(rules(fw)) if chains is None else chains
     lines = []
     for table in ("filter", "nat"):
         ours = [chain for t, chain in CHAINS if t == table]
@@ -157,11 +158,11 @@ def iptables_restore(fw: Firewall, chains: Optional[ChainRules] = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def boot_restore(fw: Firewall) -> str:
+def boot_restore(fw: Firewall, chains: Optional[ChainRules] = None) -> str:
     """What `wgmesh-firewall.service` loads at boot (the iptables backend): wgmesh's chains as
     `iptables_restore`, then the jumps to them, the filter ones inserted first. The unit deletes
     the jumps before (ExecStartPre), so a restart of it does not add them twice."""
-    chains = ChainRules(fw)
+    chains = ChainRules(rules(fw)) if chains is None else chains
     lines = iptables_restore(fw, chains).splitlines()
     for table, builtin in BUILT_IN:
         jumps = chains.of(table, builtin)
@@ -173,9 +174,9 @@ def boot_restore(fw: Firewall) -> str:
     return "\n".join(lines) + "\n"
 
 
-def jumps(fw: Firewall) -> list[tuple[str, str, str]]:
+def jumps(fw: Firewall, chains: Optional[ChainRules] = None) -> list[tuple[str, str, str]]:
     """(table, built-in chain, arguments) of every jump into wgmesh's chains."""
-    chains = ChainRules(fw)
+    chains = ChainRules(rules(fw)) if chains is None else chains
     return [(table, builtin, args) for table, builtin in BUILT_IN for args in chains.of(table, builtin)]
 
 
@@ -261,7 +262,7 @@ def iptables_change(fw: Firewall, filter_listing: str, nat_listing: str) -> Fire
     """Compare `iptables -S` and `iptables -t nat -S` with the plan; the fix is one restore of
     wgmesh's chains and the jumps put back first."""
     live = {"filter": parse_listing(filter_listing), "nat": parse_listing(nat_listing)}
-    chains = ChainRules(fw)
+    chains = ChainRules(rules(fw))
     change = FirewallChange()
     for table, chain in CHAINS:
         want, have = chains.of(table, chain), live[table].get(chain)
@@ -400,7 +401,7 @@ def _kernel_difference(fw: Firewall, filter_chains: dict, nat_chains: dict) -> l
     ``<chain>_direct`` (iptables backend), and orders them by priority.
     """
     live = {"filter": filter_chains, "nat": nat_chains}
-    chains = ChainRules(fw)
+    chains = ChainRules(rules(fw))
     problems = []
     for table, chain in CHAINS:
         want, have = chains.of(table, chain), live[table].get(chain, [])

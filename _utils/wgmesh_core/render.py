@@ -120,11 +120,11 @@ def firewall_files(config: HostConfig) -> list[FileSpec]:
 def iptables_boot_files(config: HostConfig) -> list[FileSpec]:
     """The iptables backend's rules as a boot-time restore file, and the unit loading it."""
     fw = config.firewall
-    _rules(fw)
+    chains = firewall.ChainRules(_rules(fw))
     return [FileSpec(BOOT_RULES_FILE, f"# Managed by wgmesh (Salt): loaded at boot by {BOOT_FIREWALL_UNIT}.\n"
-                     + firewall.boot_restore(fw)),
+                     + firewall.boot_restore(fw, chains)),
             FileSpec(f"{SYSTEMD_UNIT_DIR}/{BOOT_FIREWALL_UNIT}",
-                     render("firewall_unit", fw=fw, jumps=firewall.jumps(fw), rules_file=BOOT_RULES_FILE))]
+                     render("firewall_unit", fw=fw, jumps=firewall.jumps(fw, chains), rules_file=BOOT_RULES_FILE))]
 
 
 def lan_router_files(config: HostConfig) -> list[FileSpec]:
@@ -166,8 +166,7 @@ def _rules(fw) -> list:
 
 
 def iptables_restore(config: HostConfig) -> str:
-    _rules(config.firewall)
-    return firewall.iptables_restore(config.firewall)
+    return firewall.iptables_restore(config.firewall, firewall.ChainRules(_rules(config.firewall)))
 
 
 def client_config(spec: NetworkSpec, name: str, hub_public_key: Optional[str] = None,

@@ -10,6 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 class CommandFailed(Exception):
     """A checked command exited non-zero (the execution module reports it as CommandExecutionError)."""
 
+    @classmethod
+    def of(cls, argv, result: dict) -> "CommandFailed":
+        return cls(f"{' '.join(argv)} failed: {result['stderr'] or result['stdout']}")
+
 
 class Commands:
     def __init__(self, run_all):
@@ -19,7 +23,7 @@ class Commands:
         result = self.run_all(list(argv), python_shell=False, stdin=stdin, ignore_retcode=not check,
                               output_loglevel="quiet")
         if check and result["retcode"] != 0:
-            raise CommandFailed(f"{' '.join(argv)} failed: {result['stderr'] or result['stdout']}")
+            raise CommandFailed.of(argv, result)
         return result
 
     def each(self, commands) -> list[dict]:
