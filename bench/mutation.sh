@@ -13,6 +13,7 @@
 # mutmut imports mutated code from mutants/src/, so the core is copied to a src/ layout in
 # .mutation/ (git-ignored); the score and the surviving mutants are printed at the end
 # (`cd .mutation && ../.venv/bin/mutmut show NAME` shows one).
+# README.md is copied for tests/core/test_cli_usage.py (the option reference it holds).
 # tests/onboard/test_plan_intent.py parses the diagram with tests/mermaid/node_modules: linked into the
 # copy when scripts/setup.sh installed it (mutmut's copy of tests/ then holds all of it, 170 MB).
 set -euo pipefail
@@ -35,7 +36,7 @@ cat > "$ws/pyproject.toml" <<TOML
 source_paths = ["src/wgmesh_core"]
 pytest_add_cli_args_test_selection = [${tests%, }]
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-x", "-q", "--ignore=tests/unit/test_ci_skips.py"]
-also_copy = ["pillar", "lab", "salt", "reactor", "pipelines", "_modules", "_states", "_runners", "_pillar", "bench", "scripts"]
+also_copy = ["README.md", "pillar", "lab", "salt", "reactor", "pipelines", "_modules", "_states", "_runners", "_pillar", "bench", "scripts"]
 TOML
 cd "$ws"
 HYPOTHESIS_PROFILE=mutation "$repo/.venv/bin/mutmut" run --max-children "${MUTMUT_CHILDREN:-1}" "$@" >mutmut-run.log 2>&1 || true

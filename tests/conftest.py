@@ -40,6 +40,26 @@ def example_network_data() -> dict:
     return copy.deepcopy(_example_network())
 
 
+def run_wgmesh(*args, input: str = "") -> subprocess.CompletedProcess:
+    """`wgmesh ARGS` run in this process (``cli.main``, stdin ``input``; argparse's exit status for
+    usage errors and --help), as the installed command would run it: mutation testing sees the
+    code it runs, which a subprocess hides from it."""
+    import contextlib
+    import io
+    from wgmesh_core.cli import main
+    out, err, stdin = io.StringIO(), io.StringIO(), sys.stdin
+    sys.stdin = io.StringIO(input)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                returncode = main([str(arg) for arg in args])
+            except SystemExit as stop:
+                returncode = stop.code
+    finally:
+        sys.stdin = stdin
+    return subprocess.CompletedProcess(["wgmesh", *map(str, args)], returncode, out.getvalue(), err.getvalue())
+
+
 def assert_clean_failure(done, returncode: int, message: str) -> None:
     """A command refused as documented: this exit code, ``message`` on stderr, no traceback."""
     assert done.returncode == returncode, (done.returncode, done.stdout, done.stderr)

@@ -1,5 +1,6 @@
 """A developer joins: `wgmesh join` (key pair, next free address, pillar entry), then
-`wgmesh client-config` | `wgmesh import-config` (finished .conf, QR codes)."""
+`wgmesh client-config` | `wgmesh import-config` (finished .conf, QR codes). The commands run in
+process (``run_wgmesh``: mutation testing sees them), the installed one where the umask matters."""
 from __future__ import annotations
 
 import shutil
@@ -14,9 +15,9 @@ import yaml
 from wgmesh_core.keys import key_problem
 from wgmesh_core.source import dump_sls
 
-from tests.conftest import assert_clean_failure
+from tests.conftest import assert_clean_failure, run_wgmesh
 
-from .conftest import PILLAR, WGMESH, new_public_key, wgmesh
+from .conftest import PILLAR, WGMESH, new_public_key
 
 PLACEHOLDER = "# PrivateKey = <your private key: it never leaves your machine>"
 
@@ -42,7 +43,7 @@ def zbar_decode(image) -> str:
 
 
 def join(pillar, name, key_file, *extra):
-    return wgmesh("join", pillar, name, "--key-file", key_file, *extra)
+    return run_wgmesh("join", pillar, name, "--key-file", key_file, *extra)
 
 
 def test_join_makes_a_key_and_the_pillar_entry(pillar, tmp_path):
@@ -81,18 +82,18 @@ def test_joined_developer_gets_a_working_client_config(pillar, tmp_path):
     done = join(pillar, "g", key_file, "--lan-access", "all")
     assert done.returncode == 0, done.stderr
     merge_entry(pillar, done.stdout)
-    valid = wgmesh("validate", pillar)
+    valid = run_wgmesh("validate", pillar)
     assert valid.returncode == 0, valid.stderr
     assert "3 developers" in valid.stdout
 
-    rendered = wgmesh("client-config", pillar, "g", "--hub-public-key", new_public_key(), "--psk", new_public_key())
+    rendered = run_wgmesh("client-config", pillar, "g", "--hub-public-key", new_public_key(), "--psk", new_public_key())
     assert rendered.returncode == 0, rendered.stderr
     assert "Address = 10.70.0.6/16" in rendered.stdout.splitlines()
     assert PLACEHOLDER in rendered.stdout.splitlines()
 
     out, png = tmp_path / "out" / "g.conf", tmp_path / "out" / "g.png"
     out.parent.mkdir()
-    imported = wgmesh("import-config", "-", "--key-file", key_file, "--out", out, "--png", png,
+    imported = run_wgmesh("import-config", "-", "--key-file", key_file, "--out", out, "--png", png,
                       input=rendered.stdout)
     assert imported.returncode == 0, imported.stderr
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
@@ -126,9 +127,9 @@ def terminal_qr_to_pbm(text: str, scale: int = 4) -> bytes:
 def test_import_config_prints_a_terminal_qr_of_the_finished_config(pillar, tmp_path):
     key_file = tmp_path / "g.key"
     merge_entry(pillar, join(pillar, "g", key_file).stdout)
-    rendered = wgmesh("client-config", pillar, "g", "--hub-public-key", new_public_key()).stdout
+    rendered = run_wgmesh("client-config", pillar, "g", "--hub-public-key", new_public_key()).stdout
     out = tmp_path / "g.conf"
-    done = wgmesh("import-config", "-", "--key-file", key_file, "--out", out, "--qr", input=rendered)
+    done = run_wgmesh("import-config", "-", "--key-file", key_file, "--out", out, "--qr", input=rendered)
     assert done.returncode == 0, done.stderr
     conf = out.read_text()
     assert "PrivateKey = " + key_file.read_text().strip() in conf
@@ -171,7 +172,7 @@ def test_next_free_address_skips_revoked_entries_and_fills_gaps(pillar, tmp_path
 def test_import_config_refuses_a_config_without_placeholder(tmp_path):
     key_file = tmp_path / "g.key"
     key_file.write_text("yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n")
-    done = wgmesh("import-config", "-", "--key-file", key_file, "--out", tmp_path / "g.conf",
+    done = run_wgmesh("import-config", "-", "--key-file", key_file, "--out", tmp_path / "g.conf",
                   input="[Interface]\nPrivateKey = x\n")
     assert_clean_failure(done, 2, "no '# PrivateKey = ...' line")
     assert not (tmp_path / "g.conf").exists()
@@ -186,8 +187,8 @@ def test_a_refused_join_leaves_no_key_file(pillar, tmp_path):
 def test_import_config_refuses_a_key_file_that_holds_no_key(pillar, tmp_path):
     key_file = tmp_path / "g.key"
     key_file.write_text("garbage\n")
-    rendered = wgmesh("client-config", pillar, "e").stdout
-    done = wgmesh("import-config", "-", "--key-file", key_file, "--out", tmp_path / "e.conf", input=rendered)
+    rendered = run_wgmesh("client-config", pillar, "e").stdout
+    done = run_wgmesh("import-config", "-", "--key-file", key_file, "--out", tmp_path / "e.conf", input=rendered)
     assert_clean_failure(done, 2, "the key file does not hold a WireGuard private key: the key is 7 characters long")
     assert "garbage" not in done.stderr
     assert not (tmp_path / "e.conf").exists()
@@ -199,7 +200,7 @@ def test_the_qr_png_is_created_0600_and_never_overwritten(pillar, tmp_path):
     import os
     key_file = tmp_path / "g.key"
     merge_entry(pillar, join(pillar, "g", key_file).stdout)
-    rendered = wgmesh("client-config", pillar, "g", "--hub-public-key", new_public_key()).stdout
+    rendered = run_wgmesh("client-config", pillar, "g", "--hub-public-key", new_public_key()).stdout
     out, png = tmp_path / "g.conf", tmp_path / "g.png"
     loose = subprocess.run(["sh", "-c", 'umask 000; exec "$@"', "sh", str(WGMESH), "import-config", "-",
                             "--key-file", str(key_file), "--out", str(out), "--png", str(png)],
@@ -211,6 +212,6 @@ def test_the_qr_png_is_created_0600_and_never_overwritten(pillar, tmp_path):
     out.unlink()
     png.unlink()
     os.symlink(decoy, png)
-    again = wgmesh("import-config", "-", "--key-file", key_file, "--out", out, "--png", png, input=rendered)
+    again = run_wgmesh("import-config", "-", "--key-file", key_file, "--out", out, "--png", png, input=rendered)
     assert again.returncode == 2 and f"{png} exists" in again.stderr
     assert decoy.read_text() == "someone else's file\n" and not out.exists()

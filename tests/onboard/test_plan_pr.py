@@ -1,8 +1,9 @@
 """`wgmesh plan` on real pull requests: a pillar repo in tmp_path, `main` plus a PR branch.
 
 Each scenario is checked twice: ``plan_change`` called directly on the two revisions
-(read back from git with ``gitsource``), and the installed `wgmesh plan` command run
-as a subprocess (json and text), which must agree with it.
+(read back from git with ``gitsource``), and the `wgmesh plan` command (json and text),
+which must agree with it. The command runs in process (``run_wgmesh``: mutation testing sees
+it); the installed command's own runs are in test_plan_intent.py and test_pipelines.py.
 """
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import pytest
 from wgmesh_core.diff import plan_change
 from wgmesh_core.plan import RFC1918, client_routes
 
-from tests.conftest import assert_clean_failure
+from tests.conftest import assert_clean_failure, run_wgmesh
 
-from .conftest import TODAY, developer_entry, new_public_key, wgmesh
+from .conftest import TODAY, developer_entry, new_public_key
 
 NETDEV = "/etc/systemd/network/wg0.netdev"
 NETWORK = "/etc/systemd/network/wg0.network"
@@ -25,14 +26,14 @@ HOSTS = ["z", "a", "c", "r1"]   # hub, gateways, LAN router of a: every managed 
 
 
 def plan_json(repo, *extra):
-    done = wgmesh("plan", repo.path, "--head", "HEAD", "--target", "main", "--format", "json",
+    done = run_wgmesh("plan", repo.path, "--head", "HEAD", "--target", "main", "--format", "json",
                   "--today", TODAY, *extra)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
 def plan_text(repo, *extra):
-    done = wgmesh("plan", repo.path, "--head", "HEAD", "--target", "main", "--today", TODAY, *extra)
+    done = run_wgmesh("plan", repo.path, "--head", "HEAD", "--target", "main", "--today", TODAY, *extra)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -279,7 +280,7 @@ def test_moving_lan2_out_of_192_168_keeps_client_routes_private(pillar_repo):
 def test_a_pr_with_a_duplicate_address_is_refused(pillar_repo):
     open_pr(pillar_repo, "dup", lambda r: r.add_developer("g", "10.70.0.5", new_public_key()), "g takes f's address")
     for extra in ((), ("--format", "json")):
-        done = wgmesh("plan", pillar_repo.path, "--target", "main", "--today", TODAY, *extra)
+        done = run_wgmesh("plan", pillar_repo.path, "--target", "main", "--today", TODAY, *extra)
         assert_clean_failure(done, 1, "developers.g.address: 10.70.0.5 is already taken by developers.f")
         assert done.stderr.splitlines() == ["developers.g.address: 10.70.0.5 is already taken by developers.f"]
         assert done.stdout == ""
@@ -288,13 +289,13 @@ def test_a_pr_with_a_duplicate_address_is_refused(pillar_repo):
 @pytest.mark.parametrize("args", [("--head", "no-such-branch"), ("--base", "0123456789abcdef"),
                                   ("--target", "no-such-target")])
 def test_a_bad_revision_exits_2(pillar_repo, args):
-    done = wgmesh("plan", pillar_repo.path, *args)
+    done = run_wgmesh("plan", pillar_repo.path, *args)
     assert_clean_failure(done, 2, args[1])
     assert done.stderr.startswith("wgmesh plan: ") and done.stdout == ""
 
 
 def test_a_folder_that_is_no_repository_exits_2(tmp_path):
-    done = wgmesh("plan", tmp_path)
+    done = run_wgmesh("plan", tmp_path)
     assert_clean_failure(done, 2, str(tmp_path))
     assert done.stderr.startswith("wgmesh plan: ")
 
@@ -352,7 +353,7 @@ def test_the_base_is_compiled_for_a_host_only_the_pull_request_names(pillar_repo
         "#!yaml\nwgmesh:\n  developers:\n" + developer_entry("w", "10.70.0.66", new_public_key()))
     add_to_top(pillar_repo.path, "web*", "wgmesh.web")
     pillar_repo.commit("web developers for web* minions")
-    assert wgmesh("validate", pillar_repo.path).returncode == 0          # no host of main is a web* minion
+    assert run_wgmesh("validate", pillar_repo.path).returncode == 0          # no host of main is a web* minion
 
     def add_gateway(repo):
         repo.file("wgmesh/web.sls").unlink()
