@@ -295,7 +295,7 @@ def cmd_status(args) -> int:
            f"soon_days={args.soon_days}"]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        print(f"wgmesh status: {' '.join(cmd)} failed: {done.stderr or done.stdout}", file=sys.stderr)
+        print(f"wgmesh status: {' '.join(cmd)} failed: {(done.stderr or done.stdout).strip()}", file=sys.stderr)
         return 2
     rows = json.loads(done.stdout)
     print(f"{'peer':<16} {'kind':<10} {'handshake':>10}  flags")

@@ -10,7 +10,7 @@ import pytest
 from wgmesh_core.cli import main
 from wgmesh_core.source import dump_sls
 
-from tests.conftest import assert_clean_failure, example_network_data
+from tests.conftest import assert_clean_failure, example_network_data, run_wgmesh
 
 from .conftest import PILLAR
 
@@ -158,3 +158,52 @@ def test_client_config_refuses_a_key_option_that_is_not_a_key(capsys, option):
     assert main(["client-config", str(PILLAR), "e", option, "A" * 43 + "=\nPostUp = id"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and option in captured.err
+
+
+def stand_in_salt_run(tmp_path, rows, returncode=0, stderr=""):
+    """A `salt-run` for `wgmesh status --salt-run` that records its arguments and answers as
+    `salt-run --out=json wgmesh.status` does. A stand-in: the master's runner needs the root-only
+    lab, where tests/lab/test_gitops.py runs `wgmesh status` against the real one."""
+    import json
+    script, answer = tmp_path / "salt-run", tmp_path / "answer.json"
+    answer.write_text(json.dumps(rows))
+    script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/argv\ncat {answer}\n'
+                      f'printf "{stderr}" >&2\nexit {returncode}\n')
+    script.chmod(0o755)
+    return script
+
+
+STATUS_ROWS = [{"name": "a", "kind": "gateway", "handshake_age": 30, "flags": []},
+               {"name": "e", "kind": "developer", "handshake_age": 601, "flags": ["silent for 601 s"]},
+               {"name": "developer-with-a-long-name", "kind": "developer", "handshake_age": None,
+                "flags": ["expires 2025-06-20 (5 day(s))", "no handshake yet"]}]
+
+
+def test_status_lists_each_peer_and_exits_1_when_one_is_flagged(tmp_path):
+    salt_run = stand_in_salt_run(tmp_path, STATUS_ROWS)
+    done = run_wgmesh("status", "--salt-run", salt_run)
+    assert (done.returncode, done.stderr) == (1, "")
+    assert done.stdout.splitlines() == [
+        "peer             kind        handshake  flags",
+        "a                gateway          30 s  ",
+        "e                developer       601 s  silent for 601 s",
+        "developer-with-a-long-name developer       never  expires 2025-06-20 (5 day(s)), no handshake yet"]
+    assert (tmp_path / "argv").read_text().split() == ["--out=json", "wgmesh.status", "stale_after=600",
+                                                       "soon_days=14"]
+    run_wgmesh("status", "--salt-run", salt_run, "--stale-after", "60", "--soon-days", "3")
+    assert (tmp_path / "argv").read_text().split()[2:] == ["stale_after=60", "soon_days=3"]
+
+
+def test_status_exits_0_when_no_peer_is_flagged(tmp_path):
+    done = run_wgmesh("status", "--salt-run", stand_in_salt_run(tmp_path, STATUS_ROWS[:1]))
+    assert done.returncode == 0 and len(done.stdout.splitlines()) == 2
+
+
+@pytest.mark.parametrize("stderr, said", [("master not running\\n", "master not running"),
+                                          ("", "[]")])   # nothing on stderr: what it printed
+def test_status_when_salt_run_fails_names_the_command_and_its_message(tmp_path, stderr, said):
+    salt_run = stand_in_salt_run(tmp_path, [], returncode=1, stderr=stderr)
+    done = run_wgmesh("status", "--salt-run", salt_run)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (f"wgmesh status: {salt_run} --out=json wgmesh.status stale_after=600 soon_days=14 "
+                           f"failed: {said}\n")

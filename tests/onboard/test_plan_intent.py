@@ -1,6 +1,7 @@
 """Intent tests on real pull requests: `wgmesh plan` and `wgmesh validate` refuse a revision that
 breaks one, naming it; the reachability diff; `--format markdown` with its Mermaid diagram, parsed by
-Mermaid's own parser (tests/mermaid: mermaid under node, jsdom standing in for the browser DOM)."""
+Mermaid's own parser (tests/mermaid: mermaid under node, jsdom standing in for the browser DOM).
+The commands run in process (``run_wgmesh``: mutation testing sees them)."""
 from __future__ import annotations
 
 import json
@@ -8,10 +9,10 @@ import re
 
 import pytest
 
-from tests.conftest import assert_clean_failure
+from tests.conftest import assert_clean_failure, run_wgmesh
 from wgmesh_core.source import TESTS_FILE
 
-from .conftest import TODAY, make_pillar_repo, mermaid_block, new_public_key, parse_mermaid, wgmesh
+from .conftest import TODAY, make_pillar_repo, mermaid_block, new_public_key, parse_mermaid
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def repo(tmp_path):
 
 
 def plan(repo, *extra):
-    return wgmesh("plan", repo.path, "--head", "HEAD", "--target", "main", "--today", TODAY, *extra)
+    return run_wgmesh("plan", repo.path, "--head", "HEAD", "--target", "main", "--today", TODAY, *extra)
 
 
 def narrow_e_to_lan2(repo):
@@ -44,7 +45,7 @@ def test_a_pull_request_breaking_a_test_is_refused_naming_it(repo):
     assert "  - e -> LAN of a: blocked by gateway a's allow-list" in done.stdout
     assert "intent tests: 20 pass, 4 fail" in done.stdout
     # validate (the working tree) refuses it too, one line per broken test
-    checked = wgmesh("validate", repo.path, "--today", TODAY)
+    checked = run_wgmesh("validate", repo.path, "--today", TODAY)
     assert_clean_failure(checked, 1, "tests[4]: e -> b:22/tcp expected reach: blocked by gateway a's allow-list")
     assert len(checked.stderr.strip().splitlines()) == 4
 
