@@ -370,15 +370,16 @@ def on_webhook(headers=None, body="", allow_rewind=False):
 
         salt-run wgmesh.on_webhook headers='{"X-Gitlab-Token": "..."}'
     """
-    gitops = _gitops_opts()
+    path = _gitops_opts()["webhook_secret_file"]
     try:
-        with open(gitops["webhook_secret_file"], "rb") as handle:
+        with open(path, "rb") as handle:
             secret = handle.read().strip()
+        why = ("the webhook's token or signature does not match the shared secret" if secret
+               else f"no webhook secret ({path} is empty)")
     except OSError as error:
-        secret, why = None, f"no webhook secret ({error.strerror}: {gitops['webhook_secret_file']})"
+        secret, why = None, f"no webhook secret ({error.strerror}: {path})"
     if secret and _webhook_authentic(headers or {}, body or "", secret):
         return on_push_async(allow_rewind=allow_rewind)
-    why = "the webhook's token or signature does not match the shared secret" if secret else why
     log.error("wgmesh: webhook push ignored: %s", why)
     _fire("wgmesh/gate/unauthenticated", {"problems": [why]})
     return {"result": "unauthenticated", "problems": [why]}

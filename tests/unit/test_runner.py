@@ -449,3 +449,85 @@ def test_a_host_that_leaves_the_network_is_removed_not_applied(gitops, upstream,
     result = runner.on_push()
     assert result["removed"] == {"r1": {"removed": ["wg0"]}} and client.removals == [["r1"]]
     assert "r1" not in result["applied"] and all("r1" not in job for job in client.jobs)
+
+
+class RunnerClient:
+    """MOCK of salt.runner.RunnerClient (no salt-master runs in a unit test): records the jobs
+    started with ``asynchronous`` and answers with a job id."""
+    jobs: list = []
+
+    def __init__(self, opts):
+        self.opts = opts
+
+    def asynchronous(self, fun, low, user=None):
+        RunnerClient.jobs.append((fun, low, user))
+        return {"jid": "20250615120000000000", "tag": "salt/run/20250615120000000000"}
+
+
+@pytest.fixture
+def webhook(opts, tmp_path, monkeypatch, configure_loader_modules):
+    """The gate's webhook secret in a file, the master's event bus and runner client recorded."""
+    import salt.runner
+    secret_file = tmp_path / "webhook.secret"
+    secret_file.write_text("s3cret-token\n")
+    opts["wgmesh_gitops"] = {"upstream": "https://git.example.invalid/pillar.git",
+                             "webhook_secret_file": str(secret_file)}
+    fired = []
+    monkeypatch.setattr(runner, "_fire", lambda tag, data: fired.append((tag, data)))
+    monkeypatch.setattr(salt.runner, "RunnerClient", RunnerClient)
+    monkeypatch.setattr(RunnerClient, "jobs", [])
+    return secret_file, fired
+
+
+STARTED = {"result": "started", "jid": "20250615120000000000"}
+ON_PUSH = ("wgmesh.on_push", {"fun": "wgmesh.on_push", "arg": [], "kwarg": {"allow_rewind": False}}, "wgmesh")
+
+
+def test_on_push_async_starts_on_push_as_a_runner_job_of_its_own(webhook):
+    assert runner.on_push_async() == STARTED
+    assert runner.on_push_async(allow_rewind="yes") == STARTED
+    assert RunnerClient.jobs == [ON_PUSH, (ON_PUSH[0], dict(ON_PUSH[1], kwarg={"allow_rewind": True}), "wgmesh")]
+
+
+def test_a_webhook_with_the_gitlab_token_starts_the_gate(webhook):
+    assert runner.on_webhook(headers={"x-gitlab-token": "s3cret-token"}, body="{}") == STARTED
+    assert RunnerClient.jobs == [ON_PUSH] and webhook[1] == []
+
+
+def test_a_webhook_signed_with_the_secret_starts_the_gate(webhook):
+    import hashlib
+    import hmac
+    body = '{"ref": "refs/heads/main", "after": "0123abc"}'
+    signature = "sha256=" + hmac.new(b"s3cret-token", body.encode(), hashlib.sha256).hexdigest()
+    assert runner.on_webhook(headers={"X-Hub-Signature-256": signature}, body=body) == STARTED
+    assert RunnerClient.jobs == [ON_PUSH]
+
+
+NO_MATCH = "the webhook's token or signature does not match the shared secret"
+
+
+@pytest.mark.parametrize("headers, body", [
+    ({"X-Gitlab-Token": "guess"}, "{}"),
+    ({"X-Gitlab-Token": "s3cret-token\n"}, "{}"),
+    ({"X-Hub-Signature-256": "sha256=" + "0" * 64}, "{}"),
+    ({}, "{}"),
+    (None, None),
+])
+def test_a_webhook_without_the_right_token_or_signature_fetches_nothing(webhook, headers, body):
+    assert runner.on_webhook(headers=headers, body=body) == {"result": "unauthenticated", "problems": [NO_MATCH]}
+    assert webhook[1] == [("wgmesh/gate/unauthenticated", {"problems": [NO_MATCH]})]
+    assert RunnerClient.jobs == []
+
+
+def test_without_a_secret_no_webhook_is_trusted(webhook):
+    secret_file, fired = webhook
+    secret_file.write_text("\n")
+    why = f"no webhook secret ({secret_file} is empty)"
+    assert runner.on_webhook(headers={"X-Gitlab-Token": ""}, body="{}") == {"result": "unauthenticated",
+                                                                           "problems": [why]}
+    secret_file.unlink()
+    why_missing = f"no webhook secret (No such file or directory: {secret_file})"
+    assert runner.on_webhook(headers={"X-Gitlab-Token": "s3cret-token"})["problems"] == [why_missing]
+    assert fired == [("wgmesh/gate/unauthenticated", {"problems": [why]}),
+                     ("wgmesh/gate/unauthenticated", {"problems": [why_missing]})]
+    assert RunnerClient.jobs == []
