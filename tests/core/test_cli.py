@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -207,3 +208,90 @@ def test_status_when_salt_run_fails_names_the_command_and_its_message(tmp_path, 
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == (f"wgmesh status: {salt_run} --out=json wgmesh.status stale_after=600 soon_days=14 "
                            f"failed: {said}\n")
+
+
+def printed_files(stdout):
+    """The files `wgmesh render` prints: path -> (mode, group, content)."""
+    sections = re.split(r"^### (\S+) \(mode (\d{4}), group (\S+)\)\n", stdout, flags=re.M)
+    assert sections[0] == ""
+    return {path: (mode, group, content) for path, mode, group, content in zip(*[iter(sections[1:])] * 4)}
+
+
+@pytest.mark.parametrize("host", ["z", "a", "r1"])
+def test_render_prints_what_it_would_write(tmp_path, host):
+    out = tmp_path / "out"
+    written = run_wgmesh("render", PILLAR, "--host", host, "--out", out, "--today", "2025-06-15")
+    printed = run_wgmesh("render", PILLAR, "--host", host, "--today", "2025-06-15")
+    assert written.returncode == printed.returncode == 0
+    files = {"/" + str(p.relative_to(out)): p for p in out.rglob("*") if p.is_file()}
+    body = printed.stdout
+    tail = {"z": "# static routes the LAN routers need:\n"
+                 "# a: ip route add 10.70.0.0/16 via 192.168.201.247   # on r1 (managed by wgmesh)\n",
+            "a": "", "r1": "static route on r1: ip route replace 10.70.0.0/16 via 192.168.201.247\n"}[host]
+    assert body.endswith(tail) and written.stdout.endswith(tail)
+    sections = printed_files(body[:len(body) - len(tail)])
+    assert sorted(sections) == sorted(files)
+    assert written.stdout == "".join(f"wrote {out}{path} (mode {mode})\n" for path, (mode, _, _) in sections.items()) + tail
+    for path, (mode, group, content) in sections.items():
+        assert int(mode, 8) == files[path].stat().st_mode & 0o777
+        assert content == files[path].read_text() + "\n"
+        assert group in ("root", "systemd-network")
+
+
+def test_render_without_keys_says_where_each_key_comes_from():
+    done = run_wgmesh("render", PILLAR, "--host", "z")
+    assert "PublicKey=<public key of a: Salt mine>\nPresharedKey=<preshared key of hub-a: master>\n" in done.stdout
+    assert "# developer e\n[WireGuardPeer]\nPublicKey=" in done.stdout
+    assert "PresharedKey=<preshared key of hub-e: master>\n" in done.stdout
+    gateway = run_wgmesh("render", PILLAR, "--host", "a").stdout
+    assert "PublicKey=<public key of z: Salt mine>\n" in gateway
+
+
+def test_render_takes_the_hosts_public_keys_from_a_file(tmp_path):
+    keys = tmp_path / "keys.yaml"
+    keys.write_text("z: CmmeC0yqofMMZhEGHuK5dd2Mxyxe7tA8wSniDWiI5V0=\n")
+    done = run_wgmesh("render", PILLAR, "--host", "a", "--keys", keys)
+    assert done.returncode == 0 and "PublicKey=CmmeC0yqofMMZhEGHuK5dd2Mxyxe7tA8wSniDWiI5V0=\n" in done.stdout
+    assert "Salt mine" not in done.stdout
+    assert_clean_failure(run_wgmesh("render", PILLAR, "--host", "a", "--keys", tmp_path), 2,
+                         f"wgmesh: [Errno 21] Is a directory: '{tmp_path}'")
+
+
+def test_validate_one_sls_file_alone(tmp_path):
+    path = tmp_path / "network.sls"
+    path.write_text(dump_sls({"wgmesh": example_network_data()}))
+    done = run_wgmesh("validate", path)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == f"{path}: valid (2 gateways, 2 developers, 0 intent tests pass)\n"
+    assert_clean_failure(run_wgmesh("validate", path, "--known-minions", " z, a,,c "), 1,
+                         "gateways.a.lan_router: unknown minion id 'r1' (not among the master's accepted minions)")
+    assert run_wgmesh("validate", path, "--known-minions", " z, a,,c,r1 ").returncode == 0
+    refused = run_wgmesh("validate", path, "--max-pillar-bytes", "100")
+    assert refused.returncode == 1 and "100" in refused.stderr
+
+
+def test_the_pillar_options_reach_the_pillar_reading(tmp_path, data):
+    pillar = write_pillar(tmp_path / "pillar", data)
+    (pillar / "users.sls").write_text(dump_sls({"users": {"alice": {"shell": "/bin/bash"}}}))
+    (pillar / "top.sls").write_text(dump_sls({"base": {"*": ["wgmesh.network", "users"]}}))
+    refused = run_wgmesh("validate", pillar)
+    assert refused.returncode == 1 and "users" in refused.stderr
+    assert run_wgmesh("validate", pillar, "--allow-key", "users").returncode == 0
+    small = run_wgmesh("validate", pillar, "--allow-key", "users", "--max-pillar-bytes", "200")
+    assert small.returncode == 1 and "200" in small.stderr
+
+
+def test_a_salt_compile_error_is_one_problem_line_per_minion_not_salts_log(tmp_path, caplog):
+    """Salt logs a compile error itself (ERROR records of salt.pillar): the command reports it as a
+    problem line per minion instead, and Salt's own log stays quiet."""
+    import shutil
+    pillar = tmp_path / "pillar"
+    shutil.copytree(PILLAR, pillar)
+    top = pillar / "top.sls"
+    top.write_text(top.read_text().replace("- wgmesh.developers", "- wgmesh.missing"))
+    done = run_wgmesh("validate", pillar)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.splitlines() == [f"minion {m}: Salt's pillar compile failed: Specified SLS 'wgmesh.missing' "
+                                        "in environment 'base' is not available on the salt master"
+                                        for m in ("a", "c", "r1", "z")]
+    assert [record for record in caplog.records if record.name.startswith("salt")] == []
