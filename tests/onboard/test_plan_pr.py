@@ -324,8 +324,12 @@ def test_text_output_names_every_host_shows_diffs_and_expiry(pillar_repo):
     # nothing printed under an unchanged host
     a_at = lines.index("gateway a: unchanged")
     assert lines[a_at + 1] == ""
-    assert "client configs that change (their owners re-import): g" in lines
-    assert "developer g expires 2025-07-01 (16 day(s) left)" in lines
+    actions = lines.index("manual actions (a person must do these):")
+    assert lines[actions - 1:actions + 5] == [
+        "", "manual actions (a person must do these):",
+        "  developer g: re-import the client config (salt-run wgmesh.client_config g)", "",
+        "client configs that change (their owners re-import): g", "developer g expires 2025-07-01 (16 day(s) left)"]
+    assert "removed (lose their role" not in text and "developers cut off" not in text
 
     doc = plan_json(pillar_repo)
     assert doc["expiring"] == {"g": "2025-07-01"}
@@ -365,3 +369,41 @@ def test_the_base_is_compiled_for_a_host_only_the_pull_request_names(pillar_repo
     head = pillar_repo.spec_at("HEAD")
     assert doc["affected"] == plan_change(None, head, TODAY).affected
     assert by_host(doc["hosts"])["a"]["changed"] is True     # planned from nothing
+
+
+def test_a_top_sls_change_shows_its_diff_and_what_each_minion_gets(pillar_repo):
+    """Only the hosts keep the wgmesh SLS: web1 (an accepted minion) got it through '*' before."""
+    open_pr(pillar_repo, "top", lambda r: r.file("top.sls").write_text(
+        "#!yaml\nbase:\n  'z,a,c,r1':\n    - match: list\n    - wgmesh.network\n    - wgmesh.developers\n"
+        "    - wgmesh.mine\n"), "only the hosts get wgmesh")
+    text = plan_text(pillar_repo, "--known-minions", "z,a,c,r1,web1")
+    sls = "base:wgmesh.network, base:wgmesh.developers, base:wgmesh.mine"
+    top = text[text.index("\ntop.sls changes"):text.index("\nreachability: ")]
+    assert top.splitlines() == [
+        "", "top.sls changes (which minion gets which SLS):",
+        "    --- a/top.sls", "    +++ b/top.sls", "    @@ -1,8 +1,7 @@", "     #!yaml",
+        "    -# The wgmesh network is one pillar value, `wgmesh`, split in two files so",
+        "    -# that onboarding a developer is a one-entry change in developers.sls.",
+        "     base:", "    -  '*':", "    +  'z,a,c,r1':", "    +    - match: list",
+        "         - wgmesh.network", "         - wgmesh.developers", "         - wgmesh.mine",
+        f"  minion a: {sls}; gets the network", f"  minion c: {sls}; gets the network",
+        f"  minion r1: {sls}; gets the network", f"  minion web1: {sls} -> nothing; no wgmesh pillar",
+        f"  minion z: {sls}; gets the network"]
+    doc = plan_json(pillar_repo, "--known-minions", "z,a,c,r1,web1")
+    assert doc["top"]["changed"] is True and doc["top"]["diff"].startswith("--- a/top.sls\n+++ b/top.sls\n")
+    assert doc["top"]["minions"]["web1"] == {"base": sls.split(", "), "head": [], "gets_network": False}
+    assert doc["top"]["minions"]["z"] == {"base": sls.split(", "), "head": sls.split(", "), "gets_network": True}
+    assert plan_json(pillar_repo, "--base", "HEAD")["top"] == {"changed": False}
+
+
+def test_text_output_names_removed_hosts_and_developers_cut_off(pillar_repo):
+    def drop_gateway_a(repo):
+        repo.edit_yaml("wgmesh/network.sls", lambda d: (d["wgmesh"]["gateways"].pop("a"),
+                                                        d["wgmesh"]["gateways"]["c"].pop("lan_access", None)))
+        repo.edit_yaml("wgmesh/developers.sls", lambda d: d["wgmesh"]["developers"]["f"].update(revoked=True))
+    open_pr(pillar_repo, "drop-a", drop_gateway_a, "gateway a leaves, f is revoked")
+    lines = plan_text(pillar_repo).splitlines()
+    removed = lines.index("removed (lose their role; the gate runs wgmesh.absent on them): a, r1")
+    assert lines[removed - 1:removed + 3] == ["", lines[removed], "developers cut off (revoked, expired or removed): f", ""]
+    assert "manual actions (a person must do these):" not in lines
+    assert not [line for line in lines if line.startswith(("client configs that change", "developer f expires"))]
