@@ -407,3 +407,30 @@ def test_text_output_names_removed_hosts_and_developers_cut_off(pillar_repo):
     assert lines[removed - 1:removed + 3] == ["", lines[removed], "developers cut off (revoked, expired or removed): f", ""]
     assert "manual actions (a person must do these):" not in lines
     assert not [line for line in lines if line.startswith(("client configs that change", "developer f expires"))]
+
+
+def test_a_first_deployment_plans_every_host_from_nothing(tmp_path):
+    """main holds no pillar yet, or an invalid one: the pull request's network is all new."""
+    import shutil
+    from .conftest import PILLAR, PillarRepo, git
+    work = tmp_path / "repo"
+    work.mkdir()
+    git(work, "init", "-q", "-b", "main")
+    (work / "README").write_text("the pillar comes in the first pull request\n")
+    repo = PillarRepo(work)
+    repo.commit("empty")
+    head = open_pr(repo, "first", lambda r: shutil.copytree(PILLAR, work / "pillar"), "the pillar")
+    doc = plan_json(repo, "--subdir", "pillar")
+    assert (doc["base"], doc["head"]) == (repo.git("rev-parse", "main"), head)
+    assert doc["affected"] == ["z", "a", "c", "r1"] and doc["clients_changed"] == ["e", "f"]
+    assert doc["top"] == {"changed": False} and doc["valid"] is True
+
+
+def test_a_pull_request_fixing_an_invalid_base_plans_every_host_from_nothing(pillar_repo):
+    pillar_repo.replace("wgmesh/developers.sls", "address: 10.70.0.5", "address: 10.70.0.4")
+    pillar_repo.commit("f takes e's address: main is invalid")
+    pillar_repo.branch("fix")
+    pillar_repo.git("revert", "--no-edit", "HEAD")
+    doc = plan_json(pillar_repo)
+    assert doc["affected"] == ["z", "a", "c", "r1"] and doc["clients_changed"] == ["e", "f"]
+    assert_json_matches_direct(doc, plan_change(None, pillar_repo.spec_at("HEAD"), TODAY))
