@@ -59,7 +59,20 @@ def test_join_makes_a_key_and_the_pillar_entry(pillar, tmp_path):
     assert entry["g"]["public_key"] == wg_pubkey(private)
     assert entry["g"]["lan_access"] == "none"
     assert private not in done.stdout and private not in done.stderr
-    assert str(key_file) in done.stderr
+    assert done.stderr.splitlines() == [
+        f"# private key kept in {key_file} (mode 0600); it never leaves this machine.",
+        "# Add this under `wgmesh: developers:` (pillar/wgmesh/developers.sls) in your pull request:"]
+
+
+def test_join_keeps_the_key_under_the_home_config_by_default(pillar, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    done = run_wgmesh("join", pillar, "g", "--lan-access", "all")
+    key_file = tmp_path / "home" / ".config" / "wgmesh" / "g.key"
+    assert done.returncode == 0 and f"# private key kept in {key_file} (mode 0600)" in done.stderr
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    entry = yaml.safe_load(textwrap.dedent(done.stdout))["g"]
+    assert entry["public_key"] == wg_pubkey(key_file.read_text().strip()) and entry["lan_access"] == "all"
+    assert "platform" not in entry and "expires" not in entry        # linux and no end date: the defaults
 
 
 def test_join_options_go_into_the_entry(pillar, tmp_path):
@@ -96,6 +109,8 @@ def test_joined_developer_gets_a_working_client_config(pillar, tmp_path):
     imported = run_wgmesh("import-config", "-", "--key-file", key_file, "--out", out, "--png", png,
                       input=rendered.stdout)
     assert imported.returncode == 0, imported.stderr
+    assert imported.stderr == f"wrote {out} (mode 0600) and {png}: import it in the WireGuard app\n"
+    assert imported.stdout == ""
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     conf = out.read_text()
     private = key_file.read_text().strip()
@@ -131,6 +146,7 @@ def test_import_config_prints_a_terminal_qr_of_the_finished_config(pillar, tmp_p
     out = tmp_path / "g.conf"
     done = run_wgmesh("import-config", "-", "--key-file", key_file, "--out", out, "--qr", input=rendered)
     assert done.returncode == 0, done.stderr
+    assert done.stderr == f"wrote {out} (mode 0600): import it in the WireGuard app\n"
     conf = out.read_text()
     assert "PrivateKey = " + key_file.read_text().strip() in conf
     # the terminal drawing is the QR code of the finished config, and decodes to it
@@ -215,3 +231,15 @@ def test_the_qr_png_is_created_0600_and_never_overwritten(pillar, tmp_path):
     again = run_wgmesh("import-config", "-", "--key-file", key_file, "--out", out, "--png", png, input=rendered)
     assert again.returncode == 2 and f"{png} exists" in again.stderr
     assert decoy.read_text() == "someone else's file\n" and not out.exists()
+
+
+def test_import_config_reads_the_config_from_a_file_too(pillar, tmp_path):
+    key_file = tmp_path / "g.key"
+    merge_entry(pillar, join(pillar, "g", key_file).stdout)
+    given = tmp_path / "given.conf"
+    given.write_text(run_wgmesh("client-config", pillar, "g", "--hub-public-key", new_public_key()).stdout)
+    out = tmp_path / "g.conf"
+    done = run_wgmesh("import-config", given, "--key-file", key_file, "--out", out)
+    assert (done.returncode, done.stdout) == (0, ""), done.stderr
+    private = key_file.read_text().strip()
+    assert out.read_text() == given.read_text().replace(PLACEHOLDER, f"PrivateKey = {private}")
