@@ -24,6 +24,7 @@ try:
     import wgmesh_core
     import wgmesh_core.diff
     import wgmesh_salt.commands
+    import wgmesh_salt.firewalld_bus
     import wgmesh_salt.records
 except ImportError as error:
     wgmesh_core = None
@@ -42,7 +43,9 @@ def __virtual__():
 
 
 def _commands():
-    return wgmesh_salt.commands.Commands(__salt__["cmd.run_all"])
+    # firewall-cmd's requests go to firewalld over D-Bus when it answers there (no process each)
+    bus = __context__.setdefault("wgmesh_firewalld_bus", wgmesh_salt.firewalld_bus.FirewalldBus())
+    return wgmesh_salt.commands.Commands(__salt__["cmd.run_all"], serve=bus.serve)
 
 
 def _run(cmd, check=True, stdin=None):

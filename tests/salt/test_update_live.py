@@ -39,12 +39,18 @@ def test_update_live_leaves_what_a_full_apply_leaves(local_host, network_pillar,
     pillar_file = host.dir / "pillar" / "net.sls"
     (host.dir / "pillar" / "after.sls").write_text(yaml.safe_dump(after))
     live = FIREWALLD_LIVE if firewall == "firewalld" else LIVE
-    (_, first, before, _, fast, live_fast, full, live_full) = host.run(
+    # every firewall-cmd process started is logged: the fast path asks firewalld over D-Bus instead
+    spy, started = host.dir / "spy", host.dir / "firewall-cmd-started"
+    spy.mkdir()
+    (spy / "firewall-cmd").write_text(f'#!/bin/sh\necho "$*" >> {started}\nexec /usr/bin/firewall-cmd "$@"\n')
+    (spy / "firewall-cmd").chmod(0o755)
+    (_, first, before, _, _, fast, processes, live_fast, full, live_full) = host.run(
         host.salt_call("saltutil.sync_all"), host.salt_call("state.apply wgmesh"), live,
         f"cp {shlex.quote(str(host.dir / 'pillar' / 'after.sls'))} {shlex.quote(str(pillar_file))}",
-        host.salt_call("wgmesh.update_live"), live,
-        host.salt_call("state.apply wgmesh"), live,
+        f"rm -f {started}; touch {started}", host.salt_call("wgmesh.update_live"), f"cat {started}", live,
+        host.salt_call("state.apply wgmesh"), live, extra_path=f"{spy}:",
         firewalld="nftables" if firewall == "firewalld" else "", networkd=backend == "networkd")
+    assert processes == "", "the fast path started firewall-cmd processes instead of asking firewalld over D-Bus"
     assert all(r["result"] is True for r in state_results(first).values())
     assert live_fast == live_full, "the fast path left another live state than the full apply"
     assert live_fast != before

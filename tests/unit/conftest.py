@@ -119,3 +119,10 @@ def private_boot_files(tmp_path, monkeypatch):
     import wgmesh_core.teardown
     monkeypatch.setattr(wgmesh_core.teardown, "IPTABLES_BOOT_FILES",
                         tuple(str(tmp_path / "boot" / path.lstrip("/")) for path in wgmesh_core.teardown.IPTABLES_BOOT_FILES))
+
+
+@pytest.fixture(autouse=True)
+def no_system_bus(monkeypatch, tmp_path):
+    """No system bus answers a unit test (firewall-cmd's requests would go to firewalld over it):
+    ``FakeHost`` plays firewall-cmd instead, whatever bus the machine itself runs."""
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={tmp_path / 'no-system-bus'}")
