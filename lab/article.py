@@ -331,7 +331,7 @@ class ArticleLab:
         """Push what is committed and wait for the gate's verdict event (``waiter``: one already
         listening for it)."""
         waiter = waiter or self.wait_event(tag)
-        pushed = self.git("push", "origin", "main")
+        pushed = self.last_push = self.git("push", "origin", "main")
         try:
             return waiter.result()
         except TimeoutError as error:

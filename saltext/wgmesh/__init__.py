@@ -13,7 +13,7 @@ is an ordinary installed package the modules import.
 """
 from pathlib import Path
 
-LOADER_TYPES = ("modules", "states", "runners", "pillar")
+LOADER_TYPES = ("modules", "states", "runners", "pillar", "engines")
 PACKAGE = Path(__file__).resolve().parent
 CHECKOUT = PACKAGE.parents[1]
 

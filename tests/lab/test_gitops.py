@@ -118,6 +118,8 @@ def test_push_adding_a_developer_converges_only_the_hub(article, baseline, g_ent
     start = time.monotonic()
     event = push_developers(article, "onboard g", with_g(baseline, g_entry))    # as `wgmesh join` printed it
     assert event["tag"] == "wgmesh/applied", event
+    # the hook reached the master's wgmesh_push engine (no salt-run process)
+    assert "wgmesh: push" in article.last_push.stderr and "(salt-run)" not in article.last_push.stderr
     assert event["data"]["affected"] == ["z"] and event["data"]["applied"] == {"z": True}
     assert state_jobs_since(lab, jid) == {"z"}
     assert g_key in lab.exec("z", ["wg", "show", "wg0", "peers"]).stdout

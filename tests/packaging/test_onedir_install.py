@@ -147,6 +147,8 @@ utils = salt.loader.utils(opts)
 print(json.dumps({
     "runner": "wgmesh.client_config" in salt.loader.runner(opts, utils=utils),
     "ext_pillar": "wgmesh_secrets" in salt.loader.pillars(opts, salt.loader.minion_mods(opts, utils=utils)),
+    "engine": "wgmesh_push.start" in salt.loader.engines(opts, salt.loader.minion_mods(opts, utils=utils),
+                                                         salt.loader.runner(opts, utils=utils), utils),
     "dirs": __import__("saltext.wgmesh").wgmesh.loader_dirs(),
 }))
 """
@@ -155,7 +157,7 @@ print(json.dumps({
                           timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
-    assert found["runner"] and found["ext_pillar"], found
+    assert found["runner"] and found["ext_pillar"] and found["engine"], found
     site = str(bin_dir.parent / "lib")
-    assert sorted(found["dirs"]) == ["modules", "pillar", "runners", "states"]
+    assert sorted(found["dirs"]) == ["engines", "modules", "pillar", "runners", "states"]
     assert all(d.startswith(site) for dirs in found["dirs"].values() for d in dirs), found["dirs"]
