@@ -514,8 +514,11 @@ def _gate_and_converge(repo, gitops, allow_rewind):
     _record_deployed(repo, revision, document.network)
     log.info("wgmesh: deployed pillar revision %s (was %s); converging %s", revision, previous,
              ", ".join(plan.affected) or "no host")
-    reachable, pending = _answering(plan.affected)
-    live = _update_live([h for h in plan.live_first if h in reachable])
+    # the fast path's job is the liveness check of its hosts: no test.ping round trip before it
+    live, answered = _update_live(plan.live_first)
+    reachable, pending = _answering([h for h in plan.affected if h not in plan.live_first])
+    reachable += answered
+    pending += [h for h in plan.live_first if h not in answered]
     applied = converge([h for h in plan.to_apply if h in reachable], hub=new_spec.hub.minion)
     removed = _remove([h for h in plan.removed if h in reachable])
     applied.update({minion: False for minion in pending})
@@ -597,29 +600,34 @@ def _remove(hosts, timeout=30):
     return _call(hosts, "wgmesh.absent", timeout, refresh_pillar=True)
 
 
-def _update_live(hosts, timeout=15):
+def _update_live(hosts, timeout=5):
     """The fast path: ``wgmesh.update_live`` on hosts whose change needs no state run to go live
-    (peers, firewall rules), before their state run. Returns {minion: its changes, or the error}."""
-    return _call(hosts, "wgmesh.update_live", timeout)
+    (peers, firewall rules), before their state run; sent without a ``test.ping`` first, so its
+    own answers tell which of them are up (``timeout`` as the ping's: a minion still running the
+    job is waited for). Returns ({minion: its changes, or the error}, the minions that answered)."""
+    return _call(hosts, "wgmesh.update_live", timeout, answered=True)
 
 
-def _call(hosts, function, timeout, refresh_pillar=False):
+def _call(hosts, function, timeout, refresh_pillar=False, answered=False):
     """``function`` on ``hosts`` (minion ids) in one job, after a pillar refresh if asked:
-    {minion: its return (a dict), or "failed: <why>"}."""
+    {minion: its return (a dict), or "failed: <why>"} (and the minions that returned anything,
+    when ``answered``)."""
     import salt.client
-    if not hosts:
-        return {}
-    functions, args = [function], [[]]
-    if refresh_pillar:
-        functions, args = ["saltutil.refresh_pillar", function], [["wait=True"], []]
-    with salt.client.get_local_client(__opts__["conf_file"]) as client:
-        returns = client.cmd(hosts, functions, args, tgt_type="list", timeout=timeout)
+    returns = {}
+    if hosts:
+        functions, args = [function], [[]]
+        if refresh_pillar:
+            functions, args = ["saltutil.refresh_pillar", function], [["wait=True"], []]
+        # answered: a minion that is down is given up as soon as the ping would give it up
+        waiting = {"gather_job_timeout": timeout} if answered else {}
+        with salt.client.get_local_client(__opts__["conf_file"]) as client:
+            returns = client.cmd(hosts, functions, args, tgt_type="list", timeout=timeout, **waiting)
     outcome = {}
     for minion in hosts:
         ret = returns.get(minion)
         ret = ret.get(function) if isinstance(ret, dict) else ret
         outcome[minion] = ret if isinstance(ret, dict) else f"failed: {ret}"
-    return outcome
+    return (outcome, [minion for minion in hosts if minion in returns]) if answered else outcome
 
 
 def status(stale_after=600, soon_days=14):

@@ -357,15 +357,29 @@ def test_a_push_is_deployed_and_converges_only_the_hosts_it_changes(gitops, upst
     second = runner.on_push()
     # a developer who reaches no LAN changes the hub's peers only: the gateways are not applied
     assert second["affected"] == ["z"] and second["applied"] == {"z": True} and client.jobs == [["z"]]
-    assert client.pings[-1] == ["z"]
-    # the fast path: the hub's peers go live (wgmesh.update_live) before its state run
+    # the fast path: the hub's peers go live (wgmesh.update_live) before its state run, and that
+    # job's answer is the hub's liveness check: no test.ping round trip before it
     assert second["live_first"] == {"z": {"tunnel": {"peers": "changed"}}}
-    assert [fun for fun, _ in client.order[-3:]] == ["test.ping", "wgmesh.update_live", "state.apply"]
+    assert [fun for fun, _ in client.order[-2:]] == ["wgmesh.update_live", "state.apply"]
+    assert client.order[-3][0] != "test.ping"
     assert first["live_first"] == {} and client.live == [["z"]]     # a new network: state runs only
     assert second["affected"] == runner.wgmesh_core.diff.plan_change(old, deployed_spec()).affected
     assert "g" in deployed_spec().developers and runner.deployed_revision() == second_revision
     assert bus.events[-1] == ("wgmesh/applied", second)
     assert runner.on_push() == {"result": "unchanged", "revision": second_revision}
+
+
+def test_a_hub_down_at_the_fast_path_is_pending_and_not_applied(gitops, upstream, client, bus):
+    runner.on_push()
+    client.jobs.clear()
+    client.down = {"z"}
+    from tests.onboard.conftest import new_public_key
+    upstream.add_developer("g", "10.70.0.9", new_public_key(), lan_access="none")
+    upstream.commit("g, while the hub is down")
+    result = runner.on_push()
+    assert result["live_first"] == {"z": "failed: None"} and client.live[-1] == ["z"]
+    assert result["applied"] == {"z": False} and "z" in result["pending"] and client.jobs == []
+    assert [fun for fun, _ in client.order[-1:]] == ["wgmesh.update_live"]     # nothing after it: no one to ping
 
 
 def test_a_refused_push_deploys_nothing_and_names_the_problem(gitops, upstream, client, bus):
