@@ -627,7 +627,8 @@ def _call(hosts, function, timeout, refresh_pillar=False, answered=False):
         ret = returns.get(minion)
         ret = ret.get(function) if isinstance(ret, dict) else ret
         outcome[minion] = ret if isinstance(ret, dict) else f"failed: {ret}"
-    return (outcome, [minion for minion in hosts if minion in returns]) if answered else outcome
+    # LocalClient.cmd gives a minion that did not return False; one that did, {function: its return}
+    return (outcome, [minion for minion in hosts if isinstance(returns.get(minion), dict)]) if answered else outcome
 
 
 def status(stale_after=600, soon_days=14):

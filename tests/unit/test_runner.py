@@ -41,7 +41,8 @@ class LocalClient:
     """MOCK of salt.client.LocalClient (no salt-master or minion runs in a unit test): records each
     job's targets; answers each minion's state.apply with the next of its canned results (default:
     success), ``test.ping``, ``wgmesh.absent`` and ``wgmesh.update_live`` for every minion not in
-    ``down``, and the hub's ``wgmesh.status`` with ``hub_status``. ``order``: (function, targets)
+    ``down`` (a minion in ``down`` gets False, as Salt's LocalClient.cmd gives a minion that did
+    not return), and the hub's ``wgmesh.status`` with ``hub_status``. ``order``: (function, targets)
     of every job, in the order sent."""
 
     def __init__(self, answers=None, down=(), hub_status=None):
@@ -59,11 +60,11 @@ class LocalClient:
         self.order.append((functions if isinstance(functions, str) else functions[-1], targets))
         if functions == ["wgmesh.update_live"]:
             self.live.append(list(targets))
-            return {minion: {"wgmesh.update_live": {"tunnel": {"peers": "changed"}}}
-                    for minion in targets if minion not in self.down}
+            return {minion: {"wgmesh.update_live": {"tunnel": {"peers": "changed"}}} if minion not in self.down
+                    else False for minion in targets}
         if functions == "test.ping":
             self.pings.append(list(targets))
-            return {minion: True for minion in targets if minion not in self.down}
+            return {minion: minion not in self.down for minion in targets}
         if functions == "wgmesh.status":
             self.status_calls.append(targets)
             return {targets: self.hub_status} if self.hub_status is not None else {}
@@ -377,7 +378,7 @@ def test_a_hub_down_at_the_fast_path_is_pending_and_not_applied(gitops, upstream
     upstream.add_developer("g", "10.70.0.9", new_public_key(), lan_access="none")
     upstream.commit("g, while the hub is down")
     result = runner.on_push()
-    assert result["live_first"] == {"z": "failed: None"} and client.live[-1] == ["z"]
+    assert result["live_first"] == {"z": "failed: False"} and client.live[-1] == ["z"]
     assert result["applied"] == {"z": False} and "z" in result["pending"] and client.jobs == []
     assert [fun for fun, _ in client.order[-1:]] == ["wgmesh.update_live"]     # nothing after it: no one to ping
 
