@@ -295,3 +295,14 @@ def test_a_salt_compile_error_is_one_problem_line_per_minion_not_salts_log(tmp_p
                                         "in environment 'base' is not available on the salt master"
                                         for m in ("a", "c", "r1", "z")]
     assert [record for record in caplog.records if record.name.startswith("salt")] == []
+
+
+def test_render_leaves_out_developers_expired_on_the_day_given(tmp_path):
+    data = example_network_data()
+    data["developers"]["e"]["expires"] = "2025-06-14"
+    pillar = write_pillar(tmp_path / "pillar", data)
+    before = run_wgmesh("render", pillar, "--host", "z", "--today", "2025-06-14")
+    after = run_wgmesh("render", pillar, "--host", "z", "--today", "2025-06-15")
+    assert before.returncode == after.returncode == 0
+    assert "# developer e\n" in before.stdout and "# developer e\n" not in after.stdout
+    assert "# developer f\n" in after.stdout

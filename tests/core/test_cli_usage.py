@@ -121,3 +121,18 @@ def test_twin_outside_a_checkout_says_what_it_needs(monkeypatch):
     done = run_wgmesh("twin", "up", "pillar/")
     assert_clean_failure(done, 2, "wgmesh twin: runs from a checkout of the wgmesh repository (its lab/ package): ")
     assert done.stdout == ""
+
+
+def test_twin_imports_the_lab_package_of_the_checkout_it_runs_from(monkeypatch):
+    """The twin is lab/twin.py of the checkout wgmesh_core lives in: put first on sys.path, once."""
+    import sys
+    from pathlib import Path
+    checkout = Path(cli.__file__).resolve().parents[2]
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if Path(p or ".").resolve() != checkout])
+    for name in [m for m in sys.modules if m == "lab" or m.startswith("lab.")]:
+        monkeypatch.delitem(sys.modules, name)
+    done = run_wgmesh("twin", "--help")
+    assert done.returncode == 0 and done.stdout.startswith("usage: wgmesh twin")
+    assert sys.path[0] == str(checkout)
+    assert Path(sys.modules["lab.twin"].__file__).resolve() == checkout / "lab" / "twin.py"
+    assert run_wgmesh("twin", "--help").returncode == 0 and sys.path.count(str(checkout)) == 1

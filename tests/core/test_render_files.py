@@ -1,0 +1,74 @@
+"""The files each host gets (templates.py rendered), read as their readers read them: wg-quick's
+INI, firewalld's XML, and the header that tells a person wgmesh manages the file."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ElementTree
+
+import pytest
+
+from wgmesh_core.plan import host_config, managed_hosts
+from wgmesh_core.render import host_files
+from wgmesh_core.validate import load_network
+
+from tests.conftest import TODAY
+
+from . import article_texts as art
+from .conftest import parse_ini
+
+
+def files_of(data, host) -> dict:
+    spec = load_network(data)
+    return {f.path: f.content for f in host_files(host_config(spec, host, TODAY, art.PUBLIC_KEYS, art.PSKS))}
+
+
+@pytest.mark.parametrize("setup", [{}, {"backend": "wgquick", "firewall": "iptables"}], ids=["networkd", "wgquick"])
+def test_every_file_says_that_wgmesh_manages_it(data, setup):
+    data.update(setup)
+    for host in managed_hosts(load_network(data)):
+        for path, content in files_of(data, host).items():
+            comments = [line for line in content.splitlines()[:3] if line.startswith(("#", "<!--"))]
+            assert comments, f"{host} {path}: no header comment"
+            assert comments[0].lstrip("#<!- ").startswith("Managed by wgmesh (Salt): "), (host, path, comments[0])
+
+
+def test_the_wg_quick_file_as_wg_quick_reads_it(data):
+    data["backend"] = "wgquick"
+    conf = files_of(data, "z")["/etc/wireguard/wg0.conf"]
+    assert conf.startswith("# Managed by wgmesh (Salt): local edits are reverted.\n[Interface]\n")
+    entries = parse_ini(conf)
+    assert [entry for entry in entries if entry[0] == 0] == [
+        (0, "Interface", "Address", "10.70.0.1/16"), (0, "Interface", "ListenPort", "51820"),
+        (0, "Interface", "MTU", "1280"), (0, "Interface", "Table", "off"),
+        (0, "Interface", "PostUp", "wg set %i private-key /etc/wireguard/wg0.key"),
+        (0, "Interface", "PostUp", "ip route replace 192.168.200.0/24 dev %i"),
+        (0, "Interface", "PostUp", "ip route replace 192.168.201.0/24 dev %i")]
+    assert {section for _, section, _, _ in entries} == {"Interface", "Peer"}
+    assert [value for _, _, key, value in entries if key == "PublicKey"] == [
+        art.PUBLIC_KEYS[name] for name in ("a", "c", "e", "f")]
+
+
+@pytest.mark.parametrize("backend, path, section", [("networkd", "/etc/systemd/network/wg0.netdev", "[WireGuardPeer]"),
+                                                    ("wgquick", "/etc/wireguard/wg0.conf", "[Peer]")])
+def test_each_peer_is_named_above_its_section(data, backend, path, section):
+    """What a person reads in the file (and in the plan's diff of it): whose section this is."""
+    data["backend"] = backend
+    lines = files_of(data, "z")[path].splitlines()
+    named = [next(line for line in reversed(lines[:i]) if line) for i, line in enumerate(lines) if line == section]
+    assert named == ["# gateway a", "# gateway c", "# developer e", "# developer f"]
+
+
+def test_the_firewalld_zone_and_policy_as_firewalld_reads_them(data):
+    files = files_of(data, "z")
+    zone = ElementTree.fromstring(files["/etc/firewalld/zones/wgmesh.xml"])
+    assert (zone.tag, zone.attrib) == ("zone", {"target": "ACCEPT"})
+    assert [(child.tag, child.attrib) for child in zone] == [("short", {}), ("description", {}),
+                                                             ("interface", {"name": "wg0"})]
+    assert zone.findtext("short") == "wgmesh"
+    assert zone.findtext("description").startswith("The WireGuard tunnel of wgmesh. firewalld lets its traffic through")
+    policy = ElementTree.fromstring(files["/etc/firewalld/policies/wgmesh-wireguard.xml"])
+    assert (policy.tag, policy.attrib) == ("policy", {"target": "CONTINUE", "priority": "-100"})
+    assert [(child.tag, child.attrib) for child in policy] == [
+        ("short", {}), ("description", {}), ("ingress-zone", {"name": "ANY"}), ("egress-zone", {"name": "HOST"}),
+        ("port", {"port": "51820", "protocol": "udp"})]
+    assert policy.findtext("short") == "wgmesh-wireguard"
+    assert policy.findtext("description") == "WireGuard peers reach this host's WireGuard port."
