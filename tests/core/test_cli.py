@@ -306,3 +306,13 @@ def test_render_leaves_out_developers_expired_on_the_day_given(tmp_path):
     assert before.returncode == after.returncode == 0
     assert "# developer e\n" in before.stdout and "# developer e\n" not in after.stdout
     assert "# developer f\n" in after.stdout
+
+
+def test_render_of_the_hub_lists_every_static_route_the_lan_routers_need(tmp_path):
+    data = example_network_data()
+    data["gateways"]["c"]["lan_mode"] = "route"           # no lan_router: its LAN's own router
+    done = run_wgmesh("render", write_pillar(tmp_path / "pillar", data), "--host", "z")
+    assert done.returncode == 0 and done.stdout.endswith(
+        "# static routes the LAN routers need:\n"
+        "# a: ip route add 10.70.0.0/16 via 192.168.201.247   # on r1 (managed by wgmesh)\n"
+        "# c: ip route add 10.70.0.0/16 via 192.168.200.248   # on the default router of 192.168.200.0/24\n")
