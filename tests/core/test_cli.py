@@ -130,10 +130,11 @@ def test_render_unknown_host_is_usage_error(tmp_path, capsys):
 
 def test_client_config_command(capsys):
     assert main(["client-config", str(PILLAR), "e", "--hub-public-key",
-                 "CmmeC0yqofMMZhEGHuK5dd2Mxyxe7tA8wSniDWiI5V0="]) == 0
+                 "CmmeC0yqofMMZhEGHuK5dd2Mxyxe7tA8wSniDWiI5V0=", "--psk", "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="]) == 0
     out = capsys.readouterr().out
     assert "AllowedIPs = 192.168.0.0/16" in out
-    assert "PublicKey = CmmeC0yqofMMZhEGHuK5dd2Mxyxe7tA8wSniDWiI5V0=" in out
+    assert "PublicKey = CmmeC0yqofMMZhEGHuK5dd2Mxyxe7tA8wSniDWiI5V0=\n" in out
+    assert "PresharedKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n" in out
     assert main(["client-config", str(PILLAR), "nobody"]) == 2
     assert capsys.readouterr().err == f"wgmesh: no developer 'nobody' in {PILLAR}\n"
 
@@ -318,3 +319,18 @@ def test_render_of_the_hub_lists_every_static_route_the_lan_routers_need(tmp_pat
         "# static routes the LAN routers need:\n"
         "# a: ip route add 10.70.0.0/16 via 192.168.201.247   # on r1 (managed by wgmesh)\n"
         "# c: ip route add 10.70.0.0/16 via 192.168.200.248   # on the default router of 192.168.200.0/24\n")
+
+
+def test_validate_runs_the_intent_tests_as_of_the_day_given(tmp_path):
+    """e's access ends on 2025-06-14: the example's intent tests of e's reach pass that day and
+    fail the day after."""
+    import shutil
+    pillar = tmp_path / "pillar"
+    shutil.copytree(PILLAR, pillar)
+    developers = pillar / "wgmesh" / "developers.sls"
+    developers.write_text(developers.read_text().replace("    e:\n", "    e:\n      expires: 2025-06-14\n", 1))
+    assert run_wgmesh("validate", pillar, "--today", "2025-06-14").returncode == 0
+    after = run_wgmesh("validate", pillar, "--today", "2025-06-15")
+    assert after.returncode == 1 and after.stdout == ""
+    assert after.stderr.startswith("tests[0] (the article's test: ping 192.168.200.244): e -> d expected reach via "
+                                   "tunnel: developer e expired on 2025-06-14 (as of 2025-06-15): the hub has no peer for it\n")
