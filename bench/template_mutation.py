@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 CORE = REPO / "_utils" / "wgmesh_core"
 TESTS = ["tests/core/test_article_match.py", "tests/core/test_render_values.py", "tests/core/test_firewall.py",
          "tests/core/test_client_routes.py", "tests/core/test_plan.py", "tests/core/test_teardown.py",
+         "tests/core/test_render_files.py", "tests/core/test_client_import_check.py",
          "tests/unit/test_module.py", "tests/unit/test_states.py"]     # the tests that render files
 
 

@@ -72,3 +72,38 @@ def test_the_firewalld_zone_and_policy_as_firewalld_reads_them(data):
         ("port", {"port": "51820", "protocol": "udp"})]
     assert policy.findtext("short") == "wgmesh-wireguard"
     assert policy.findtext("description") == "WireGuard peers reach this host's WireGuard port."
+
+
+def unit_entries(content) -> list:
+    return [(section, key, value) for _, section, key, value in parse_ini(content)]
+
+
+def test_the_iptables_boot_unit_loads_the_rules_before_any_interface_comes_up(data):
+    """Ordered before network-pre.target without the default dependencies (so before any interface,
+    the tunnel's included, is up), one shot that stays active, wanted by sysinit.target; the jumps
+    are deleted first (a restart must not add them twice), then the rules restored without a flush."""
+    data["firewall"] = "iptables"
+    unit = files_of(data, "a")["/etc/systemd/system/wgmesh-firewall.service"]
+    assert unit_entries(unit) == [
+        ("Unit", "Description", "wgmesh firewall rules for wg0 (iptables backend)"),
+        ("Unit", "DefaultDependencies", "no"), ("Unit", "Wants", "network-pre.target"),
+        ("Unit", "Before", "network-pre.target shutdown.target"), ("Unit", "Conflicts", "shutdown.target"),
+        ("Service", "Type", "oneshot"), ("Service", "RemainAfterExit", "yes"),
+        ("Service", "ExecStartPre", "-iptables -w -t filter -D FORWARD -i wg0 -j WGMESH-FORWARD"),
+        ("Service", "ExecStartPre", "-iptables -w -t filter -D FORWARD -o wg0 -j WGMESH-FORWARD"),
+        ("Service", "ExecStartPre", "-iptables -w -t filter -D INPUT -i wg0 -j WGMESH-INPUT"),
+        ("Service", "ExecStartPre", "-iptables -w -t nat -D POSTROUTING -j WGMESH-POSTROUTING"),
+        ("Service", "ExecStart", "iptables-restore -w --noflush /etc/wgmesh/iptables.rules"),
+        ("Install", "WantedBy", "sysinit.target")]
+
+
+def test_the_lan_routers_boot_unit_adds_the_route_once_the_network_is_online(data):
+    """After network-online.target, retried every 5 s while the gateway is not yet on-link."""
+    unit = files_of(data, "r1")["/etc/systemd/system/wgmesh-routes.service"]
+    assert unit_entries(unit) == [
+        ("Unit", "Description", "wgmesh: the VPN via the LAN's WireGuard gateway"),
+        ("Unit", "Wants", "network-online.target"), ("Unit", "After", "network-online.target"),
+        ("Service", "Type", "oneshot"), ("Service", "RemainAfterExit", "yes"),
+        ("Service", "ExecStart", "ip route replace 10.70.0.0/16 via 192.168.201.247"),
+        ("Service", "Restart", "on-failure"), ("Service", "RestartSec", "5"),
+        ("Install", "WantedBy", "multi-user.target")]
