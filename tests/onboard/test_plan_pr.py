@@ -400,11 +400,12 @@ def test_text_output_names_removed_hosts_and_developers_cut_off(pillar_repo):
     def drop_gateway_a(repo):
         repo.edit_yaml("wgmesh/network.sls", lambda d: (d["wgmesh"]["gateways"].pop("a"),
                                                         d["wgmesh"]["gateways"]["c"].pop("lan_access", None)))
-        repo.edit_yaml("wgmesh/developers.sls", lambda d: d["wgmesh"]["developers"]["f"].update(revoked=True))
-    open_pr(pillar_repo, "drop-a", drop_gateway_a, "gateway a leaves, f is revoked")
+        repo.edit_yaml("wgmesh/developers.sls", lambda d: (d["wgmesh"]["developers"]["f"].update(revoked=True),
+                                                           d["wgmesh"]["developers"]["e"].update(expires="2025-06-14")))
+    open_pr(pillar_repo, "drop-a", drop_gateway_a, "gateway a leaves, f is revoked, e expired")
     lines = plan_text(pillar_repo).splitlines()
     removed = lines.index("removed (lose their role; the gate runs wgmesh.absent on them): a, r1")
-    assert lines[removed - 1:removed + 3] == ["", lines[removed], "developers cut off (revoked, expired or removed): f", ""]
+    assert lines[removed - 1:removed + 3] == ["", lines[removed], "developers cut off (revoked, expired or removed): e, f", ""]
     assert "manual actions (a person must do these):" not in lines
     assert not [line for line in lines if line.startswith(("client configs that change", "developer f expires"))]
 
@@ -434,3 +435,18 @@ def test_a_pull_request_fixing_an_invalid_base_plans_every_host_from_nothing(pil
     doc = plan_json(pillar_repo)
     assert doc["affected"] == ["z", "a", "c", "r1"] and doc["clients_changed"] == ["e", "f"]
     assert_json_matches_direct(doc, plan_change(None, pillar_repo.spec_at("HEAD"), TODAY))
+
+
+def test_text_output_lists_each_manual_action_and_every_client_that_changes(pillar_repo):
+    def onboard_two(repo):
+        repo.add_developer("g", "10.70.0.6", new_public_key(), contact="g@example.com")
+        repo.add_developer("h", "10.70.0.7", new_public_key())
+    open_pr(pillar_repo, "onboard-g-h", onboard_two, "onboard g and h")
+    text = plan_text(pillar_repo)
+    assert ("\nmanual actions (a person must do these):\n"
+            "  developer g (g@example.com): re-import the client config (salt-run wgmesh.client_config g)\n"
+            "  developer h: re-import the client config (salt-run wgmesh.client_config h)\n"
+            "\nclient configs that change (their owners re-import): g, h\n") in text
+    hub = text[text.index("\nhub z: "):text.index("\n\ngateway a: ")].splitlines()   # one blank line after the diffs
+    assert hub[2].startswith("    --- a/") and all(line.startswith("    ") for line in hub[2:])
+    assert hub[-1] == "    +PersistentKeepalive=15"
