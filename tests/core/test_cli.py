@@ -334,3 +334,20 @@ def test_validate_runs_the_intent_tests_as_of_the_day_given(tmp_path):
     assert after.returncode == 1 and after.stdout == ""
     assert after.stderr.startswith("tests[0] (the article's test: ping 192.168.200.244): e -> d expected reach via "
                                    "tunnel: developer e expired on 2025-06-14 (as of 2025-06-15): the hub has no peer for it\n")
+
+
+@pytest.mark.parametrize("last", ["+  - usersX", "+  - users  \t"])
+def test_a_diff_is_printed_indented_line_for_line_to_its_last_character(capsys, last):
+    """However a diff's last line ends (an SLS or interface name ending in X, trailing blanks a
+    contributor left in top.sls), it is printed as it is, after the first lines' indent."""
+    import datetime
+    from wgmesh_core.cli import _print_plan, _print_top_change
+    from wgmesh_core.diff import HostChange, NetworkPlan
+    diff = f"--- a/top.sls\n+++ b/top.sls\n@@ -1 +1 @@\n-  - users\n{last}\n"
+    indented = "".join(f"    {line}\n" for line in diff.splitlines())
+    _print_top_change({"changed": True, "diff": diff, "minions": {}})
+    assert capsys.readouterr().out == "\ntop.sls changes (which minion gets which SLS):\n" + indented
+    change = HostChange("z", "hub", file_diffs={"/etc/x": diff})
+    _print_plan(NetworkPlan([change], [], [], {}), "a" * 40, "b" * 40, datetime.date(2025, 6, 15))
+    assert capsys.readouterr().out == (f"wgmesh plan {'a' * 12}..{'b' * 12}: valid; 1 host(s) change\n\n"
+                                       f"hub z: files change\n{indented}")
