@@ -351,3 +351,13 @@ def test_a_diff_is_printed_indented_line_for_line_to_its_last_character(capsys, 
     _print_plan(NetworkPlan([change], [], [], {}), "a" * 40, "b" * 40, datetime.date(2025, 6, 15))
     assert capsys.readouterr().out == (f"wgmesh plan {'a' * 12}..{'b' * 12}: valid; 1 host(s) change\n\n"
                                        f"hub z: files change\n{indented}")
+
+
+def test_a_minion_that_got_nothing_before_is_shown_so(capsys):
+    from wgmesh_core.cli import _print_top_change
+    _print_top_change({"changed": True, "diff": "--- a/top.sls\n+++ b/top.sls\n", "minions": {
+        "web2": {"base": [], "head": ["base:users"], "gets_network": False},
+        "z": {"base": ["base:wgmesh.network"], "head": ["base:wgmesh.network", "base:users"], "gets_network": True}}})
+    assert capsys.readouterr().out.splitlines()[-2:] == [
+        "  minion web2: nothing -> base:users; no wgmesh pillar",
+        "  minion z: base:wgmesh.network -> base:wgmesh.network, base:users; gets the network"]
