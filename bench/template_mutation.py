@@ -57,12 +57,16 @@ def without_line(source: str, number: int) -> str:
     return "".join(lines[:number - 1] + closing + lines[number:])
 
 
-def killed(source: str, number: int, tests: list, workspace: Path) -> bool:
+def killed_by(source: str, number: int, tests: list, workspace: Path) -> str:
+    """The first test that fails against the mutant ("" when every test passes)."""
     (workspace / "wgmesh_core" / "templates.py").write_text(without_line(source, number))
     env = dict(os.environ, PYTHONPATH=f"{workspace}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+    done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-rf", *tests],
                           cwd=REPO, env=env, capture_output=True, text=True)
-    return done.returncode != 0
+    if done.returncode == 0:
+        return ""
+    failed = [line.split()[1] for line in done.stdout.splitlines() if line.startswith(("FAILED ", "ERROR "))]
+    return failed[0] if failed else f"pytest exit {done.returncode}"
 
 
 def main(argv=None) -> int:
@@ -80,9 +84,10 @@ def main(argv=None) -> int:
         assert check.stdout.startswith(str(workspace)), f"the copy is not imported first: {check.stdout}{check.stderr}"
         results = {}
         for name, number, text in mutants(source, args.only):
-            results[(name, number, text)] = killed(source, number, args.tests, workspace)
-            print(f"{'killed  ' if results[(name, number, text)] else 'SURVIVED'} {name} line {number}: {text.strip()}",
-                  flush=True)
+            test = killed_by(source, number, args.tests, workspace)
+            results[(name, number, text)] = bool(test)
+            print(f"{'killed  ' if test else 'SURVIVED'} {name} line {number}: {text.strip()}"
+                  + (f"  [{test}]" if test else ""), flush=True)
     by_template = {}
     for (name, _, _), dead in results.items():
         by_template.setdefault(name, []).append(dead)
