@@ -107,3 +107,11 @@ def test_the_lan_routers_boot_unit_adds_the_route_once_the_network_is_online(dat
         ("Service", "ExecStart", "ip route replace 10.70.0.0/16 via 192.168.201.247"),
         ("Service", "Restart", "on-failure"), ("Service", "RestartSec", "5"),
         ("Install", "WantedBy", "multi-user.target")]
+
+
+def test_a_client_config_says_whose_it_is_and_how_to_put_the_key_in(spec):
+    from wgmesh_core.render import client_config
+    assert client_config(spec, "e").splitlines()[:4] == [
+        "# wgmesh client config for developer e (10.70.0.0/16 via hub z).",
+        "# Import it in the WireGuard app once your private key is in place (`wgmesh join` does that).",
+        "[Interface]", "# PrivateKey = <your private key: it never leaves your machine>"]
