@@ -408,6 +408,8 @@ def test_text_output_names_removed_hosts_and_developers_cut_off(pillar_repo):
     assert lines[removed - 1:removed + 3] == ["", lines[removed], "developers cut off (revoked, expired or removed): e, f", ""]
     assert "manual actions (a person must do these):" not in lines
     assert not [line for line in lines if line.startswith(("client configs that change", "developer f expires"))]
+    doc = plan_json(pillar_repo)
+    assert (doc["removed"], doc["clients_removed"], doc["manual_actions"]) == (["a", "r1"], ["e", "f"], [])
 
 
 def test_a_first_deployment_plans_every_host_from_nothing(tmp_path):
@@ -447,6 +449,13 @@ def test_text_output_lists_each_manual_action_and_every_client_that_changes(pill
             "  developer g (g@example.com): re-import the client config (salt-run wgmesh.client_config g)\n"
             "  developer h: re-import the client config (salt-run wgmesh.client_config h)\n"
             "\nclient configs that change (their owners re-import): g, h\n") in text
+    doc = plan_json(pillar_repo)
+    assert set(doc) == {"base", "head", "valid", "affected", "hosts", "clients_changed", "clients_removed", "removed",
+                        "manual_actions", "expiring", "top", "reachability", "intent", "problems"}
+    assert doc["manual_actions"] == [
+        "developer g (g@example.com): re-import the client config (salt-run wgmesh.client_config g)",
+        "developer h: re-import the client config (salt-run wgmesh.client_config h)"]
+    assert (doc["removed"], doc["valid"], doc["problems"]) == ([], True, [])
     hub = text[text.index("\nhub z: "):text.index("\n\ngateway a: ")].splitlines()   # one blank line after the diffs
     assert hub[2].startswith("    --- a/") and all(line.startswith("    ") for line in hub[2:])
     assert hub[-1] == "    +PersistentKeepalive=15"
