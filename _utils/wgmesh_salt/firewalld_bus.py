@@ -10,6 +10,7 @@ without a system bus: ``serve`` returns None and the command runs as a process.
 """
 from __future__ import annotations
 
+import os
 import shlex
 import threading
 from typing import Callable, NamedTuple, Optional
@@ -125,6 +126,7 @@ class FirewalldBus:
     def __init__(self, connect=None):
         self._connect = connect or (lambda: open_dbus_connection(bus="SYSTEM"))
         self._connection = None
+        self._pid = None        # a child forked with the connection opens its own (one socket, two readers: no)
         self._unavailable = open_dbus_connection is None and connect is None
         self._lock = threading.Lock()
 
@@ -137,8 +139,8 @@ class FirewalldBus:
                                   call.method, call.signature or None, call.args)
         with self._lock:
             try:
-                if self._connection is None:
-                    self._connection = self._connect()
+                if self._connection is None or self._pid != os.getpid():
+                    self._connection, self._pid = self._connect(), os.getpid()
                 reply = self._connection.send_and_get_reply(message, timeout=TIMEOUT)
             except (OSError, TimeoutError):     # no system bus here, or it went away: the process reports it
                 self._unavailable, self._connection = True, None

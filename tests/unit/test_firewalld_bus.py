@@ -108,3 +108,29 @@ def test_without_a_system_bus_the_process_runs_and_the_bus_is_not_tried_again():
     assert bus.serve(["firewall-cmd", "--direct", "--get-all-rules"]) is None
     assert bus.serve(["iptables", "-S"]) is None
     assert attempts == [1]
+
+
+class Connection:
+    def __init__(self):
+        self.sent = []
+
+    def send_and_get_reply(self, message, timeout=None):
+        self.sent.append(message)
+        from jeepney import new_method_return
+        return new_method_return(message, "v", (("s", "RUNNING"),))
+
+
+def test_one_connection_per_process(monkeypatch):
+    """A process forked from one that holds the connection (a minion's job) opens its own."""
+    opened = []
+
+    def connect():
+        opened.append(Connection())
+        return opened[-1]
+    bus = FirewalldBus(connect)
+    assert bus.serve(["firewall-cmd", "--state"])["stdout"] == "running"
+    assert bus.serve(["firewall-cmd", "--state"])["retcode"] == 0 and len(opened) == 1
+    import os
+    monkeypatch.setattr(os, "getpid", lambda: -1)      # as in the forked child
+    assert bus.serve(["firewall-cmd", "--state"])["stdout"] == "running"
+    assert len(opened) == 2 and len(opened[0].sent) == 2 and len(opened[1].sent) == 1
