@@ -2,6 +2,7 @@
 wgmesh's live GitOps loop side by side with the article's method, in the same lab run.
 
     .venv/bin/python bench/bench_gitops.py [--runs 5] [--profile article|variants]   (root; about 4 minutes)
+    .venv/bin/python bench/bench_gitops.py --profile variants --developers 10000 --runs 3   (a 10,000-developer hub)
 
 The article's network is brought up in the namespace lab (lab/article.py). Developer g's
 laptop is host `ne`; its config is made once. Each run, with g's tunnel down:
@@ -20,6 +21,7 @@ every 20 ms; their lost replies are counted per change. Medians over the runs.
 handshake only when WireGuard's own retry timer fires, which would measure that timer.)
 """
 import argparse
+import ipaddress
 import json
 import statistics
 import sys
@@ -29,6 +31,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 from lab import Lab  # noqa: E402
 from lab.article import D, PROFILES, VPN, ArticleLab  # noqa: E402
@@ -97,12 +100,23 @@ def hub_ready_then_first_ping(lab, g_key, action, limit=30.0):
     return ready, (float(out) - start) if out.strip() else float("nan"), done
 
 
+def crowd(count: int) -> dict:
+    """``count`` developers without LAN access from 10.70.16.0 on (bench/pillars.py's keys)."""
+    from pillars import developer
+    first = ipaddress.IPv4Address("10.70.16.0")
+    return {f"dev{i:05d}": {"address": str(first + i), "public_key": developer(i)["public_key"], "lan_access": "none"}
+            for i in range(count)}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--profile", choices=sorted(PROFILES), default="article",
                         help="the lab's backends: article (systemd-networkd, firewalld) or variants "
                              "(wg-quick, iptables on the hub)")
+    parser.add_argument("--developers", type=int, default=0,
+                        help="first push this many more developers (no LAN access: the hub's peers), "
+                             "e.g. 10000 with --profile variants")
     args = parser.parse_args()
     with Lab("bench") as lab:
         article = ArticleLab(lab, args.profile)
@@ -110,9 +124,13 @@ def main():
         networkd = article.profile.backend == "networkd"
         lab.sh("ne", "umask 077; wg genkey > /etc/wireguard/private.key")
         g_key = lab.exec("ne", ["sh", "-c", "wg pubkey < /etc/wireguard/private.key"]).stdout.strip()
-        with_g = article.developers()
-        with_g["g"] = {"address": G_ADDRESS, "public_key": g_key}
-        without_g = article.developers()
+        without_g = {**article.developers(), **crowd(args.developers)}
+        if args.developers:
+            started = time.monotonic()
+            article.push_and_wait(f"{args.developers} developers", article.developers_file(without_g))
+            print(f"{args.developers} more developers pushed and converged in {time.monotonic() - started:.1f} s",
+                  flush=True)
+        with_g = dict(without_g, g={"address": G_ADDRESS, "public_key": g_key})
         conf = lab.host_path("z", "/etc/systemd/network/wg0.netdev" if networkd else "/etc/wireguard/wg0.conf")
         conf_without_g = conf.read_text()
         article.push_and_wait("g joins", article.developers_file(with_g))
