@@ -168,7 +168,9 @@ def test_iptables_revocation_is_an_extra_rule_removed_with_its_connections(data)
                             f"filter: -A WGMESH-INPUT -s 10.70.0.4/32 {NEW}"]
     assert change.missing == []
     restore = change.commands[0]
-    assert restore.argv == ("iptables-restore", "-w", "--noflush") and "10.70.0.4" not in restore.stdin
+    assert restore.argv == ("iptables-restore", "-w", "--noflush")
+    assert restore.stdin.splitlines() == ["*filter", *[line.replace("filter: -A ", "-D ") for line in change.extra],
+                                          "COMMIT", "*nat", "COMMIT"]
     assert change.cuts == [
         Command(("conntrack", "-D", "-s", "10.70.0.4", "-d", "192.168.201.0", "--mask-dst", "255.255.255.0"), check=False),
         Command(("conntrack", "-D", "-s", "10.70.0.4"), check=False)]
@@ -182,11 +184,16 @@ def test_iptables_revocation_is_an_extra_rule_removed_with_its_connections(data)
     (lambda r: [], "missing", "filter: -A WGMESH-FORWARD -j DROP"),
 ])
 def test_iptables_drift_of_the_forward_chain(spec, mutate, field, expected):
+    from .test_chain_edits import applied
     a = fw_of(spec, "a")
-    live = listing(a, "filter", replace={"WGMESH-FORWARD": mutate(chain(a, "filter", "WGMESH-FORWARD"))})
+    planned = chain(a, "filter", "WGMESH-FORWARD")
+    live = listing(a, "filter", replace={"WGMESH-FORWARD": mutate(planned)})
     change = iptables_change(a, live, listing(a, "nat"))
     assert expected in getattr(change, field)
-    assert change.commands == [Command(("iptables-restore", "-w", "--noflush"), stdin=firewall.iptables_restore(a))]
+    (restore,) = change.commands
+    assert restore.argv == ("iptables-restore", "-w", "--noflush")
+    edits = restore.stdin.splitlines()[1:-3]       # *filter ... COMMIT *nat COMMIT
+    assert edits and applied(mutate(planned), edits, "WGMESH-FORWARD") == planned
 
 
 def test_iptables_missing_chain_and_hand_added_rule_above_the_jumps(spec):

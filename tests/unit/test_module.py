@@ -406,7 +406,10 @@ def test_a_missing_iptables_rule_is_reported_and_restored_only_for_real(keydir, 
         return
     (restore,) = firewall_commands(host)             # nothing to cut: no rule went away
     assert restore == ["iptables-restore", "-w", "--noflush"]
-    assert host.stdin[host.calls.index(restore)] == wgmesh_core.firewall.iptables_restore(fw)
+    # the rule goes back at its place; the chain's other rules are left as they are
+    position = wgmesh_core.firewall.ChainRules(wgmesh_core.firewall.rules(fw)).of("filter", rule.chain).index(rule.args) + 1
+    assert host.stdin[host.calls.index(restore)].splitlines() == [
+        "*filter", f"-I {rule.chain} {position} {rule.args}", "COMMIT", "*nat", "COMMIT"]
 
 
 @pytest.mark.parametrize("test", [True, False])
@@ -420,8 +423,9 @@ def test_an_extra_iptables_rule_is_removed_with_its_connections_only_for_real(ke
         assert firewall_commands(host) == []
         return
     restore, cut = firewall_commands(host)
-    assert restore[0] == "iptables-restore" and f"-A WGMESH-FORWARD {hand}" not in host.stdin[host.calls.index(restore)]
-    assert host.stdin[host.calls.index(restore)] == wgmesh_core.firewall.iptables_restore(fw)
+    assert restore[0] == "iptables-restore"
+    assert host.stdin[host.calls.index(restore)].splitlines() == [
+        "*filter", f"-D WGMESH-FORWARD {hand}", "COMMIT", "*nat", "COMMIT"]
     assert cut == ["conntrack", "-D", "-s", "10.70.9.9"]
 
 
