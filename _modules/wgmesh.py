@@ -569,7 +569,7 @@ def firewall(test=False):
     Make this hub's or gateway's firewall match the plan, both ways: rules missing are added,
     rules nobody planned (added by hand, or left from a revoked peer) are removed, and the
     connections that removed rules had admitted are cut (conntrack). iptables backend: chains
-    WGMESH-* replaced with ``iptables-restore --noflush`` and jumped to first. firewalld backend:
+    WGMESH-* edited in place with ``iptables-restore --noflush`` and jumped to first. firewalld backend:
     the state tree writes its permanent configuration (direct.xml, zone wgmesh, the hub's port
     policy); this applies the differences to the running firewalld one rule at a time, and
     reloads it only when it lacks the zone or policy or the kernel lost its rules. Fails when
