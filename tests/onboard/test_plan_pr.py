@@ -412,6 +412,20 @@ def test_text_output_names_removed_hosts_and_developers_cut_off(pillar_repo):
     assert (doc["removed"], doc["clients_removed"], doc["manual_actions"]) == (["a", "r1"], ["e", "f"], [])
 
 
+def test_hosts_that_leave_are_still_shown_in_a_top_sls_change(pillar_repo):
+    """Both revisions are compiled for the minions either names: a and r1, named only by the
+    base, still get the pillar through '*' in the head, which the reviewer sees."""
+    def drop_gateway_a(repo):
+        repo.edit_yaml("wgmesh/network.sls", lambda d: (d["wgmesh"]["gateways"].pop("a"),
+                                                        d["wgmesh"]["gateways"]["c"].pop("lan_access", None)))
+        repo.append("top.sls", "# gateway a leaves\n")
+    open_pr(pillar_repo, "drop-a", drop_gateway_a, "gateway a leaves")
+    text = plan_text(pillar_repo)
+    sls = "base:wgmesh.network, base:wgmesh.developers, base:wgmesh.mine"
+    assert [line for line in text.splitlines() if line.startswith("  minion ")] == [
+        f"  minion {m}: {sls}; gets the network" for m in ("a", "c", "r1", "z")]
+
+
 def test_a_first_deployment_plans_every_host_from_nothing(tmp_path):
     """main holds no pillar yet, or an invalid one: the pull request's network is all new."""
     import shutil
@@ -459,3 +473,14 @@ def test_text_output_lists_each_manual_action_and_every_client_that_changes(pill
     hub = text[text.index("\nhub z: "):text.index("\n\ngateway a: ")].splitlines()   # one blank line after the diffs
     assert hub[2].startswith("    --- a/") and all(line.startswith("    ") for line in hub[2:])
     assert hub[-1] == "    +PersistentKeepalive=15"
+
+
+def test_a_new_gateway_is_planned_against_the_base_compiled_for_it_too(pillar_repo):
+    """The head names a minion the base does not: the base is compiled again for it (it gets the
+    same network there), so only what the new gateway changes is planned, not everything."""
+    open_pr(pillar_repo, "gateway-web1", lambda r: r.edit_yaml("wgmesh/network.sls", lambda net: net["wgmesh"]["gateways"].update(
+        web1={"address": "10.70.0.9", "lan": "192.168.9.0/24", "lan_address": "192.168.9.1"})), "gateway web1")
+    doc = plan_json(pillar_repo)
+    assert doc["affected"] == ["z", "web1"] and doc["clients_changed"] == []
+    assert by_host(doc["hosts"])["z"]["peers_added"] == ["web1"]
+    assert_json_matches_direct(doc, direct_plan(pillar_repo))
