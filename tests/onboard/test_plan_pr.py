@@ -484,3 +484,27 @@ def test_a_new_gateway_is_planned_against_the_base_compiled_for_it_too(pillar_re
     assert doc["affected"] == ["z", "web1"] and doc["clients_changed"] == []
     assert by_host(doc["hosts"])["z"]["peers_added"] == ["web1"]
     assert_json_matches_direct(doc, direct_plan(pillar_repo))
+
+
+def test_a_pull_request_fixing_a_base_salt_cannot_compile_plans_every_host_from_nothing(pillar_repo):
+    pillar_repo.replace("top.sls", "- wgmesh.mine", "- wgmesh.missing")
+    pillar_repo.commit("main names an SLS that does not exist")
+    pillar_repo.branch("fix")
+    pillar_repo.git("revert", "--no-edit", "HEAD")
+    doc = plan_json(pillar_repo)
+    assert doc["affected"] == ["z", "a", "c", "r1"] and doc["top"] == {"changed": False}
+
+
+def test_plan_checks_the_hosts_against_the_known_minions(pillar_repo):
+    open_pr(pillar_repo, "g", lambda r: r.add_developer("g", "10.70.0.6", new_public_key()), "onboard g")
+    done = run_wgmesh("plan", pillar_repo.path, "--target", "main", "--known-minions", "z,a,c")
+    assert_clean_failure(done, 1, "gateways.a.lan_router: unknown minion id 'r1' (not among the master's accepted minions)")
+    assert run_wgmesh("plan", pillar_repo.path, "--target", "main", "--known-minions", "z,a,c,r1").returncode == 0
+
+
+def test_plan_refuses_a_revision_larger_than_the_limit_given(pillar_repo):
+    open_pr(pillar_repo, "g", lambda r: r.add_developer("g", "10.70.0.6", new_public_key()), "onboard g")
+    done = run_wgmesh("plan", pillar_repo.path, "--target", "main", "--max-pillar-bytes", "1000")
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("wgmesh/network.sls: refused unread: ")       # before the checkout is read
+    assert done.stderr.endswith(", more than the limit of 1000\n") and len(done.stderr.splitlines()) == 1
