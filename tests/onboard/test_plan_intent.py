@@ -169,3 +169,20 @@ def test_the_diagram_of_a_large_network_stays_within_what_github_renders(tmp_pat
     assert more.startswith("9,976 more developers")
     changed = next(v for v in diagram["vertices"] if v[1].startswith("dev00003"))
     assert changed[2] == ["changed"]
+
+
+def test_plan_runs_the_intent_tests_as_of_the_day_given(repo):
+    """e's access ends on 2025-06-15 (TODAY): its tests pass that day and fail the day after, and
+    the JSON says the revision is not valid then, naming the problems."""
+    repo.replace("wgmesh/developers.sls", "lan_access: all\n      platform: macos",
+                 "lan_access: all\n      platform: macos\n      expires: 2025-06-15")
+    repo.commit("e until today")
+    assert plan(repo).returncode == 0
+    done = run_wgmesh("plan", repo.path, "--target", "main", "--today", "2025-06-16", "--format", "json")
+    assert done.returncode == 1 and done.stdout.startswith('{\n  "base": ')      # indented for a person
+    doc = json.loads(done.stdout)
+    assert doc["valid"] is False and doc["problems"][0] == (
+        "tests[0] (the article's test: ping 192.168.200.244): e -> d expected reach via tunnel: developer e expired "
+        "on 2025-06-15 (as of 2025-06-16): the hub has no peer for it")
+    assert done.stderr.splitlines()[0] == f"wgmesh plan: refused, {len(doc['problems'])} intent test(s) fail:"
+    assert done.stderr.splitlines()[1:] == doc["problems"]

@@ -508,3 +508,15 @@ def test_plan_refuses_a_revision_larger_than_the_limit_given(pillar_repo):
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.startswith("wgmesh/network.sls: refused unread: ")       # before the checkout is read
     assert done.stderr.endswith(", more than the limit of 1000\n") and len(done.stderr.splitlines()) == 1
+
+
+def test_the_base_compiled_again_keeps_the_allowed_pillar_keys(pillar_repo):
+    """A pillar with a key the operator allows (--allow-key users) and a new gateway in the head:
+    the base is compiled again for it with the same allowed keys, so it is still valid."""
+    from tests.security.attacks import add_to_top
+    pillar_repo.file("users.sls").write_text("#!yaml\nusers:\n  alice: {shell: /bin/bash}\n")
+    add_to_top(pillar_repo.path, "*", "users")
+    pillar_repo.commit("users for every minion")
+    open_pr(pillar_repo, "gateway-web1", lambda r: r.edit_yaml("wgmesh/network.sls", lambda net: net["wgmesh"]["gateways"].update(
+        web1={"address": "10.70.0.9", "lan": "192.168.9.0/24", "lan_address": "192.168.9.1"})), "gateway web1")
+    assert plan_json(pillar_repo, "--allow-key", "users")["affected"] == ["z", "web1"]
