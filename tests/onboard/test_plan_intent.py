@@ -186,3 +186,11 @@ def test_plan_runs_the_intent_tests_as_of_the_day_given(repo):
         "on 2025-06-15 (as of 2025-06-16): the hub has no peer for it")
     assert done.stderr.splitlines()[0] == f"wgmesh plan: refused, {len(doc['problems'])} intent test(s) fail:"
     assert done.stderr.splitlines()[1:] == doc["problems"]
+
+
+def test_markdown_counts_the_days_left_from_the_day_given(repo):
+    repo.add_developer("g", "10.70.0.6", new_public_key(), expires="2025-07-01")
+    repo.commit("g until July")
+    done = plan(repo, "--format", "markdown")
+    assert done.returncode == 0, done.stderr
+    assert "Developer g expires 2025-07-01 (16 day(s) left)." in done.stdout.splitlines()
