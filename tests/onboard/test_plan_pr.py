@@ -443,13 +443,18 @@ def test_a_first_deployment_plans_every_host_from_nothing(tmp_path):
     assert doc["top"] == {"changed": False} and doc["valid"] is True
 
 
-def test_a_pull_request_fixing_an_invalid_base_plans_every_host_from_nothing(pillar_repo):
-    pillar_repo.replace("wgmesh/developers.sls", "address: 10.70.0.5", "address: 10.70.0.4")
-    pillar_repo.commit("f takes e's address: main is invalid")
+@pytest.mark.parametrize("rel, old, new", [("wgmesh/developers.sls", "address: 10.70.0.5", "address: 10.70.0.4"),
+                                         ("top.sls", "- wgmesh.mine", "- wgmesh.missing")],
+                         ids=["f takes e's address", "an SLS that does not exist"])
+def test_a_pull_request_fixing_a_broken_base_plans_every_host_from_nothing(pillar_repo, rel, old, new):
+    """main is invalid, or Salt cannot compile it: the pull request that fixes it plans the network as new."""
+    pillar_repo.replace(rel, old, new)
+    pillar_repo.commit("main is broken")
     pillar_repo.branch("fix")
     pillar_repo.git("revert", "--no-edit", "HEAD")
     doc = plan_json(pillar_repo)
     assert doc["affected"] == ["z", "a", "c", "r1"] and doc["clients_changed"] == ["e", "f"]
+    assert doc["top"] == {"changed": False}
     assert_json_matches_direct(doc, plan_change(None, pillar_repo.spec_at("HEAD"), TODAY))
 
 
@@ -484,15 +489,6 @@ def test_a_new_gateway_is_planned_against_the_base_compiled_for_it_too(pillar_re
     assert doc["affected"] == ["z", "web1"] and doc["clients_changed"] == []
     assert by_host(doc["hosts"])["z"]["peers_added"] == ["web1"]
     assert_json_matches_direct(doc, direct_plan(pillar_repo))
-
-
-def test_a_pull_request_fixing_a_base_salt_cannot_compile_plans_every_host_from_nothing(pillar_repo):
-    pillar_repo.replace("top.sls", "- wgmesh.mine", "- wgmesh.missing")
-    pillar_repo.commit("main names an SLS that does not exist")
-    pillar_repo.branch("fix")
-    pillar_repo.git("revert", "--no-edit", "HEAD")
-    doc = plan_json(pillar_repo)
-    assert doc["affected"] == ["z", "a", "c", "r1"] and doc["top"] == {"changed": False}
 
 
 def test_plan_checks_the_hosts_against_the_known_minions(pillar_repo):
