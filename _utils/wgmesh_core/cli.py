@@ -221,7 +221,7 @@ def _plan_documents(args, base, head):
 def cmd_plan(args) -> int:
     import json
     from . import summary
-    from .diff import plan_change
+    from .diff import plan_change, stand_in_configs
     from .gitsource import merge_base, resolve
     from .intent import verdict
     from .matrix import reach_diff
@@ -238,10 +238,11 @@ def cmd_plan(args) -> int:
             sys.stdout.write(summary.refused_markdown(base, head, error.problems))
         raise
     today = _today(args)
-    plan = plan_change(old, new, today)
+    configs = (stand_in_configs(old, today), stand_in_configs(new, today))   # planned once, read by both
+    plan = plan_change(old, new, today, configs)
     top = _top_change(old_doc, new_doc)
     results, broken = verdict(new_doc.tree.tests, new, today)
-    diff = reach_diff(old, new, today)
+    diff = reach_diff(old, new, today, configs)
     if args.format == "json":
         print(json.dumps(dict(_plan_as_dict(plan, base, head), top=top, valid=not broken,
                               reachability=summary.reach_json(diff), intent=summary.intent_json(results),

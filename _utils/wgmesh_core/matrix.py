@@ -109,10 +109,12 @@ def _changed_developers(old: Optional[NetworkSpec], new: NetworkSpec) -> list:
     return [name for name in names if old_devs.get(name) != new.developers.get(name)]
 
 
-def reach_diff(old: Optional[NetworkSpec], new: NetworkSpec, today: datetime.date) -> ReachDiff:
-    """The cells of the reachability matrix that differ between ``old`` (None: nothing) and ``new``."""
-    after = Matrix(Reachability(new, today))
-    before = Matrix(Reachability(old, today)) if old is not None else None
+def reach_diff(old: Optional[NetworkSpec], new: NetworkSpec, today: datetime.date,
+               configs: tuple = (None, None)) -> ReachDiff:
+    """The cells of the reachability matrix that differ between ``old`` (None: nothing) and ``new``;
+    ``configs``: the revisions' stand-in configs when planned already (``plan_change``'s)."""
+    after = Matrix(Reachability(new, today, configs[1]))
+    before = Matrix(Reachability(old, today, configs[0])) if old is not None else None
     rows = list(dict.fromkeys([*after.host_rows, *(before.host_rows if before else {}),
                                *_changed_developers(old, new)]))
     changes = []

@@ -144,16 +144,21 @@ def hub_config(spec: NetworkSpec, today: datetime.date, public_keys: dict, psks:
 def hub_firewall(spec: NetworkSpec, today: datetime.date) -> Firewall:
     """The hub forwards only what the gateways would admit (and developer <-> developer, when on)."""
     forward = []
+    sources_of = lan_sources(spec, today)
     for gid, gw in active_gateways(spec).items():
-        sources = allowed_sources(spec, gid, today)
-        forward += [Access(source, str(gw.lan)) for source in sources]
+        sources, lan = sources_of[gid], str(gw.lan)
+        forward += [Access(source, lan) for source in sources]
         local = gateway_access_sources(spec, sources)
         forward += [Access(source, f"{gw.address}/32") for source in ([None] if local is None else local)]
-    developers = [f"{dev.address}/32" for dev in active_developers(spec, today).values()]
+    developers = _by_address(active_developers(spec, today).values()) if spec.developer_to_developer else []
     return Firewall(backend=spec.hub.firewall or spec.firewall, interface=spec.interface,
                     out_interface=spec.interface, forward=tuple(forward),
-                    developers=tuple(sorted(developers, key=netaddr.IPNetwork)) if spec.developer_to_developer else (),
-                    listen_port=spec.listen_port)
+                    developers=tuple(f"{address}/32" for address in developers), listen_port=spec.listen_port)
+
+
+def _by_address(peers) -> list:
+    """The peers' addresses in address order (all IPv4: their integers order them as netaddr does)."""
+    return sorted((peer.address for peer in peers), key=int)
 
 
 def gateway_access_sources(spec: NetworkSpec, lan_sources: list[str]) -> Optional[list[str]]:
@@ -201,11 +206,24 @@ def _missing_keys(spec, config, peer, public_key, psks, psk_name=None) -> bool:
 
 def allowed_sources(spec: NetworkSpec, gid: str, today: datetime.date) -> list[str]:
     """VPN /32s that may open new connections into gateway ``gid``'s LAN (never the hub)."""
+    return lan_sources(spec, today).get(gid, [])
+
+
+def lan_sources(spec: NetworkSpec, today: datetime.date) -> dict[str, list[str]]:
+    """``allowed_sources`` of every active gateway, in one pass over the peers."""
     gateways = active_gateways(spec)
-    peers = [(other.address, other.lan_access) for other_id, other in gateways.items() if other_id != gid]
-    peers += [(dev.address, dev.lan_access) for dev in active_developers(spec, today).values()]
-    sources = [address for address, access in peers if gid in reachable_gateways(spec, access, gateways)]
-    return [f"{address}/32" for address in sorted(sources)]
+    found: dict[str, list] = {gid: [] for gid in gateways}
+
+    def admit(peer, own_lan=None):
+        access = peer.lan_access
+        for gid in found if access == "all" else () if access == "none" else dict.fromkeys(access):
+            if gid in found and gid != own_lan:
+                found[gid].append(peer)
+    for gid, gateway in gateways.items():
+        admit(gateway, own_lan=gid)
+    for developer in active_developers(spec, today).values():
+        admit(developer)
+    return {gid: [f"{address}/32" for address in _by_address(peers)] for gid, peers in found.items()}
 
 
 def lan_router_config(spec: NetworkSpec, router: str) -> HostConfig:

@@ -27,9 +27,9 @@ from typing import Optional
 
 import netaddr
 
-from .diff import stand_in_keys
+from .diff import StandInConfigs, stand_in_configs
 from .model import NetworkSpec
-from .plan import HostConfig, active_gateways, client_routes, host_config, reachable_gateways
+from .plan import HostConfig, active_gateways, client_routes, reachable_gateways
 
 TUNNEL, ON_LINK = "tunnel", "on-link"
 
@@ -138,12 +138,13 @@ class _Derived:
     client_routes: dict = field(default_factory=dict)   # developer -> (AllowedIPs strings, _Prefixes)
 
     @classmethod
-    def of(cls, spec: NetworkSpec, today: datetime.date) -> "_Derived":
-        public, psks = stand_in_keys(spec)   # every key known: this is about reachability, not key delivery
-        hub = host_config(spec, spec.hub.minion, today, public, psks)
-        gateways = {gid: host_config(spec, gid, today, public, psks) for gid in active_gateways(spec)}
-        routers = {gw.lan_router: host_config(spec, gw.lan_router, today)
-                   for gw in active_gateways(spec).values() if gw.lan_router}
+    def of(cls, configs: StandInConfigs) -> "_Derived":
+        """From the configs planned with stand-in keys: every key known, this is about
+        reachability, not key delivery."""
+        spec = configs.spec
+        hub = configs[spec.hub.minion]
+        gateways = {gid: configs[gid] for gid in active_gateways(spec)}
+        routers = {gw.lan_router: configs[gw.lan_router] for gw in active_gateways(spec).values() if gw.lan_router}
         return cls(hub, gateways, routers,
                    hub_peers=_Prefixes((ip, peer) for peer in hub.peers for ip in peer.allowed_ips),
                    hub_routes=[spec.network] + [netaddr.IPNetwork(r) for r in hub.interface_routes],
@@ -171,8 +172,10 @@ class Reachability:
     Names resolve at once; the plan's configs are derived on the first prediction.  ``as_of``
     gives the same network on a later date without deriving it again."""
 
-    def __init__(self, spec: NetworkSpec, today: datetime.date):
+    def __init__(self, spec: NetworkSpec, today: datetime.date, configs: Optional[StandInConfigs] = None):
+        """``configs``: the network's stand-in configs for ``today`` when planned already (the plan's)."""
         self.spec, self.today = spec, today
+        self._configs = configs
         self._owners: dict[int, tuple[str, str]] = {int(spec.hub.address): ("hub", spec.hub.minion)}
         self._owners.update({int(gw.address): ("gateway", gid) for gid, gw in spec.gateways.items()})
         self._owners.update({int(dev.address): ("developer", name) for name, dev in spec.developers.items()})
@@ -181,7 +184,7 @@ class Reachability:
 
     @functools.cached_property
     def _plan(self) -> _Derived:
-        return _Derived.of(self.spec, self.today)
+        return _Derived.of(stand_in_configs(self.spec, self.today, self._configs))
 
     @property
     def hub(self) -> HostConfig:

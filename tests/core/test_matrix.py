@@ -164,3 +164,18 @@ def test_sources_with_different_changes_make_different_groups(data):
     groups = reach_diff(old, load_network(data), TODAY).groups()
     assert [sources for sources, _ in groups] == [["e"], ["f"]]
     assert set(groups[1][1]) == {"a", "LAN of a", DEVELOPERS}     # f no longer reaches e either
+
+
+def test_configs_planned_for_another_network_or_date_are_not_used(data):
+    """The shared stand-in configs serve only the network and date they were planned for."""
+    from wgmesh_core.diff import plan_change, stand_in_configs
+    old = load_network(data)
+    data["developers"]["alice"] = dict(ALICE)
+    new = load_network(data)
+    other_day = stand_in_configs(new, TODAY + datetime.timedelta(days=1))
+    swapped = (stand_in_configs(new, TODAY), stand_in_configs(old, TODAY))
+    assert stand_in_configs(new, TODAY, other_day) is not other_day
+    assert stand_in_configs(new, TODAY, swapped[0]) is swapped[0]
+    assert reach_diff(old, new, TODAY, swapped) == reach_diff(old, new, TODAY)
+    assert plan_change(old, new, TODAY, swapped) == plan_change(old, new, TODAY)
+    assert plan_change(old, new, TODAY, swapped).clients_changed == ["alice"]

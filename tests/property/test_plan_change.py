@@ -149,3 +149,20 @@ def test_the_fast_path_takes_exactly_the_changed_hosts_that_keep_their_setup(pai
     expected = [h for h in plan.affected if setup(old, h) is not None and setup(old, h) == setup(new, h)]
     assert plan.live_first == expected
     assert set(plan.live_first) <= set(plan.to_apply)
+
+
+@given(network_pairs())
+def test_the_plan_and_the_matrix_sharing_their_configs_read_what_each_plans_alone(pair):
+    """`wgmesh plan` plans each revision's hosts once (``StandInConfigs``) for both the plan and the
+    reachability matrix: the same results as each planning its own, and the shared configs are
+    the ones ``host_config`` gives with the stand-in keys, unchanged by either reader."""
+    from wgmesh_core.diff import stand_in_configs
+    from wgmesh_core.matrix import reach_diff
+    old, new = accepted(pair[0]), accepted(pair[1])
+    configs = (stand_in_configs(old, TODAY), stand_in_configs(new, TODAY))
+    assert plan_change(old, new, TODAY, configs) == plan_change(old, new, TODAY)
+    assert reach_diff(old, new, TODAY, configs) == reach_diff(old, new, TODAY)
+    for spec, planned in zip((old, new), configs):
+        assert set(managed_hosts(spec)) <= set(planned)   # and the other revision's hosts
+        for host, config in planned.items():
+            assert config == host_config(spec, host, TODAY, *stand_in_keys(spec)), host

@@ -187,3 +187,22 @@ def test_client_routes_cover_every_reachable_lan_and_no_forbidden_one_with_the_n
                                and all(lan in half for lan in members) for half in halves)
         # nothing routed that is neither the VPN, a cover of reachable LANs, nor one of them
         assert all(any(lan in route for lan in lans) for route in rest)
+
+
+@given(networks())
+def test_the_lan_sources_of_one_pass_are_each_gateways_allow_list_as_first_written(data):
+    """``lan_sources`` (one pass over the peers, sorted by the addresses' integers) gives every
+    gateway the allow-list of the per-gateway filter sorted by netaddr; the hub's developer list
+    too."""
+    from wgmesh_core.plan import allowed_sources, hub_firewall, lan_sources
+    spec = accepted(data)
+    gateways = active_gateways(spec)
+    peers = [(gw.address, gw.lan_access, gid) for gid, gw in gateways.items()]
+    peers += [(dev.address, dev.lan_access, None) for dev in active_developers(spec).values()]
+    expected = {gid: [f"{address}/32" for address in sorted(address for address, access, own in peers
+                                                            if own != gid and gid in reachable(spec, access))]
+                for gid in gateways}
+    assert lan_sources(spec, TODAY) == expected
+    assert {gid: allowed_sources(spec, gid, TODAY) for gid in gateways} == expected
+    developers = tuple(sorted((f"{dev.address}/32" for dev in active_developers(spec).values()), key=netaddr.IPNetwork))
+    assert hub_firewall(spec, TODAY).developers == (developers if spec.developer_to_developer else ())
