@@ -78,9 +78,16 @@ TIMED = ("import resource, subprocess, sys, time; start = time.perf_counter(); "
          "print(time.perf_counter() - start, usage.ru_utime, usage.ru_stime); sys.exit(code)")
 
 
+PROFILE_DIR = None   # --profile: each timed salt-call runs under cProfile, its stats saved here
+
+
 def timed(host: LocalHost, out: Path, salt_args: str = "state.apply wgmesh") -> str:
     """A shell step timing one salt-call (a state run); its JSON goes to ``out``."""
-    return f"{sys.executable} -c \"{TIMED}\" {out} {host.salt_call(salt_args)}"
+    call = host.salt_call(salt_args)
+    if PROFILE_DIR:
+        stats = Path(PROFILE_DIR) / f"{host.id}-{out.stem}.prof"
+        call = f"{sys.executable} -m cProfile -o {stats} {Path(sys.executable).parent / call}"
+    return f"{sys.executable} -c \"{TIMED}\" {out} {call}"
 
 
 def run_size(tmp: Path, developers: int) -> dict:
@@ -125,7 +132,11 @@ def run_size(tmp: Path, developers: int) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="run each timed salt-call under cProfile (slower), saving <host>-step<N>.prof in DIR")
     args = parser.parse_args()
+    global PROFILE_DIR
+    PROFILE_DIR = args.profile
     require_root_netns()
     print(f"{'developers':>10}  " + "  ".join(f"{step:>15}" for step in STEPS) + "   (wall s (CPU s), one run each)")
     with tempfile.TemporaryDirectory(prefix="wgmesh-bench-state-") as tmp:

@@ -347,8 +347,16 @@ class ArticleLab:
     def laptop_config(self, dev: str) -> str:
         """What ops sends the developer: the runner writes it 0600 on the master (never into
         its return, which Salt keeps in the job cache) and says where."""
-        written = self.lab.salt_run(["wgmesh.client_config", dev])
-        return self.lab.exec("master", ["cat", written["path"]]).stdout
+        deadline = time.monotonic() + 60
+        while True:
+            written = self.lab.salt_run(["wgmesh.client_config", dev])
+            if isinstance(written, dict) and "path" in written:
+                return self.lab.exec("master", ["cat", written["path"]]).stdout
+            # the runner refuses until it knows the hub's key (pinned when the hub's pillar was
+            # first compiled, or in the mine): a lab that has just come up may not be there yet
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"salt-run wgmesh.client_config {dev} wrote no config: {written!r}")
+            time.sleep(1)
 
     def laptop_up(self, dev: str, host: str | None = None) -> None:
         """The developer's own steps: take the config from ops, add the private key, import it."""
