@@ -597,7 +597,7 @@ def _answering(targets, timeout=5):
 def _remove(hosts, timeout=30):
     """``wgmesh.absent`` on hosts the change takes out of the network (salt/top.sls no longer
     targets them, so no highstate would). Returns {minion: what it removed, or the error}."""
-    return _call(hosts, "wgmesh.absent", timeout, refresh_pillar=True)
+    return _call(hosts, "wgmesh.absent", timeout, refresh_pillar=True)[0]
 
 
 def _update_live(hosts, timeout=5):
@@ -605,21 +605,20 @@ def _update_live(hosts, timeout=5):
     (peers, firewall rules), before their state run; sent without a ``test.ping`` first, so its
     own answers tell which of them are up (``timeout`` as the ping's: a minion still running the
     job is waited for). Returns ({minion: its changes, or the error}, the minions that answered)."""
-    return _call(hosts, "wgmesh.update_live", timeout, answered=True)
+    # a minion that is down is given up as soon as the ping would give it up
+    return _call(hosts, "wgmesh.update_live", timeout, gather_job_timeout=timeout)
 
 
-def _call(hosts, function, timeout, refresh_pillar=False, answered=False):
+def _call(hosts, function, timeout, refresh_pillar=False, gather_job_timeout=None):
     """``function`` on ``hosts`` (minion ids) in one job, after a pillar refresh if asked:
-    {minion: its return (a dict), or "failed: <why>"} (and the minions that returned anything,
-    when ``answered``)."""
+    ({minion: its return (a dict), or "failed: <why>"}, the minions that returned anything)."""
     import salt.client
     returns = {}
     if hosts:
         functions, args = [function], [[]]
         if refresh_pillar:
             functions, args = ["saltutil.refresh_pillar", function], [["wait=True"], []]
-        # answered: a minion that is down is given up as soon as the ping would give it up
-        waiting = {"gather_job_timeout": timeout} if answered else {}
+        waiting = {"gather_job_timeout": gather_job_timeout} if gather_job_timeout else {}
         with salt.client.get_local_client(__opts__["conf_file"]) as client:
             returns = client.cmd(hosts, functions, args, tgt_type="list", timeout=timeout, **waiting)
     outcome = {}
@@ -628,7 +627,7 @@ def _call(hosts, function, timeout, refresh_pillar=False, answered=False):
         ret = ret.get(function) if isinstance(ret, dict) else ret
         outcome[minion] = ret if isinstance(ret, dict) else f"failed: {ret}"
     # LocalClient.cmd gives a minion that did not return False; one that did, {function: its return}
-    return (outcome, [minion for minion in hosts if isinstance(returns.get(minion), dict)]) if answered else outcome
+    return outcome, [minion for minion in hosts if isinstance(returns.get(minion), dict)]
 
 
 def status(stale_after=600, soon_days=14):
