@@ -25,6 +25,7 @@ try:
     import wgmesh_core.diff
     import wgmesh_salt.commands
     import wgmesh_salt.firewalld_bus
+    import wgmesh_salt.laps
     import wgmesh_salt.records
 except ImportError as error:
     wgmesh_core = None
@@ -765,7 +766,8 @@ def update_live():
     functions the state run calls, in the same order), so a new developer's first packets pass
     one job after the gate's decision. Nothing is skipped: the state run that follows writes
     the files and finds the live parts done. A host without its interface yet is left to the
-    state run.
+    state run. Returns the firewall's and the tunnel's changes, and the ``timings`` of its steps
+    (seconds: the pillar from the master, the plan, the firewall, the peers).
 
     CLI Example:
 
@@ -773,11 +775,18 @@ def update_live():
 
         salt z wgmesh.update_live
     """
+    lap = wgmesh_salt.laps.Laps()
     with _fresh_pillar():
+        lap("pillar")
         cfg = _host_config()
+        lap("planned")
         if cfg.role not in ("hub", "gateway") or not _link_exists(cfg.interface):
             return {"skipped": f"no {cfg.interface or 'tunnel'} yet: the state run sets it up"}
-        return {"firewall": firewall(), "tunnel": sync()}
+        changes = {"firewall": firewall()}
+        lap("firewall")
+        changes["tunnel"] = sync()
+        lap("tunnel")
+        return dict(changes, timings=lap.timings)
 
 
 # --- cleanup: a host that lost its role -------------------------------------------------

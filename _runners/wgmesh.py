@@ -15,6 +15,7 @@ try:
     # installed with saltext-wgmesh, or synced from _utils/ (Salt puts that folder on sys.path)
     import wgmesh_core
     import wgmesh_salt
+    import wgmesh_salt.laps
 except ImportError as error:
     wgmesh_core = None
     IMPORT_ERROR = str(error)
@@ -478,6 +479,7 @@ def _gate_and_converge(repo, gitops, allow_rewind):
     from wgmesh_core.diff import plan_change
     from wgmesh_core.intent import verdict
     from wgmesh_core.source import collector_paused
+    lap = wgmesh_salt.laps.Laps()   # the result's timings: where a slow push spent its time
     try:
         repo.git.fetch(gitops["upstream"], f"+refs/heads/{gitops['branch']}:refs/heads/incoming")
     except Exception as error:  # GitCommandError, or an unreadable path
@@ -488,6 +490,7 @@ def _gate_and_converge(repo, gitops, allow_rewind):
         return {"result": "unreachable", "error": message}
     revision = repo.commit("refs/heads/incoming").hexsha
     previous = deployed_revision()
+    lap("fetched")
     if revision == previous:
         return {"result": "unchanged", "revision": revision}
     if previous and not allow_rewind and not repo.is_ancestor(previous, revision):
@@ -507,25 +510,29 @@ def _gate_and_converge(repo, gitops, allow_rewind):
         return _refuse(revision, previous, [f"no pillar at {revision[:12]}: {error}"])
     if broken:
         return _refuse(revision, previous, [str(p) for p in broken])
+    lap("checked")
     repo.git.update_ref("refs/heads/deployed", revision)
     failure = _git_pillar_deploy_failure(revision)
     if failure:
         return _deploy_failed(repo, revision, previous, failure)
     _record_deployed(repo, revision, document.network)
+    lap("deployed")
     log.info("wgmesh: deployed pillar revision %s (was %s); converging %s", revision, previous,
              ", ".join(plan.affected) or "no host")
     # the fast path's job is the liveness check of its hosts: no test.ping round trip before it
     live, answered = _update_live(plan.live_first)
+    lap("live")
     reachable, pending = _answering([h for h in plan.affected if h not in plan.live_first])
     reachable += answered
     pending += [h for h in plan.live_first if h not in answered]
     applied = converge([h for h in plan.to_apply if h in reachable], hub=new_spec.hub.minion)
     removed = _remove([h for h in plan.removed if h in reachable])
     applied.update({minion: False for minion in pending})
+    lap("applied")
     result = {"result": "applied", "revision": revision, "previous": previous,
               "affected": plan.affected, "live_first": live, "applied": applied, "removed": removed,
               "pending": {minion: "did not answer: converges when it reconnects" for minion in pending},
-              "manual_actions": plan.manual_actions}
+              "manual_actions": plan.manual_actions, "timings": lap.timings}
     _fire("wgmesh/applied", result)
     return result
 

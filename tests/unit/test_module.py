@@ -349,6 +349,7 @@ def test_the_fast_path_plans_once_from_fresh_pillar_firewall_then_peers(keydir, 
     monkeypatch.setattr(wgmesh_core, "host_config", lambda *args: plans.append(args[1]) or real_host_config(*args))
     changes = module.update_live()
     assert changes["tunnel"] == {"peers": {"added": ["g"]}}
+    assert list(changes["timings"]) == ["pillar", "planned", "firewall", "tunnel"]
     assert "-s 10.70.0.9/32" in str(changes["firewall"])
     rules_for_g = [i for i, cmd in enumerate(host.calls)
                    if cmd[0].startswith("iptables") and "10.70.0.9/32" in " ".join(cmd) + host.stdin.get(i, "")]

@@ -367,6 +367,9 @@ def test_a_push_is_deployed_and_converges_only_the_hosts_it_changes(gitops, upst
     assert second["affected"] == runner.wgmesh_core.diff.plan_change(old, deployed_spec()).affected
     assert "g" in deployed_spec().developers and runner.deployed_revision() == second_revision
     assert bus.events[-1] == ("wgmesh/applied", second)
+    # where the push's time went, step by step, in the result and the event
+    assert list(second["timings"]) == ["fetched", "checked", "deployed", "live", "applied"]
+    assert all(isinstance(seconds, float) and 0 <= seconds < 60 for seconds in second["timings"].values())
     assert runner.on_push() == {"result": "unchanged", "revision": second_revision}
 
 
