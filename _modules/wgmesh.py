@@ -573,7 +573,8 @@ def firewall(test=False):
     WGMESH-* edited in place with ``iptables-restore --noflush`` and jumped to first. firewalld backend:
     the state tree writes its permanent configuration (direct.xml, zone wgmesh, the hub's port
     policy); this applies the differences to the running firewalld one rule at a time, and
-    reloads it only when it lacks the zone or policy or the kernel lost its rules. Fails when
+    reloads it only when it lacks the zone or policy, the kernel lost its rules, or more than
+    200 rules change while those files are already current (firewalld loads them in one batch). Fails when
     the backend cannot hold the rules (firewalld not running; firewalld running under iptables).
 
     CLI Example:
@@ -669,6 +670,8 @@ def _firewalld(fw, test):
             "wgmesh: firewall backend is firewalld but firewalld is not running: the hardening "
             "would only be a file. Start firewalld, or set firewall: iptables for this host.")
     change = wgmesh_core.firewall.firewalld_change(fw, live)
+    if len(change.commands) > wgmesh_core.firewall.RELOAD_ABOVE_CHANGES and _firewalld_files_current():
+        change = wgmesh_core.firewall.firewalld_change(fw, live, permanent_current=True)   # one batch
     if not change or test:
         return {"firewalld": change.as_dict()} if change else {}
     _run_commands(change.commands, "in_stages")
@@ -680,6 +683,13 @@ def _firewalld(fw, test):
         _run_commands(after.commands, "in_stages")
     _run_commands(change.cuts)
     return {"firewalld": change.as_dict()}
+
+
+def _firewalld_files_current():
+    """firewalld's permanent files on disk are the plan's (the state run writes them before the
+    firewall): a reload would then load exactly the plan."""
+    wanted = _rendered(wgmesh_core.render.firewall_files, _host_config())
+    return bool(wanted) and all(_read_text(f.path) == f.content for f in wanted)
 
 
 def _run_commands(commands, how="each"):

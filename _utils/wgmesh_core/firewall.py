@@ -397,8 +397,17 @@ def _policy_change(fw: Firewall, policy: Optional[dict], change: FirewallChange)
         change.reload = True
 
 
-def firewalld_change(fw: Firewall, live: FirewalldLive) -> FirewallChange:
-    """Compare firewalld's runtime (zone, policy, direct chains and rules) and the kernel with the plan."""
+# firewalld changes its runtime one direct rule per D-Bus call (and iptables process): a change
+# larger than this goes in as a reload, which loads the permanent direct.xml in one batch
+RELOAD_ABOVE_CHANGES = 200
+
+
+def firewalld_change(fw: Firewall, live: FirewalldLive, permanent_current: bool = False) -> FirewallChange:
+    """Compare firewalld's runtime (zone, policy, direct chains and rules) and the kernel with the plan.
+
+    ``permanent_current``: firewalld's permanent files already hold the plan (the state run wrote
+    them), so a reload puts exactly the plan live; then a change of more than
+    ``RELOAD_ABOVE_CHANGES`` direct rules and chains is made that way."""
     change = FirewallChange()
     _zone_change(fw, parse_info(live.zone), change)
     _policy_change(fw, parse_info(live.policy), change)
@@ -415,6 +424,11 @@ def firewalld_change(fw: Firewall, live: FirewalldLive) -> FirewallChange:
             # only a reload makes firewalld write its rules again.
             change.other.append(f"kernel differs from firewalld's direct rules: {'; '.join(kernel)}")
             change.reload = True
+    size = len(missing) + len(extra) + len(missing_chains) + len(extra_chains)
+    if permanent_current and size > RELOAD_ABOVE_CHANGES:
+        change.other.append(f"{size} direct rules and chains to change: reloading firewalld's permanent "
+                            f"configuration (one batch) instead of {size} single changes")
+        change.reload = True
     change.cuts = cut_connections([" ".join(shlex.split(r)[4:]) for r in extra])
     if change.reload:
         change.commands = [_firewall_cmd("--reload")]

@@ -6,6 +6,8 @@ tests (tests/lab/test_firewall.py) run the same code against real iptables and f
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import dataclasses
 import xml.etree.ElementTree as ElementTree
 
@@ -455,3 +457,26 @@ def test_firewalld_kernel_without_wgmesh_chains_or_jumps_needs_a_reload(spec):
     assert no_jumps.other == ["kernel differs from firewalld's direct rules: "
                               "missing filter: -A FORWARD -i wg0 -j WGMESH-FORWARD; "
                               "missing filter: -A FORWARD -o wg0 -j WGMESH-FORWARD"]
+
+
+def test_a_large_firewalld_change_is_one_reload_of_the_current_permanent_files(data):
+    """firewalld takes runtime direct rules one D-Bus call (and iptables process) at a time: a
+    network of thousands of developers would take minutes. Once the permanent files hold the plan
+    (the state run writes them first), a change above the limit is one reload, which loads them in
+    one batch; the same change against stale permanent files (the fast path) stays rule by rule."""
+    crowd = {f"d{i}": {"address": f"10.70.1.{i}", "public_key": base64.b64encode(hashlib.sha256(b"d%d" % i).digest()).decode(),
+                    "lan_access": ["c"]}
+             for i in range(1, 1 + firewall.RELOAD_ABOVE_CHANGES)}
+    before, after = load_network(data), load_network({**data, "developers": {**data["developers"], **crowd}})
+    z_before, z_after = fw_of(before, "z"), fw_of(after, "z")
+    live = firewalld_live(z_before)
+    bulk = firewalld_change(z_after, live, permanent_current=True)
+    assert bulk.reload and bulk.commands == [Command(("firewall-cmd", "--reload"))]
+    assert len(bulk.missing) > firewall.RELOAD_ABOVE_CHANGES
+    assert bulk.other[-1].startswith(f"{len(bulk.missing)} direct rules and chains to change: reloading")
+    stale = firewalld_change(z_after, live)
+    assert not stale.reload and len(stale.commands) == len(stale.missing) == len(bulk.missing)
+    # a change within the limit stays rule by rule even with current permanent files
+    one = load_network({**data, "developers": {**data["developers"], "d1": crowd["d1"]}})
+    small = firewalld_change(fw_of(one, "z"), live, permanent_current=True)
+    assert small and not small.reload and all("--add-rule" in c.argv for c in small.commands)

@@ -170,6 +170,45 @@ def test_gateway_with_a_real_firewalld(local_host, network_pillar, backend):
     assert port.strip() == "yes"                                 # not reloaded: others' runtime rules stay
 
 
+def test_a_large_change_reaches_a_real_firewalld_in_one_reload(local_host, network_pillar):
+    """300 developers more on a firewalld hub: firewalld takes runtime direct rules one D-Bus
+    call at a time (minutes for thousands), so once the state run has written direct.xml the
+    change goes in as one reload, which loads the file in one batch. firewalld then holds exactly
+    the file's rules, in the kernel too, and the next apply changes nothing."""
+    pillar = pillar_for(network_pillar, backend="wgquick", firewall="firewalld")
+    crowd = {f"d{i:03d}": {"address": f"10.70.2.{i}", "public_key": keypair()[1], "lan_access": "none"}
+             for i in range(1, 251)}
+    crowd.update({f"e{i:03d}": {"address": f"10.70.3.{i}", "public_key": keypair()[1], "lan_access": "none"}
+                  for i in range(1, 51)})
+    more = copy.deepcopy(pillar)
+    more["wgmesh"]["developers"].update(crowd)
+    more["wgmesh_psk"].update({name: keypair()[0] for name in crowd})
+    host = local_host("z", pillar)
+    (host.dir / "pillar" / "more.sls").write_text(yaml.safe_dump(more))
+    _, first, _, bulk, rules, kernel, again = host.run(
+        host.salt_call("saltutil.sync_all"), host.salt_call("state.apply wgmesh"),
+        f"cp {shlex.quote(str(host.dir / 'pillar' / 'more.sls'))} {shlex.quote(str(host.dir / 'pillar' / 'net.sls'))}",
+        host.salt_call("state.apply wgmesh"), "firewall-cmd --direct --get-all-rules",
+        "iptables -S WGMESH-FORWARD", host.salt_call("state.apply wgmesh"), firewalld="nftables")
+    assert all(r["result"] is True for r in state_results(first).values())
+    results = state_results(bulk)
+    assert all(r["result"] is True for r in results.values()), {k: r["comment"] for k, r in results.items()}
+    change = results["wgmesh-firewall"]["changes"]["firewalld"]
+    assert any("reloading firewalld's permanent configuration (one batch)" in line for line in change["other"])
+    planned = {r.direct for r in firewall_rules(more, "z")}
+    assert set(rules.splitlines()) == planned and len(planned) > 300
+    assert any(line.startswith("-A WGMESH-FORWARD -s 10.70.3.50/32 ") for line in kernel.splitlines())
+    unchanged = {k: r["changes"] for k, r in state_results(again).items() if r["changes"]}
+    assert not unchanged, unchanged
+
+
+def firewall_rules(pillar, host):
+    import datetime
+    from wgmesh_core.firewall import rules
+    spec = load_network(pillar["wgmesh"])
+    return rules(host_config(spec, host, datetime.date.today(), pillar["wgmesh_host_keys"], pillar["wgmesh_psk"]).firewall)
+
+
 def test_hub_with_a_real_systemd_networkd(local_host, network_pillar):
     """backend networkd on the real systemd-networkd (Debian's 252, own D-Bus): it loads the rendered
     files with no warning and applies wg0.network (address, the LAN routes) on wg0. The link itself
