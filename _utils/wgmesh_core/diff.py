@@ -19,6 +19,12 @@ from .plan import HostConfig, active_developers, active_gateways, host_config, m
 from .render import client_config, host_files
 
 
+# The fast path is for the common change: a few developers added, revoked or re-keyed. A bulk
+# change (hundreds of developers imported at once) is left to the state run alone, which writes
+# the files and applies the firewall in one batch (iptables-restore, a firewalld reload).
+LIVE_FIRST_MAX_CHANGES = 50
+
+
 @dataclass
 class HostChange:
     host: str
@@ -41,8 +47,15 @@ class HostChange:
         """The gate's fast path: ``wgmesh.update_live`` can put this host's change (peers, its
         interface's addressing, firewall rules) live ahead of the full state run, which still
         follows for the files. Not for a host that is new, loses its role or changes backend:
-        only the state run can set those up."""
-        return self.changed and self.same_setup
+        only the state run can set those up; nor for a bulk change (``LIVE_FIRST_MAX_CHANGES``)."""
+        return self.changed and self.same_setup and self.size <= LIVE_FIRST_MAX_CHANGES
+
+    @property
+    def size(self) -> int:
+        """How many peers, allow-list entries, routes and MASQUERADE rules change."""
+        return sum(len(items) for items in (
+            self.peers_added, self.peers_removed, self.peers_changed, self.allow_added, self.allow_removed,
+            self.routes_added, self.routes_removed, self.masquerade_added, self.masquerade_removed))
 
     @property
     def changed(self) -> bool:

@@ -1,7 +1,7 @@
 """plan_change: hosts that lose their role (`removed`) and what only a person can do (`manual_actions`)."""
 import copy
 
-from wgmesh_core.diff import plan_change
+from wgmesh_core.diff import LIVE_FIRST_MAX_CHANGES, plan_change
 from wgmesh_core.validate import load_network
 
 from .conftest import TODAY
@@ -94,3 +94,18 @@ def test_a_lan_router_never_goes_live_first(data):
         net["network"] = "10.64.0.0/10"
     plan = plan_change(*_pair(data, widen), TODAY)
     assert "r1" in plan.to_apply and "r1" not in plan.live_first and "z" in plan.live_first
+
+
+def test_a_bulk_change_is_left_to_the_state_run(data):
+    """Hundreds of developers imported at once: no fast path (it would put them live one firewall
+    rule at a time); the state run applies them in one batch. Up to the limit, the fast path."""
+    def crowd(count):
+        def add(net):
+            for i in range(1, count + 1):
+                net["developers"][f"d{i}"] = {"address": f"10.70.1.{i}", "public_key": f"{i:042d}A=",
+                                              "lan_access": "none"}
+        return add
+    at_limit = plan_change(*_pair(data, crowd(LIVE_FIRST_MAX_CHANGES)), TODAY)   # a peer each, no LAN
+    assert at_limit.hosts[0].size == LIVE_FIRST_MAX_CHANGES and at_limit.live_first == ["z"]
+    bulk = plan_change(*_pair(data, crowd(LIVE_FIRST_MAX_CHANGES + 1)), TODAY)
+    assert bulk.live_first == [] and bulk.to_apply == ["z"]
