@@ -503,7 +503,7 @@ def _gate_and_converge(repo, gitops, allow_rewind):
             new_spec = wgmesh_core.load_network(document.network, known_minions=_accepted_minions())
             broken = verdict(document.tree.tests, new_spec, datetime.date.today())[1]   # tests.yaml
             plan = None if broken else plan_change(_previous_spec(repo, previous, gitops) if previous else None,
-                                                   new_spec)
+                                                   new_spec, diffs=False)   # which hosts: no file diffs
     except wgmesh_core.InvalidNetwork as error:
         return _refuse(revision, previous, [str(p) for p in error.problems])
     except FileNotFoundError as error:

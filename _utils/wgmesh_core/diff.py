@@ -41,6 +41,7 @@ class HostChange:
     masquerade_removed: list = field(default_factory=list)
     file_diffs: dict = field(default_factory=dict)      # path -> unified diff
     same_setup: bool = False    # hub or gateway in both revisions, same interface and backends
+    config_differs: bool = False   # planned without file diffs: the host's configs differ
 
     @property
     def live_first(self) -> bool:
@@ -59,7 +60,8 @@ class HostChange:
 
     @property
     def changed(self) -> bool:
-        return bool(self.file_diffs or self.peers_added or self.peers_removed or self.peers_changed
+        return bool(self.file_diffs or self.config_differs or self.peers_added or self.peers_removed
+                    or self.peers_changed
                     or self.allow_added or self.allow_removed or self.routes_added or self.routes_removed
                     or self.masquerade_added or self.masquerade_removed)
 
@@ -145,6 +147,13 @@ def _peer_map(config):
     return {p.name: p for p in config.peers} if config else {}
 
 
+def _with_files(config) -> Optional[HostConfig]:
+    """``config``, or None for a host that has no files (no role; a LAN router without routes)."""
+    if config is None or config.role in ("hub", "gateway") or host_files(config):
+        return config
+    return None
+
+
 def _files(config) -> dict:
     return {f.path: f.content for f in host_files(config)} if config else {}
 
@@ -208,8 +217,10 @@ def _setup(config) -> Optional[tuple]:
 
 
 def host_change(old: Optional[NetworkSpec], new: Optional[NetworkSpec], host: str, today,
-                configs: tuple = (None, None)) -> HostChange:
-    """``configs``: the stand-in configs of ``old`` and ``new`` planned already (``StandInConfigs``)."""
+                configs: tuple = (None, None), diffs: bool = True) -> HostChange:
+    """``configs``: the stand-in configs of ``old`` and ``new`` planned already (``StandInConfigs``).
+    Without ``diffs`` (the gate) no file is rendered: a host's files are rendered from its config
+    alone, so they differ only where the configs do."""
     before = _config(stand_in_configs(old, today, configs[0]), host)
     after = _config(stand_in_configs(new, today, configs[1]), host)
     change = HostChange(host, (after or before).role)
@@ -221,6 +232,9 @@ def host_change(old: Optional[NetworkSpec], new: Optional[NetworkSpec], host: st
     change.allow_added, change.allow_removed = _added_removed(_allow_list(before), _allow_list(after))
     change.routes_added, change.routes_removed = _added_removed(_routes(before), _routes(after))
     change.masquerade_added, change.masquerade_removed = _added_removed(_masquerade(before), _masquerade(after))
+    if not diffs:
+        change.config_differs = _with_files(before) != _with_files(after)
+        return change
     old_files, new_files = _files(before), _files(after)
     for path in sorted(set(old_files) | set(new_files)):
         diff = unified(path, old_files.get(path, ""), new_files.get(path, ""))
@@ -254,13 +268,14 @@ def clients_changed(old: Optional[NetworkSpec], new: NetworkSpec, today) -> list
 
 
 def plan_change(old: Optional[NetworkSpec], new: NetworkSpec, today: Optional[datetime.date] = None,
-                configs: tuple = (None, None)) -> NetworkPlan:
+                configs: tuple = (None, None), diffs: bool = True) -> NetworkPlan:
     """Per-host changes from ``old`` (None: nothing deployed yet) to ``new``; ``configs``: the
-    revisions' ``StandInConfigs`` to plan into (and share with ``reach_diff``), else new ones."""
+    revisions' ``StandInConfigs`` to plan into (and share with ``reach_diff``), else new ones.
+    ``diffs=False``: no file diffs, only which hosts change and how (what the gate needs)."""
     today = today or datetime.date.today()
     configs = (stand_in_configs(old, today, configs[0]), stand_in_configs(new, today, configs[1]))
     hosts = list(dict.fromkeys(managed_hosts(new) + (managed_hosts(old) if old else [])))
-    changes = [host_change(old, new, host, today, configs) for host in hosts]
+    changes = [host_change(old, new, host, today, configs, diffs) for host in hosts]
     order = {"hub": 0, "gateway": 1, "lan_router": 2, "none": 3}
     changes.sort(key=lambda c: order[c.role])
     new_active = active_developers(new, today)
