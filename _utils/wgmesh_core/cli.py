@@ -215,6 +215,9 @@ def _plan_documents(args, base, head):
                 old = load_network(old_doc.network)
             except InvalidNetwork:
                 old_doc = old = None
+    for document in (old_doc, new_doc):
+        if document is not None:
+            document.network = None     # the specs hold it from here on (50,000 developers: about 25 MB)
     return old_doc, old, new_doc, new
 
 

@@ -175,15 +175,82 @@ def _common_ends(a: list, b: list) -> tuple[int, int]:
     return head, tail
 
 
+def _window_by_lines(old: str, new: str) -> tuple[int, list, list]:
+    """(lines left out at the start, the lines of each text between their common first and last
+    lines, less the context) from both texts' lines."""
+    a, b = old.splitlines(True), new.splitlines(True)
+    head, tail = _common_ends(a, b)
+    skip, cut = max(0, head - CONTEXT_LINES), max(0, tail - CONTEXT_LINES)
+    return skip, a[skip:len(a) - cut], b[skip:len(b) - cut]
+
+
+_OTHER_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")   # str.splitlines breaks there too
+_CHUNK = 1 << 16
+
+
+def _agreeing(a: str, b: str, limit: int, from_end: bool = False) -> int:
+    """How many characters ``a`` and ``b`` agree on from their start (or end), at most ``limit``;
+    compared a chunk at a time, so neither text is copied whole (a hub's files of 50,000
+    developers take tens of megabytes)."""
+    def part(text, done, length):    # ``length`` characters after the ``done`` that agree
+        return text[done:done + length] if not from_end else text[len(text) - done - length:len(text) - done]
+    done = 0
+    while done < limit:
+        step = min(_CHUNK, limit - done)
+        if part(a, done, step) == part(b, done, step):
+            done += step
+            continue
+        low, high = 0, step     # low characters more agree, high do not
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (middle, high) if part(a, done, middle) == part(b, done, middle) else (low, middle)
+        return done + low
+    return limit
+
+
+def _lines_back(text: str, at: int, lines: int) -> int:
+    """Where the line ``lines`` lines before the one starting at ``at`` starts."""
+    for _ in range(lines):
+        at = text.rfind("\n", 0, at - 1) + 1
+    return at
+
+
+def _lines_on(text: str, at: int, lines: int) -> int:
+    """Where ``lines`` lines from the one starting at ``at`` end."""
+    for _ in range(lines):
+        found = text.find("\n", at)
+        at = len(text) if found < 0 else found + 1
+    return at
+
+
+def _window_by_text(old: str, new: str) -> tuple[int, list, list]:
+    """``_window_by_lines`` of two different texts whose only line break is ``\n``, finding
+    their common first and last lines in the texts themselves: only the window is split."""
+    shortest = min(len(old), len(new))
+    head_end = old.rfind("\n", 0, _agreeing(old, new, shortest)) + 1   # after the last line both start with
+    head = old.count("\n", 0, head_end)
+    same_end = _agreeing(old, new, shortest - head_end, from_end=True)
+    if all(same_end == len(text) - head_end or text[-same_end - 1] == "\n" for text in (old, new)):
+        tail_length = same_end      # starts a line in both
+    else:
+        found = old.find("\n", len(old) - same_end)
+        tail_length = 0 if found < 0 else len(old) - found - 1
+    tail = old.count("\n", len(old) - tail_length) + (tail_length > 0 and not old.endswith("\n"))
+    skip, cut = max(0, head - CONTEXT_LINES), max(0, tail - CONTEXT_LINES)
+    start = _lines_back(old, head_end, head - skip)
+    return skip, *(text[start:_lines_on(text, len(text) - tail_length, tail - cut)].splitlines(True)
+                   for text in (old, new))
+
+
 def unified(path, old, new) -> str:
     """difflib's unified diff of two texts. Only the part between their common first and last
     lines (less the context) is matched: a hub's file of 10,000 peers with one more costs what
     its change costs, not a quadratic search; the hunk lines are numbered as in the whole texts."""
-    a, b = old.splitlines(True), new.splitlines(True)
-    head, tail = _common_ends(a, b)
-    skip, cut = max(0, head - CONTEXT_LINES), max(0, tail - CONTEXT_LINES)
-    lines = difflib.unified_diff(a[skip:len(a) - cut], b[skip:len(b) - cut], f"a{path}", f"b{path}",
-                                 n=CONTEXT_LINES)
+    if old == new:
+        return ""
+    window = _window_by_lines if _OTHER_BREAKS.search(old) or _OTHER_BREAKS.search(new) else _window_by_text
+    skip, a, b = window(old, new)
+    lines = difflib.unified_diff(a, b, f"a{path}", f"b{path}", n=CONTEXT_LINES)
     if skip:
         lines = (_HUNK.sub(lambda m: f"@@ -{int(m[1]) + skip}{m[2] or ''} +{int(m[3]) + skip}{m[4] or ''} @@",
                            line.rstrip("\n")) + "\n" if line.startswith("@@ -") else line for line in lines)

@@ -48,7 +48,7 @@ REPLY = "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
 NEW = "-m conntrack --ctstate NEW -j ACCEPT"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)   # a hub has about five per developer
 class Rule:
     table: str
     chain: str

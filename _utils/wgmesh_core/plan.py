@@ -18,7 +18,7 @@ from .model import Developer, Gateway, NetworkSpec
 RFC1918 = [netaddr.IPNetwork(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)   # a hub holds one per developer
 class Peer:
     name: str                 # gateway minion id or developer name
     kind: str                 # "hub" | "gateway" | "developer"
@@ -29,7 +29,7 @@ class Peer:
     preshared_key: Optional[str] = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)   # a hub holds about five per developer
 class Access:
     """New connections from ``source`` (a VPN /32; None: any) to ``destination`` may pass."""
     source: Optional[str]

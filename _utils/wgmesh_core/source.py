@@ -82,9 +82,11 @@ class PillarTree:
 
     def forget_graphs(self) -> None:
         """Drop the files' node graphs once their values are compiled (at 50,000 developers a
-        graph takes about 180 MB); ``named_minions`` needs them."""
+        graph takes about 180 MB; ``named_minions`` needs them), their key paths (read when
+        the tree is checked; they hold the graph's key texts: about 40 MB) and their texts."""
         for sls in self.files.values():
             sls.root = sls.loader = None
+            sls.paths, sls.text = {}, ""
 
     def named_minions(self) -> set:
         """Minion ids the files name as hosts, however the network is split between them."""

@@ -53,7 +53,8 @@ def test_named_minions_follow_the_network_however_it_is_split(tree):
 def test_forget_graphs_drops_every_node_graph(tree):
     read = read_tree(tree)
     read.forget_graphs()
-    assert all(sls.root is None and sls.loader is None for sls in read.files.values())
+    assert all(sls.root is None and sls.loader is None and sls.paths == {} and sls.text == ""
+               for sls in read.files.values())
     assert read.named_minions() == set()
 
 

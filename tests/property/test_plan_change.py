@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import difflib
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -82,6 +83,18 @@ def test_the_clients_that_change_are_those_whose_imported_config_differs(pair):
     assert plan_change(old, new, TODAY).clients_changed == expected
 
 
+def edited(parts: list, edits: list) -> list:
+    """``parts`` with each (position, part) edit made: inserted, or (an empty part) the one there deleted."""
+    parts = list(parts)
+    for position, part in edits:
+        position = min(position, len(parts))
+        if part:
+            parts.insert(position, part)
+        elif parts[position:]:
+            del parts[position]
+    return parts
+
+
 def apply_unified(diff: str, old: str) -> str:
     """``old`` with a unified diff applied, checking every hunk's line numbers and context."""
     import re
@@ -113,13 +126,7 @@ def test_a_file_diff_turns_the_old_text_into_the_new(old_lines, edits):
     import difflib
     from hypothesis import note
     from wgmesh_core.diff import unified
-    new_lines = list(old_lines)
-    for position, line in edits:
-        position = min(position, len(new_lines))
-        if line:
-            new_lines.insert(position, line)
-        elif new_lines[position:]:
-            del new_lines[position]
+    new_lines = edited(old_lines, edits)
     old, new = "".join(old_lines), "".join(new_lines)
     diff = unified("/f", old, new)
     note(diff)
@@ -166,3 +173,26 @@ def test_the_plan_and_the_matrix_sharing_their_configs_read_what_each_plans_alon
         assert set(managed_hosts(spec)) <= set(planned)   # and the other revision's hosts
         for host, config in planned.items():
             assert config == host_config(spec, host, TODAY, *stand_in_keys(spec)), host
+
+
+@given(st.lists(st.sampled_from(["a\n", "b\n", "ab\n", "\n", "[Peer]\n", "a", "b"]), max_size=30),
+       st.lists(st.tuples(st.integers(0, 40), st.sampled_from(["", "a\n", "b", "x\n", "\n", "[Peer]\n"])), max_size=4),
+       st.integers(1, 5))
+def test_the_common_ends_found_in_the_texts_are_those_of_their_lines(old_parts, edits, chunk):
+    """``unified`` finds the texts' common first and last lines in the texts themselves (chunk by
+    chunk, any chunk size): the same window as splitting both texts into lines first."""
+    from unittest import mock
+    from wgmesh_core import diff
+    old, new = "".join(old_parts), "".join(edited(old_parts, edits))
+    if old != new:
+        with mock.patch.object(diff, "_CHUNK", chunk):
+            assert diff._window_by_text(old, new) == diff._window_by_lines(old, new)
+
+
+def test_texts_with_other_line_breaks_are_diffed_by_their_lines():
+    """str.splitlines breaks at \\r and the like too: such texts take the line-by-line way."""
+    from wgmesh_core.diff import unified
+    old, new = "a\rb\nc\n" * 5, "a\rb\nc\n" * 5 + "d\n"
+    assert unified("/f", old, new) == "".join(
+        difflib.unified_diff(old.splitlines(True)[12:], new.splitlines(True)[12:], "a/f", "b/f")).replace(
+        "@@ -1,3 +1,4 @@", "@@ -13,3 +13,4 @@")
