@@ -14,6 +14,7 @@ import datetime
 import logging
 import os
 import pathlib
+import shutil
 import tempfile
 import time
 
@@ -224,6 +225,42 @@ def files(show_secrets=False):
         if spec_file.secret and not show_secrets:
             item["content"] = "(hidden: holds key material)"
         out.append(item)
+    return out
+
+
+def _staging_folder():
+    return os.path.join(__opts__["cachedir"], "wgmesh", "staged")
+
+
+def staged_files():
+    """
+    This host's files rendered into the minion's staging folder (``<cachedir>/wgmesh/staged``,
+    mode 0700, each file 0600: some hold keys), for the state tree's ``file.managed`` to copy
+    from: path, source (the staged copy), mode, group, secret. The contents stay out of the
+    compiled state: a hub of 10,000 developers has files of megabytes, which Salt would
+    otherwise carry through Jinja, its YAML and its data decoding, and join line by line.
+    A staged copy is rewritten only when its content changed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt z wgmesh.staged_files
+    """
+    import hashlib
+    folder = _staging_folder()
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    os.chmod(folder, 0o700)
+    out = []
+    for spec_file in _rendered(wgmesh_core.host_files, _host_config()):
+        # named by the target's path (a hash: no separator or dot of it reaches the name)
+        name = hashlib.sha256(spec_file.path.encode()).hexdigest()[:16] + "-" + os.path.basename(spec_file.path)
+        source = os.path.join(folder, name)
+        if _read_text(source) != spec_file.content:
+            wgmesh_core.keys.write_secret_file(source + ".new", spec_file.content)
+            os.replace(source + ".new", source)
+        out.append({"path": spec_file.path, "source": source, "mode": spec_file.mode,
+                    "group": spec_file.group, "secret": spec_file.secret})
     return out
 
 
@@ -880,6 +917,7 @@ def absent(test=False):
         for path in (_footprint_path(), os.path.join(__opts__["cachedir"], "wgmesh", f"{interface}.peers.json")):
             if os.path.exists(path):
                 os.unlink(path)
+        shutil.rmtree(_staging_folder(), ignore_errors=True)   # the staged copies of its files
     return changes
 
 

@@ -10,7 +10,7 @@ include:
 {%- set role = salt['wgmesh.role']() %}
 {%- set network = salt['wgmesh.network']() %}
 {%- set interface = network['interface'] %}
-{%- set files = salt['wgmesh.files'](show_secrets=True) if role != 'none' else [] %}
+{%- set files = salt['wgmesh.staged_files']() if role != 'none' else [] %}
 {%- if role in ('hub', 'gateway') %}
 
 wgmesh-private-key:
@@ -25,13 +25,14 @@ wgmesh-publish-public-key:
 {%- endif %}
 
 {#- The host's files: its tunnel, sysctl and firewall files (hub, gateway), its boot units
-    (the iptables backend's rules, a LAN router's routes). #}
+    (the iptables backend's rules, a LAN router's routes), copied from the copies wgmesh staged
+    on the minion: a hub's files of thousands of peers never go through the compiled state. #}
 {%- for file in files %}
 
 wgmesh-file-{{ file.path }}:
   file.managed:
     - name: {{ file.path }}
-    - contents: {{ file.content | tojson }}
+    - source: {{ file.source | tojson }}
     - user: root
     - group: {{ file.group }}
     - mode: '{{ file.mode }}'

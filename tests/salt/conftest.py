@@ -44,9 +44,15 @@ class LocalHost:
             (self.dir / "root-fs" / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
             Path(path).mkdir(parents=True, exist_ok=True)
         (self.dir / "conf").mkdir()
+        # the repository's extension folders (_modules, _utils, ...) for saltutil.sync_all, not the
+        # repository itself: every salt-call would walk its virtualenv and labs for the file list
+        extensions = self.dir / "extensions"
+        extensions.mkdir()
+        for folder in REPO.glob("_*"):
+            (extensions / folder.name).symlink_to(folder)
         (self.dir / "conf" / "minion").write_text(yaml.safe_dump({
             "id": minion_id, "file_client": "local", "root_dir": str(self.dir / "salt-root"),
-            "file_roots": {"base": [str(REPO / "salt"), str(REPO)]},
+            "file_roots": {"base": [str(REPO / "salt"), str(extensions)]},
             "pillar_roots": {"base": [str(self.dir / "pillar")]},
             # no systemd as PID 1 here and no package installs (salt/wgmesh/defaults.yaml)
             "wgmesh_formula": {"manage_packages": False, "manage_services": False},

@@ -7,6 +7,7 @@ MOCK (``FakeHost``: no WireGuard or namespace for a unit test). The Salt mine, p
 from __future__ import annotations
 
 import os
+import pathlib
 import stat
 import types
 
@@ -156,6 +157,31 @@ def test_config_and_files_hide_preshared_keys(pillar):
     assert conf["secret"] and conf["mode"] == "0600" and conf["content"] == "(hidden: holds key material)"
     (shown,) = [f for f in module.files(show_secrets=True) if f["path"].endswith("wg0.conf")]
     assert f"PresharedKey = {pillar['wgmesh_psk']['e']}" in shown["content"]
+
+
+def test_staged_files_are_the_rendered_files_root_only_and_rewritten_only_when_changed(pillar, tmp_path,
+                                                                                       configure_loader_modules):
+    """The state tree copies the host's files from staged copies (their contents never go through
+    the compiled state): each staged copy is exactly the rendered file, 0600 in a 0700 folder,
+    named apart for every path, and left alone while its content is the same."""
+    staged = module.staged_files()
+    rendered = {f["path"]: f["content"] for f in module.files(show_secrets=True)}
+    assert [f["path"] for f in staged] == list(rendered) and len({f["source"] for f in staged}) == len(staged)
+    folder = tmp_path / "cache" / "wgmesh" / "staged"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    for item in staged:
+        source = pathlib.Path(item["source"])
+        assert source.parent == folder and source.read_text() == rendered[item["path"]]
+        assert stat.S_IMODE(source.stat().st_mode) == 0o600
+        assert {k: item[k] for k in ("mode", "group", "secret")} == {
+            k: v for k, v in next(f for f in module.files() if f["path"] == item["path"]).items() if k in ("mode", "group", "secret")}
+    conf = next(f for f in staged if f["path"].endswith("wg0.conf"))
+    before = os.stat(conf["source"]).st_mtime_ns
+    os.utime(conf["source"], ns=(before - 10**9, before - 10**9))
+    assert module.staged_files() == staged and os.stat(conf["source"]).st_mtime_ns == before - 10**9
+    pathlib.Path(conf["source"]).write_text("changed by hand\n")
+    module.staged_files()
+    assert pathlib.Path(conf["source"]).read_text() == rendered[conf["path"]]
 
 
 # --- the key ------------------------------------------------------------------------------
@@ -580,6 +606,7 @@ def test_absent_deletes_the_link_only_after_its_files_are_gone(host, pillar, tmp
     footprint = tmp_path / "cache" / "wgmesh" / "footprint.json"
     footprint.parent.mkdir(parents=True)
     footprint.write_text(f'{{"interface": "wg0", "backend": "networkd", "files": ["{netdev}", "{network}"]}}')
+    staged = module.staged_files()                                 # copies of its files, keys among them
     pillar.pop("wgmesh")                                           # this host no longer has a role
     files_left_at = {}
 
@@ -593,6 +620,8 @@ def test_absent_deletes_the_link_only_after_its_files_are_gone(host, pillar, tmp
     changes = module.absent()
     assert changes["interface"] == "wg0 deleted" and changes["files"] == [str(netdev), str(network)]
     assert files_left_at == {"del": []}
+    assert staged and not any(pathlib.Path(f["source"]).exists() for f in staged)
+    assert not (tmp_path / "cache" / "wgmesh" / "staged").exists()
     calls = [call[:3] for call in host.calls]
     assert calls.index(["networkctl", "reload"]) < calls.index(["ip", "link", "del"])
 
