@@ -7,6 +7,8 @@ modules come from the saltext-wgmesh entry point (editable install), no saltutil
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import BIN, example_network_data
@@ -105,8 +107,10 @@ def test_lan_router_gets_its_route_unit_enabled_and_no_packages_or_services(mini
     sls = minion("r1").ok("state.show_sls", "wgmesh")
     assert "wgmesh-lan-routes" in sls
     unit = "/etc/systemd/system/wgmesh-routes.service"
-    assert "ExecStart=ip route replace 10.70.0.0/16 via 192.168.201.247" in \
-        args_of(sls[f"wgmesh-file-{unit}"], "file.managed")["contents"]
+    # the state carries no content: file.managed copies the copy the minion staged
+    staged = args_of(sls[f"wgmesh-file-{unit}"], "file.managed")["source"]
+    assert "contents" not in args_of(sls[f"wgmesh-file-{unit}"], "file.managed")
+    assert "ExecStart=ip route replace 10.70.0.0/16 via 192.168.201.247" in Path(staged).read_text()
     enabled = args_of(sls["wgmesh-boot-unit-wgmesh-routes.service"], "service.enabled")
     assert enabled["name"] == "wgmesh-routes.service" and enabled["require"] == [{"file": f"wgmesh-file-{unit}"}]
     assert [sid for sid in sls if sid.startswith(("wgmesh-packages", "wgmesh-service-", "wgmesh-boot-"))] == \
