@@ -105,6 +105,13 @@ def _match(source=None, destination=None, in_if=None, out_if=None) -> str:
     return " ".join(words)
 
 
+def _forward_match(source, destination, interfaces: str) -> str:
+    """``_match(source, destination, in_if, out_if)`` given ``interfaces``, ``_match`` of the two
+    interfaces: the same for all of a hub's rules (about five per developer), matched once."""
+    addresses = f"-s {source} -d {destination}" if source and destination else _match(source, destination)
+    return f"{addresses} {interfaces}" if addresses and interfaces else addresses or interfaces
+
+
 def rules(fw: Firewall) -> list[Rule]:
     """Every rule of this host, jumps from the built-in chains included, in chain order."""
     tunnel = fw.interface
@@ -115,7 +122,8 @@ def rules(fw: Firewall) -> list[Rule]:
            Rule("filter", FORWARD, REPLIES, REPLY)]
     out += [Rule("filter", FORWARD, ALLOW, f"{_match(dev, None, tunnel, tunnel)} -j {DEVELOPERS}")
             for dev in fw.developers]
-    out += [Rule("filter", FORWARD, ALLOW, f"{_match(a.source, a.destination, tunnel, fw.out_interface)} {NEW}")
+    interfaces = _match(None, None, tunnel, fw.out_interface)
+    out += [Rule("filter", FORWARD, ALLOW, f"{_forward_match(a.source, a.destination, interfaces)} {NEW}")
             for a in fw.forward]
     out.append(Rule("filter", FORWARD, LAST, "-j DROP"))
     out += [Rule("filter", DEVELOPERS, ALLOW, f"-d {dev} -j ACCEPT") for dev in fw.developers]

@@ -480,3 +480,17 @@ def test_a_large_firewalld_change_is_one_reload_of_the_current_permanent_files(d
     one = load_network({**data, "developers": {**data["developers"], "d1": crowd["d1"]}})
     small = firewalld_change(fw_of(one, "z"), live, permanent_current=True)
     assert small and not small.reload and all("--add-rule" in c.argv for c in small.commands)
+
+
+@pytest.mark.parametrize("source", [None, "", "10.70.0.6/32"])
+@pytest.mark.parametrize("destination", ["", "10.128.0.0/9"])
+@pytest.mark.parametrize("out_interface", ["", "wg0", "eth1"])
+def test_a_forward_rule_matches_as_written_option_by_option(source, destination, out_interface):
+    """The forward rules' match options (the interfaces matched once for all of them) are
+    ``_match`` of all four, whichever are missing."""
+    from wgmesh_core.firewall import FORWARD, NEW, _match
+    from wgmesh_core.plan import Access, Firewall
+    fw = Firewall(backend="iptables", interface="wg0", out_interface=out_interface,
+                  forward=(Access(source, destination),))
+    args = [r.args for r in rules(fw) if r.chain == FORWARD and r.args.endswith(NEW)]
+    assert args == [f"{_match(source, destination, 'wg0', out_interface)} {NEW}"]

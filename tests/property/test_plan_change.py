@@ -196,3 +196,17 @@ def test_texts_with_other_line_breaks_are_diffed_by_their_lines():
     assert unified("/f", old, new) == "".join(
         difflib.unified_diff(old.splitlines(True)[12:], new.splitlines(True)[12:], "a/f", "b/f")).replace(
         "@@ -1,3 +1,4 @@", "@@ -13,3 +13,4 @@")
+
+
+@given(network_pairs())
+def test_each_file_diff_of_the_plan_is_the_unified_diff_of_the_rendered_files(pair):
+    """``host_change`` diffs each file's texts as ``unified`` does (letting go of the texts before
+    difflib runs), for every file of either revision."""
+    from wgmesh_core.diff import unified
+    old, new = accepted(pair[0]), accepted(pair[1])
+    for change in plan_change(old, new, TODAY).hosts:
+        before, after = desired_state(old, change.host)[0], desired_state(new, change.host)[0]
+        expected = {path: unified(path, before.get(path, ""), after.get(path, ""))
+                    for path in sorted(set(before) | set(after))}
+        assert change.file_diffs == {path: diff for path, diff in expected.items() if diff}
+        assert list(change.file_diffs) == sorted(change.file_diffs)    # as the plan prints them
