@@ -163,7 +163,11 @@ def _hub_forward(hub: HostConfig) -> dict:
     destinations: dict = {}
     for access in hub.firewall.forward:
         destinations.setdefault(access.source, []).append(access.destination)
-    return {source: _Prefixes((d, True) for d in found) for source, found in destinations.items()}
+    tables: dict = {}     # sources with the same destinations (most developers) share one read-only table
+    for found in destinations.values():
+        if tuple(found) not in tables:
+            tables[tuple(found)] = _Prefixes((d, True) for d in found)
+    return {source: tables[tuple(found)] for source, found in destinations.items()}
 
 
 class Reachability:

@@ -210,3 +210,17 @@ def test_each_file_diff_of_the_plan_is_the_unified_diff_of_the_rendered_files(pa
                     for path in sorted(set(before) | set(after))}
         assert change.file_diffs == {path: diff for path, diff in expected.items() if diff}
         assert list(change.file_diffs) == sorted(change.file_diffs)    # as the plan prints them
+
+
+@given(networks())
+def test_the_hubs_forwarding_tables_shared_between_sources_are_each_sources_own(data):
+    """Reachability's hub allow-lists: sources with the same destinations share one table, which
+    holds what a table of that source's own destinations would."""
+    from wgmesh_core.reach import _hub_forward, _Prefixes
+    spec = accepted(data)
+    hub = host_config(spec, spec.hub.minion, TODAY, *stand_in_keys(spec))
+    tables = _hub_forward(hub)
+    assert set(tables) == {access.source for access in hub.firewall.forward}
+    for source, table in tables.items():
+        own = _Prefixes((a.destination, True) for a in hub.firewall.forward if a.source == source)
+        assert (table._by_length, table._lengths) == (own._by_length, own._lengths), source
