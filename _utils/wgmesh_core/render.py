@@ -112,9 +112,16 @@ def firewall_files(config: HostConfig) -> list[FileSpec]:
         return iptables_boot_files(config)
     if fw is None or fw.backend != "firewalld":
         return []
-    return [FileSpec(firewall.DIRECT_FILE, render("direct_xml", chains=firewall.CHAINS, rules=_rules(fw))),
+    rules = [_direct_rule(rule) for rule in _rules(fw)]
+    return [FileSpec(firewall.DIRECT_FILE, render("direct_xml", chains=firewall.CHAINS, rules=rules)),
             FileSpec(firewall.ZONE_FILE, render("firewalld_zone", fw=fw, zone=firewall.ZONE)),
             FileSpec(firewall.POLICY_FILE, render("firewalld_policy", fw=fw, policy=firewall.POLICY))]
+
+
+def _direct_rule(rule: firewall.Rule) -> str:
+    """One of direct.xml's rules, made here rather than by Jinja (a hub of 50,000 developers has
+    250,000): its arguments are checked as the rule is made, the whole line again as it is rendered."""
+    return f'<rule ipv="ipv4" table="{rule.table}" chain="{rule.chain}" priority="{rule.priority}">{rule.args}</rule>'
 
 
 def iptables_boot_files(config: HostConfig) -> list[FileSpec]:

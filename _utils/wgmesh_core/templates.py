@@ -88,7 +88,7 @@ DIRECT_XML = """\
 <!-- Managed by wgmesh (Salt): local edits are reverted. -->
 <direct>
 {% for chain in chains %}  <chain ipv="ipv4" table="{{ chain[0] }}" chain="{{ chain[1] }}"/>
-{% endfor %}{% for r in rules %}  <rule ipv="ipv4" table="{{ r.table }}" chain="{{ r.chain }}" priority="{{ r.priority }}">{{ r.args }}</rule>
+{% endfor %}{% for rule in rules %}  {{ rule }}
 {% endfor %}</direct>
 """
 

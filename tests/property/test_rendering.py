@@ -6,6 +6,7 @@ the preshared keys the ``wgmesh_secrets`` ext_pillar gives that host (``preshare
 from __future__ import annotations
 
 import base64
+import dataclasses
 import itertools
 import re
 
@@ -206,3 +207,31 @@ def test_the_lan_sources_of_one_pass_are_each_gateways_allow_list_as_first_writt
     assert {gid: allowed_sources(spec, gid, TODAY) for gid in gateways} == expected
     developers = tuple(sorted((f"{dev.address}/32" for dev in active_developers(spec).values()), key=netaddr.IPNetwork))
     assert hub_firewall(spec, TODAY).developers == (developers if spec.developer_to_developer else ())
+
+
+OLD_DIRECT_XML = """\
+<?xml version="1.0" encoding="utf-8"?>
+<!-- Managed by wgmesh (Salt): local edits are reverted. -->
+<direct>
+{% for chain in chains %}  <chain ipv="ipv4" table="{{ chain[0] }}" chain="{{ chain[1] }}"/>
+{% endfor %}{% for r in rules %}  <rule ipv="ipv4" table="{{ r.table }}" chain="{{ r.chain }}" priority="{{ r.priority }}">{{ r.args }}</rule>
+{% endfor %}</direct>
+"""
+
+
+@given(networks())
+def test_direct_xml_is_the_text_of_the_template_that_wrote_each_rule_in_jinja(data):
+    """direct.xml's rule lines are made in Python (a hub has about five per developer): the file
+    is the one the template writing each rule's attributes in Jinja gave."""
+    import jinja2
+    from wgmesh_core import firewall
+    spec = accepted(data)
+    for host in managed_hosts(spec):
+        config = plan(spec, host)
+        if config.firewall is None:
+            continue
+        config = dataclasses.replace(config, firewall=dataclasses.replace(config.firewall, backend="firewalld"))
+        files = {f.path: f.content for f in host_files(config)}
+        expected = jinja2.Template(OLD_DIRECT_XML, keep_trailing_newline=True).render(
+            chains=firewall.CHAINS, rules=firewall.rules(config.firewall))
+        assert files[firewall.DIRECT_FILE] == expected, host
