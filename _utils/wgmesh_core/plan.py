@@ -208,13 +208,13 @@ def _missing_keys(spec, config, peer, public_key, psks, psk_name=None) -> bool:
 
 def allowed_sources(spec: NetworkSpec, gid: str, today: datetime.date) -> list[str]:
     """VPN /32s that may open new connections into gateway ``gid``'s LAN (never the hub)."""
-    return lan_sources(spec, today).get(gid, [])
+    return lan_sources(spec, today, only=gid).get(gid, [])
 
 
-def lan_sources(spec: NetworkSpec, today: datetime.date) -> dict[str, list[str]]:
-    """``allowed_sources`` of every active gateway, in one pass over the peers."""
+def lan_sources(spec: NetworkSpec, today: datetime.date, only: Optional[str] = None) -> dict[str, list[str]]:
+    """``allowed_sources`` of every active gateway (or of gateway ``only``), in one pass over the peers."""
     gateways = active_gateways(spec)
-    found: dict[str, list] = {gid: [] for gid in gateways}
+    found: dict[str, list] = {gid: [] for gid in gateways if only is None or gid == only}
 
     def admit(peer, own_lan=None):
         access, source = peer.lan_access, (int(peer.address), f"{peer.address}/32")   # one string for every LAN
