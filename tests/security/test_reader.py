@@ -206,3 +206,69 @@ def test_a_pillar_naming_too_many_hosts_is_not_compiled_for_each(tmp_path):
     assert sorted(read_document(PILLAR).networked) == ["a", "c", "r1", "z"]
     with pytest.raises(InvalidNetwork, match="the pillar names 4 hosts and minions; .* at most 3 of them"):
         read_document(PILLAR, limits=Limits(max_named_hosts=3))
+
+
+TARGETED_TOP = """#!yaml
+base:
+  '*':
+    - common
+  'gw*':
+    - gateways
+  'L@z,r1':
+    - listed
+  'os:Debian':
+    - match: grain
+    - debian
+  'G@role:hub or E@^r[0-9]$':
+    - match: compound
+    - compound
+  'roles:gateway':
+    - match: grain
+    - rolelist
+  '^a.*':
+    - match: pcre
+    - pcre
+  'os:(Deb|Ubu).*':
+    - match: grain_pcre
+    - grainpcre
+  'r*':
+    - match: glob
+    - globbed
+"""
+TARGETED_GRAINS = {"z": {"os": "Debian", "role": "hub"}, "gw1": {"os": "Debian", "roles": ["gateway"]},
+                   "gw2": {"os": "Ubuntu", "roles": ["gateway", "other"]}, "a": {}, "r1": {"os": "Debian"},
+                   "ab": {"os": "Fedora", "role": "hub"}}
+
+
+@pytest.mark.parametrize("order", ["sorted", "reversed"])
+def test_each_minion_gets_what_a_fresh_pillar_of_its_own_compiles(tmp_path, order):
+    """compile_pillars renders the top and each SLS set with one Pillar and targets each minion
+    with its own options and matchers: top.sls targeting by id (glob, compound's glob, list, pcre), by grains
+    (grain, grain list, grain_pcre) and compound gives each minion exactly what Salt's own
+    ``Pillar(...).compile_pillar(ext=False)`` of a Pillar made for that minion alone gives, in
+    any order of the minions (nothing of one minion's targeting reaches the next)."""
+    import salt.pillar
+    from wgmesh_salt.pillar import _compile_opts, compile_pillars, salt_opts
+    root = tmp_path / "pillar"
+    root.mkdir()
+    (root / "top.sls").write_text(TARGETED_TOP)
+    names = ["common", "gateways", "listed", "debian", "compound", "rolelist", "pcre", "grainpcre", "globbed"]
+    for name in names:
+        (root / f"{name}.sls").write_text(f"#!yaml\n{name}: {{from: {name}}}\n")
+    ids = sorted([*TARGETED_GRAINS, "x"])     # x: a minion without grains
+    ids = ids if order == "sorted" else ids[::-1]
+    compiled, matched = compile_pillars(root, ids, salt_opts(cachedir=str(tmp_path / "c1")), grains=TARGETED_GRAINS)
+    compile_opts = _compile_opts(salt_opts(cachedir=str(tmp_path / "c2")), root, "base")
+    for minion in ids:
+        fresh = salt.pillar.Pillar(compile_opts, dict(TARGETED_GRAINS.get(minion) or {}), minion, "base", functions={})
+        try:
+            expected = fresh.compile_pillar(ext=False)
+        finally:
+            fresh.destroy()
+        assert compiled[minion] == expected, minion
+        assert matched[minion] == [f"base:{name}" for name in names if name in expected], minion
+    gets = {minion: sorted(key for key in compiled[minion]) for minion in ids}
+    assert gets["z"] == ["common", "compound", "debian", "grainpcre", "listed"]
+    assert gets["gw2"] == ["common", "gateways", "grainpcre", "rolelist"]
+    assert gets["ab"] == ["common", "compound", "pcre"] and gets["x"] == ["common"]
+    assert gets["r1"] == ["common", "compound", "debian", "globbed", "grainpcre", "listed"]
