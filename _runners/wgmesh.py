@@ -519,13 +519,19 @@ def _gate_and_converge(repo, gitops, allow_rewind):
     lap("deployed")
     log.info("wgmesh: deployed pillar revision %s (was %s); converging %s", revision, previous,
              ", ".join(plan.affected) or "no host")
-    # the fast path's job is the liveness check of its hosts: no test.ping round trip before it
-    live, answered = _update_live(plan.live_first)
+    # the fast path's job is the liveness check of its hosts: no test.ping round trip before it.
+    # The hub first, on its own: every developer's first packet goes to it, and the master then
+    # compiles one pillar, not the hub's beside every gateway's.
+    hub = new_spec.hub.minion
+    live, answered = _update_live([h for h in plan.live_first if h == hub])
+    gateways_live, gateways_answered = _update_live([h for h in plan.live_first if h != hub])
+    live.update(gateways_live)
+    answered += gateways_answered
     lap("live")
     reachable, pending = _answering([h for h in plan.affected if h not in plan.live_first])
     reachable += answered
     pending += [h for h in plan.live_first if h not in answered]
-    applied = converge([h for h in plan.to_apply if h in reachable], hub=new_spec.hub.minion)
+    applied = converge([h for h in plan.to_apply if h in reachable], hub=hub)
     removed = _remove([h for h in plan.removed if h in reachable])
     applied.update({minion: False for minion in pending})
     lap("applied")

@@ -373,6 +373,20 @@ def test_a_push_is_deployed_and_converges_only_the_hosts_it_changes(gitops, upst
     assert runner.on_push() == {"result": "unchanged", "revision": second_revision}
 
 
+def test_the_fast_path_puts_the_hub_live_before_the_gateways(gitops, upstream, client, bus):
+    """A developer reaching LAN2: the hub's peer goes live in a job of its own, then gateway c's
+    allow-list; then the state runs, the hub first."""
+    runner.on_push()
+    client.jobs.clear()
+    from tests.onboard.conftest import new_public_key
+    upstream.add_developer("g", "10.70.0.9", new_public_key(), lan_access=["c"])
+    upstream.commit("g, reaching LAN2")
+    result = runner.on_push()
+    assert client.live[-2:] == [["z"], ["c"]]
+    assert result["live_first"] == {"z": {"tunnel": {"peers": "changed"}}, "c": {"tunnel": {"peers": "changed"}}}
+    assert client.jobs == [["z"], ["c"]] and result["applied"] == {"z": True, "c": True}
+
+
 def test_a_hub_down_at_the_fast_path_is_pending_and_not_applied(gitops, upstream, client, bus):
     runner.on_push()
     client.jobs.clear()
