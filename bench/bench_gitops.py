@@ -126,7 +126,7 @@ def hub_ready_then_first_ping(lab, g_key, action, limit=30.0):
     worker.start()
     watcher.join(limit + 30)
     if not (seen and seen[0].strip()):
-        return float("nan"), float("nan"), float("nan")
+        return float("nan"), float("nan"), float("nan"), None
     first_look, saw = (float(t) for t in seen[0].split())
     assert first_look < start, "the hub's watcher started after the push: raise its head start"
     ready = saw - start
@@ -134,7 +134,8 @@ def hub_ready_then_first_ping(lab, g_key, action, limit=30.0):
     out = lab.exec("ne", [sys.executable, "-c", FIRST_REPLY, str(limit)], timeout=limit + 30).stdout
     worker.join(limit + 180)
     done = finished[0][1] - start if finished else float("nan")
-    return ready, (float(out) - start) if out.strip() else float("nan"), done
+    report = finished[0][0] if finished else None
+    return ready, (float(out) - start) if out.strip() else float("nan"), done, report
 
 
 def crowd(count: int) -> dict:
@@ -202,13 +203,19 @@ def main():
             for label, (how, added, removed) in methods.items():
                 lab.exec("ne", ["wg-quick", "down", "wg0"], check=False)
                 add = how(added, f"g joins {run}")
-                (ready, first_ping, done), lost_add = watched(
+                (ready, first_ping, done, report), lost_add = watched(
                     lab, 10, lambda: hub_ready_then_first_ping(lab, g_key, add))
                 _, lost_revoke = watched(lab, 10, how(removed, f"g leaves {run}"))
                 for values, value in zip(rows[label], (ready, first_ping, done, lost_add, lost_revoke)):
                     values.append(value)
                 print(f"run {run + 1} {label:<32} hub ready {ready:5.2f} s, first ping {first_ping:5.2f} s, "
                       f"all converged {done:5.2f} s, pings lost: add {lost_add}, revoke {lost_revoke}", flush=True)
+                data = (report or {}).get("data") if isinstance(report, dict) else None
+                if isinstance(data, dict) and data.get("timings"):
+                    # the gate's steps and the hub's fast path (wgmesh/applied): where the time went
+                    hub_steps = {m: r.get("timings") for m, r in (data.get("live_first") or {}).items()
+                                 if isinstance(r, dict)}
+                    print(f"      gate {data['timings']}, fast path {hub_steps}", flush=True)
         print(f"\nmedian of {args.runs} runs; pings lost: f->d and c->a every 20 ms, 10 s windows")
         print(f"{'method':<32} {'hub ready':>10} {'first ping':>11} {'converged':>10} {'lost (add)':>11} "
               f"{'lost (revoke)':>14}")
