@@ -252,15 +252,14 @@ def staged_files():
     os.makedirs(folder, mode=0o700, exist_ok=True)
     os.chmod(folder, 0o700)
     out = []
-    for spec_file in _rendered(wgmesh_core.host_files, _host_config()):
+    for item in files(show_secrets=True):
         # named by the target's path (a hash: no separator or dot of it reaches the name)
-        name = hashlib.sha256(spec_file.path.encode()).hexdigest()[:16] + "-" + os.path.basename(spec_file.path)
-        source = os.path.join(folder, name)
-        if _read_text(source) != spec_file.content:
-            wgmesh_core.keys.write_secret_file(source + ".new", spec_file.content)
-            os.replace(source + ".new", source)
-        out.append({"path": spec_file.path, "source": source, "mode": spec_file.mode,
-                    "group": spec_file.group, "secret": spec_file.secret})
+        name = hashlib.sha256(item["path"].encode()).hexdigest()[:16] + "-" + os.path.basename(item["path"])
+        item["source"] = os.path.join(folder, name)
+        content = item.pop("content")
+        if _read_text(item["source"]) != content:
+            wgmesh_core.keys.replace_secret_file(item["source"], content)
+        out.append(item)
     return out
 
 
@@ -706,9 +705,8 @@ def _firewalld(fw, test):
         raise CommandExecutionError(
             "wgmesh: firewall backend is firewalld but firewalld is not running: the hardening "
             "would only be a file. Start firewalld, or set firewall: iptables for this host.")
-    change = wgmesh_core.firewall.firewalld_change(fw, live)
-    if len(change.commands) > wgmesh_core.firewall.RELOAD_ABOVE_CHANGES and _firewalld_files_current():
-        change = wgmesh_core.firewall.firewalld_change(fw, live, permanent_current=True)   # one batch
+    # a large change goes in as one reload once the state run has written the files (one batch)
+    change = wgmesh_core.firewall.firewalld_change(fw, live, permanent_current=_firewalld_files_current)
     if not change or test:
         return {"firewalld": change.as_dict()} if change else {}
     _run_commands(change.commands, "in_stages")

@@ -172,8 +172,7 @@ def client_config(name):
     os.makedirs(folder, mode=0o700, exist_ok=True)
     os.chmod(folder, 0o700)
     path = os.path.join(folder, f"{name}.conf")
-    wgmesh_core.keys.write_secret_file(path + ".new", text)
-    os.replace(path + ".new", path)
+    wgmesh_core.keys.replace_secret_file(path, text)
     return {"developer": name, "path": path,
             "note": "mode 0600 on the master, it holds the preshared key: send it privately, then delete it"}
 

@@ -60,10 +60,7 @@ class HostChange:
 
     @property
     def changed(self) -> bool:
-        return bool(self.file_diffs or self.config_differs or self.peers_added or self.peers_removed
-                    or self.peers_changed
-                    or self.allow_added or self.allow_removed or self.routes_added or self.routes_removed
-                    or self.masquerade_added or self.masquerade_removed)
+        return bool(self.file_diffs or self.config_differs or self.size)
 
     def summary(self) -> str:
         parts = []

@@ -25,7 +25,7 @@ import difflib
 import shlex
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import netaddr
 
@@ -410,12 +410,14 @@ def _policy_change(fw: Firewall, policy: Optional[dict], change: FirewallChange)
 RELOAD_ABOVE_CHANGES = 200
 
 
-def firewalld_change(fw: Firewall, live: FirewalldLive, permanent_current: bool = False) -> FirewallChange:
+def firewalld_change(fw: Firewall, live: FirewalldLive,
+                     permanent_current: Callable[[], bool] = lambda: False) -> FirewallChange:
     """Compare firewalld's runtime (zone, policy, direct chains and rules) and the kernel with the plan.
 
-    ``permanent_current``: firewalld's permanent files already hold the plan (the state run wrote
-    them), so a reload puts exactly the plan live; then a change of more than
-    ``RELOAD_ABOVE_CHANGES`` direct rules and chains is made that way."""
+    ``permanent_current()``: whether firewalld's permanent files already hold the plan (the state
+    run wrote them), so that a reload puts exactly the plan live; asked only about a change of more
+    than ``RELOAD_ABOVE_CHANGES`` direct rules and chains (rendering the files costs at that
+    size), which is then made that way."""
     change = FirewallChange()
     _zone_change(fw, parse_info(live.zone), change)
     _policy_change(fw, parse_info(live.policy), change)
@@ -433,7 +435,7 @@ def firewalld_change(fw: Firewall, live: FirewalldLive, permanent_current: bool 
             change.other.append(f"kernel differs from firewalld's direct rules: {'; '.join(kernel)}")
             change.reload = True
     size = len(missing) + len(extra) + len(missing_chains) + len(extra_chains)
-    if permanent_current and size > RELOAD_ABOVE_CHANGES:
+    if not change.reload and size > RELOAD_ABOVE_CHANGES and permanent_current():
         change.other.append(f"{size} direct rules and chains to change: reloading firewalld's permanent "
                             f"configuration (one batch) instead of {size} single changes")
         change.reload = True

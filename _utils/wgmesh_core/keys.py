@@ -104,6 +104,13 @@ def write_secret_file(path: str, content: str | bytes, mode: int = 0o600) -> Non
         os.close(fd)
 
 
+def replace_secret_file(path: str, content: str | bytes) -> None:
+    """Replace ``path`` in one step with a 0600 file holding ``content``: a crash leaves the old
+    or the new, never a part (written beside it as ``<path>.new``, then renamed over it)."""
+    write_secret_file(path + ".new", content)
+    os.replace(path + ".new", path)
+
+
 def load_master_secret(path: str) -> bytes:
     """The master's preshared-key secret, made (mode 0600, in a 0700 folder) on first use."""
     os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)

@@ -12,7 +12,7 @@ import fcntl
 import json
 import os
 
-from .keys import write_secret_file
+from .keys import replace_secret_file
 
 DEFAULT_SECRET_FILE = "/etc/salt/wgmesh/psk.secret"   # the wgmesh_secrets ext_pillar's default
 PIN_FILE_NAME = "host_keys.json"
@@ -49,5 +49,4 @@ def updating_pins(path: str):
         yield data
         after = json.dumps(data, sort_keys=True, indent=1)
         if after != before:
-            write_secret_file(path + ".new", after + "\n")
-            os.replace(path + ".new", path)
+            replace_secret_file(path, after + "\n")

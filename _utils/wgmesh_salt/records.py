@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from wgmesh_core.keys import write_secret_file
+from wgmesh_core.keys import replace_secret_file
 
 
 def read(path: str) -> dict:
@@ -21,5 +21,4 @@ def read(path: str) -> dict:
 def write(path: str, record: dict) -> None:
     """Replace the record in one step (0600, in a 0700 folder): a crash leaves the old or the new."""
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    write_secret_file(path + ".new", json.dumps(record, indent=1, sort_keys=True) + "\n")
-    os.replace(path + ".new", path)
+    replace_secret_file(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
