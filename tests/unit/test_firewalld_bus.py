@@ -134,3 +134,35 @@ def test_one_connection_per_process(monkeypatch):
     monkeypatch.setattr(os, "getpid", lambda: -1)      # as in the forked child
     assert bus.serve(["firewall-cmd", "--state"])["stdout"] == "running"
     assert len(opened) == 2 and len(opened[0].sent) == 2 and len(opened[1].sent) == 1
+
+
+class SlowConnection(Connection):
+    """firewalld busy past the deadline (a reload of tens of thousands of direct rules)."""
+    def __init__(self):
+        super().__init__()
+        self.timeouts, self.closed = [], False
+
+    def send_and_get_reply(self, message, timeout=None):
+        self.timeouts.append(timeout)
+        raise TimeoutError
+
+    def close(self):
+        self.closed = True
+
+
+def test_a_reload_firewalld_is_still_busy_with_fails_and_is_not_asked_twice():
+    """firewall-cmd gives up on a reload after 25 s, and 20,000 direct rules took firewalld 41 s:
+    the bus waits long for a reload, and a call past its deadline is a failure, not a reason to
+    run the command again as a process (that would be a second reload queued behind the first)."""
+    opened = []
+
+    def connect():
+        opened.append(SlowConnection())
+        return opened[-1]
+    bus = FirewalldBus(connect)
+    answer = bus.serve(["firewall-cmd", "--reload"])
+    assert answer is not None and answer["retcode"] == 1
+    assert answer["stderr"] == "Error: firewalld did not answer reload within 900 s"
+    assert opened[0].timeouts == [900.0] and opened[0].closed
+    assert bus.serve(["firewall-cmd", "--state"])["retcode"] == 1     # a fresh connection, still served
+    assert len(opened) == 2 and opened[1].timeouts == [30.0]
