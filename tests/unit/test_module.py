@@ -453,7 +453,8 @@ def test_an_extra_iptables_rule_is_removed_with_its_connections_only_for_real(ke
     assert restore[0] == "iptables-restore"
     assert host.stdin[host.calls.index(restore)].splitlines() == [
         "*filter", f"-D WGMESH-FORWARD {hand}", "COMMIT", "*nat", "COMMIT"]
-    assert cut == ["conntrack", "-D", "-s", "10.70.9.9"]
+    assert cut == ["conntrack", "-R", "-"]
+    assert host.stdin[host.calls.index(cut)] == "-D -s 10.70.9.9\n"
 
 
 def test_the_iptables_jumps_are_put_back_first_and_the_nat_jump_added(keydir, host, mine):
@@ -520,7 +521,8 @@ def test_firewalld_direct_rules_missing_and_extra_are_fixed_one_by_one_only_for_
     assert firewall_commands(host) == [                # removed before added; no reload
         ["firewall-cmd", "--direct", "--remove-rule", *hand.split()],
         ["firewall-cmd", "--direct", "--add-rule", *rule.direct.split()],
-        ["conntrack", "-D", "-s", "10.70.9.9"]]
+        ["conntrack", "-R", "-"]]
+    assert host.stdin[len(host.calls) - 1] == "-D -s 10.70.9.9\n"
 
 
 def test_firewalld_changes_of_one_kind_run_at_once_and_removals_end_before_additions(
