@@ -674,15 +674,18 @@ def _remove_files(paths):
 FIREWALLD_STATE = ("firewall-cmd", "--state")
 
 
-def _firewalld_running():
+def _firewall_cmd_installed():
     import salt.utils.path
-    return bool(salt.utils.path.which("firewall-cmd")) and _run(list(FIREWALLD_STATE), check=False)["retcode"] == 0
+    return bool(salt.utils.path.which("firewall-cmd"))
+
+
+def _firewalld_running():
+    return _firewall_cmd_installed() and _run(list(FIREWALLD_STATE), check=False)["retcode"] == 0
 
 
 def _firewalld_live():
     """(whether firewalld runs, what it and the kernel hold, or None when it does not run)."""
-    import salt.utils.path
-    if not salt.utils.path.which("firewall-cmd"):
+    if not _firewall_cmd_installed():
         return False, None
     names = list(wgmesh_core.firewall.FIREWALLD_LISTINGS)
     Command = wgmesh_core.firewall.Command

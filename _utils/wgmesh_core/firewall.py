@@ -153,18 +153,21 @@ class ChainRules(dict):
         return self.get((table, chain), [])
 
 
+def _restore_input(body: Callable[[str, list], list]) -> str:
+    """`iptables-restore` input, one transaction per table: ``body(table, wgmesh's chains in it)``
+    gives each table's lines."""
+    lines = []
+    for table in ("filter", "nat"):
+        lines += [f"*{table}", *body(table, [chain for t, chain in CHAINS if t == table]), "COMMIT"]
+    return "\n".join(lines) + "\n"
+
+
 def iptables_restore(fw: Firewall, chains: Optional[ChainRules] = None) -> str:
     """`iptables-restore --noflush` input: declaring wgmesh's chains flushes and refills them
     in one transaction per table; other chains are left alone."""
     chains = ChainRules(rules(fw)) if chains is None else chains
-    lines = []
-    for table in ("filter", "nat"):
-        ours = [chain for t, chain in CHAINS if t == table]
-        lines.append(f"*{table}")
-        lines += [f":{chain} - [0:0]" for chain in ours]
-        lines += [f"-A {chain} {args}" for chain in ours for args in chains.of(table, chain)]
-        lines.append("COMMIT")
-    return "\n".join(lines) + "\n"
+    return _restore_input(lambda table, ours: [f":{chain} - [0:0]" for chain in ours]
+                          + [f"-A {chain} {args}" for chain in ours for args in chains.of(table, chain)])
 
 
 def boot_restore(fw: Firewall, chains: Optional[ChainRules] = None) -> str:
@@ -293,16 +296,12 @@ def chain_edits(chain: str, have: list[str], want: list[str]) -> list[str]:
 def _restore_edits(chains: ChainRules, live: dict) -> Optional[str]:
     """`iptables-restore --noflush` input changing only what differs in wgmesh's chains, or None
     when a chain is missing or repeats a rule (then they are declared and refilled whole)."""
-    lines = []
-    for table in ("filter", "nat"):
-        lines.append(f"*{table}")
-        for chain in [chain for t, chain in CHAINS if t == table]:
-            have = live[table].get(chain)
-            if have is None or len(set(have)) < len(have):
-                return None
-            lines += chain_edits(chain, have, chains.of(table, chain))
-        lines.append("COMMIT")
-    return "\n".join(lines) + "\n"
+    for table, chain in CHAINS:
+        have = live[table].get(chain)
+        if have is None or len(set(have)) < len(have):
+            return None
+    return _restore_input(lambda table, ours: [line for chain in ours
+                                               for line in chain_edits(chain, live[table][chain], chains.of(table, chain))])
 
 
 def iptables_change(fw: Firewall, filter_listing: str, nat_listing: str) -> FirewallChange:
