@@ -638,8 +638,18 @@ def firewall(test=False):
     listing = _iptables_listings()
     change = wgmesh_core.firewall.iptables_change(fw, *listing)
     if change and not test:
-        _run_commands(change.commands + change.cuts)
+        _run_commands(change.commands)
+        _cut(change.cuts)
     return {"iptables": change.as_dict()} if change else {}
+
+
+def _cut(cuts):
+    """Cut the connections removed rules admitted: the flows are listed once, and only the cuts
+    that find one are run (each deletion walks the whole conntrack table)."""
+    if not cuts:
+        return
+    listing = _run(list(wgmesh_core.firewall.CONNTRACK_LISTING), check=False)
+    _run_commands(wgmesh_core.firewall.cut_commands(cuts, listing["stdout"] if listing["retcode"] == 0 else None))
 
 
 def _iptables_listings():
@@ -719,7 +729,7 @@ def _firewalld(fw, test):
             raise CommandExecutionError("wgmesh: firewalld did not load wgmesh's configuration ("
                                         + "; ".join(after.other) + "): see firewalld's log")
         _run_commands(after.commands, "in_stages")
-    _run_commands(change.cuts)
+    _cut(change.cuts)
     return {"firewalld": change.as_dict()}
 
 

@@ -42,7 +42,7 @@ def failed(stderr):
 
 
 class FakeHost:
-    """MOCK of a host's `ip`, `wg`, `iptables -S` and `firewall-cmd` for ``cmd.run_all``: one
+    """MOCK of a host's `ip`, `wg`, `iptables -S`, `conntrack -L` and `firewall-cmd` for ``cmd.run_all``: one
     WireGuard interface and its firewall chains (no kernel module or namespace is available to a
     unit test). ``firewalld``: None (not running) or the ``FirewalldLive`` its listings print;
     ``firewall-cmd --reload`` makes them ``after_reload`` when that is set. Every command is
@@ -56,6 +56,7 @@ class FakeHost:
         self.address, self.routes, self.mtu, self.up = address, list(routes), mtu, up
         self.iptables = {"filter": "", "nat": ""}       # `iptables -S` per table; no firewalld runs
         self.firewalld = self.after_reload = None
+        self.conntrack = ""         # what `conntrack -L` prints
         self.fail: list[list[str]] = []
         self.calls: list[list[str]] = []
         self.stdin: dict[int, str] = {}     # index in calls -> input
@@ -98,6 +99,8 @@ class FakeHost:
             return ok(self.live.private_key + "\n") if self.exists else failed("No such device")
         if cmd == ["firewall-cmd", "--state"]:
             return ok("running") if self.firewalld is not None else failed("not running")
+        if cmd == ["conntrack", "-L"]:
+            return ok(self.conntrack)
         if cmd[0] == "iptables" and cmd[-1] == "-S":
             return ok(self.iptables["nat" if "nat" in cmd else "filter"])
         return ok()

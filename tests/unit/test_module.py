@@ -444,17 +444,35 @@ def test_an_extra_iptables_rule_is_removed_with_its_connections_only_for_real(ke
     fw = firewall_plan(keydir, host, mine)
     hand = "-s 10.70.9.9/32 -i wg0 -o wg0 -j ACCEPT"
     host.iptables["filter"] += f"-A WGMESH-FORWARD {hand}\n"
-    host.fail.append(["conntrack"])                  # nothing to delete: conntrack exits 1, not an error
+    host.conntrack = CONNTRACK_LISTING          # 10.70.9.9 has a connection open
+    host.fail.append(["conntrack", "-R"])       # nothing to delete: conntrack exits 1, not an error
     assert module.firewall(test=test) == {"iptables": {"extra": [f"filter: -A WGMESH-FORWARD {hand}"]}}
     if test:
         assert firewall_commands(host) == []
         return
-    restore, cut = firewall_commands(host)
+    restore, listing, cut = firewall_commands(host)
     assert restore[0] == "iptables-restore"
     assert host.stdin[host.calls.index(restore)].splitlines() == [
         "*filter", f"-D WGMESH-FORWARD {hand}", "COMMIT", "*nat", "COMMIT"]
-    assert cut == ["conntrack", "-R", "-"]
+    assert listing == ["conntrack", "-L"] and cut == ["conntrack", "-R", "-"]
     assert host.stdin[host.calls.index(cut)] == "-D -s 10.70.9.9\n"
+
+
+CONNTRACK_LISTING = (
+    "tcp      6 431999 ESTABLISHED src=10.70.9.9 dst=192.168.200.10 sport=40000 dport=22 "
+    "src=192.168.200.10 dst=10.70.9.9 sport=22 dport=40000 [ASSURED] mark=0 use=1\n"
+    "icmp     1 29 src=10.70.0.3 dst=10.70.0.1 type=8 code=0 id=7 src=10.70.0.1 dst=10.70.0.3 type=0 code=0 id=7 "
+    "mark=0 use=1\n")
+
+
+def test_only_the_cuts_that_find_a_connection_run(keydir, host, mine):
+    """Each `conntrack -D` walks the whole conntrack table: the flows are listed once and a
+    removed rule that admitted none of them costs nothing more."""
+    firewall_plan(keydir, host, mine)
+    host.iptables["filter"] += "-A WGMESH-FORWARD -s 10.70.9.8/32 -i wg0 -o wg0 -j ACCEPT\n"
+    host.conntrack = CONNTRACK_LISTING
+    assert module.firewall()
+    assert firewall_commands(host)[1:] == [["conntrack", "-L"]]
 
 
 def test_the_iptables_jumps_are_put_back_first_and_the_nat_jump_added(keydir, host, mine):
@@ -513,6 +531,7 @@ def test_firewalld_direct_rules_missing_and_extra_are_fixed_one_by_one_only_for_
     hand = "ipv4 filter WGMESH-FORWARD 2 -s 10.70.9.9/32 -i wg0 -o wg0 -j ACCEPT"
     direct = [r.direct for r in wgmesh_core.firewall.rules(firewalld) if r != rule] + [hand]
     host.firewalld = dataclasses.replace(firewalld_live(firewalld), rules="\n".join(direct) + "\n")
+    host.conntrack = CONNTRACK_LISTING
     assert module.firewall(test=test) == {"firewalld": {"missing": [f"firewalld: {rule.direct}"],
                                                         "extra": [f"firewalld: {hand}"]}}
     if test:
@@ -521,6 +540,7 @@ def test_firewalld_direct_rules_missing_and_extra_are_fixed_one_by_one_only_for_
     assert firewall_commands(host) == [                # removed before added; no reload
         ["firewall-cmd", "--direct", "--remove-rule", *hand.split()],
         ["firewall-cmd", "--direct", "--add-rule", *rule.direct.split()],
+        ["conntrack", "-L"],
         ["conntrack", "-R", "-"]]
     assert host.stdin[len(host.calls) - 1] == "-D -s 10.70.9.9\n"
 
