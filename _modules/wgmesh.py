@@ -23,6 +23,9 @@ from salt.exceptions import CommandExecutionError
 try:
     # installed with saltext-wgmesh, or synced from _utils/ (Salt puts that folder on sys.path)
     import wgmesh_core
+    # synced anew since this process imported it (a wgmesh_core from before forget_if_changed: kept)
+    if getattr(wgmesh_core, "forget_if_changed", bool)():
+        import wgmesh_core
     import wgmesh_core.diff
     import wgmesh_salt.commands
     import wgmesh_salt.firewalld_bus

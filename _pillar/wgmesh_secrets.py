@@ -25,6 +25,9 @@ import logging
 try:
     # installed with saltext-wgmesh, or synced from _utils/ (Salt puts that folder on sys.path)
     import wgmesh_core
+    # synced anew since this process imported it (a wgmesh_core from before forget_if_changed: kept)
+    if getattr(wgmesh_core, "forget_if_changed", bool)():
+        import wgmesh_core
     from wgmesh_core import hostkeys, pins
 except ImportError as error:
     wgmesh_core = None

@@ -14,6 +14,9 @@ from salt.exceptions import SaltInvocationError
 try:
     # installed with saltext-wgmesh, or synced from _utils/ (Salt puts that folder on sys.path)
     import wgmesh_core
+    # synced anew since this process imported it (a wgmesh_core from before forget_if_changed: kept)
+    if getattr(wgmesh_core, "forget_if_changed", bool)():
+        import wgmesh_core
     import wgmesh_salt
     import wgmesh_salt.laps
 except ImportError as error:

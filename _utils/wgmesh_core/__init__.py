@@ -16,3 +16,39 @@ __all__ = [
     "derive_psk", "generate_private_key", "host_config", "host_files", "iptables_restore", "key_problem",
     "load_network", "managed_hosts", "public_key", "static_route_instructions", "wg_setconf",
 ]
+
+
+# --- a minion or master that synced another wgmesh and was not restarted --------------------
+import os as _os
+import sys as _sys
+
+_PACKAGES = ("wgmesh_core", "wgmesh_salt")
+
+
+def _source_stamp() -> tuple:
+    """(package, file, mtime, size) of every module of wgmesh's packages, as they are on disk."""
+    parent = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+    stamp = []
+    for package in _PACKAGES:
+        folder = _os.path.join(parent, package)
+        for name in sorted(_os.listdir(folder)) if _os.path.isdir(folder) else ():
+            if name.endswith(".py"):
+                stat = _os.stat(_os.path.join(folder, name))
+                stamp.append((package, name, stat.st_mtime_ns, stat.st_size))
+    return tuple(stamp)
+
+
+_IMPORTED = _source_stamp()
+
+
+def forget_if_changed() -> bool:
+    """Drop wgmesh's packages from ``sys.modules`` when their files changed since they were
+    imported (``saltutil.sync_all`` brought another wgmesh), so that the next import reads the
+    files on disk; True when they were dropped. A minion forks each job from a process that keeps
+    its imports, and Salt reloads only its own modules after a sync: without this, the new
+    execution module would run on the old core until the minion restarts."""
+    if _source_stamp() == _IMPORTED:
+        return False
+    for name in [name for name in _sys.modules if name.split(".")[0] in _PACKAGES]:
+        del _sys.modules[name]
+    return True
