@@ -145,6 +145,10 @@ class FirewalldBus:
             try:
                 if self._connection is None or self._pid != os.getpid():
                     self._connection, self._pid = self._connect(), os.getpid()
+            except OSError:     # no system bus here: the process reports it
+                self._unavailable, self._connection = True, None
+                return None
+            try:
                 reply = self._connection.send_and_get_reply(message, timeout=call.timeout)
             except TimeoutError:
                 # firewalld has the request and may still be at it: running the command as well
@@ -153,7 +157,7 @@ class FirewalldBus:
                 self._connection = None     # a late reply must not meet the next call
                 return {"retcode": 1, "stdout": "", "pid": 0, "stderr":
                         f"Error: firewalld did not answer {call.method} within {call.timeout:.0f} s"}
-            except OSError:     # no system bus here, or it went away: the process reports it
+            except OSError:     # the bus went away: the process reports it
                 self._unavailable, self._connection = True, None
                 return None
         try:
