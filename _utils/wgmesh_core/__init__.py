@@ -3,6 +3,9 @@
 No Salt imports here: the Salt modules in _modules/, _states/ and _runners/
 are thin adapters around this package, and the CLI and tests use it alone.
 """
+import os as _os
+import sys as _sys
+
 from . import addressing, adopt, firewall, hostkeys, keys, live, pins, render, teardown
 from . import plan
 from .keys import derive_psk, generate_private_key, key_problem, public_key
@@ -19,9 +22,6 @@ __all__ = [
 
 
 # --- a minion or master that synced another wgmesh and was not restarted --------------------
-import os as _os
-import sys as _sys
-
 _PACKAGES = ("wgmesh_core", "wgmesh_salt")
 
 

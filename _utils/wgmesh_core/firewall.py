@@ -11,7 +11,8 @@ so live and wanted rules compare as text:
   backend a direct ACCEPT does not bypass firewalld's own input and forward filtering, which
   would otherwise reject what the allow-list admits. Differences are applied at runtime, one
   rule at a time; firewalld is reloaded (which drops other programs' runtime-only rules) only
-  when it lacks the zone or the WireGuard port policy, or its kernel rules differ from its record.
+  when it lacks the zone or the WireGuard port policy, its kernel rules differ from its record,
+  or more than ``RELOAD_ABOVE_CHANGES`` direct rules change and its files already hold them.
 
 Every rule matches the tunnel (``-i``/``-o`` wg0): forwarding that neither enters nor leaves it
 (Docker or libvirt bridges) never reaches wgmesh's chains. When rules go away, the connections
@@ -244,8 +245,7 @@ class Cut:
         words = ["-D"]
         for flag, net, mask in (("-s", self.source, "--mask-src"), ("-d", self.destination, "--mask-dst")):
             if net is not None:
-                words += [flag, str(net.network if net.prefixlen < 32 else net.ip)]
-                words += [mask, str(net.netmask)] if net.prefixlen < 32 else []
+                words += [flag, str(net.network)] + ([mask, str(net.netmask)] if net.prefixlen < 32 else [])
         return " ".join(words)
 
     def admits(self, source: int, destination: int) -> bool:
