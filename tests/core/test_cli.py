@@ -100,6 +100,42 @@ def test_console_script_exit_status(bad_pillar):
     assert len(bad.stderr.splitlines()) == 2
 
 
+# An exit hook that says whether the interpreter's teardown ran, then the command as a program.
+TEARDOWN_PROBE = ("import atexit, sys; atexit.register(lambda: print('teardown ran', file=sys.stderr)); "
+                  "from wgmesh_core.cli import main; sys.exit(main())")
+
+
+def test_reading_commands_end_without_teardown_their_output_written(tmp_path, bad_pillar):
+    # validate, render, plan: the process ends once the output is flushed (os._exit), through a pipe too
+    out = tmp_path / "out"
+    render = subprocess.run([sys.executable, "-c", TEARDOWN_PROBE, "render", str(PILLAR), "--host", "z"],
+                            capture_output=True, text=True, timeout=60)
+    assert render.returncode == 0, render.stderr
+    assert "teardown ran" not in render.stderr
+    assert render.stdout.count("### /etc/") >= 5 and "# static routes the LAN routers need:" in render.stdout
+    good = subprocess.run([sys.executable, "-c", TEARDOWN_PROBE, "validate", str(PILLAR)],
+                          capture_output=True, text=True, timeout=60)
+    assert (good.returncode, good.stderr) == (0, "")
+    assert good.stdout.startswith(f"{PILLAR}: valid (")
+    bad = subprocess.run([sys.executable, "-c", TEARDOWN_PROBE, "validate", str(bad_pillar)],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "teardown ran" not in bad.stderr
+    assert "developers.e.address: 10.71.0.4 is outside the VPN network" in bad.stderr
+    assert not out.exists()
+
+
+def test_other_commands_and_in_process_calls_keep_the_teardown(tmp_path, capsys):
+    # a command that is not only reading (join writes a key file) exits the usual way
+    key_file = tmp_path / "k.key"
+    join = subprocess.run([sys.executable, "-c", TEARDOWN_PROBE, "join", str(PILLAR), "newdev", "--key-file",
+                           str(key_file)], capture_output=True, text=True, timeout=60)
+    assert join.returncode == 0, join.stderr
+    assert join.stderr.rstrip().endswith("teardown ran") and key_file.exists()
+    # main(argv) returns: the caller's process goes on
+    assert main(["validate", str(PILLAR)]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
 def test_render_bad_writes_nothing(bad_pillar, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
