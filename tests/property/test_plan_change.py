@@ -224,3 +224,15 @@ def test_the_hubs_forwarding_tables_shared_between_sources_are_each_sources_own(
     for source, table in tables.items():
         own = _Prefixes((a.destination, True) for a in hub.firewall.forward if a.source == source)
         assert (table._by_length, table._lengths) == (own._by_length, own._lengths), source
+
+
+def test_every_line_break_of_splitlines_but_newline_takes_the_line_by_line_way():
+    """``_other_breaks`` finds each character str.splitlines breaks a line at, other than ``\\n``,
+    wherever it is in a text (first, last, among non-ASCII text), and nothing in a text without one."""
+    from wgmesh_core.diff import _other_breaks
+    breaks = [chr(code) for code in range(0x110000) if len(f"a{chr(code)}b".splitlines()) == 2 and code != 10]
+    assert len(breaks) == 9     # \x0b \x0c \r \x1c \x1d \x1e \x85 \u2028 \u2029
+    for mark in breaks:
+        for text in (f"{mark}a\nb\n", f"a\nb{mark}", f"ä\n{mark}\n€", f"x\n{mark}"):
+            assert _other_breaks(text), (mark, text)
+    assert not any(_other_breaks(text) for text in ("", "a\nb\n", "ä€\u2027\u202a\n\t", "\x1f\x84\x86"))
