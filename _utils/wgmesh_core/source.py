@@ -165,18 +165,19 @@ def _top_key_problems(sls: SlsFile, allowed: Iterable[str]) -> list[Problem]:
 
 def _overlap_problems(files: dict) -> list[Problem]:
     """A key path set in two files: Salt would keep one of them, depending on targeting and order."""
-    owners: dict[tuple, tuple[str, bool]] = {}
+    owners: dict[tuple, str] = {}      # key path -> the first file that sets it
     problems = []
     for name, sls in files.items():
         if name == TOP_FILE:
             continue
-        for path, is_mapping in sls.paths.items():
-            if path[0] == "include":
-                continue
-            first = owners.setdefault(path, (name, is_mapping))
-            if first[0] != name and not (is_mapping and first[1]):
-                problems.append(Problem(".".join(path), f"defined in both {first[0]} and {name}: "
+        # the paths set before, found with set operations (a file of 10,000 developers has 40,000)
+        shared = sls.paths.keys() & owners.keys()
+        for path in (path for path in sls.paths if path in shared) if shared else ():
+            first = owners[path]
+            if path[0] != "include" and not (sls.paths[path] and files[first].paths[path]):
+                problems.append(Problem(".".join(path), f"defined in both {first} and {name}: "
                                                         "define each entry in one file only"))
+        owners.update(dict.fromkeys(sls.paths.keys() - shared, name))
     return problems
 
 
@@ -254,8 +255,9 @@ def read_file_network(path, limits: Limits = Limits()) -> dict:
 
 def plain(data):
     """``data`` as plain dicts/lists/scalars (Salt returns OrderedDicts), for comparing and printing."""
-    if isinstance(data, dict):
-        return {str(key): plain(value) for key, value in data.items()}
+    if isinstance(data, dict):     # (strings, nearly every key and value, taken as they are)
+        return {key if type(key) is str else str(key): value if type(value) is str else plain(value)
+                for key, value in data.items()}
     if isinstance(data, (list, tuple)):
         return [plain(value) for value in data]
     return data if isinstance(data, (str, int, float, bool, type(None))) else str(data)

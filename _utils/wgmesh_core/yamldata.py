@@ -11,7 +11,6 @@ Salt's SaltYamlSafeLoader builds them (timestamps stay strings, ``010`` is ten).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Optional
 
@@ -29,7 +28,7 @@ PLAIN_TAGS = frozenset(YAML_TAG + t for t in ("null", "bool", "int", "float", "s
 MERGE_TAG = YAML_TAG + "merge"
 _STR_TAG = YAML_TAG + "str"
 MAX_PROBLEMS_PER_FILE = 20
-_SUSPECT = re.compile(r"\{[{%#]|^#!", re.MULTILINE)
+_SUSPECT = (*TEMPLATE_MARKS, "\n#!")    # template syntax, or a renderer line after the first
 
 
 @dataclass(frozen=True)
@@ -146,7 +145,8 @@ def _text_problems(name: str, text: str) -> list[Problem]:
         return [Problem(f"{name}:1", f"must start with the line '{SHEBANG}' (the pillar repository is YAML only; "
                                      f"found {short(lines[0][:40])})")]
     problems = []
-    if not _SUSPECT.search(text, len(lines[0])):
+    start = len(lines[0])
+    if not any(text.find(mark, start) >= 0 for mark in _SUSPECT):   # the usual case: a search per mark
         return problems
     for number, line in enumerate(lines[1:], start=2):
         marks = [mark for mark in TEMPLATE_MARKS if mark in line]
@@ -214,16 +214,15 @@ def _tag_problem(loader, node) -> Optional[str]:
 
 
 def _key_identity(loader, node):
-    """What Salt's loader makes of a key, cheaply for the usual string keys."""
-    if node.tag == _STR_TAG:
-        return node.value
+    """What Salt's loader makes of a key that is not a plain string (``1``, ``true``, ``null``)."""
     return loader.construct_object(node, deep=True)
 
 
 def _graph_problems(loader, root, name: str, paths: dict) -> tuple[list[Problem], bool]:
     """(problems, whether any node is reached twice: an alias) after one walk that visits each node
     once: tags, merge keys, keys, duplicates.  Fills ``paths`` ({key path: is a mapping}); a list,
-    and a value given by an alias, count as leaves."""
+    and a value given by an alias, count as leaves.  A mapping's plain string keys and values (nearly
+    every node of a pillar) are taken in its loop, the other nodes from the stack."""
     problems, seen, aliased = [], set(), False
     stack = [(root, ())]
     while stack and len(problems) < MAX_PROBLEMS_PER_FILE:
@@ -232,34 +231,44 @@ def _graph_problems(loader, root, name: str, paths: dict) -> tuple[list[Problem]
             aliased = True
             continue
         seen.add(id(node))
+        kind = type(node)
         if node.tag not in PLAIN_TAGS:
             problems.append(Problem(f"{name}:{node.start_mark.line + 1}",
                                     f"the tag {node.tag!r} is not allowed: plain YAML only"))
-        elif (node.tag != _STR_TAG or type(node) is not ScalarNode) and (why := _tag_problem(loader, node)):
+        elif (node.tag != _STR_TAG or kind is not ScalarNode) and (why := _tag_problem(loader, node)):
             problems.append(Problem(f"{name}:{node.start_mark.line + 1}", why))
-        elif type(node) is SequenceNode:
+        elif kind is SequenceNode:
             stack.extend((item, None) for item in node.value)
-        elif type(node) is MappingNode:
-            first: dict = {}
+        elif kind is MappingNode:
+            first: dict = {}      # key -> its node
             for key, value in node.value:
-                if (key.tag == MERGE_TAG or type(key) is not ScalarNode or key.tag not in PLAIN_TAGS
-                        or (key.tag != _STR_TAG and _tag_problem(loader, key))):
+                if key.tag == _STR_TAG and type(key) is ScalarNode:
+                    identity = key.value
+                elif (key.tag == MERGE_TAG or type(key) is not ScalarNode or key.tag not in PLAIN_TAGS
+                      or _tag_problem(loader, key)):
                     why = ("YAML merge keys (<<) are not allowed: write the entries out" if key.tag == MERGE_TAG
                            else "a mapping key must be a plain value")
                     problems.append(Problem(f"{name}:{key.start_mark.line + 1}", why))
                     continue
-                identity = _key_identity(loader, key)
+                else:
+                    identity = _key_identity(loader, key)
                 if identity in first:
                     problems.append(Problem(f"{name}:{key.start_mark.line + 1}", f"duplicate key {short(key.value)} "
-                                            f"(first at line {first[identity]}): a key may appear once per mapping"))
+                                            f"(first at line {first[identity].start_mark.line + 1}): a key may "
+                                            "appear once per mapping"))
                     continue
-                first[identity] = key.start_mark.line + 1
-                if path is not None:
-                    key_path = (*path, key.value)
+                first[identity] = key
+                key_path = None if path is None else (*path, key.value)
+                if type(value) is ScalarNode and value.tag == _STR_TAG:    # a leaf with nothing to check
+                    if id(value) in seen:
+                        aliased = True
+                    seen.add(id(value))
+                    if key_path is not None:
+                        paths[key_path] = False
+                    continue
+                if key_path is not None:
                     paths[key_path] = type(value) is MappingNode and id(value) not in seen
-                    stack.append((value, key_path))
-                else:
-                    stack.append((value, None))
+                stack.append((value, key_path))
     return problems, aliased
 
 

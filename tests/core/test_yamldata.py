@@ -49,6 +49,18 @@ def test_every_template_mark_and_renderer_line_is_named_by_line():
                               f"x.sls:6: template syntax '{{{{' {TEMPLATE}"]     # the first mark, in this order
 
 
+@pytest.mark.parametrize("mark", ["{{", "{%", "{#"])
+@pytest.mark.parametrize("text, line", [("#!yaml\n{mark}\n", 2), ("#!yaml\na: 1\nb: '{mark}'", 3),
+                                        ("#!yaml\r\n{mark}", 2), ("#!yaml\n\n\n{mark}x\n", 4)])
+def test_each_template_mark_alone_is_found_anywhere_after_the_first_line(mark, text, line):
+    assert refusals(text.format(mark=mark)) == [f"x.sls:{line}: template syntax {mark!r} {TEMPLATE}"]
+
+
+@pytest.mark.parametrize("text, line", [("#!yaml\n#!py\n", 2), ("#!yaml\na: 1\n#!jinja", 3), ("#!yaml\r\n#!x\n", 2)])
+def test_a_renderer_line_alone_is_found_first_or_last(text, line):
+    assert refusals(text)[0].startswith(f"x.sls:{line}: renderer line")
+
+
 def test_a_long_renderer_line_is_quoted_cut():
     assert refusals("#!yaml\n#!" + "x" * 100 + "\n") == [
         f"x.sls:2: renderer line {('#!' + 'x' * 38)!r} is not allowed: only '#!yaml', on the first line"]
@@ -150,6 +162,17 @@ def test_aliases_count_every_value_they_add_against_the_limit():
     """a: &x [1, 2] / b: *x adds three values (the list and its two items) to the six written."""
     text = "#!yaml\na: &x [1, 2]\nb: *x\n"
     assert load_sls(text, "x.sls", Limits(max_alias_values=3)) == {"a": [1, 2], "b": [1, 2]}
+    assert refusals(text, Limits(max_alias_values=2)) == [
+        "x.sls:2: refused: its aliases expand to more than 2 values beyond the ones written "
+        "(an alias bomb?); write the values out"]
+
+
+def test_a_string_given_by_aliases_as_mapping_values_counts_against_the_limit():
+    """a string reached again through aliases from mappings only (no list): three values added to eight."""
+    text = "#!yaml\na: &x v\nb: *x\nc: {d: *x, e: *x}\n"
+    sls = parse_sls(text, "x.sls", Limits(max_alias_values=3))
+    assert sls.value(sls.root) == {"a": "v", "b": "v", "c": {"d": "v", "e": "v"}}
+    assert sls.paths == {("a",): False, ("b",): False, ("c",): True, ("c", "d"): False, ("c", "e"): False}
     assert refusals(text, Limits(max_alias_values=2)) == [
         "x.sls:2: refused: its aliases expand to more than 2 values beyond the ones written "
         "(an alias bomb?); write the values out"]
