@@ -10,7 +10,7 @@ def listing(fw, table, extra_builtin=(), replace=None):
     """What `iptables [-t nat] -S` prints on a host in sync with ``fw`` (optionally changed)."""
     builtin = {"filter": ("INPUT", "FORWARD", "OUTPUT"), "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")}[table]
     lines = [f"-P {name} ACCEPT" for name in builtin]
-    lines += [f"-N {name}" for t, name in firewall.CHAINS if t == table]
+    lines += [f"-N {name}" for t, name in firewall.ChainRules(rules(fw)).ours if t == table]
     chains = {name: list(extra_builtin) if name == "FORWARD" else [] for name in builtin}
     for r in rules(fw):
         if r.table == table:
@@ -45,7 +45,7 @@ def firewalld_live(fw, direct=None, interfaces="wg0", sources="", zone=True, pol
     return FirewalldLive(
         zone=ZONE_INFO.format(interfaces=interfaces, sources=sources) if zone else None,
         policy=POLICY_INFO.format(port=fw.listen_port) if policy else None,
-        chains="".join(f"ipv4 {t} {c}\n" for t, c in firewall.CHAINS),
+        chains="".join(f"ipv4 {t} {c}\n" for t, c in firewall.ChainRules(rules(fw)).ours),
         rules="\n".join(direct) + "\n",
         kernel_filter=kernel if kernel is not None else listing(fw, "filter"),
         kernel_nat=listing(fw, "nat"))

@@ -112,8 +112,9 @@ def firewall_files(config: HostConfig) -> list[FileSpec]:
         return iptables_boot_files(config)
     if fw is None or fw.backend != "firewalld":
         return []
-    rules = [_direct_rule(rule) for rule in _rules(fw)]
-    return [FileSpec(firewall.DIRECT_FILE, render("direct_xml", chains=firewall.CHAINS, rules=rules)),
+    host_rules = _rules(fw)
+    rules = [_direct_rule(rule) for rule in host_rules]
+    return [FileSpec(firewall.DIRECT_FILE, render("direct_xml", chains=firewall.ChainRules(host_rules).ours, rules=rules)),
             FileSpec(firewall.ZONE_FILE, render("firewalld_zone", fw=fw, zone=firewall.ZONE)),
             FileSpec(firewall.POLICY_FILE, render("firewalld_policy", fw=fw, policy=firewall.POLICY))]
 

@@ -51,15 +51,23 @@ def test_one_developer_more_is_two_insertions_not_a_refill(data):
                        "-I WGMESH-DEVELOPERS 3 -d 10.70.0.6/32 -j ACCEPT", "COMMIT", "*nat", "COMMIT"]
 
 
-def test_a_missing_chain_or_a_repeated_rule_refills_the_chains_whole(spec):
+def test_a_repeated_rule_refills_the_chains_whole(spec):
     a = fw_of(spec, "a")
     forward = [args for t, c, args in ((r.table, r.chain, r.args) for r in firewall.rules(a))
                if (t, c) == ("filter", "WGMESH-FORWARD")]
     repeated = listing(a, "filter", replace={"WGMESH-FORWARD": forward[:1] + forward})
+    change = iptables_change(a, repeated, listing(a, "nat"))
+    assert change.commands[0].stdin == firewall.iptables_restore(a)
+
+
+def test_a_missing_chain_is_declared_and_filled_the_others_left_alone(spec):
+    a = fw_of(spec, "a")
+    inputs = [r.args for r in firewall.rules(a) if r.chain == "WGMESH-INPUT"]
     missing = "\n".join(line for line in listing(a, "filter").splitlines() if "WGMESH-INPUT" not in line)
-    for live in (repeated, missing):
-        change = iptables_change(a, live, listing(a, "nat"))
-        assert change.commands[0].stdin == firewall.iptables_restore(a)
+    change = iptables_change(a, missing, listing(a, "nat"))
+    assert inputs and change.commands[0].stdin == "\n".join(
+        ["*filter", ":WGMESH-INPUT - [0:0]", *(f"-A WGMESH-INPUT {args}" for args in inputs), "COMMIT",
+         "*nat", "COMMIT"]) + "\n"
 
 
 def firewall_spec(data):
