@@ -12,6 +12,9 @@ access and one that grants it back (no reload by hand); the narrowing cuts the d
 connection too, while unchanged peers lose no ping; a Docker-style bridge on each gateway keeps
 forwarding; drift of each kind is detected and corrected by the drift schedule.
 """
+import base64
+import hashlib
+import ipaddress
 import json
 import subprocess
 import sys
@@ -24,6 +27,7 @@ import yaml
 from lab.article import B, D, ECHO_PORT, VPN, ArticleLab, changes_in, jid_now, state_jobs
 from lab.boot import power_off, power_on
 from lab.topology import LAB_PKG, Lab
+from wgmesh_core.firewall import parse_listing
 from tests.conftest import LAB_SKIP_REASON as SKIP_REASON
 from .test_gitops import Pinger, wait_ping
 
@@ -166,6 +170,52 @@ def test_granting_access_back(deployment):
     assert_probes_match_the_allow_list(deployment)
     for gateway in LAN_OF:
         assert container_ping(deployment, gateway, LAN_OF[gateway]), gateway
+
+
+def z_chains(lab) -> dict:
+    """wgmesh's chains in the hub's kernel: {name: [rule arguments]}."""
+    return {chain: rules for chain, rules in parse_listing(lab.exec("z", ["iptables", "-w", "-S"]).stdout).items()
+            if chain.startswith("WGMESH-")}
+
+
+def test_a_crowd_of_developers_is_grouped_by_24_on_the_real_firewall(deployment, record_property):
+    """300 developers more (10.70.1.0 to 10.70.2.43) put the hub's long chains over
+    firewall.GROUP_ABOVE: their rules, and e's and f's (10.70.0.0/24), move into sub-chains of one
+    /24 each, on real iptables and on real firewalld. The probes still match the allow-list, e's
+    pings into LAN1 and f's into LAN2 lose nothing while the rules move, and the push taking the
+    crowd away again deletes the sub-chains."""
+    lab = deployment.lab
+    base = deployment.developers()
+    first = ipaddress.IPv4Address("10.70.1.0")
+    crowd = {f"crowd{i}": {"address": str(first + i), "lan_access": "none",
+                           "public_key": base64.b64encode(hashlib.sha256(b"crowd%d" % i).digest()).decode()}
+             for i in range(300)}
+    subs = {f"WGMESH-{kind}-10.70.{n}" for kind in ("FWD", "DEV") for n in range(3)}
+    timings = {}
+    for message, developers in (("300 developers more", {**base, **crowd}), ("the crowd gone", base)):
+        watchers = [Pinger(lab, "e", B, count=400), Pinger(lab, "f", D, count=400)]
+        for watcher in watchers:
+            watcher.start()
+        time.sleep(1)
+        started = time.monotonic()
+        event = deployment.push_and_wait(message, deployment.developers_file(developers))
+        timings[message] = round(time.monotonic() - started, 2)
+        assert event["tag"] == "wgmesh/applied" and all(event["data"]["applied"].values()), event
+        assert all(watcher.is_alive() for watcher in watchers), "the pings ended before the push had converged"
+        chains = z_chains(lab)
+        if developers is base:
+            assert not set(chains) & subs and "-s 10.70.0.4/32 -i wg0 -o wg0 -j WGMESH-DEVELOPERS" in chains["WGMESH-FORWARD"]
+        else:
+            assert set(chains) >= subs and len(chains["WGMESH-FORWARD"]) == 1 + 3 + 1      # replies, 3 jumps, DROP
+            assert "-s 10.70.0.4/32 -i wg0 -o wg0 -j WGMESH-DEVELOPERS" in chains["WGMESH-FWD-10.70.0"]
+            assert len(chains["WGMESH-DEV-10.70.1"]) == 256 and len(chains["WGMESH-DEV-10.70.2"]) == 44
+        if firewalls(deployment)["z"].startswith("firewalld/"):
+            direct = lab.exec("z", ["firewall-cmd", "--direct", "--get-all-chains"]).stdout.split()
+            assert (set(direct) & subs) == (set() if developers is base else subs), direct
+        assert_probes_match_the_allow_list(deployment)
+        lost = {f"{w.src}->{w.dst}": w.lost() for w in watchers}
+        record_property(f"crowd_{message.replace(' ', '_')}_{lab.lab_id}", {"push_s": timings[message], "lost": lost})
+        assert lost == {f"e->{B}": 0, f"f->{D}": 0}, message
 
 
 def _drift(lab, host, backend, kind):
