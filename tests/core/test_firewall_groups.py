@@ -59,6 +59,16 @@ def verdict(chains: ChainRules, chain: str, packet: dict):
     return None
 
 
+def ungrouped(fw) -> ChainRules:
+    """``fw``'s chains as they would be without sub-chains."""
+    limit = firewall.GROUP_ABOVE
+    try:
+        firewall.GROUP_ABOVE = 10 ** 9
+        return ChainRules(rules(fw))
+    finally:
+        firewall.GROUP_ABOVE = limit
+
+
 def test_a_chain_over_the_limit_is_grouped_by_24_and_not_one_rule_more(data):
     # WGMESH-DEVELOPERS holds a rule per developer: e, f and the crowd
     at_limit, over = (ChainRules(rules(hub(data, crowd(n)))).ours for n in (firewall.GROUP_ABOVE - 2, firewall.GROUP_ABOVE - 1))
@@ -75,14 +85,8 @@ def test_a_chain_over_the_limit_is_grouped_by_24_and_not_one_rule_more(data):
         firewall.REPLY, *(f"-s 10.70.{n}.0/24 -j WGMESH-FWD-10.70.{n}" for n in range(4)), "-j DROP"]
     assert chains.of("filter", firewall.DEVELOPERS) == [f"-d 10.70.{n}.0/24 -j WGMESH-DEV-10.70.{n}" for n in range(4)]
     # every rule of the ungrouped hub is in exactly one sub-chain, that of its address's /24
-    flat = firewall.GROUP_ABOVE
-    try:
-        firewall.GROUP_ABOVE = 10 ** 9
-        ungrouped = ChainRules(rules(z))
-    finally:
-        firewall.GROUP_ABOVE = flat
     for chain, (flag, prefix) in firewall.GROUPED.items():
-        allows = [args for args in ungrouped.of("filter", chain) if args not in (firewall.REPLY, "-j DROP")]
+        allows = [args for args in ungrouped(z).of("filter", chain) if args not in (firewall.REPLY, "-j DROP")]
         grouped = {args: sub for (_, sub), rule_args in chains.items() if sub.startswith(prefix) for args in rule_args}
         assert sorted(grouped) == sorted(allows) and len(grouped) > firewall.GROUP_ABOVE
         for args, sub in grouped.items():
@@ -94,21 +98,15 @@ def test_grouping_changes_no_verdict(data):
     """Every NEW packet between developers, gateways and LANs through the hub gets the verdict of
     the ungrouped chains."""
     z = hub(data, crowd(600))
-    grouped = ChainRules(rules(z))
-    flat = firewall.GROUP_ABOVE
-    try:
-        firewall.GROUP_ABOVE = 10 ** 9
-        ungrouped = ChainRules(rules(z))
-    finally:
-        firewall.GROUP_ABOVE = flat
-    assert grouped != ungrouped
+    grouped, flat = ChainRules(rules(z)), ungrouped(z)
+    assert grouped != flat
     hosts = ["10.70.0.2", "10.70.0.3", "10.70.0.4", "10.70.0.5", "10.70.1.0", "10.70.1.1", "10.70.1.2",
              "10.70.1.3", "10.70.2.77", "10.70.3.87", "10.70.3.88", "10.70.9.9", "192.168.201.10", "192.168.200.244"]
     verdicts = {}
     for source, destination in itertools.permutations(hosts, 2):
         packet = {"-s": netaddr.IPAddress(source), "-d": netaddr.IPAddress(destination), "-i": "wg0", "-o": "wg0"}
         verdicts[source, destination] = verdict(grouped, firewall.FORWARD, packet)
-        assert verdicts[source, destination] == verdict(ungrouped, firewall.FORWARD, packet), (source, destination)
+        assert verdicts[source, destination] == verdict(flat, firewall.FORWARD, packet), (source, destination)
     # the sample is not trivial: both verdicts occur, within a /24 and across
     assert verdicts["10.70.1.0", "192.168.201.10"] == "ACCEPT" and verdicts["10.70.1.1", "192.168.201.10"] == "DROP"
     assert verdicts["10.70.1.0", "10.70.3.87"] == "ACCEPT" and verdicts["10.70.0.2", "10.70.1.0"] == "DROP"
