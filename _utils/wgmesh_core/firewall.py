@@ -476,7 +476,8 @@ def removal(filter_listing: str, nat_listing: str) -> tuple[list[str], list[Comm
     live = {"filter": parse_listing(filter_listing), "nat": parse_listing(nat_listing)}
     found, commands = [], []
     for table in ("filter", "nat"):
-        ours = [chain for chain in live[table] if chain.startswith(OURS)]
+        ours = [chain for t, chain in CHAINS if t == table and chain in live[table]]
+        ours += [chain for chain in live[table] if chain.startswith(OURS) and chain not in ours]
         found += [f"{table}/{chain}" for chain in ours]
         for chain, rules in live[table].items():
             commands += [Command(("iptables", "-w", "-t", table, "-D", chain, *args.split()))
