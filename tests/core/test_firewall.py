@@ -527,3 +527,31 @@ def test_a_forward_rule_matches_as_written_option_by_option(source, destination,
     args = [r.args for r in rules(fw) if r.chain == FORWARD and r.args.endswith(NEW)]
     assert args == [f"{_match(source, destination, 'wg0', out_interface)} {NEW}"]
 
+
+
+# --- rules made together --------------------------------------------------------------------
+
+def test_rules_made_together_are_the_rules_made_one_by_one():
+    arguments = ["-s 10.70.0.4/32 -j ACCEPT", "", "-d 10.70.0.5/32 -j ACCEPT"]
+    made = firewall._rules_of("filter", firewall.FORWARD, firewall.ALLOW, arguments)
+    assert made == [firewall.Rule("filter", firewall.FORWARD, firewall.ALLOW, args) for args in arguments]
+    assert all(type(rule) is firewall.Rule for rule in made)
+    assert [(r.table, r.chain, r.priority, r.args) for r in made][0] == (
+        "filter", firewall.FORWARD, firewall.ALLOW, "-s 10.70.0.4/32 -j ACCEPT")
+    assert str(made[2]) == f"filter: -A {firewall.FORWARD} -d 10.70.0.5/32 -j ACCEPT"
+    assert made[0].direct == f"ipv4 filter {firewall.FORWARD} {firewall.ALLOW} -s 10.70.0.4/32 -j ACCEPT"
+    assert firewall._rules_of("nat", firewall.NAT, firewall.ALLOW, []) == []
+
+
+@pytest.mark.parametrize("at", [0, 1, 2])
+@pytest.mark.parametrize("char", ["\n", "\r", "\x1b", "\u2028"])
+def test_a_rule_argument_with_a_control_character_is_refused_made_alone_or_together(at, char):
+    arguments = ["-s 10.70.0.4/32", "-s 10.70.0.5/32", "-s 10.70.0.6/32"]
+    arguments[at] += f"{char}-A X -j ACCEPT"
+    message = f"refusing a firewall rule holding a newline or control character: {arguments[at]!r}"
+    with pytest.raises(ValueError, match="refusing a firewall rule") as info:
+        firewall._rules_of("filter", firewall.INPUT, firewall.ALLOW, arguments)
+    assert message in str(info.value)
+    with pytest.raises(ValueError) as info:
+        firewall.Rule("filter", firewall.INPUT, firewall.ALLOW, arguments[at])
+    assert message in str(info.value)
