@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Optional
 
 from .model import NetworkSpec
-from .plan import HostConfig, active_developers, active_gateways, host_config, managed_hosts
+from .plan import HostConfig, active_developers, active_gateways, host_config, lan_sources, managed_hosts
 from .render import client_config, host_files
 
 
@@ -113,15 +114,20 @@ def stand_in_keys(spec: Optional[NetworkSpec]) -> tuple[dict, dict]:
 class StandInConfigs(dict):
     """host -> its config planned with the stand-in keys, for one network and date, each host
     planned once when first asked for: the plan and the reachability matrix read the same
-    configs (a hub of 10,000 developers costs about 0.15 s to plan). Readers must not change them."""
+    configs (a hub of 10,000 developers costs about 0.15 s to plan). Readers must not change them.
+    The hub and the gateways share one pass over the developers for their allow-lists."""
 
     def __init__(self, spec: NetworkSpec, today: datetime.date):
         super().__init__()
         self.spec, self.today = spec, today
         self._keys = stand_in_keys(spec)
 
+    @functools.cached_property
+    def sources_of(self) -> dict:
+        return lan_sources(self.spec, self.today)
+
     def __missing__(self, host: str) -> HostConfig:
-        config = self[host] = host_config(self.spec, host, self.today, *self._keys)
+        config = self[host] = host_config(self.spec, host, self.today, *self._keys, sources_of=self.sources_of)
         return config
 
     def serves(self, spec: Optional[NetworkSpec], today: datetime.date) -> bool:

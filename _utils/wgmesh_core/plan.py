@@ -114,7 +114,8 @@ def _vpn_address(spec: NetworkSpec, address) -> str:
     return f"{address}/{spec.network.prefixlen}"
 
 
-def hub_config(spec: NetworkSpec, today: datetime.date, public_keys: dict, psks: dict, refused: dict) -> HostConfig:
+def hub_config(spec: NetworkSpec, today: datetime.date, public_keys: dict, psks: dict, refused: dict,
+               sources_of: Optional[dict] = None) -> HostConfig:
     config = replace(
         host_setup(spec, spec.hub.minion), address=_vpn_address(spec, spec.hub.address),
         listen_port=spec.listen_port, mtu=spec.mtu, forwarding=True, strict_rp_filter=True)
@@ -138,14 +139,14 @@ def hub_config(spec: NetworkSpec, today: datetime.date, public_keys: dict, psks:
         config.peers.append(Peer(name, "developer", dev.public_key, (f"{dev.address}/32",),
                                  keepalive=spec.keepalive, preshared_key=psks.get(name)))
     config.interface_routes.sort(key=lambda n: netaddr.IPNetwork(n))
-    config.firewall = hub_firewall(spec, today)
+    config.firewall = hub_firewall(spec, today, sources_of)
     return config
 
 
-def hub_firewall(spec: NetworkSpec, today: datetime.date) -> Firewall:
+def hub_firewall(spec: NetworkSpec, today: datetime.date, sources_of: Optional[dict] = None) -> Firewall:
     """The hub forwards only what the gateways would admit (and developer <-> developer, when on)."""
     forward = []
-    sources_of = lan_sources(spec, today)
+    sources_of = lan_sources(spec, today) if sources_of is None else sources_of
     for gid, gw in active_gateways(spec).items():
         sources, lan = sources_of[gid], str(gw.lan)
         forward += [Access(source, lan) for source in sources]
@@ -169,7 +170,7 @@ def gateway_access_sources(spec: NetworkSpec, lan_sources: list[str]) -> Optiona
 
 
 def gateway_config(spec: NetworkSpec, gid: str, today: datetime.date, public_keys: dict, psks: dict,
-                   refused: dict) -> HostConfig:
+                   refused: dict, sources_of: Optional[dict] = None) -> HostConfig:
     gw = spec.gateways[gid]
     config = replace(
         host_setup(spec, gid), address=_vpn_address(spec, gw.address),
@@ -181,7 +182,7 @@ def gateway_config(spec: NetworkSpec, gid: str, today: datetime.date, public_key
         config.peers.append(Peer(spec.hub.minion, "hub", hub_key, (str(spec.network),),
                                  endpoint=endpoint_with_port(spec), keepalive=spec.keepalive,
                                  preshared_key=psks.get(gid)))
-    sources = allowed_sources(spec, gid, today)
+    sources = allowed_sources(spec, gid, today) if sources_of is None else sources_of.get(gid, [])
     local = gateway_access_sources(spec, sources)
     config.firewall = Firewall(
         backend=gw.firewall or spec.firewall, interface=spec.interface, out_interface=gw.lan_interface,
@@ -238,21 +239,23 @@ def lan_router_config(spec: NetworkSpec, router: str) -> HostConfig:
 
 
 def host_config(spec: NetworkSpec, host: str, today: datetime.date, public_keys: Optional[dict] = None,
-                psks: Optional[dict] = None, refused: Optional[dict] = None) -> HostConfig:
+                psks: Optional[dict] = None, refused: Optional[dict] = None,
+                sources_of: Optional[dict] = None) -> HostConfig:
     """The desired state of minion ``host``.
 
     ``public_keys``: minion id -> public key of the hub and gateways (checked and pinned:
     ``hostkeys.resolve_host_keys``); ``psks``: peer name -> preshared key of that peer's pair
-    with the hub; ``refused``: host -> why its published key is not used (it is left out).
+    with the hub; ``refused``: host -> why its published key is not used (it is left out);
+    ``sources_of``: ``lan_sources(spec, today)``, when the caller plans several hosts of the network.
     """
     public_keys = public_keys or {}
     refused = refused or {}
     psks = (psks or {}) if spec.preshared_keys else {}
     role = host_setup(spec, host).role
     if role == "hub":
-        return hub_config(spec, today, public_keys, psks, refused)
+        return hub_config(spec, today, public_keys, psks, refused, sources_of)
     if role == "gateway":
-        return gateway_config(spec, host, today, public_keys, psks, refused)
+        return gateway_config(spec, host, today, public_keys, psks, refused, sources_of)
     if role == "lan_router":
         return lan_router_config(spec, host)
     return HostConfig(host=host, role="none")

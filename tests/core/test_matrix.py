@@ -179,3 +179,18 @@ def test_configs_planned_for_another_network_or_date_are_not_used(data):
     assert reach_diff(old, new, TODAY, swapped) == reach_diff(old, new, TODAY)
     assert plan_change(old, new, TODAY, swapped) == plan_change(old, new, TODAY)
     assert plan_change(old, new, TODAY, swapped).clients_changed == ["alice"]
+
+
+def test_the_hub_and_the_gateways_share_one_pass_for_their_allow_lists(data, monkeypatch):
+    """StandInConfigs plans every host with one ``lan_sources`` of the network: the configs are the
+    ones each host planned alone gets, and the pass over the developers is made once."""
+    from wgmesh_core import diff, plan
+    data["developers"]["alice"] = dict(ALICE, lan_access=["a"])
+    spec = load_network(data)
+    alone = {host: plan.host_config(spec, host, TODAY, *diff.stand_in_keys(spec)) for host in plan.managed_hosts(spec)}
+    passes = []
+    monkeypatch.setattr(diff, "lan_sources", lambda *args: passes.append(args) or plan.lan_sources(*args))
+    shared = diff.stand_in_configs(spec, TODAY)
+    assert {host: shared[host] for host in plan.managed_hosts(spec)} == alone
+    assert passes == [(spec, TODAY)]
+    assert {host for host, config in alone.items() if config.firewall} >= {"z", "a", "c"}
