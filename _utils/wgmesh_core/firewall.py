@@ -28,11 +28,13 @@ commands named here.
 from __future__ import annotations
 
 import difflib
+import re
 import shlex
 from collections import Counter, namedtuple
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import repeat
+from itertools import groupby, repeat
+from operator import itemgetter
 from typing import Callable, Collection, Optional
 
 import netaddr
@@ -89,6 +91,7 @@ def _check_printable(arguments) -> None:
 
 
 _MAKE_RULE = partial(tuple.__new__, Rule)
+_CHAIN_OF = itemgetter(0, 1)     # a rule's (table, chain)
 
 
 def _rules_of(table: str, chain: str, priority: int, arguments: list) -> list[Rule]:
@@ -166,14 +169,22 @@ def rules(fw: Firewall) -> list[Rule]:
     return _grouped(out)
 
 
-def _block(args: str, flag: str) -> Optional[str]:
-    """The /24 (its first three octets) holding the address ``flag`` matches, when that is one
-    address or a network of at most a /24; else None."""
-    words = args.split()
-    if flag not in words:
-        return None
-    address, _, length = words[words.index(flag) + 1].partition("/")
-    return address.rsplit(".", 1)[0] if int(length or 32) >= 24 else None
+def _blocks(chain_rules: list[Rule], flag: str) -> list[Optional[str]]:
+    """Of each allow rule, the /24 (its first three octets) holding the address ``flag`` matches,
+    when that is one address or a network of at most a /24; else (and for other rules) None."""
+    search, blocks = _WORD_AFTER[flag].search, []
+    for rule in chain_rules:
+        found = search(rule.args) if rule.priority == ALLOW else None
+        if found is None:
+            blocks.append(None)
+            continue
+        address, _, length = found[1].partition("/")
+        blocks.append(address.rsplit(".", 1)[0] if int(length or 32) >= 24 else None)
+    return blocks
+
+
+#: the word after a grouped chain's flag where the flag is first a word of the arguments
+_WORD_AFTER = {flag: re.compile(rf"(?<!\S){re.escape(flag)}\s+(\S+)") for flag, _ in GROUPED.values()}
 
 
 def _grouped(host_rules: list[Rule]) -> list[Rule]:
@@ -181,12 +192,15 @@ def _grouped(host_rules: list[Rule]) -> list[Rule]:
     ``GROUP_ABOVE`` of them moved to sub-chains, one per /24, and a jump to each in their place
     (before the chain's DROP). The allow rules only accept, so their order does not matter."""
     by_chain: dict = {}
-    for rule in host_rules:
-        by_chain.setdefault((rule.table, rule.chain), []).append(rule)
+    for key, run in groupby(host_rules, key=_CHAIN_OF):   # (a chain's rules come in a few runs)
+        by_chain.setdefault(key, []).extend(run)
     out = []
     for (table, chain), chain_rules in by_chain.items():
         flag, prefix = GROUPED.get(chain, (None, None))
-        blocks = [_block(r.args, flag) if flag and r.priority == ALLOW else None for r in chain_rules]
+        if flag is None:
+            out += chain_rules
+            continue
+        blocks = _blocks(chain_rules, flag)
         if sum(block is not None for block in blocks) <= GROUP_ABOVE:
             out += chain_rules
             continue
@@ -197,8 +211,9 @@ def _grouped(host_rules: list[Rule]) -> list[Rule]:
         at = next((i for i, rule in enumerate(kept) if rule.priority > ALLOW), len(kept))
         out += kept[:at] + [Rule(table, chain, ALLOW, f"{flag} {block}.0/24 -j {prefix}{block}") for block in groups]
         out += kept[at:]
-        out += [Rule(table, f"{prefix}{block}", rule.priority, rule.args)
-                for block, members in groups.items() for rule in members]
+        for block, members in groups.items():    # the same rules, checked already: made without a call each
+            out += map(_MAKE_RULE, zip(repeat(table), repeat(f"{prefix}{block}"), (rule.priority for rule in members),
+                                       (rule.args for rule in members)))
     return out
 
 
@@ -227,7 +242,16 @@ class ChainRules(dict):
     @property
     def ours(self) -> list[tuple[str, str]]:
         """(table, chain) of every chain of wgmesh's this host has: ``CHAINS``, then its sub-chains."""
-        return [*CHAINS, *(key for key in self if key not in CHAINS and key[1].startswith(OURS))]
+        return _ours(self)
+
+
+def _ours(chains) -> list[tuple[str, str]]:
+    return [*CHAINS, *(key for key in chains if key not in CHAINS and key[1].startswith(OURS))]
+
+
+def chains_of(host_rules: list[Rule]) -> list[tuple[str, str]]:
+    """``ChainRules(host_rules).ours``, from the rules' chains alone."""
+    return _ours(dict.fromkeys(map(_CHAIN_OF, host_rules)))
 
 
 def _restore_input(chains: ChainRules, body: Callable[[str, list], list], stale: list = ()) -> str:

@@ -114,7 +114,7 @@ def firewall_files(config: HostConfig) -> list[FileSpec]:
         return []
     host_rules = _rules(fw)
     rules = [_direct_rule(rule) for rule in host_rules]
-    return [FileSpec(firewall.DIRECT_FILE, render("direct_xml", chains=firewall.ChainRules(host_rules).ours, rules=rules)),
+    return [FileSpec(firewall.DIRECT_FILE, render("direct_xml", chains=firewall.chains_of(host_rules), rules=rules)),
             FileSpec(firewall.ZONE_FILE, render("firewalld_zone", fw=fw, zone=firewall.ZONE)),
             FileSpec(firewall.POLICY_FILE, render("firewalld_policy", fw=fw, policy=firewall.POLICY))]
 

@@ -555,3 +555,37 @@ def test_a_rule_argument_with_a_control_character_is_refused_made_alone_or_toget
     with pytest.raises(ValueError) as info:
         firewall.Rule("filter", firewall.INPUT, firewall.ALLOW, arguments[at])
     assert message in str(info.value)
+
+
+def _block_by_words(args, flag):
+    """The /24 of the word after ``flag``'s first appearance as a word, split as iptables -S prints."""
+    words = args.split()
+    if flag not in words:
+        return None
+    address, _, length = words[words.index(flag) + 1].partition("/")
+    return address.rsplit(".", 1)[0] if int(length or 32) >= 24 else None
+
+
+@pytest.mark.parametrize("flag", ["-s", "-d"])
+def test_the_24_of_each_allow_rule_is_the_one_its_words_name(flag):
+    arguments = ["{f} 10.1.2.3/32 -j X", "-i wg0 {f} 10.1.2.3 -j X", "{f}  10.1.2.0/24 -o wg0", "{f} 10.1.0.0/16 -j X",
+                 "-x 10.7.7.7/32 {f} 10.9.9.9/32 {f} 10.8.8.8/32", "-{f} 10.1.2.3/32", "x{f} 10.1.2.3", "{f}x 10.1.2.3",
+                 "{f}x 10.1.2.3 {f} 10.5.5.5/32", "-j ACCEPT", "{f} 10.1.2.3/25 -j X", "{f} 10.1.2.3/23", ""]
+    arguments = [args.format(f=flag) for args in arguments]
+    allow = firewall._rules_of("filter", firewall.FORWARD, firewall.ALLOW, arguments)
+    assert firewall._blocks(allow, flag) == [_block_by_words(args, flag) for args in arguments]
+    assert [b for b in firewall._blocks(allow, flag) if b] == ["10.1.2", "10.1.2", "10.1.2", "10.9.9", "10.5.5",
+                                                                "10.1.2"]
+    others = firewall._rules_of("filter", firewall.FORWARD, firewall.LAST, arguments)
+    assert firewall._blocks(others, flag) == [None] * len(arguments)
+
+
+def test_direct_xml_declares_the_chains_the_rules_use(spec):
+    for host in ("z", "a", "c"):
+        host_rules = rules(fw_of(spec, host))
+        assert firewall.chains_of(host_rules) == firewall.ChainRules(host_rules).ours
+    crowd = dataclasses.replace(fw_of(spec, "z"), developers=tuple(f"10.70.{n // 250}.{n % 250 + 1}/32"
+                                                                   for n in range(600)))
+    host_rules = rules(crowd)
+    assert firewall.chains_of(host_rules) == firewall.ChainRules(host_rules).ours
+    assert ("filter", "WGMESH-DEV-10.70.2") in firewall.chains_of(host_rules)

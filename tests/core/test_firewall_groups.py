@@ -199,4 +199,4 @@ def test_a_group_jump_is_told_from_an_allow_rule(args, jump):
     ("-s 10.70.0.0/23 -j ACCEPT", "-s", None),          # two /24s: no sub-chain holds it
     ("-s 10.70.0.0/16 -d 10.70.0.4/32 -j ACCEPT", "-s", None), ("-d 10.70.0.4/32 -j ACCEPT", "-s", None)])
 def test_only_a_rule_within_one_24_is_grouped(args, flag, block):
-    assert firewall._block(args, flag) == block
+    assert firewall._blocks([firewall.Rule("filter", firewall.FORWARD, firewall.ALLOW, args)], flag) == [block]
