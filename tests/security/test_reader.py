@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from collections import OrderedDict
 
 import pytest
@@ -240,6 +242,17 @@ TARGETED_GRAINS = {"z": {"os": "Debian", "role": "hub"}, "gw1": {"os": "Debian",
                    "ab": {"os": "Fedora", "role": "hub"}}
 
 
+def test_the_compile_loads_no_file_server_it_does_not_use():
+    """The file servers' modules are not scanned for the roots one's missing init (gitfs would bring
+    GitPython): only what the pillar compile needs is loaded."""
+    probe = ("import sys; from wgmesh_salt import read_document; read_document(sys.argv[1]); "
+             "print(sorted(m for m in sys.modules if 'fileserver' in m or m.split('.')[0] == 'git'))")
+    done = subprocess.run([sys.executable, "-c", probe, str(PILLAR)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == repr(["salt.fileserver", "salt.loaded.ext.fileserver", "salt.loaded.int.fileserver",
+                                        "salt.loaded.int.fileserver.roots"])
+
+
 @pytest.mark.parametrize("order", ["sorted", "reversed"])
 def test_each_minion_gets_what_a_fresh_pillar_of_its_own_compiles(tmp_path, order):
     """compile_pillars renders the top and each SLS set with one Pillar and targets each minion
@@ -258,7 +271,9 @@ def test_each_minion_gets_what_a_fresh_pillar_of_its_own_compiles(tmp_path, orde
     ids = sorted([*TARGETED_GRAINS, "x"])     # x: a minion without grains
     ids = ids if order == "sorted" else ids[::-1]
     compiled, matched = compile_pillars(root, ids, salt_opts(cachedir=str(tmp_path / "c1")), grains=TARGETED_GRAINS)
-    compile_opts = _compile_opts(salt_opts(cachedir=str(tmp_path / "c2")), root, "base")
+    # the fresh Pillars find their loaders' functions as Salt does by default (the loose way)
+    compile_opts = dict(_compile_opts(salt_opts(cachedir=str(tmp_path / "c2")), root, "base"),
+                        lazy_loader_strict_matching=False)
     for minion in ids:
         fresh = salt.pillar.Pillar(compile_opts, dict(TARGETED_GRAINS.get(minion) or {}), minion, "base", functions={})
         try:
