@@ -8,10 +8,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
+import shlex
 import xml.etree.ElementTree as ElementTree
 
 import netaddr
 import pytest
+from hypothesis import given, strategies as st
 
 from wgmesh_core import firewall
 from wgmesh_core.firewall import ChainRules, firewalld_change, iptables_change, rules
@@ -200,3 +202,16 @@ def test_a_group_jump_is_told_from_an_allow_rule(args, jump):
     ("-s 10.70.0.0/16 -d 10.70.0.4/32 -j ACCEPT", "-s", None), ("-d 10.70.0.4/32 -j ACCEPT", "-s", None)])
 def test_only_a_rule_within_one_24_is_grouped(args, flag, block):
     assert firewall._blocks([firewall.Rule("filter", firewall.FORWARD, firewall.ALLOW, args)], flag) == [block]
+
+
+@given(st.text(alphabet=" \t\r\n\x0b\x0c\xa0\x85-/.#aZ09'\"\\", max_size=40))
+def test_a_listing_line_is_split_as_shlex_splits_it(line):
+    """firewall.words, shlex.split's shortcut for the 50,000 lines of a hub's direct rules, splits
+    every line as shlex does (the whitespace it knows and no other, quotes and escapes by shlex)."""
+    try:
+        expected = shlex.split(line)
+    except ValueError:          # an unclosed quote or a trailing escape: refused the same way
+        with pytest.raises(ValueError):
+            firewall.words(line)
+        return
+    assert firewall.words(line) == expected
