@@ -311,7 +311,7 @@ def parse_listing(text: str) -> dict:
     return chains
 
 
-def words(line: str) -> list[str]:
+def shell_words(line: str) -> list[str]:
     """``shlex.split(line)``: a line without quotes or backslashes (every rule wgmesh writes) split
     on shlex's whitespace directly, as shlex takes 40 us a line (a hub lists 50,000)."""
     if "'" in line or '"' in line or "\\" in line:
@@ -321,7 +321,7 @@ def words(line: str) -> list[str]:
 
 def parse_direct_rules(text: str) -> list[str]:
     """`firewall-cmd --direct --get-all-rules` -> its lines, in wgmesh's spacing."""
-    return [" ".join(words(line)) for line in text.splitlines() if line.strip()]
+    return [" ".join(shell_words(line)) for line in text.splitlines() if line.strip()]
 
 
 def parse_info(text: Optional[str]) -> Optional[dict]:
@@ -625,14 +625,14 @@ def firewalld_change(fw: Firewall, live: FirewalldLive,
         change.other.append(f"{size} direct rules and chains to change: reloading firewalld's permanent "
                             f"configuration (one batch) instead of {size} single changes")
         change.reload = True
-    change.cuts = cut_connections([" ".join(words(r)[4:]) for r in extra], _wanted_args(chains))
+    change.cuts = cut_connections([" ".join(shell_words(r)[4:]) for r in extra], _wanted_args(chains))
     if change.reload:
         change.commands = [_firewall_cmd("--reload")]
         return change
     change.commands += [_firewall_cmd("--direct", "--add-chain", *c.split()) for c in missing_chains]
     # Remove before adding: while the change is under way, nothing is more open than before or after.
-    change.commands += [_firewall_cmd("--direct", "--remove-rule", *words(r)) for r in extra]
-    change.commands += [_firewall_cmd("--direct", "--add-rule", *words(r)) for r in missing]
+    change.commands += [_firewall_cmd("--direct", "--remove-rule", *shell_words(r)) for r in extra]
+    change.commands += [_firewall_cmd("--direct", "--add-rule", *shell_words(r)) for r in missing]
     change.commands += [_firewall_cmd("--direct", "--remove-chain", *c.split()) for c in extra_chains]
     return change
 

@@ -206,12 +206,12 @@ def test_only_a_rule_within_one_24_is_grouped(args, flag, block):
 
 @given(st.text(alphabet=" \t\r\n\x0b\x0c\xa0\x85-/.#aZ09'\"\\", max_size=40))
 def test_a_listing_line_is_split_as_shlex_splits_it(line):
-    """firewall.words, shlex.split's shortcut for the 50,000 lines of a hub's direct rules, splits
+    """firewall.shell_words, shlex.split's shortcut for the 50,000 lines of a hub's direct rules, splits
     every line as shlex does (the whitespace it knows and no other, quotes and escapes by shlex)."""
     try:
         expected = shlex.split(line)
     except ValueError:          # an unclosed quote or a trailing escape: refused the same way
         with pytest.raises(ValueError):
-            firewall.words(line)
+            firewall.shell_words(line)
         return
-    assert firewall.words(line) == expected
+    assert firewall.shell_words(line) == expected
