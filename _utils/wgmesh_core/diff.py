@@ -17,7 +17,7 @@ from typing import Optional
 
 from .model import NetworkSpec
 from .plan import HostConfig, active_developers, active_gateways, host_config, lan_sources, managed_hosts
-from .render import client_config, host_files
+from .render import FILE_GROUPS, client_config, host_file_group, host_files
 
 
 # The fast path is for the common change: a few developers added, revoked or re-keyed. A bulk
@@ -157,8 +157,8 @@ def _with_files(config) -> Optional[HostConfig]:
     return None
 
 
-def _files(config) -> dict:
-    return {f.path: f.content for f in host_files(config)} if config else {}
+def _files(config, group: str) -> dict:
+    return {f.path: f.content for f in host_file_group(config, group)} if config else {}
 
 
 CONTEXT_LINES = 3     # difflib's default
@@ -332,16 +332,17 @@ def host_change(old: Optional[NetworkSpec], new: Optional[NetworkSpec], host: st
     if not diffs:
         change.config_differs = _with_files(before) != _with_files(after)
         return change
-    old_files, new_files = _files(before), _files(after)
-    paths = sorted(set(old_files) | set(new_files))
     diffs = {}
-    # the smallest first, each pair let go once diffed: the largest (a hub's direct.xml) is diffed alone
-    for path in sorted(paths, key=lambda p: len(old_files.get(p, "")) + len(new_files.get(p, ""))):
-        old, new = old_files.pop(path, ""), new_files.pop(path, "")
-        window = None if old == new else _window(old, new)
-        del old, new    # (``unified``) let go before difflib builds its tables: 50,000 developers, 36 MB each
-        diffs[path] = "" if window is None else _window_diff(path, *window)
-    change.file_diffs = {path: diffs[path] for path in paths if diffs[path]}
+    for group in FILE_GROUPS:     # one group of files of each revision at a time
+        old_files, new_files = _files(before, group), _files(after, group)
+        # the smallest first, each pair let go once diffed: the largest (a hub's direct.xml) is diffed alone
+        for path in sorted(set(old_files) | set(new_files),
+                           key=lambda p: len(old_files.get(p, "")) + len(new_files.get(p, ""))):
+            old, new = old_files.pop(path, ""), new_files.pop(path, "")
+            window = None if old == new else _window(old, new)
+            del old, new    # (``unified``) let go before difflib builds its tables: 50,000 developers, 36 MB each
+            diffs[path] = "" if window is None else _window_diff(path, *window)
+    change.file_diffs = {path: diffs[path] for path in sorted(diffs) if diffs[path]}
     return change
 
 

@@ -115,3 +115,22 @@ def test_a_client_config_says_whose_it_is_and_how_to_put_the_key_in(spec):
         "# wgmesh client config for developer e (10.70.0.0/16 via hub z).",
         "# Import it in the WireGuard app once your private key is in place (`wgmesh join` does that).",
         "[Interface]", "# PrivateKey = <your private key: it never leaves your machine>"]
+
+
+@pytest.mark.parametrize("setup", [("networkd", "firewalld"), ("wgquick", "iptables")])
+def test_a_hosts_files_are_its_groups_files_each_path_in_one_group(data, setup):
+    """``host_files`` is ``host_file_group`` of each of ``FILE_GROUPS`` in turn (what `wgmesh plan`
+    diffs a group at a time): the hub, the gateways, a LAN router and a host without a role."""
+    from wgmesh_core.render import FILE_GROUPS, host_file_group
+    data.update(backend=setup[0], firewall=setup[1])
+    spec = load_network(data)
+    hosts = [*managed_hosts(spec), "nobody"]
+    assert any(host_config(spec, host, TODAY, art.PUBLIC_KEYS, art.PSKS).role == "lan_router" for host in hosts)
+    for host in hosts:
+        config = host_config(spec, host, TODAY, art.PUBLIC_KEYS, art.PSKS)
+        groups = {group: host_file_group(config, group) for group in FILE_GROUPS}
+        assert host_files(config) == [spec_file for files in groups.values() for spec_file in files], host
+        paths = [spec_file.path for files in groups.values() for spec_file in files]
+        assert len(paths) == len(set(paths)), host
+        assert bool(groups["routes"]) == (config.role == "lan_router" and bool(config.static_routes)), host
+        assert all(groups[group] for group in ("tunnel", "sysctl", "firewall")) == (config.role in ("hub", "gateway"))
