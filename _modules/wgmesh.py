@@ -210,6 +210,23 @@ def config():
     return cfg
 
 
+def setup():
+    """
+    This minion's role, and a hub's or gateway's interface, backend and firewall backend: what
+    the packages and services it needs depend on (``wgmesh.config`` without its peers, which on a
+    hub are every developer: the state tree asks for this on every run).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt z wgmesh.setup
+    """
+    cfg = _host_config()
+    return {"role": cfg.role, "interface": cfg.interface, "backend": cfg.backend,
+            "firewall": {"backend": cfg.firewall.backend} if cfg.firewall else None}
+
+
 def files(show_secrets=False):
     """
     The files this minion should have: path, content, mode, group. Content of files holding
@@ -626,9 +643,12 @@ def firewall(test=False):
     if fw is None:
         return {}
     try:
-        wgmesh_core.firewall.rules(fw)
-    except ValueError as error:
+        return _firewall(fw, test)
+    except ValueError as error:     # a rule with a newline or control character: found before any change
         raise CommandExecutionError(str(error)) from None
+
+
+def _firewall(fw, test):
     if fw.backend == "firewalld":
         changes = _firewalld(fw, test)
         leftovers = _boot_rules_leftovers(test)

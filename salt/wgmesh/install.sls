@@ -2,7 +2,7 @@
     defaults.yaml, per OS family, overridable in the minion's config). Included by init.sls, so
     its states run before the key, the files, the firewall and the tunnel. #}
 {%- from 'wgmesh/map.jinja' import wgmesh_formula with context %}
-{%- set cfg = salt['wgmesh.config']() %}
+{%- set cfg = salt['wgmesh.setup']() %}
 {%- if cfg.role in ('hub', 'gateway') %}
 {%-   set backend = wgmesh_formula.backends.get(cfg.backend) %}
 {%-   if not backend %}

@@ -6,6 +6,7 @@ MOCK (``FakeHost``: no WireGuard or namespace for a unit test). The Salt mine, p
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 import stat
@@ -674,3 +675,22 @@ def test_absent_on_a_replaced_lan_router_disables_its_boot_unit_and_keeps_its_ow
     assert not unit.exists() and unit_at_disable == [True]
     assert host.ran("systemctl") == [["systemctl", "disable", "wgmesh-routes.service"], ["systemctl", "daemon-reload"]]
     assert host.ran("ip", "link", "del") == []
+
+
+def test_setup_is_config_without_the_peers(keydir, host, mine):
+    """The state tree's install.sls reads wgmesh.setup on every run: config's role, interface,
+    backend and firewall backend, without a hub's peer per developer."""
+    firewall_plan(keydir, host, mine)
+    config = module.config()
+    assert config["peers"] and module.setup() == {
+        "role": "hub", "interface": config["interface"], "backend": config["backend"],
+        "firewall": {"backend": config["firewall"]["backend"]}}
+
+
+def test_a_rule_with_a_newline_fails_the_firewall_before_any_change(keydir, host, mine, monkeypatch):
+    fw = firewall_plan(keydir, host, mine)
+    bad = dataclasses.replace(fw, developers=[*fw.developers, "10.70.0.9/32\n-j ACCEPT"])
+    monkeypatch.setattr(module, "_host_config", lambda: dataclasses.replace(module._plan()[1], firewall=bad))
+    with pytest.raises(CommandExecutionError, match="newline or control character"):
+        module.firewall()
+    assert firewall_commands(host) == []
