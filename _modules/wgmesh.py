@@ -29,6 +29,7 @@ try:
     import wgmesh_core.diff
     import wgmesh_salt.commands
     import wgmesh_salt.firewalld_bus
+    import wgmesh_salt.hostfirewall
     import wgmesh_salt.laps
     import wgmesh_salt.records
 except ImportError as error:
@@ -54,10 +55,7 @@ def _commands():
 
 
 def _run(cmd, check=True, stdin=None):
-    try:
-        return _commands().run(cmd, check, stdin)
-    except wgmesh_salt.commands.CommandFailed as error:
-        raise CommandExecutionError(str(error)) from None
+    return _commands().run(cmd, check, stdin)
 
 
 def _today():
@@ -643,51 +641,13 @@ def firewall(test=False):
     if fw is None:
         return {}
     try:
-        return _firewall(fw, test)
+        return _host_firewall().apply(fw, test, permanent_current=_firewalld_files_current)
     except ValueError as error:     # a rule with a newline or control character: found before any change
         raise CommandExecutionError(str(error)) from None
 
 
-def _firewall(fw, test):
-    if fw.backend == "firewalld":
-        changes = _firewalld(fw, test)
-        leftovers = _boot_rules_leftovers(test)
-        return {**changes, "removed_files": leftovers} if leftovers else changes
-    if _firewalld_running():
-        raise CommandExecutionError(
-            "wgmesh: firewall backend is iptables but firewalld is running: its own filtering would "
-            "reject what the allow-list admits, and its reloads drop wgmesh's chains. Stop firewalld, or "
-            "set firewall: firewalld.")
-    listing = _iptables_listings()
-    change = wgmesh_core.firewall.iptables_change(fw, *listing)
-    if change and not test:
-        _run_commands(change.commands)
-        _cut(change.cuts)
-    return {"iptables": change.as_dict()} if change else {}
-
-
-def _cut(cuts):
-    """Cut the connections removed rules admitted: the flows are listed once, and only the cuts
-    that find one are run (each deletion walks the whole conntrack table)."""
-    if not cuts:
-        return
-    listing = _run(list(wgmesh_core.firewall.CONNTRACK_LISTING), check=False)
-    _run_commands(wgmesh_core.firewall.cut_commands(cuts, listing["stdout"] if listing["retcode"] == 0 else None))
-
-
-def _iptables_listings():
-    """`iptables -S` of the filter and the nat table, as the core's firewall functions take them."""
-    return [_run(["iptables", "-w", *table, "-S"])["stdout"] for table in ([], ["-t", "nat"])]
-
-
-def _boot_rules_leftovers(test):
-    """The iptables backend's boot files, on a host switched to firewalld: at boot they would put
-    wgmesh's chains in front of firewalld's. Removed (and the unit disabled) when wgmesh wrote them."""
-    found = [path for path in wgmesh_core.teardown.IPTABLES_BOOT_FILES
-             if wgmesh_core.teardown.is_wgmesh_file(path, _read_text(path) or "")]
-    if found and not test:
-        _remove_files(found)
-    return found
+def _host_firewall():
+    return wgmesh_salt.hostfirewall.HostFirewall(_commands(), _read_text, _remove_files)
 
 
 def _remove_files(paths):
@@ -704,58 +664,6 @@ def _remove_files(paths):
         _run(["systemctl", "daemon-reload"], check=False)
 
 
-FIREWALLD_STATE = ("firewall-cmd", "--state")
-
-
-def _firewall_cmd_installed():
-    import salt.utils.path
-    return bool(salt.utils.path.which("firewall-cmd"))
-
-
-def _firewalld_running():
-    return _firewall_cmd_installed() and _run(list(FIREWALLD_STATE), check=False)["retcode"] == 0
-
-
-def _firewalld_live():
-    """(whether firewalld runs, what it and the kernel hold, or None when it does not run)."""
-    if not _firewall_cmd_installed():
-        return False, None
-    names = list(wgmesh_core.firewall.FIREWALLD_LISTINGS)
-    Command = wgmesh_core.firewall.Command
-    commands = [Command(FIREWALLD_STATE, check=False)] + [
-        Command(argv, check=False) for argv in wgmesh_core.firewall.FIREWALLD_LISTINGS.values()]
-    state, *results = _run_commands(commands, "at_once")
-    if state["retcode"] != 0:
-        return False, None
-    for name, result in zip(names, results):
-        if result["retcode"] != 0 and name not in ("zone", "policy"):   # those two may not exist yet
-            failed = wgmesh_salt.commands.CommandFailed.of(wgmesh_core.firewall.FIREWALLD_LISTINGS[name], result)
-            raise CommandExecutionError(str(failed))
-    return True, wgmesh_core.firewall.FirewalldLive(
-        **{name: result["stdout"] if result["retcode"] == 0 else None for name, result in zip(names, results)})
-
-
-def _firewalld(fw, test):
-    running, live = _firewalld_live()
-    if not running:
-        raise CommandExecutionError(
-            "wgmesh: firewall backend is firewalld but firewalld is not running: the hardening "
-            "would only be a file. Start firewalld, or set firewall: iptables for this host.")
-    # a large change goes in as one reload once the state run has written the files (one batch)
-    change = wgmesh_core.firewall.firewalld_change(fw, live, permanent_current=_firewalld_files_current)
-    if not change or test:
-        return {"firewalld": change.as_dict()} if change else {}
-    _run_commands(change.commands, "in_stages")
-    if change.reload:
-        after = wgmesh_core.firewall.firewalld_change(fw, _firewalld_live()[1])
-        if after.reload:
-            raise CommandExecutionError("wgmesh: firewalld did not load wgmesh's configuration ("
-                                        + "; ".join(after.other) + "): see firewalld's log")
-        _run_commands(after.commands, "in_stages")
-    _cut(change.cuts)
-    return {"firewalld": change.as_dict()}
-
-
 def _firewalld_files_current():
     """firewalld's permanent files on disk are the plan's (the state run writes them before the
     firewall): a reload would then load exactly the plan."""
@@ -763,12 +671,9 @@ def _firewalld_files_current():
     return bool(wanted) and all(_read_text(f.path) == f.content for f in wanted)
 
 
-def _run_commands(commands, how="each"):
-    """Run the core's commands: ``each`` in turn, ``at_once`` (results in order) or ``in_stages``."""
-    try:
-        return getattr(_commands(), how)(commands)
-    except wgmesh_salt.commands.CommandFailed as error:
-        raise CommandExecutionError(str(error)) from None
+def _run_commands(commands):
+    """Run the core's commands in turn (a failure is a CommandExecutionError)."""
+    return _commands().each(commands)
 
 
 def routes(test=False):
@@ -936,7 +841,7 @@ def absent(test=False):
     # finds nothing to bring it back from
     if delete_link and not test:
         _run(["ip", "link", "del", "dev", interface], check=False)
-    firewall = _remove_firewall(record, files, test)
+    firewall = _host_firewall().remove(files, test)
     if firewall:
         changes["firewall"] = firewall
     routes = _remove_static_routes(record, test)
@@ -953,24 +858,6 @@ def absent(test=False):
                 os.unlink(path)
         shutil.rmtree(_staging_folder(), ignore_errors=True)   # the staged copies of its files
     return changes
-
-
-def _remove_firewall(record, removed_files, test):
-    """firewalld's wgmesh configuration (a reload once its files are gone), then wgmesh's iptables
-    chains and the jumps to them."""
-    import salt.utils.path
-    removed = []
-    if set(wgmesh_core.teardown.FIREWALLD_FILES) & set(removed_files) and _firewalld_running():
-        removed.append("firewalld: direct rules, zone and policy (reloaded)")
-        if not test:
-            _run(["firewall-cmd", "--reload"])
-    if salt.utils.path.which("iptables"):
-        listing = _iptables_listings()
-        chains, commands = wgmesh_core.firewall.removal(*listing)
-        removed += chains
-        if not test:
-            _run_commands(commands)
-    return removed
 
 
 def _remove_static_routes(record, test):

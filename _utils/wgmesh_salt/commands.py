@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextvars
 from concurrent.futures import ThreadPoolExecutor
 
+from salt.exceptions import CommandExecutionError
 
-class CommandFailed(Exception):
-    """A checked command exited non-zero (the execution module reports it as CommandExecutionError)."""
+
+class CommandFailed(CommandExecutionError):
+    """A checked command exited non-zero: Salt reports it as it reports any CommandExecutionError."""
 
     @classmethod
     def of(cls, argv, result: dict) -> "CommandFailed":

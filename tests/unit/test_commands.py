@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from salt.exceptions import CommandExecutionError
 
 from wgmesh_core.firewall import Command
 from wgmesh_salt.commands import CommandFailed, Commands
@@ -47,8 +48,10 @@ def test_run_calls_cmd_run_all_without_a_shell_quietly_and_checks_the_exit():
 
 def test_a_failing_checked_command_raises_naming_the_command_and_its_stderr():
     commands = Commands(RecordingRunAll(fail=[["firewall-cmd", "--reload"]]))
-    with pytest.raises(CommandFailed) as raised:
+    # Salt reports it as any failed execution function: "ERROR: <message>", no traceback
+    with pytest.raises(CommandExecutionError) as raised:
         commands.run(["firewall-cmd", "--reload"])
+    assert isinstance(raised.value, CommandFailed)
     assert str(raised.value) == "firewall-cmd --reload failed: firewall-cmd: refused"
     assert commands.run(["firewall-cmd", "--reload"], check=False) == failed("firewall-cmd: refused")
 
