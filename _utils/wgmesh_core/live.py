@@ -62,6 +62,19 @@ class PeerDiff:
     def as_dict(self) -> dict:
         return {k: v for k, v in vars(self).items() if v}
 
+    def batches(self, size: int) -> list["PeerDiff"]:
+        """The peer changes in parts of at most ``size`` peers, in order (removals first): one
+        `wg set` naming 10,000 peers would pass the kernel's 2 MB limit on a command's arguments."""
+        changes = [("removed", key) for key in self.removed]
+        changes += [("added", name) for name in self.added] + [("updated", name) for name in self.updated]
+        parts = []
+        for start in range(0, len(changes), size):
+            part = PeerDiff()
+            for kind, peer in changes[start:start + size]:
+                getattr(part, kind).append(peer)
+            parts.append(part)
+        return parts
+
 
 def known_keys(spec: NetworkSpec, config: HostConfig, host_keys: Iterable[str] = (),
                installed: Optional[dict] = None) -> frozenset:

@@ -166,6 +166,20 @@ def test_wg_set_args_name_only_the_changed_peers():
     assert "F" * 43 + "=" not in args and "listen-port" not in args and "private-key" not in args
 
 
+def test_a_diff_goes_in_batches_of_at_most_the_size_removals_first_and_none_when_empty():
+    """`wg set` takes at most 2 MB of arguments: 10,000 peers in one command pass it."""
+    from wgmesh_core.live import PeerDiff
+    diff = PeerDiff(added=["a", "b", "c"], updated=["u"], removed=["R1", "R2"], interface=["listen_port"])
+    parts = diff.batches(4)
+    assert [vars(part) for part in parts] == [
+        {"added": ["a", "b"], "removed": ["R1", "R2"], "updated": [], "interface": []},
+        {"added": ["c"], "removed": [], "updated": ["u"], "interface": []}]
+    assert [vars(part) for part in diff.batches(6)] == [
+        {"added": ["a", "b", "c"], "removed": ["R1", "R2"], "updated": ["u"], "interface": []}]
+    assert [len(part.added) for part in PeerDiff(added=[str(n) for n in range(2500)]).batches(1000)] == [1000, 1000, 500]
+    assert PeerDiff(interface=["listen_port"]).batches(1000) == []
+
+
 def test_a_gateway_whose_hub_key_arrives_late_gets_the_hub_endpoint_so_it_dials_out(spec):
     """The gateway's first apply ran before the hub's key was in the mine (hub pending); the next
     apply adds the hub peer with `wg set`. Behind carrier NAT the gateway must dial out: the

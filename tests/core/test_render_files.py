@@ -47,6 +47,20 @@ def test_the_wg_quick_file_as_wg_quick_reads_it(data):
         art.PUBLIC_KEYS[name] for name in ("a", "c", "e", "f")]
 
 
+def test_the_first_wg_quick_up_reads_the_interface_without_its_peers(data):
+    """The module's first `wg-quick up` (the peers then go in with `wg syncconf`): the same
+    [Interface] as the file wgmesh writes, and nothing after it."""
+    from wgmesh_core.render import wg_quick_without_peers
+    data["backend"] = "wgquick"
+    spec = load_network(data)
+    config = host_config(spec, "z", TODAY, art.PUBLIC_KEYS, art.PSKS)
+    conf = files_of(data, "z")["/etc/wireguard/wg0.conf"]
+    without = wg_quick_without_peers(config)
+    assert without == conf[:conf.index("\n# gateway a\n[Peer]")]
+    assert [entry for entry in parse_ini(without) if entry[1] != "Interface"] == []
+    assert len(config.peers) == 4      # the plan keeps its peers
+
+
 @pytest.mark.parametrize("backend, path, section", [("networkd", "/etc/systemd/network/wg0.netdev", "[WireGuardPeer]"),
                                                     ("wgquick", "/etc/wireguard/wg0.conf", "[Peer]")])
 def test_each_peer_is_named_above_its_section(data, backend, path, section):

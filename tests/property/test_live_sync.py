@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 
 from hypothesis import given
+from hypothesis import strategies as st
 
 from wgmesh_core.live import LiveInterface, LivePeer, parse_wg_dump, peer_diff, wg_set_args
 from wgmesh_core.plan import host_config, managed_hosts, preshared_keys_for
@@ -68,8 +69,8 @@ def apply_wg_set(live: LiveInterface, args: list, psk_files: dict) -> LiveInterf
     return LiveInterface(live.private_key, live.public_key, live.listen_port, peers)
 
 
-@given(network_pairs())
-def test_one_wg_set_takes_any_host_from_the_old_plan_to_the_new(pair):
+@given(network_pairs(), st.sampled_from([1, 2, 3, 1000]))
+def test_wg_set_takes_any_host_from_the_old_plan_to_the_new_in_batches_of_any_size(pair, batch):
     old, new = accepted(pair[0]), accepted(pair[1])
     for host in managed_hosts(new):
         target = plan(new, host)
@@ -85,7 +86,10 @@ def test_one_wg_set_takes_any_host_from_the_old_plan_to_the_new(pair):
             path = f"/run/psk-{len(psk_files)}"
             psk_files[path] = peer.preshared_key
             return path
-        after = apply_wg_set(live, wg_set_args(target, diff, psk_file), psk_files)
+        after = live
+        for part in diff.batches(batch):     # one `wg set` per part, in turn
+            assert 0 < len(part.removed) + len(part.added) + len(part.updated) <= batch
+            after = apply_wg_set(after, wg_set_args(target, part, psk_file), psk_files)
         assert not peer_diff(target, after, OWN_PUBLIC), (host, peer_diff(target, after, OWN_PUBLIC))
         # and peers the plan did not touch keep their live state (sessions, counters)
         for key in set(live.peers) & set(after.peers):

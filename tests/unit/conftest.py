@@ -3,8 +3,8 @@
 The adapters are loaded from their files and given their Salt dunders (``__salt__``,
 ``__opts__``, ``__pillar__``, ...) by pytest-salt-factories' loader mock: a test module defines
 the ``configure_loader_modules`` fixture. What cannot run unprivileged is a MOCK, and says so:
-``FakeHost`` answers the ``cmd.run_all`` calls (`ip`, `wg`, `iptables -S`) of a host's WireGuard
-interface and firewall from a small in-memory model of them (and of a running firewalld's
+``FakeHost`` answers the ``cmd.run_all`` calls (`ip`, `wg`, `wg-quick up`, `iptables -S`) of a host's
+WireGuard interface and firewall from a small in-memory model of them (and of a running firewalld's
 `firewall-cmd` listings, when a test gives it one).
 """
 from __future__ import annotations
@@ -60,6 +60,7 @@ class FakeHost:
         self.fail: list[list[str]] = []
         self.calls: list[list[str]] = []
         self.stdin: dict[int, str] = {}     # index in calls -> input
+        self.read: dict[int, str] = {}      # index in calls -> the file `wg-quick up` or `wg syncconf` read
 
     def add_peer(self, public_key, allowed_ips, preshared_key=None, endpoint=None, keepalive=0):
         self.live.peers[public_key] = LivePeer(public_key, preshared_key, endpoint, frozenset(allowed_ips),
@@ -103,7 +104,38 @@ class FakeHost:
             return ok(self.conntrack)
         if cmd[0] == "iptables" and cmd[-1] == "-S":
             return ok(self.iptables["nat" if "nat" in cmd else "filter"])
+        if cmd[:2] == ["wg-quick", "up"] or cmd[:2] == ["wg", "syncconf"]:
+            with open(cmd[-1]) as handle:
+                self.read[len(self.calls) - 1] = handle.read()
+            self._configure(self.read[len(self.calls) - 1], created=cmd[0] == "wg-quick")
         return ok()
+
+    def _configure(self, text: str, created: bool):
+        """What `wg-quick up FILE` (a new interface: its PostUp sets the key file's key) or
+        `wg syncconf IF FILE` (the key, port and exactly the file's peers) make of a file."""
+        from wgmesh_core.keys import public_key
+        from tests.core.conftest import parse_ini
+        sections: list[dict] = []
+        for index, section, name, value in parse_ini(text):
+            if index == len(sections):
+                sections.append({"section": section})
+            sections[index].setdefault(name, []).append(value)
+        interface, peers = sections[0], sections[1:]
+        if created:     # wg-quick: the address, MTU and its PostUp lines' key and routes
+            self.exists, self.up = True, True
+            self.address, self.mtu = interface["Address"][0], int(interface["MTU"][0])
+            self.routes = [line.split()[3] for line in interface["PostUp"] if line.startswith("ip route replace ")]
+            (key_file,) = [line.split()[-1] for line in interface["PostUp"] if "private-key" in line]
+            with open(key_file) as handle:
+                private = handle.read().strip()
+        else:
+            (private,) = interface["PrivateKey"]
+            self.live.peers.clear()
+        self.live.private_key, self.live.public_key = private, public_key(private)
+        self.live.listen_port = int(interface["ListenPort"][0])
+        for peer in peers:
+            self.add_peer(peer["PublicKey"][0], peer["AllowedIPs"][0].split(", "), peer.get("PresharedKey", [None])[0],
+                          peer.get("Endpoint", [None])[0], int(peer.get("PersistentKeepalive", [0])[0]))
 
     def dump(self) -> str:
         live = self.live

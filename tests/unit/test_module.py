@@ -243,6 +243,40 @@ def test_sync_adds_only_the_missing_peer_with_wg_set(keydir, host, mine):
     assert not host.ran("wg", "syncconf")
 
 
+def test_a_new_wg_quick_interface_comes_up_without_its_peers_which_go_in_with_one_syncconf(keydir, host, mine):
+    """wg-quick parses its file in bash (about 10 s for 10,000 peers): the first `wg-quick up`
+    reads a private copy holding the [Interface] alone, and wg(8) loads the peers."""
+    private, public = own_key(keydir)
+    mine["z"] = public
+    cfg = module._host_config()
+    changes = module.sync()
+    assert changes["interface"] == "created by wgquick" and "peers" not in changes
+    (up,) = host.ran("wg-quick", "up")
+    (syncconf,) = host.ran("wg", "syncconf")
+    first, second = host.calls.index(up), host.calls.index(syncconf)
+    assert first < second and not host.ran("wg", "set")
+    assert up[2].endswith("/wg0.conf") and up[2] != str(keydir / "wg0.conf") and not os.path.exists(up[2])
+    assert "[Peer]" not in host.read[first] and "PostUp = wg set %i private-key " in host.read[first]
+    assert host.read[second].count("[Peer]") == len(cfg.peers) == 4
+    assert {peer.public_key for peer in cfg.peers} == set(host.live.peers)
+    assert module.sync() == {}       # and the next run finds the tunnel as planned
+
+
+def test_a_thousand_peers_a_wg_set(keydir, host, mine, monkeypatch):
+    """2,500 peers added to a live hub: three `wg set`, none past the kernel's 2 MB for arguments."""
+    monkeypatch.setattr(module, "WG_SET_PEERS", 2)
+    private, public = own_key(keydir)
+    mine["z"] = public
+    cfg = module._host_config()
+    in_sync(host, cfg, private, public)
+    host.live.peers.clear()
+    host.add_peer(key(99), ["10.70.9.9/32"])                             # added by hand
+    assert module.sync() == {"peers": {"added": ["a", "c", "e", "f"], "removed": [key(99)]}}
+    sets = host.ran("wg", "set")
+    assert [wg_set.count("peer") for wg_set in sets] == [2, 2, 1]
+    assert sets[0][3:6] == ["peer", key(99), "remove"]
+
+
 def test_sync_in_test_mode_reports_and_runs_nothing(keydir, host, mine):
     private, public = own_key(keydir)
     mine["z"] = public
