@@ -18,6 +18,7 @@ from typing import Iterable, Mapping, Optional
 
 from wgmesh_core.source import TOP_FILE, Limits, PillarTree, agreed_network, read_tree
 from wgmesh_core.validate import InvalidNetwork, Problem
+from wgmesh_core.yamldata import YAML_TAG
 
 
 @dataclass
@@ -68,6 +69,8 @@ def checked_yaml_renderer(stock_render, parsed: dict):
     """
     from collections import OrderedDict
     from salt.utils.yamlloader import SaltYamlSafeLoader
+    from yaml.nodes import ScalarNode
+    str_tag = YAML_TAG + "str"
 
     class ComposedLoader(SaltYamlSafeLoader):
         def __init__(self, root):
@@ -76,6 +79,26 @@ def checked_yaml_renderer(stock_render, parsed: dict):
 
         def get_single_node(self):
             return self.root
+
+        # The graph passed read_tree's checks: plain tags only, no merge keys, each key once,
+        # so Salt's mapping and sequence constructors come down to the loops below. A plain
+        # string scalar (nearly every node of a pillar) is its text, as Salt's str constructor
+        # makes it; every other node goes to Salt's own construct_object (aliases included).
+        def construct_mapping(self, node, deep=False):
+            value = self._value
+            mapping = self.dictclass()
+            for key_node, value_node in node.value:
+                mapping[value(key_node, deep)] = value(value_node, deep)
+            return mapping
+
+        def construct_sequence(self, node, deep=False):
+            value = self._value
+            return [value(child, deep) for child in node.value]
+
+        def _value(self, node, deep):
+            if node.tag == str_tag and type(node) is ScalarNode:
+                return node.value
+            return self.construct_object(node, deep=deep)
 
     def render(yaml_data, saltenv="base", sls="", argline="", **kwargs):
         text = yaml_data if isinstance(yaml_data, str) else yaml_data.read()
