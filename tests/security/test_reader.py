@@ -49,8 +49,9 @@ keys:
 
 def typed(value):
     """``value`` with the type of each of its parts, to compare beyond ``==`` (1 == 1.0 == True)."""
-    if isinstance(value, dict):
-        return type(value), [(typed(key), typed(item)) for key, item in value.items()]
+    if isinstance(value, dict):     # (the checked compile's mappings: a subclass of the renderer's OrderedDict)
+        kind = OrderedDict if isinstance(value, OrderedDict) else type(value)
+        return kind, [(typed(key), typed(item)) for key, item in value.items()]
     if isinstance(value, list):
         return list, [typed(item) for item in value]
     return type(value), value
@@ -100,6 +101,20 @@ def test_salts_compile_builds_the_checked_files_from_their_one_parse_as_its_rend
         assert pillar["sample"]["again"] is pillar["sample"]["anchored"]
         assert pillar["keys"]["same"] is pillar["keys"]["nested"]
     assert {id(node) for node in built} >= {id(node) for node in parsed.values()}   # the checks' graphs
+
+
+def test_a_checked_mapping_deep_copies_as_copy_would_an_ordered_dict():
+    import copy
+    from wgmesh_salt.pillar import CheckedMapping
+    shared = ["a", CheckedMapping(x="y")]
+    original = CheckedMapping([("one", "1"), (2, shared), ("again", shared), ("inner", CheckedMapping(k=[1, 2.5]))])
+    copied = copy.deepcopy(original)
+    assert copied == copy.deepcopy(OrderedDict(original)) and list(copied) == list(original)
+    assert type(copied) is CheckedMapping and type(copied["inner"]) is CheckedMapping
+    assert copied[2] is copied["again"] and copied[2] is not shared      # one copy of a shared value
+    copied[2][1]["x"] = "changed"
+    copied["inner"]["k"].append(3)
+    assert shared[1]["x"] == "y" and original["inner"]["k"] == [1, 2.5]
 
 
 def test_a_file_that_changed_after_the_checks_is_parsed_again_by_salt(tmp_path):
