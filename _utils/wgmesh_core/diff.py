@@ -332,6 +332,10 @@ def host_change(old: Optional[NetworkSpec], new: Optional[NetworkSpec], host: st
     if not diffs:
         change.config_differs = _with_files(before) != _with_files(after)
         return change
+    if before == after:     # the same files, no diff: rendered once, for what rendering refuses
+        for group in FILE_GROUPS:
+            _files(after, group)
+        return change
     diffs = {}
     for group in FILE_GROUPS:     # one group of files of each revision at a time
         old_files, new_files = _files(before, group), _files(after, group)

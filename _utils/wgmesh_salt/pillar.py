@@ -12,12 +12,14 @@ from __future__ import annotations
 import copy
 import json
 import tempfile
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Optional
 
 from wgmesh_core.source import TOP_FILE, Limits, PillarTree, agreed_network, read_tree
 from wgmesh_core.validate import InvalidNetwork, Problem
+from wgmesh_core.yamldata import YAML_TAG
 
 
 @dataclass
@@ -58,6 +60,19 @@ def _compile_opts(opts: Mapping, root: Path, env: str) -> dict:
     return compile_opts
 
 
+class CheckedMapping(OrderedDict):
+    """The OrderedDict the yaml renderer makes, deep-copied by a loop of its own: Salt's merge
+    copies the pillar so far before each file's values go in (a file after developers.sls copies
+    every developer), and copy's generic reconstruction of an OrderedDict costs three times as
+    much. Keys are plain scalars and most values strings: neither needs a copy."""
+
+    def __deepcopy__(self, memo):
+        copied = memo[id(self)] = type(self)()
+        for key, value in self.items():
+            copied[key] = value if type(value) is str else copy.deepcopy(value, memo)
+        return copied
+
+
 def checked_yaml_renderer(stock_render, parsed: dict):
     """Salt's ``yaml`` renderer, without a second parse of the checked files.
 
@@ -66,16 +81,37 @@ def checked_yaml_renderer(stock_render, parsed: dict):
     the same text with libyaml already; for a text in ``parsed`` ({text: its root node}) Salt's
     own constructor builds the values from that graph.  Any other text goes to ``stock_render``.
     """
-    from collections import OrderedDict
     from salt.utils.yamlloader import SaltYamlSafeLoader
+    from yaml.nodes import ScalarNode
+    str_tag = YAML_TAG + "str"
 
     class ComposedLoader(SaltYamlSafeLoader):
         def __init__(self, root):
-            super().__init__("", dictclass=OrderedDict)   # what the yaml renderer passes
+            super().__init__("", dictclass=CheckedMapping)   # the yaml renderer's OrderedDict
             self.root = root
 
         def get_single_node(self):
             return self.root
+
+        # The graph passed read_tree's checks: plain tags only, no merge keys, each key once,
+        # so Salt's mapping and sequence constructors come down to the loops below. A plain
+        # string scalar (nearly every node of a pillar) is its text, as Salt's str constructor
+        # makes it; every other node goes to Salt's own construct_object (aliases included).
+        def construct_mapping(self, node, deep=False):
+            value = self._value
+            mapping = self.dictclass()
+            for key_node, value_node in node.value:
+                mapping[value(key_node, deep)] = value(value_node, deep)
+            return mapping
+
+        def construct_sequence(self, node, deep=False):
+            value = self._value
+            return [value(child, deep) for child in node.value]
+
+        def _value(self, node, deep):
+            if node.tag == str_tag and type(node) is ScalarNode:
+                return node.value
+            return self.construct_object(node, deep=deep)
 
     def render(yaml_data, saltenv="base", sls="", argline="", **kwargs):
         text = yaml_data if isinstance(yaml_data, str) else yaml_data.read()

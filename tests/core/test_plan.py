@@ -382,3 +382,38 @@ def test_a_developer_left_out_does_not_hide_the_developers_after_it(spec):
 def test_a_pending_gateway_does_not_hide_the_gateways_after_it(spec):
     hub = plan(spec, "z", public_keys={"z": art.HUB_PUBLIC, "c": art.PUBLIC_KEYS["c"]})
     assert hub.pending == ["a"] and peer_names(hub) == ["c", "e", "f"]
+
+
+def test_a_host_whose_config_is_the_same_has_its_files_rendered_once(data, monkeypatch):
+    """Its files are made from its config alone: the same config, the same files, no diff."""
+    import base64
+    import copy
+    import dataclasses
+    import hashlib
+    from wgmesh_core import diff
+    from wgmesh_core.diff import plan_change, stand_in_configs
+    from wgmesh_core.render import UnsafeValue
+    rendered = []
+    host_file_group = diff.host_file_group
+    monkeypatch.setattr(diff, "host_file_group", lambda config, group: (
+        rendered.append((config.host, id(config))) or host_file_group(config, group)))
+    rekeyed = copy.deepcopy(data)
+    rekeyed["developers"]["e"]["public_key"] = base64.b64encode(hashlib.sha256(b"e's new key").digest()).decode()
+    old, new = load_network(data), load_network(rekeyed)
+    configs = stand_in_configs(old, TODAY), stand_in_configs(new, TODAY)
+    plan = plan_change(old, new, TODAY, configs)
+    same = [h for h in managed_hosts(new) if configs[0][h] == configs[1][h]]
+    changed = [h for h in managed_hosts(new) if h not in same]
+    assert changed == ["z"] and same     # a developer's new key changes the hub's peer only
+    for host in same:
+        assert {config for name, config in rendered if name == host} == {id(configs[1][host])}
+        assert not next(h for h in plan.hosts if h.host == host).file_diffs
+    for host in changed:
+        assert {config for name, config in rendered if name == host} == {id(c[host]) for c in configs}
+    assert plan_change(old, new, TODAY).hosts == plan.hosts    # what planning afresh shows
+    (host, *_) = [h for h in same if configs[1][h].role == "gateway"]   # a value rendering refuses is
+    bad = dataclasses.replace(configs[1][host], interface="wg0\nPostUp = id")    # refused though it does not change
+    for planned in configs:
+        planned[host] = bad
+    with pytest.raises(UnsafeValue, match=f"files of host {host}"):
+        plan_change(old, new, TODAY, configs)

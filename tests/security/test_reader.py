@@ -35,6 +35,28 @@ wgmesh:
 """
 
 
+KEYS_SAMPLE = """#!yaml
+keys:
+  1: one
+  2.5: [two, 010, "010", ~, true]
+  null: nothing
+  no: false
+  2027-06-30: a date
+  nested: &n {inner: [x, {deeper: y}], "1": quoted}
+  same: *n
+"""
+
+
+def typed(value):
+    """``value`` with the type of each of its parts, to compare beyond ``==`` (1 == 1.0 == True)."""
+    if isinstance(value, dict):     # (the checked compile's mappings: a subclass of the renderer's OrderedDict)
+        kind = OrderedDict if isinstance(value, OrderedDict) else type(value)
+        return kind, [(typed(key), typed(item)) for key, item in value.items()]
+    if isinstance(value, list):
+        return list, [typed(item) for item in value]
+    return type(value), value
+
+
 def salt_loads(text):
     return yaml.load(text, Loader=lambda s: salt.utils.yamlloader.SaltYamlSafeLoader(s, dictclass=OrderedDict))
 
@@ -52,9 +74,10 @@ def test_salts_compile_builds_the_checked_files_from_their_one_parse_as_its_rend
     shutil.copytree(PILLAR, root)
     (root / "wgmesh" / "sample.sls").write_text(SAMPLE.replace("wgmesh:", "sample:"))
     (root / "wgmesh" / "empty.sls").write_text("#!yaml\n# nothing yet\n")
-    for name in ("sample", "empty"):
+    (root / "wgmesh" / "keys.sls").write_text(KEYS_SAMPLE)
+    for name in ("sample", "empty", "keys"):
         add_to_top(root, "*", f"wgmesh.{name}")
-    tree = read_tree(root, ["sample"])
+    tree = read_tree(root, ["sample", "keys"])
     parsed = {sls.text: sls.root for sls in tree.files.values() if sls.root is not None}
     built = []
     import salt.utils.yamlloader
@@ -73,7 +96,25 @@ def test_salts_compile_builds_the_checked_files_from_their_one_parse_as_its_rend
         salt.utils.yamlloader.SaltYamlSafeLoader.construct_document = construct
     assert once == stock and plain(once["z"]["sample"]) == load_sls(SAMPLE, "s.sls")["wgmesh"]
     assert list(once["z"]["sample"]) == list(stock["z"]["sample"])          # Salt's OrderedDict order
+    assert typed(once) == typed(stock)     # the same types, keys that are not strings included
+    for pillar in (once["z"], stock["z"]):    # an alias is one value, the anchor's
+        assert pillar["sample"]["again"] is pillar["sample"]["anchored"]
+        assert pillar["keys"]["same"] is pillar["keys"]["nested"]
     assert {id(node) for node in built} >= {id(node) for node in parsed.values()}   # the checks' graphs
+
+
+def test_a_checked_mapping_deep_copies_as_copy_would_an_ordered_dict():
+    import copy
+    from wgmesh_salt.pillar import CheckedMapping
+    shared = ["a", CheckedMapping(x="y")]
+    original = CheckedMapping([("one", "1"), (2, shared), ("again", shared), ("inner", CheckedMapping(k=[1, 2.5]))])
+    copied = copy.deepcopy(original)
+    assert copied == copy.deepcopy(OrderedDict(original)) and list(copied) == list(original)
+    assert type(copied) is CheckedMapping and type(copied["inner"]) is CheckedMapping
+    assert copied[2] is copied["again"] and copied[2] is not shared      # one copy of a shared value
+    copied[2][1]["x"] = "changed"
+    copied["inner"]["k"].append(3)
+    assert shared[1]["x"] == "y" and original["inner"]["k"] == [1, 2.5]
 
 
 def test_a_file_that_changed_after_the_checks_is_parsed_again_by_salt(tmp_path):
