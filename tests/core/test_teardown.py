@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from wgmesh_core import teardown
 from wgmesh_core.keys import generate_private_key
 from wgmesh_core.plan import host_config
@@ -39,6 +41,16 @@ def test_the_footprint_of_a_hub_gateway_and_lan_router(data):
     assert teardown.footprint(config_of(data, "r1")) == {"role": "lan_router",
                                                          "static_routes": [["10.70.0.0/16", "192.168.201.247"]],
                                                          "files": ["/etc/systemd/system/wgmesh-routes.service"]}
+
+
+def test_a_footprint_from_the_files_the_caller_rendered_is_the_same_and_renders_nothing(data, monkeypatch):
+    for host in ("z", "a", "r1"):
+        config = config_of(data, host)
+        files = host_files(config)
+        expected = teardown.footprint(config)
+        monkeypatch.setattr(teardown, "host_files", lambda config: pytest.fail("rendered again"))
+        assert teardown.footprint(config, files) == expected
+        monkeypatch.undo()
 
 
 def test_owned_files_are_the_recorded_ones_then_the_defaults_not_recorded():

@@ -7,6 +7,7 @@ MOCK (``FakeHost``: no WireGuard or namespace for a unit test). The Salt mine, p
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pathlib
 import stat
@@ -139,6 +140,23 @@ def test_a_host_is_planned_once_per_inputs_and_again_when_a_key_arrives(mine, ke
     assert "c" in module._host_config().pending and len(plans) == 1
     mine["c"] = MINED["c"]
     assert "c" in [peer.name for peer in module._host_config().peers] and len(plans) == 2
+
+
+def test_a_state_run_renders_the_hosts_files_once(keydir, host, mine, monkeypatch):
+    """Staging the files, the tunnel's footprint record and the firewall ask for them: a hub's
+    files of 10,000 developers take about 1 s to render."""
+    rendered = []
+    real_host_files = wgmesh_core.host_files
+    monkeypatch.setattr(wgmesh_core, "host_files", lambda cfg: rendered.append(cfg.host) or real_host_files(cfg))
+    private, public = own_key(keydir)
+    mine["z"] = public
+    in_sync(host, module._host_config(), private, public)
+    staged = module.staged_files()
+    module.sync()
+    module.firewall()
+    assert rendered == ["z"]
+    record = json.loads((pathlib.Path(module.__opts__["cachedir"]) / "wgmesh" / "footprint.json").read_text())
+    assert set(record["files"]) == {item["path"] for item in staged} | {str(keydir / "wg0.key")}
 
 
 def test_a_mined_value_that_is_not_a_key_is_refused_and_its_host_left_out(mine, keydir):
