@@ -14,7 +14,6 @@ Run: .venv/bin/python bench/bench_cli.py [--repeat N] [--sizes 100,1000,...]
 """
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe  # noqa: E402
 from pillars import developer, git_commit, pillar_with  # noqa: E402
 
 import yaml  # noqa: E402
@@ -63,18 +63,12 @@ def commands(tmp: Path, size: int) -> dict:
     }
 
 
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sizes", default="100,1000,10000,50000")
     args = parser.parse_args()
-    print(f"# {machine()}; median wall s (CPU s) of {args.repeat} runs, max RSS MiB")
+    print(f"# {describe()}; median wall s (CPU s) of {args.repeat} runs, max RSS MiB")
     print(f"{'developers':>10}  " + "  ".join(f"{name:>15} {'MiB':>5}" for name in ("validate", "render", "plan")))
     with tempfile.TemporaryDirectory(prefix="wgmesh-bench-cli-") as tmp:
         for size in (int(s) for s in args.sizes.split(",")):

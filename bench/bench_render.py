@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe  # noqa: E402
 from pillars import FIRST_DEVELOPER, developer  # noqa: E402
 
 from wgmesh_core import host_config, host_files, load_network  # noqa: E402
@@ -56,6 +57,7 @@ def main():
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--sizes", default="100,1000,10000,50000")
     args = parser.parse_args()
+    print(f"# {describe()}")
     print(f"{'developers':>10}  {'median s':>9}  {'min s':>7}  {'us/developer':>12}")
     for size in (int(s) for s in args.sizes.split(",")):
         data = network_with(size)

@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import yaml  # noqa: E402
 
+from machine import describe  # noqa: E402
 from pillars import developer  # noqa: E402
 from tests.salt.conftest import FAKES, LocalHost, require_root_netns, state_results  # noqa: E402
 from wgmesh_core import public_key  # noqa: E402
@@ -138,6 +139,7 @@ def main():
     global PROFILE_DIR
     PROFILE_DIR = args.profile
     require_root_netns()
+    print(f"# {describe()}")
     print(f"{'developers':>10}  " + "  ".join(f"{step:>15}" for step in STEPS) + "   (wall s (CPU s), one run each)")
     with tempfile.TemporaryDirectory(prefix="wgmesh-bench-state-") as tmp:
         for size in (int(s) for s in args.sizes.split(",")):
