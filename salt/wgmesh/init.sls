@@ -37,7 +37,7 @@ wgmesh-file-{{ file.path }}:
     - group: {{ file.group }}
     - mode: '{{ file.mode }}'
     - makedirs: True
-    - show_changes: {{ not file.secret }}
+    - show_changes: {{ file.show_changes }}
 {%- endfor %}
 
 {%- from 'wgmesh/map.jinja' import wgmesh_formula with context %}

@@ -179,7 +179,8 @@ def test_config_and_files_hide_preshared_keys(pillar):
 
 
 def test_staged_files_are_the_rendered_files_root_only_and_rewritten_only_when_changed(pillar, tmp_path,
-                                                                                       configure_loader_modules):
+                                                                                       configure_loader_modules,
+                                                                                       monkeypatch):
     """The state tree copies the host's files from staged copies (their contents never go through
     the compiled state): each staged copy is exactly the rendered file, 0600 in a 0700 folder,
     named apart for every path, and left alone while its content is the same."""
@@ -194,6 +195,14 @@ def test_staged_files_are_the_rendered_files_root_only_and_rewritten_only_when_c
         assert stat.S_IMODE(source.stat().st_mode) == 0o600
         assert {k: item[k] for k in ("mode", "group", "secret")} == {
             k: v for k, v in next(f for f in module.files() if f["path"] == item["path"]).items() if k in ("mode", "group", "secret")}
+    # a diff in the state's output: never of key material, nor of a file longer than the limit
+    assert {item["path"]: item["show_changes"] for item in staged} == {
+        item["path"]: not item["secret"] for item in staged}
+    lines = {path: content.count("\n") for path, content in rendered.items()}
+    monkeypatch.setattr(module, "DIFF_SHOWN_LINES", lines["/etc/wgmesh/iptables.rules"] - 1)
+    assert {item["path"]: item["show_changes"] for item in module.staged_files()} == {
+        item["path"]: not item["secret"] and lines[item["path"]] < lines["/etc/wgmesh/iptables.rules"] for item in staged}
+    monkeypatch.undo()
     conf = next(f for f in staged if f["path"].endswith("wg0.conf"))
     before = os.stat(conf["source"]).st_mtime_ns
     os.utime(conf["source"], ns=(before - 10**9, before - 10**9))
