@@ -51,6 +51,7 @@ GROUP_ABOVE = 256
 #: chain -> (the flag whose address groups its allow rules, the prefix of its sub-chains' names);
 #: iptables allows 28 characters: "WGMESH-FWD-" and a /24's three octets fit
 GROUPED = {FORWARD: ("-s", "WGMESH-FWD-"), DEVELOPERS: ("-d", "WGMESH-DEV-")}
+_GROUP_PREFIXES = tuple(prefix for _, prefix in GROUPED.values())
 BUILT_IN = (("filter", "FORWARD"), ("filter", "INPUT"), ("nat", "POSTROUTING"))
 ZONE = "wgmesh"
 POLICY = "wgmesh-wireguard"
@@ -221,7 +222,7 @@ def is_group_jump(args: str) -> bool:
     """Whether a rule (``iptables -S`` arguments) only jumps to a sub-chain: its rules, not it,
     admit connections."""
     words = args.split()
-    return len(words) > 1 and words[-2] == "-j" and words[-1].startswith(tuple(p for _, p in GROUPED.values()))
+    return len(words) > 1 and words[-2] == "-j" and words[-1].startswith(_GROUP_PREFIXES)
 
 
 class ChainRules(dict):
@@ -449,11 +450,15 @@ def chain_edits(chain: str, have: list[str], want: list[str]) -> list[str]:
     return lines
 
 
+def _repeats(rules) -> bool:
+    return len(set(rules)) < len(rules)
+
+
 def _restore_edits(chains: ChainRules, live: dict, stale: list = ()) -> Optional[str]:
     """`iptables-restore --noflush` input changing only what differs in wgmesh's chains: the
     missing ones declared and filled, the others edited in place, the ``stale`` ones deleted; or
     None when a chain repeats a rule (then they are declared and refilled whole)."""
-    if any(len(set(have)) < len(have) for table, chain in chains.ours for have in [live[table].get(chain, ())]):
+    if any(_repeats(live[table].get(chain, ())) for table, chain in chains.ours):
         return None
 
     def body(table, ours):
@@ -469,8 +474,15 @@ def _stale(chains: ChainRules, live: dict) -> list[tuple[str, str]]:
     """(table, chain) of wgmesh's chains that are live but no longer wanted (a /24's sub-chain
     whose developers all left, or every sub-chain when the host shrank below ``GROUP_ABOVE``)."""
     wanted = set(chains.ours)
-    return [(table, chain) for table in ("filter", "nat") for chain in live[table]
-            if chain.startswith(OURS) and (table, chain) not in wanted]
+    return [(table, chain) for table in ("filter", "nat") for chain in _live_ours(live, table)
+            if (table, chain) not in wanted]
+
+
+def _live_ours(live: dict, table: str) -> list[str]:
+    """wgmesh's chains in a table's listing: its fixed ones first (in ``CHAINS``' order), then
+    every other chain named ``WGMESH-...`` (sub-chains) as listed."""
+    fixed = [chain for t, chain in CHAINS if t == table and chain in live[table]]
+    return fixed + [chain for chain in live[table] if chain.startswith(OURS) and chain not in fixed]
 
 
 def _wanted_args(chains: ChainRules) -> set[str]:
@@ -525,8 +537,7 @@ def removal(filter_listing: str, nat_listing: str) -> tuple[list[str], list[Comm
     live = {"filter": parse_listing(filter_listing), "nat": parse_listing(nat_listing)}
     found, commands = [], []
     for table in ("filter", "nat"):
-        ours = [chain for t, chain in CHAINS if t == table and chain in live[table]]
-        ours += [chain for chain in live[table] if chain.startswith(OURS) and chain not in ours]
+        ours = _live_ours(live, table)
         found += [f"{table}/{chain}" for chain in ours]
         for chain, rules in live[table].items():
             commands += [Command(("iptables", "-w", "-t", table, "-D", chain, *args.split()))
