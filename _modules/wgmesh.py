@@ -467,7 +467,7 @@ def status():
             "listen_port": live.listen_port, "peers": peers}
 
 
-NETWORKD_TIMEOUT = 10   # seconds systemd-networkd gets to create and configure the interface
+NETWORKD_TIMEOUT = 30   # seconds systemd-networkd gets to create and configure the interface
 
 
 def _bring_up(cfg, private_key):
@@ -492,9 +492,21 @@ def _bring_up(cfg, private_key):
                 "`networkctl reload` (is the wireguard kernel module available? see `journalctl -u "
                 "systemd-networkd`)")
         time.sleep(0.2)
-    while time.monotonic() < deadline and f" {cfg.address} " not in _run(
-            ["ip", "-o", "-4", "addr", "show", "dev", cfg.interface])["stdout"]:
-        time.sleep(0.2)     # what networkd has not applied by then, the live sync does
+    # then its .network: addresses and routes set by networkd itself (proto static), which the
+    # live sync would otherwise add in a race with it; what networkd has not applied by the
+    # deadline, the live sync does
+    while time.monotonic() < deadline and _networkd_setup_state(cfg.interface) not in NETWORKD_SETTLED:
+        time.sleep(0.2)
+
+
+NETWORKD_SETTLED = ("configured", "failed", "unmanaged", "linger")   # networkd is done with the link
+
+
+def _networkd_setup_state(interface):
+    """networkd's SETUP column for ``interface`` (`networkctl list`): configuring, configured..."""
+    listing = _run(["networkctl", "list", "--no-pager", "--no-legend", interface], check=False)["stdout"]
+    columns = listing.split()
+    return columns[4] if len(columns) >= 5 and columns[1] == interface else None
 
 
 def _ensure_addressing(cfg, test):

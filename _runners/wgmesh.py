@@ -25,6 +25,10 @@ except ImportError as error:
 
 log = logging.getLogger(__name__)
 
+# seconds a push waits for git_pillar's update lock, held while the master's maintenance
+# loop fetches the same remote (a fetch of the pillar repository takes well under that)
+GIT_PILLAR_LOCK_PATIENCE = 30
+
 
 def __virtual__():
     if wgmesh_core is None:
@@ -576,10 +580,22 @@ def _git_pillar_remotes():
 
 
 def _git_pillar_deploy_failure(revision):
-    """None when git_pillar now holds ``revision``, else why not. ``git_pillar.update`` returns
-    False for a remote whose fetch failed (its update lock held by gitfs maintenance, say);
-    the fetched ref is then read back, since a None (nothing new) is fine when the
-    maintenance loop fetched it first."""
+    """None when git_pillar now holds ``revision``, else why not. The master's maintenance loop
+    fetches the same remotes and holds their update lock meanwhile (``git_pillar.update`` then
+    says False): retried for GIT_PILLAR_LOCK_PATIENCE seconds before the push counts as failed."""
+    deadline = time.monotonic() + GIT_PILLAR_LOCK_PATIENCE
+    while True:
+        failure = _git_pillar_fetch_failure(revision)
+        if not failure or time.monotonic() >= deadline:
+            return failure
+        log.info("wgmesh: %s; retrying", failure)
+        time.sleep(0.5)
+
+
+def _git_pillar_fetch_failure(revision):
+    """One ``git_pillar.update``: None when git_pillar now holds ``revision``, else why not.
+    A remote whose fetch returned False (lock held, fetch error) has its fetched ref read
+    back, since a None (nothing new) is fine when the maintenance loop fetched it first."""
     results = __salt__["git_pillar.update"]()
     failed = [remote for remote, ok in results.items() if ok is False]
     served = {}

@@ -289,6 +289,36 @@ def test_a_new_wg_quick_interface_comes_up_without_its_peers_which_go_in_with_on
     assert module.sync() == {}       # and the next run finds the tunnel as planned
 
 
+@pytest.mark.parametrize("network", [{**example_network_data(), "backend": "networkd", "firewall": "iptables"}])
+def test_a_new_networkd_interface_is_left_to_networkd_until_it_has_configured_it(network, tmp_path, host, mine, monkeypatch):
+    """networkd creates the link after `networkctl reload` returns, then sets its address, then
+    its routes (proto static): the live sync waits for networkd's "configured" (a MOCK networkd,
+    configuring for three polls), or it adds the routes itself in a race with networkd."""
+    monkeypatch.setattr(wgmesh_core.render, "NETWORKD_DIR", str(tmp_path / "network"))
+    private, public = own_key(tmp_path / "network")
+    mine["z"] = public
+    monkeypatch.setattr(module.time, "sleep", lambda seconds: None)
+    cfg = module._host_config()
+    polls = []
+
+    def networkd(cmd, **kwargs):
+        if cmd == ["networkctl", "reload"]:             # the netdev: the link, key and peers
+            in_sync(host, cfg, private, public)
+            host.address, host.routes = None, []
+        if cmd[:2] == ["networkctl", "list"]:
+            polls.append(cmd)
+            host.address = cfg.address if len(polls) >= 2 else None
+            if len(polls) < 4:
+                return {"retcode": 0, "stdout": "  5 wg0 none degraded configuring\n", "stderr": ""}
+            host.routes = list(cfg.interface_routes)
+            return {"retcode": 0, "stdout": "  5 wg0 none routable configured\n", "stderr": ""}
+        return host(cmd, **kwargs)
+    module.__salt__["cmd.run_all"] = networkd
+    changes = module.sync()
+    assert changes == {"interface": "created by networkd"} and len(polls) == 4
+    assert not host.ran("ip", "route") and not host.ran("ip", "address") and not host.ran("ip", "addr")
+
+
 def test_a_thousand_peers_a_wg_set(keydir, host, mine, monkeypatch):
     """2,500 peers added to a live hub: three `wg set`, none past the kernel's 2 MB for arguments."""
     monkeypatch.setattr(module, "WG_SET_PEERS", 2)

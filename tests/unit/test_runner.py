@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import stat
+import time
+import unittest.mock
 
 import git
 import pytest
@@ -398,6 +400,26 @@ def test_a_hub_down_at_the_fast_path_is_pending_and_not_applied(gitops, upstream
     assert result["live_first"] == {"z": "failed: False"} and client.live[-1] == ["z"]
     assert result["applied"] == {"z": False} and "z" in result["pending"] and client.jobs == []
     assert [fun for fun, _ in client.order[-1:]] == ["wgmesh.update_live"]     # nothing after it: no one to ping
+
+
+def test_a_push_waits_out_git_pillars_update_lock(gitops, upstream, client, bus, configure_loader_modules):
+    """The master's maintenance loop holds git_pillar's update lock while it fetches (update
+    says False): the gate retries, then deploys; a lock that stays is a failed deploy."""
+    answers = [{"origin": False}, {"origin": False}, {"origin": None}]
+    configure_loader_modules[runner]["__salt__"]["git_pillar.update"] = lambda: answers.pop(0)
+    assert runner.on_push()["result"] == "applied" and answers == []
+    configure_loader_modules[runner]["__salt__"]["git_pillar.update"] = lambda: {"origin": False}
+    from tests.onboard.conftest import new_public_key
+    upstream.add_developer("g", "10.70.0.9", new_public_key(), lan_access="none")
+    stuck = upstream.commit("g, while the lock stays")
+    deployed, jobs = runner.deployed_revision(), len(client.jobs)
+    start = time.monotonic()
+    with unittest.mock.patch.object(runner, "GIT_PILLAR_LOCK_PATIENCE", 1):
+        result = runner.on_push()
+    assert result["result"] == "failed" and "git_pillar.update failed for origin" in result["error"]
+    assert 1 <= time.monotonic() - start < 10
+    assert runner.deployed_revision() == deployed != stuck and len(client.jobs) == jobs
+    assert bus.events[-1][0] == "wgmesh/gate/failed"
 
 
 def test_a_refused_push_deploys_nothing_and_names_the_problem(gitops, upstream, client, bus):
