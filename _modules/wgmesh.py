@@ -11,13 +11,10 @@ keys, from the master's ``wgmesh_secrets`` ext_pillar), optionally
 """
 import contextlib
 import datetime
-import itertools
 import logging
 import os
 import pathlib
 import shutil
-import tempfile
-import time
 
 from salt.exceptions import CommandExecutionError
 
@@ -33,6 +30,7 @@ try:
     import wgmesh_salt.hostfirewall
     import wgmesh_salt.laps
     import wgmesh_salt.records
+    import wgmesh_salt.tunnel
 except ImportError as error:
     wgmesh_core = None
     IMPORT_ERROR = str(error)
@@ -59,17 +57,12 @@ def _run(cmd, check=True, stdin=None):
     return _commands().run(cmd, check, stdin)
 
 
+def _tunnel():
+    return wgmesh_salt.tunnel.Tunnel(_commands())
+
+
 def _today():
     return datetime.date.today()
-
-
-def _rendered(render, *args):
-    """``render(*args)``; a value the templates refuse (a newline or control character) fails
-    the call with the core's message naming it, and nothing is written."""
-    try:
-        return render(*args)
-    except wgmesh_core.render.UnsafeValue as error:
-        raise CommandExecutionError(str(error)) from None
 
 
 def network():
@@ -254,7 +247,7 @@ def _host_files(cfg):
     rendered = __context__.get("wgmesh_host_files")
     if rendered and rendered[0] is cfg:
         return rendered[1]
-    files = _rendered(wgmesh_core.host_files, cfg)
+    files = wgmesh_salt.tunnel.rendered(wgmesh_core.host_files, cfg)
     __context__["wgmesh_host_files"] = (cfg, files)    # holds cfg: its id is not reused
     return files
 
@@ -362,7 +355,7 @@ def _read_text(path):
 
 
 def _live_private_key(interface):
-    if not _link_exists(interface):
+    if not _tunnel().exists(interface):
         return None
     return _run(["wg", "show", interface, "private-key"], check=False)["stdout"].strip() or None
 
@@ -431,14 +424,6 @@ def public_key():
     return wgmesh_core.public_key(text.strip()) if text else None
 
 
-def _link_exists(interface):
-    return _run(["ip", "link", "show", "dev", interface], check=False)["retcode"] == 0
-
-
-def _live(interface):
-    return wgmesh_core.live.parse_wg_dump(_run(["wg", "show", interface, "dump"])["stdout"])
-
-
 def status():
     """
     Live state of this minion's tunnel: every peer with its name, endpoint, last handshake
@@ -451,9 +436,9 @@ def status():
         salt z wgmesh.status
     """
     cfg = _host_config()
-    if not _link_exists(cfg.interface):
+    if not _tunnel().exists(cfg.interface):
         return {"interface": cfg.interface, "up": False, "peers": {}}
-    live = _live(cfg.interface)
+    live = _tunnel().live(cfg.interface)
     names = {p.public_key: p.name for p in cfg.peers}
     now = int(datetime.datetime.now().timestamp())
     peers = {}
@@ -465,48 +450,6 @@ def status():
             "rx_bytes": peer.rx_bytes, "tx_bytes": peer.tx_bytes, "managed": key in names}
     return {"interface": cfg.interface, "up": True, "public_key": live.public_key,
             "listen_port": live.listen_port, "peers": peers}
-
-
-NETWORKD_TIMEOUT = 30   # seconds systemd-networkd gets to create and configure the interface
-
-
-def _bring_up(cfg, private_key):
-    """Create the interface the way its backend does at boot. wg-quick brings it up from its file
-    without the peers (a temporary copy; wg-quick names the interface after the file), which go
-    in with one `wg syncconf`: at 10,000 peers wg-quick's own parse of the file takes about 10 s."""
-    if cfg.backend != "networkd":
-        with tempfile.TemporaryDirectory(prefix="wgmesh-") as folder:
-            path = os.path.join(folder, f"{cfg.interface}.conf")
-            wgmesh_core.keys.write_secret_file(path, _rendered(wgmesh_core.render.wg_quick_without_peers, cfg))
-            _run(["wg-quick", "up", path])
-        if private_key and cfg.peers:
-            _syncconf(cfg, private_key)
-        return
-    _run(["networkctl", "reload"])
-    # networkd creates the netdev, then applies the .network, after the reload has returned
-    deadline = time.monotonic() + NETWORKD_TIMEOUT
-    while not _link_exists(cfg.interface):
-        if time.monotonic() > deadline:
-            raise CommandExecutionError(
-                f"wgmesh: systemd-networkd did not create {cfg.interface} within {NETWORKD_TIMEOUT} s of "
-                "`networkctl reload` (is the wireguard kernel module available? see `journalctl -u "
-                "systemd-networkd`)")
-        time.sleep(0.2)
-    # then its .network: addresses and routes set by networkd itself (proto static), which the
-    # live sync would otherwise add in a race with it; what networkd has not applied by the
-    # deadline, the live sync does
-    while time.monotonic() < deadline and _networkd_setup_state(cfg.interface) not in NETWORKD_SETTLED:
-        time.sleep(0.2)
-
-
-NETWORKD_SETTLED = ("configured", "failed", "unmanaged", "linger")   # networkd is done with the link
-
-
-def _networkd_setup_state(interface):
-    """networkd's SETUP column for ``interface`` (`networkctl list`): configuring, configured..."""
-    listing = _run(["networkctl", "list", "--no-pager", "--no-legend", interface], check=False)["stdout"]
-    columns = listing.split()
-    return columns[4] if len(columns) >= 5 and columns[1] == interface else None
 
 
 def _ensure_addressing(cfg, test):
@@ -549,7 +492,7 @@ def sync(test=False):
     manual = _manual_actions(spec, cfg)
     if manual:
         changes["manual"] = manual
-    if not _link_exists(cfg.interface):
+    if not _tunnel().exists(cfg.interface):
         changes["interface"] = f"created by {cfg.backend}"
         if test:
             changes["peers"] = {"added": [p.name for p in cfg.peers]}
@@ -558,8 +501,8 @@ def sync(test=False):
     if private_key is None and not test:
         raise CommandExecutionError(f"wgmesh: no private key at {wgmesh_core.render.private_key_file(cfg)}")
     if "interface" in changes:
-        _bring_up(cfg, private_key)
-    live = _live(cfg.interface)
+        _tunnel().bring_up(cfg, private_key)
+    live = _tunnel().live(cfg.interface)
     installed = _installed_peers(cfg)
     known = wgmesh_core.live.known_keys(spec, cfg, resolved.seen, installed)
     diff = wgmesh_core.live.peer_diff(cfg, live, private_key and wgmesh_core.public_key(private_key), known,
@@ -568,9 +511,9 @@ def sync(test=False):
         changes["peers"] = diff.as_dict()
         if not test:
             if diff.interface:
-                _syncconf(cfg, private_key)
+                _tunnel().syncconf(cfg, private_key)
             else:
-                _set_peers(cfg, diff)
+                _tunnel().set_peers(cfg, diff)
     if not test:
         still_live = set(live.peers) - set(diff.removed)
         _record_installed_peers(cfg, {key: name for key, name in installed.items() if key in still_live})
@@ -631,38 +574,6 @@ def _installed_peers(cfg):
 
 def _record_installed_peers(cfg, earlier):
     wgmesh_salt.records.write(_installed_path(cfg), dict(earlier, **{peer.public_key: peer.name for peer in cfg.peers}))
-
-
-WG_SET_PEERS = 1000   # peers named by one `wg set`: about 200 KB of arguments (the kernel's limit is 2 MB)
-
-
-def _set_peers(cfg, diff):
-    """Apply only the changed peers with `wg set` (keys passed in 0600 temp files), a thousand
-    peers a command."""
-    numbers = itertools.count()
-    with tempfile.TemporaryDirectory(prefix="wgmesh-") as folder:
-        def psk_file(peer):
-            path = os.path.join(folder, f"{next(numbers)}.psk")
-            wgmesh_core.keys.write_secret_file(path, peer.preshared_key + "\n")
-            return path
-        for part in diff.batches(WG_SET_PEERS):
-            _run(["wg", *wgmesh_core.live.wg_set_args(cfg, part, psk_file)])
-
-
-def _syncconf(cfg, private_key):
-    text = _rendered(wgmesh_core.wg_setconf, cfg, private_key)
-    # The known trap: an input without PrivateKey/ListenPort zeroes them, and one with
-    # fewer peers than planned would drop peers. Check before handing it to wg.
-    if f"PrivateKey = {private_key}" not in text or f"ListenPort = {cfg.listen_port}" not in text \
-            or text.count("[Peer]") != len(cfg.peers):
-        raise CommandExecutionError("wgmesh: refusing an incomplete wg configuration")
-    fd, path = tempfile.mkstemp(prefix="wgmesh-", suffix=".conf")
-    try:
-        os.write(fd, text.encode())
-        os.close(fd)
-        _run(["wg", "syncconf", cfg.interface, path])
-    finally:
-        os.unlink(path)
 
 
 def firewall(test=False):
@@ -812,7 +723,7 @@ def update_live():
         lap("pillar")
         cfg = _host_config()
         lap("planned")
-        if cfg.role not in ("hub", "gateway") or not _link_exists(cfg.interface):
+        if cfg.role not in ("hub", "gateway") or not _tunnel().exists(cfg.interface):
             return {"skipped": f"no {cfg.interface or 'tunnel'} yet: the state run sets it up"}
         changes = {"firewall": firewall()}
         lap("firewall")
@@ -872,7 +783,7 @@ def absent(test=False):
     files += [p for p in defaults if os.path.exists(p) and teardown.is_wgmesh_file(p, _read_text(p) or "")]
     # an interface is wgmesh's only when wgmesh recorded it or its files are still there
     # (a minion that never had a role may run a WireGuard of its own)
-    delete_link = bool(record.get("interface") or teardown.tunnel_files(files)) and _link_exists(interface)
+    delete_link = bool(record.get("interface") or teardown.tunnel_files(files)) and _tunnel().exists(interface)
     if delete_link:
         changes["interface"] = f"{interface} deleted"
         if not test and os.path.exists(f"{wgmesh_core.render.WG_QUICK_DIR}/{interface}.conf"):

@@ -5,7 +5,8 @@ Salt's own pillar compiler, per minion (``pillar``).
 `wgmesh` command (validate, plan) and the master's gate runner share, so that
 a reviewer, the gate and the minions see one document. ``commands`` runs the core's
 commands through Salt's ``cmd.run_all``; ``hostfirewall`` lists the host's firewall and runs the
-core's changes to it; ``records`` keeps the minion's JSON records.
+core's changes to it; ``tunnel`` creates the WireGuard interface and changes its peers;
+``records`` keeps the minion's JSON records.
 """
 from .pillar import Document, compile_document, read_document, read_document_at, salt_opts
 

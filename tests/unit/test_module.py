@@ -17,6 +17,7 @@ import pytest
 from salt.exceptions import CommandExecutionError
 
 import wgmesh_core
+import wgmesh_salt.tunnel
 from wgmesh_core.keys import generate_private_key, public_key
 
 from tests.conftest import example_network_data
@@ -297,7 +298,7 @@ def test_a_new_networkd_interface_is_left_to_networkd_until_it_has_configured_it
     monkeypatch.setattr(wgmesh_core.render, "NETWORKD_DIR", str(tmp_path / "network"))
     private, public = own_key(tmp_path / "network")
     mine["z"] = public
-    monkeypatch.setattr(module.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(wgmesh_salt.tunnel.time, "sleep", lambda seconds: None)
     cfg = module._host_config()
     polls = []
 
@@ -321,7 +322,7 @@ def test_a_new_networkd_interface_is_left_to_networkd_until_it_has_configured_it
 
 def test_a_thousand_peers_a_wg_set(keydir, host, mine, monkeypatch):
     """2,500 peers added to a live hub: three `wg set`, none past the kernel's 2 MB for arguments."""
-    monkeypatch.setattr(module, "WG_SET_PEERS", 2)
+    monkeypatch.setattr(wgmesh_salt.tunnel, "WG_SET_PEERS", 2)
     private, public = own_key(keydir)
     mine["z"] = public
     cfg = module._host_config()
@@ -351,7 +352,7 @@ def test_a_changed_listen_port_goes_through_a_complete_syncconf(keydir, host, mi
     in_sync(host, cfg, private, public)
     host.live.listen_port = 41000
     seen = {}
-    monkeypatch.setattr(module.os, "unlink", lambda path: seen.setdefault("text", open(path).read()))
+    monkeypatch.setattr(wgmesh_salt.tunnel.os, "unlink", lambda path: seen.setdefault("text", open(path).read()))
     assert module.sync()["peers"] == {"interface": ["listen_port"]}
     (syncconf,) = host.ran("wg", "syncconf")
     assert syncconf[2] == "wg0"

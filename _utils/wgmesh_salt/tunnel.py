@@ -1,0 +1,103 @@
+"""This host's WireGuard interface: created the way its backend creates it at boot, and its peers
+changed in place. The core (``wgmesh_core.live``, ``wgmesh_core.render``) says what to run; this
+runs it through ``Commands`` (Salt's ``cmd.run_all``). The execution module's ``sync`` is its
+caller."""
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+import time
+
+from salt.exceptions import CommandExecutionError
+
+import wgmesh_core
+from wgmesh_core import keys, live, render
+from wgmesh_core.plan import HostConfig
+
+from .commands import Commands
+
+WG_SET_PEERS = 1000   # peers named by one `wg set`: about 200 KB of arguments (the kernel's limit is 2 MB)
+NETWORKD_TIMEOUT = 30   # seconds systemd-networkd gets to create and configure the interface
+NETWORKD_SETTLED = ("configured", "failed", "unmanaged", "linger")   # networkd is done with the link
+
+
+def rendered(render_function, *args) -> str:
+    """``render_function(*args)``; a value the templates refuse (a newline or control character)
+    fails the call with the core's message naming it, and nothing is written."""
+    try:
+        return render_function(*args)
+    except render.UnsafeValue as error:
+        raise CommandExecutionError(str(error)) from None
+
+
+class Tunnel:
+    def __init__(self, commands: Commands):
+        self.commands = commands
+
+    def exists(self, interface: str) -> bool:
+        return self.commands.run(["ip", "link", "show", "dev", interface], check=False)["retcode"] == 0
+
+    def live(self, interface: str) -> live.LiveInterface:
+        return live.parse_wg_dump(self.commands.run(["wg", "show", interface, "dump"])["stdout"])
+
+    def bring_up(self, cfg: HostConfig, private_key: str | None) -> None:
+        """Create the interface the way its backend does at boot. wg-quick brings it up from its
+        file without the peers (a temporary copy; wg-quick names the interface after the file),
+        which go in with one `wg syncconf`: at 10,000 peers wg-quick's own parse of the file
+        takes about 10 s."""
+        if cfg.backend != "networkd":
+            with tempfile.TemporaryDirectory(prefix="wgmesh-") as folder:
+                path = os.path.join(folder, f"{cfg.interface}.conf")
+                keys.write_secret_file(path, rendered(render.wg_quick_without_peers, cfg))
+                self.commands.run(["wg-quick", "up", path])
+            if private_key and cfg.peers:
+                self.syncconf(cfg, private_key)
+            return
+        self.commands.run(["networkctl", "reload"])
+        # networkd creates the netdev, then applies the .network, after the reload has returned
+        deadline = time.monotonic() + NETWORKD_TIMEOUT
+        while not self.exists(cfg.interface):
+            if time.monotonic() > deadline:
+                raise CommandExecutionError(
+                    f"wgmesh: systemd-networkd did not create {cfg.interface} within {NETWORKD_TIMEOUT} s of "
+                    "`networkctl reload` (is the wireguard kernel module available? see `journalctl -u "
+                    "systemd-networkd`)")
+            time.sleep(0.2)
+        # then its .network: the address and routes (proto static) are networkd's to set; the live
+        # sync adding them meanwhile raced it. What networkd has not set by the deadline, the sync does.
+        while time.monotonic() < deadline and self.networkd_setup_state(cfg.interface) not in NETWORKD_SETTLED:
+            time.sleep(0.2)
+
+    def networkd_setup_state(self, interface: str) -> str | None:
+        """networkd's SETUP column for ``interface`` (`networkctl list`): configuring, configured..."""
+        listing = self.commands.run(["networkctl", "list", "--no-pager", "--no-legend", interface], check=False)
+        columns = listing["stdout"].split()
+        return columns[4] if len(columns) >= 5 and columns[1] == interface else None
+
+    def set_peers(self, cfg: HostConfig, diff: live.PeerDiff) -> None:
+        """Apply only the changed peers with `wg set` (keys passed in 0600 temp files), a thousand
+        peers a command."""
+        numbers = itertools.count()
+        with tempfile.TemporaryDirectory(prefix="wgmesh-") as folder:
+            def psk_file(peer):
+                path = os.path.join(folder, f"{next(numbers)}.psk")
+                keys.write_secret_file(path, peer.preshared_key + "\n")
+                return path
+            for part in diff.batches(WG_SET_PEERS):
+                self.commands.run(["wg", *live.wg_set_args(cfg, part, psk_file)])
+
+    def syncconf(self, cfg: HostConfig, private_key: str) -> None:
+        text = rendered(wgmesh_core.wg_setconf, cfg, private_key)
+        # The known trap: an input without PrivateKey/ListenPort zeroes them, and one with
+        # fewer peers than planned would drop peers. Check before handing it to wg.
+        if f"PrivateKey = {private_key}" not in text or f"ListenPort = {cfg.listen_port}" not in text \
+                or text.count("[Peer]") != len(cfg.peers):
+            raise CommandExecutionError("wgmesh: refusing an incomplete wg configuration")
+        fd, path = tempfile.mkstemp(prefix="wgmesh-", suffix=".conf")
+        try:
+            os.write(fd, text.encode())
+            os.close(fd)
+            self.commands.run(["wg", "syncconf", cfg.interface, path])
+        finally:
+            os.unlink(path)
