@@ -588,7 +588,7 @@ def _git_pillar_deploy_failure(revision):
         failure = _git_pillar_fetch_failure(revision)
         if not failure or time.monotonic() >= deadline:
             return failure
-        log.info("wgmesh: %s; retrying", failure)
+        log.warning("wgmesh: %s; retrying", failure)
         time.sleep(0.5)
 
 

@@ -11,7 +11,8 @@ KIND tun"). So the real systemd-networkd of a lab host reads VIEW_DIR, a copy of
 networkd's netdev code and the kernel module would do with each WireGuard .netdev: create the
 link (wireguard-go), set its MTU, private key file, listen port and peers. Every 0.2 s it copies
 changed files into VIEW_DIR (then `networkctl reload`, as wgmesh's own reload was on
-/etc/systemd/network) and creates missing links. A file is copied only once it has stood still for
+/etc/systemd/network) and, in a round where no file is being written, creates missing links: as
+networkd does, a link comes after its .network has been read, never unmanaged before it. A file is copied only once it has stood still for
 one round: Salt's file.managed creates a new file 0600 and sets its mode a moment later, and a
 reload in between would make networkd log "Permission denied" for a file wgmesh got right. Whether networkd parses the .netdev files
 cleanly is checked separately (lab.services.networkd_parse_log).
@@ -53,16 +54,18 @@ def signature(path: Path) -> tuple:
     return stat.st_mode, stat.st_uid, stat.st_gid, stat.st_size, stat.st_mtime_ns
 
 
-def mirror(view: Path, last_seen: dict) -> bool:
-    """Copy /etc/systemd/network into ``view`` minus WireGuard .netdevs; True if anything changed.
-    ``last_seen`` holds each file's signature from the previous round: a file that changed since
-    then is still being written and waits for the next round."""
+def mirror(view: Path, last_seen: dict) -> tuple[bool, bool]:
+    """Copy /etc/systemd/network into ``view`` minus WireGuard .netdevs: (whether anything
+    changed, whether a file is still being written). ``last_seen`` holds each file's signature
+    from the previous round: a file that changed since then waits for the next round."""
     changed = False
-    wanted = {p.name for p in SOURCE.iterdir() if p.is_file() and not is_wireguard(p)}
-    seen = {name: signature(SOURCE / name) for name in wanted}
+    files = [p for p in SOURCE.iterdir() if p.is_file()]
+    seen = {p.name: signature(p) for p in files}
     previous = dict(last_seen)
     last_seen.clear()
     last_seen.update(seen)
+    writing = any(seen[name] != previous.get(name) for name in seen)
+    wanted = {p.name for p in files if not is_wireguard(p)}
     for name in wanted:
         src, dst = SOURCE / name, view / name
         if seen[name] != previous.get(name):
@@ -74,7 +77,7 @@ def mirror(view: Path, last_seen: dict) -> bool:
     for stale in [p for p in view.iterdir() if p.name not in wanted]:
         stale.unlink()
         changed = True
-    return changed
+    return changed, writing
 
 
 def create_link(netdev: Path) -> None:
@@ -111,11 +114,14 @@ def main(view_dir: str) -> int:
     last_seen: dict = {}
     while True:
         try:
-            changed = mirror(view, last_seen)
+            changed, writing = mirror(view, last_seen)
         except FileNotFoundError:   # a file removed while it was copied (wgmesh.absent): next round
-            changed = True
+            changed, writing = True, True
         if changed:
             subprocess.run(["networkctl", "reload"], check=False)
+        if writing:     # networkd reads a .netdev with the .network beside it: links wait for both
+            time.sleep(0.2)
+            continue
         for netdev in sorted(SOURCE.glob("*.netdev")):
             if is_wireguard(netdev):
                 try:

@@ -19,7 +19,9 @@ from .commands import Commands
 
 WG_SET_PEERS = 1000   # peers named by one `wg set`: about 200 KB of arguments (the kernel's limit is 2 MB)
 NETWORKD_TIMEOUT = 30   # seconds systemd-networkd gets to create and configure the interface
-NETWORKD_SETTLED = ("configured", "failed", "unmanaged", "linger")   # networkd is done with the link
+# networkd is done with the link. Not "unmanaged": a link made before networkd has read its
+# .network (the lab's stand-in makes it so) is unmanaged until networkd's next reload
+NETWORKD_SETTLED = ("configured", "failed")
 
 
 def rendered(render_function, *args) -> str:
