@@ -87,7 +87,12 @@ def _pillar():
 
 @contextlib.contextmanager
 def _fresh_pillar():
-    """Plan from the pillar the master compiles now, not the minion's cached copy, in the block."""
+    """Plan from the pillar the master compiles now, not the minion's cached copy, in the block.
+    A salt-call process compiled its pillar as it started (its ``__pillar__`` is that one): it
+    is not compiled twice (about 1.5 s at 10,000 developers)."""
+    if __opts__.get("__cli") == "salt-call":
+        yield
+        return
     __context__["wgmesh_fresh_pillar"] = __salt__["pillar.items"](unmask=True)
     try:
         yield
@@ -481,6 +486,13 @@ def sync(test=False):
         salt z wgmesh.sync
         salt z wgmesh.sync test=True
     """
+    return _sync(test)
+
+
+def _sync(test=False, record_footprint=True):
+    """``sync``; ``record_footprint=False``: the fast path's, on an interface an apply made
+    before, whose state run follows and records it (rendering every file for their paths costs
+    about 0.7 s at 10,000 developers)."""
     spec, cfg, resolved = _plan()
     if cfg.role not in ("hub", "gateway"):
         return {}
@@ -526,7 +538,7 @@ def sync(test=False):
         if not test:
             for path in leftovers:
                 os.unlink(path)
-    if not test:
+    if not test and record_footprint:
         _remember(cfg)
     return changes
 
@@ -727,7 +739,7 @@ def update_live():
             return {"skipped": f"no {cfg.interface or 'tunnel'} yet: the state run sets it up"}
         changes = {"firewall": firewall()}
         lap("firewall")
-        changes["tunnel"] = sync()
+        changes["tunnel"] = _sync(record_footprint=False)
         lap("tunnel")
         return dict(changes, timings=lap.timings)
 

@@ -481,6 +481,40 @@ def test_the_fast_path_plans_once_from_fresh_pillar_firewall_then_peers(keydir, 
     assert "wgmesh_fresh_pillar" not in context
 
 
+def test_the_fast_path_renders_no_file_and_leaves_the_footprint_to_the_state_run(keydir, host, mine, pillar,
+                                                                               configure_loader_modules, monkeypatch):
+    """update_live runs on an interface an apply made (and recorded); the state run that follows
+    records the footprint: the fast path does not render every file for their paths."""
+    private, public = own_key(keydir)
+    mine["z"] = public
+    in_sync(host, module._host_config(), private, public)
+    fresh = {**pillar, "wgmesh": {**pillar["wgmesh"], "developers": {
+        **pillar["wgmesh"]["developers"], "g": {"address": "10.70.0.9", "public_key": key(20), "lan_access": "none"}}},
+        "wgmesh_psk": {**pillar["wgmesh_psk"], "g": key(21)}}
+    configure_loader_modules[module]["__salt__"]["pillar.items"] = lambda unmask=False: fresh
+    monkeypatch.setattr(wgmesh_core, "host_files", lambda cfg: pytest.fail("the fast path rendered the files"))
+    assert module.update_live()["tunnel"] == {"peers": {"added": ["g"]}}
+    assert not os.path.exists(module._footprint_path())
+    monkeypatch.undo()
+    module.sync()                                      # the state run's sync records it
+    assert json.loads(pathlib.Path(module._footprint_path()).read_text())["interface"] == "wg0"
+
+
+def test_under_salt_call_the_pillar_compiled_at_its_start_is_the_fresh_one(keydir, host, mine, pillar,
+                                                                          configure_loader_modules):
+    """`salt-call wgmesh.update_live` (masterless, or by hand): the process compiled its pillar
+    as it started; it plans from that one instead of compiling it again."""
+    private, public = own_key(keydir)
+    mine["z"] = public
+    in_sync(host, module._host_config(), private, public)
+    pillar["wgmesh"]["developers"]["g"] = {"address": "10.70.0.9", "public_key": key(20), "lan_access": "none"}
+    pillar["wgmesh_psk"]["g"] = key(21)
+    configure_loader_modules[module]["__context__"].clear()       # planned before g came
+    configure_loader_modules[module]["__opts__"]["__cli"] = "salt-call"
+    configure_loader_modules[module]["__salt__"]["pillar.items"] = lambda unmask=False: pytest.fail("compiled twice")
+    assert module.update_live()["tunnel"] == {"peers": {"added": ["g"]}}
+
+
 def test_the_fast_path_leaves_a_host_without_its_interface_to_the_state_run(keydir, host, pillar,
                                                                             configure_loader_modules):
     host.exists = False
