@@ -252,7 +252,7 @@ def _host_files(cfg):
     rendered = __context__.get("wgmesh_host_files")
     if rendered and rendered[0] is cfg:
         return rendered[1]
-    files = wgmesh_salt.tunnel.rendered(wgmesh_core.host_files, cfg)
+    files = wgmesh_salt.rendered(wgmesh_core.host_files, cfg)
     __context__["wgmesh_host_files"] = (cfg, files)    # holds cfg: its id is not reused
     return files
 
@@ -440,10 +440,10 @@ def status():
 
         salt z wgmesh.status
     """
-    cfg = _host_config()
-    if not _tunnel().exists(cfg.interface):
+    cfg, tunnel = _host_config(), _tunnel()
+    if not tunnel.exists(cfg.interface):
         return {"interface": cfg.interface, "up": False, "peers": {}}
-    live = _tunnel().live(cfg.interface)
+    live = tunnel.live(cfg.interface)
     names = {p.public_key: p.name for p in cfg.peers}
     now = int(datetime.datetime.now().timestamp())
     peers = {}
@@ -496,6 +496,7 @@ def _sync(test=False, record_footprint=True):
     spec, cfg, resolved = _plan()
     if cfg.role not in ("hub", "gateway"):
         return {}
+    tunnel = _tunnel()
     changes = {}
     if cfg.pending:
         changes["pending"] = cfg.pending
@@ -504,7 +505,7 @@ def _sync(test=False, record_footprint=True):
     manual = _manual_actions(spec, cfg)
     if manual:
         changes["manual"] = manual
-    if not _tunnel().exists(cfg.interface):
+    if not tunnel.exists(cfg.interface):
         changes["interface"] = f"created by {cfg.backend}"
         if test:
             changes["peers"] = {"added": [p.name for p in cfg.peers]}
@@ -513,8 +514,8 @@ def _sync(test=False, record_footprint=True):
     if private_key is None and not test:
         raise CommandExecutionError(f"wgmesh: no private key at {wgmesh_core.render.private_key_file(cfg)}")
     if "interface" in changes:
-        _tunnel().bring_up(cfg, private_key)
-    live = _tunnel().live(cfg.interface)
+        tunnel.bring_up(cfg, private_key)
+    live = tunnel.live(cfg.interface)
     installed = _installed_peers(cfg)
     known = wgmesh_core.live.known_keys(spec, cfg, resolved.seen, installed)
     diff = wgmesh_core.live.peer_diff(cfg, live, private_key and wgmesh_core.public_key(private_key), known,
@@ -523,9 +524,9 @@ def _sync(test=False, record_footprint=True):
         changes["peers"] = diff.as_dict()
         if not test:
             if diff.interface:
-                _tunnel().syncconf(cfg, private_key)
+                tunnel.syncconf(cfg, private_key)
             else:
-                _tunnel().set_peers(cfg, diff)
+                tunnel.set_peers(cfg, diff)
     if not test:
         still_live = set(live.peers) - set(diff.removed)
         _record_installed_peers(cfg, {key: name for key, name in installed.items() if key in still_live})

@@ -8,6 +8,19 @@ commands through Salt's ``cmd.run_all``; ``hostfirewall`` lists the host's firew
 core's changes to it; ``tunnel`` creates the WireGuard interface and changes its peers;
 ``records`` keeps the minion's JSON records.
 """
+from salt.exceptions import CommandExecutionError
+
+from wgmesh_core.render import UnsafeValue
+
 from .pillar import Document, compile_document, read_document, read_document_at, salt_opts
 
-__all__ = ["Document", "compile_document", "read_document", "read_document_at", "salt_opts"]
+__all__ = ["Document", "compile_document", "read_document", "read_document_at", "rendered", "salt_opts"]
+
+
+def rendered(render_function, *args) -> str:
+    """``render_function(*args)`` for a Salt module: a value the templates refuse (a newline or
+    control character) fails the call with the core's message naming it, and nothing is written."""
+    try:
+        return render_function(*args)
+    except UnsafeValue as error:
+        raise CommandExecutionError(str(error)) from None

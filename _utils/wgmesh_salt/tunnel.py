@@ -15,6 +15,7 @@ import wgmesh_core
 from wgmesh_core import keys, live, render
 from wgmesh_core.plan import HostConfig
 
+from . import rendered
 from .commands import Commands
 
 WG_SET_PEERS = 1000   # peers named by one `wg set`: about 200 KB of arguments (the kernel's limit is 2 MB)
@@ -22,15 +23,6 @@ NETWORKD_TIMEOUT = 30   # seconds systemd-networkd gets to create and configure 
 # networkd is done with the link. Not "unmanaged": a link made before networkd has read its
 # .network (the lab's stand-in makes it so) is unmanaged until networkd's next reload
 NETWORKD_SETTLED = ("configured", "failed")
-
-
-def rendered(render_function, *args) -> str:
-    """``render_function(*args)``; a value the templates refuse (a newline or control character)
-    fails the call with the core's message naming it, and nothing is written."""
-    try:
-        return render_function(*args)
-    except render.UnsafeValue as error:
-        raise CommandExecutionError(str(error)) from None
 
 
 class Tunnel:
