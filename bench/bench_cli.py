@@ -10,7 +10,8 @@ runs, and the largest maximum resident set size among them.
 
 Targets (issue 12): 10,000 developers validate < 1 s, plan < 2 s; 50,000 within 5x of 10,000
 and under 500 MiB.
-Run: .venv/bin/python bench/bench_cli.py [--repeat N] [--sizes 100,1000,...]
+Run: .venv/bin/python bench/bench_cli.py [--repeat N] [--sizes 100,1000,...] [--format json]
+(--format json: developers.sls written as ``#!json``, a developer per line)
 """
 import argparse
 import os
@@ -23,9 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe  # noqa: E402
-from pillars import developer, git_commit, pillar_with  # noqa: E402
-
-import yaml  # noqa: E402
+from pillars import FORMATS, add_developer, git_commit, pillar_with  # noqa: E402
 
 WGMESH = Path(sys.executable).parent / "wgmesh"
 MAX_BYTES = 64 * 2**20     # --max-pillar-bytes: 50,000 developers take about 6 MB
@@ -44,16 +43,10 @@ def run(argv) -> tuple[float, float, float]:
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def add_one(root: Path, size: int) -> None:
-    path = root / "wgmesh" / "developers.sls"
-    entry = yaml.safe_dump({f"dev{size:05d}": developer(size)}, sort_keys=False)
-    path.write_text(path.read_text() + "".join(f"    {line}\n" for line in entry.splitlines()))
-
-
-def commands(tmp: Path, size: int) -> dict:
-    root = pillar_with(tmp / f"p{size}", size)
+def commands(tmp: Path, size: int, fmt: str) -> dict:
+    root = pillar_with(tmp / f"p{size}", size, fmt)
     base = git_commit(root, "base")
-    add_one(root, size)
+    add_developer(root, size)
     head = git_commit(root, "add one developer")
     limit = ["--max-pillar-bytes", str(MAX_BYTES)]
     return {
@@ -67,13 +60,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sizes", default="100,1000,10000,50000")
+    parser.add_argument("--format", choices=FORMATS, default="yaml", help="developers.sls as #!yaml or #!json")
     args = parser.parse_args()
-    print(f"# {describe()}; median wall s (CPU s) of {args.repeat} runs, max RSS MiB")
+    print(f"# {describe()}; developers.sls in {args.format}; median wall s (CPU s) of {args.repeat} runs, max RSS MiB")
     print(f"{'developers':>10}  " + "  ".join(f"{name:>15} {'MiB':>5}" for name in ("validate", "render", "plan")))
     with tempfile.TemporaryDirectory(prefix="wgmesh-bench-cli-") as tmp:
         for size in (int(s) for s in args.sizes.split(",")):
             cells = []
-            for argv in commands(Path(tmp), size).values():
+            for argv in commands(Path(tmp), size, args.format).values():
                 runs = [run(argv) for _ in range(args.repeat)]
                 wall, cpu = (statistics.median(r[i] for r in runs) for i in (0, 1))
                 cells.append(f"{wall:>7.2f} ({cpu:>5.2f}) {max(r[2] for r in runs):>5.0f}")

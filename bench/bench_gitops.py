@@ -3,6 +3,7 @@ wgmesh's live GitOps loop side by side with the article's method, in the same la
 
     .venv/bin/python bench/bench_gitops.py [--runs 5] [--profile article|variants]   (root; about 4 minutes)
     .venv/bin/python bench/bench_gitops.py --profile variants --developers 10000 --runs 3   (a 10,000-developer hub)
+    ... --format json   (developers.sls written as #!json, a developer per line)
 
 The article's network is brought up in the namespace lab (lab/article.py). Developer g's
 laptop is host `ne`; its config is made once. Each run, with g's tunnel down:
@@ -155,7 +156,10 @@ def main():
     parser.add_argument("--developers", type=int, default=0,
                         help="first push this many more developers (no LAN access: the hub's peers), "
                              "e.g. 10000 with --profile variants")
+    parser.add_argument("--format", choices=("yaml", "json"), default="yaml",
+                        help="developers.sls as #!yaml or #!json (a developer per line)")
     args = parser.parse_args()
+    as_json = args.format == "json"
     with Lab("bench") as lab:
         article = ArticleLab(lab, args.profile)
         article.up()
@@ -165,20 +169,20 @@ def main():
         without_g = {**article.developers(), **crowd(args.developers)}
         if args.developers:
             started = time.monotonic()
-            article.push_and_wait(f"{args.developers} developers", article.developers_file(without_g))
+            article.push_and_wait(f"{args.developers} developers", article.developers_file(without_g, as_json))
             print(f"{args.developers} more developers pushed and converged in {time.monotonic() - started:.1f} s",
                   flush=True)
         with_g = dict(without_g, g={"address": G_ADDRESS, "public_key": g_key})
         conf = lab.host_path("z", "/etc/systemd/network/wg0.netdev" if networkd else "/etc/wireguard/wg0.conf")
         conf_without_g = conf.read_text()
-        article.push_and_wait("g joins", article.developers_file(with_g))
+        article.push_and_wait("g joins", article.developers_file(with_g, as_json))
         conf_with_g = conf.read_text()
         article.laptop_up("g", host="ne")
-        article.push_and_wait("g leaves", article.developers_file(without_g))
+        article.push_and_wait("g leaves", article.developers_file(without_g, as_json))
 
         def push(developers, message):
             # the merge, and the bench's own listener for the gate's verdict: before the clock
-            article.commit(message, article.developers_file(developers))
+            article.commit(message, article.developers_file(developers, as_json))
             waiter = article.wait_event("wgmesh/applied|wgmesh/gate/*")
             return lambda: article.push_committed(waiter=waiter)
 

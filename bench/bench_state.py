@@ -11,7 +11,7 @@ must find nothing live to change). Every step must succeed, and the hub must end
 per active peer.
 
 Targets (issue 12): the add-one run under 1.5 s at 10,000 developers; the first apply under 5 s.
-Run: .venv/bin/python bench/bench_state.py [--sizes 1000,10000]
+Run: .venv/bin/python bench/bench_state.py [--sizes 1000,10000] [--format json]
 """
 import argparse
 import base64
@@ -91,19 +91,21 @@ def timed(host: LocalHost, out: Path, salt_args: str = "state.apply wgmesh") -> 
     return f"{sys.executable} -c \"{TIMED}\" {out} {call}"
 
 
-def run_size(tmp: Path, developers: int) -> dict:
+def sls_text(data: dict, fmt: str) -> str:
+    """The hub's pillar file, with the renderer line every pillar file has (the gate's rule)."""
+    return "#!json\n" + json.dumps(data) if fmt == "json" else "#!yaml\n" + yaml.safe_dump(data)
+
+
+def run_size(tmp: Path, developers: int, fmt: str = "yaml") -> dict:
     pillar = hub_pillar(developers)
     host = LocalHost(tmp, f"z{developers}", pillar)
     try:
         net_sls = host.dir / "pillar" / "net.sls"
         added, revoked, readded = variants(pillar, developers)
-        for name, data in (("added", added), ("revoked", revoked), ("readded", readded)):
-            (host.dir / f"{name}.sls").write_text(yaml.safe_dump(data))
         # the minion id must be the hub's: LocalHost names the host, the pillar names the hub
-        for data_file in (net_sls, *(host.dir / f"{name}.sls" for name in ("added", "revoked", "readded"))):
-            data = yaml.safe_load(data_file.read_text())
+        for name, data in (("pillar/net", pillar), ("added", added), ("revoked", revoked), ("readded", readded)):
             data["wgmesh"]["hub"]["minion"] = host.id
-            data_file.write_text(yaml.safe_dump(data))
+            (host.dir / f"{name}.sls").write_text(sls_text(data, fmt))
         results = [host.dir / f"step{i}.json" for i in range(len(STEPS))]
         after_fast = host.dir / "after-fast.json"
         out = host.run(host.salt_call("saltutil.sync_all") + " > /dev/null",
@@ -135,15 +137,17 @@ def main():
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--profile", metavar="DIR",
                         help="run each timed salt-call under cProfile (slower), saving <host>-step<N>.prof in DIR")
+    parser.add_argument("--format", choices=("yaml", "json"), default="yaml",
+                        help="the hub's pillar file as #!yaml or #!json")
     args = parser.parse_args()
     global PROFILE_DIR
     PROFILE_DIR = args.profile
     require_root_netns()
-    print(f"# {describe()}")
+    print(f"# {describe()}; the pillar in {args.format}")
     print(f"{'developers':>10}  " + "  ".join(f"{step:>15}" for step in STEPS) + "   (wall s (CPU s), one run each)")
     with tempfile.TemporaryDirectory(prefix="wgmesh-bench-state-") as tmp:
         for size in (int(s) for s in args.sizes.split(",")):
-            row = run_size(Path(tmp), size)
+            row = run_size(Path(tmp), size, args.format)
             print(f"{size:>10}  " + "  ".join(f"{row[step][0]:>7.2f} ({row[step][1]:>5.2f})" for step in STEPS), flush=True)
             print(json.dumps({"developers": size, **row}), file=sys.stderr)
 

@@ -1,6 +1,7 @@
 """Pillars of N developers written to disk as the example's files, for the benchmarks."""
 import base64
 import hashlib
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import netaddr
 import yaml
 
+from wgmesh_core.jsondata import dump_json_sls
 from wgmesh_core.source import dump_sls
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,14 +24,31 @@ def developer(i: int) -> dict:
             "lan_access": "all" if i % 2 else ["a"]}
 
 
-def write_developers(root: Path, developers: int) -> None:
+FORMATS = {"yaml": dump_sls, "json": dump_json_sls}    # developers.sls as #!yaml or #!json
+
+
+def write_developers(root: Path, developers: int, fmt: str = "yaml") -> None:
     devs = {f"dev{i:05d}": developer(i) for i in range(developers)}
-    (root / "wgmesh" / "developers.sls").write_text(dump_sls({"wgmesh": {"developers": devs}}))
+    (root / "wgmesh" / "developers.sls").write_text(FORMATS[fmt]({"wgmesh": {"developers": devs}}))
 
 
-def pillar_with(root: Path, developers: int) -> Path:
+def add_developer(root: Path, number: int) -> None:
+    """Developer ``number`` appended to wgmesh/developers.sls, as a pull request adds one (a line
+    in a JSON file, an entry in a YAML one)."""
+    path = root / "wgmesh" / "developers.sls"
+    text, name = path.read_text(), f"dev{number:05d}"
+    if text.startswith("#!json"):
+        closing = "\n    }\n  }\n}\n"
+        entry = f",\n      {json.dumps(name)}: {json.dumps(developer(number))}"
+        path.write_text(text.removesuffix(closing) + entry + closing)
+        return
+    entry = yaml.safe_dump({name: developer(number)}, sort_keys=False)
+    path.write_text(text + "".join(f"    {line}\n" for line in entry.splitlines()))
+
+
+def pillar_with(root: Path, developers: int, fmt: str = "yaml") -> Path:
     """The repository's example pillar (pillar/), renumbered into 10.64.0.0/10, with ``developers``
-    developers in wgmesh/developers.sls and no intent tests."""
+    developers in wgmesh/developers.sls (``fmt``: yaml or json) and no intent tests."""
     shutil.copytree(REPO / "pillar", root)
     (root / "tests.yaml").unlink(missing_ok=True)
     network = yaml.safe_load((root / "wgmesh" / "network.sls").read_text())
@@ -38,7 +57,7 @@ def pillar_with(root: Path, developers: int) -> Path:
     for n, gateway in enumerate(net["gateways"].values()):
         gateway["address"] = f"10.64.0.{n + 2}"
     (root / "wgmesh" / "network.sls").write_text(dump_sls(network))
-    write_developers(root, developers)
+    write_developers(root, developers, fmt)
     return root
 
 

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import yaml
 
+from wgmesh_core.jsondata import dump_json_sls
 from wgmesh_core.source import TESTS_FILE, dump_sls
 
 from .plan import ARTICLE_PILLAR, MASTER_IP, read_pillar
@@ -314,9 +315,11 @@ class ArticleLab:
     def developers(self) -> dict:
         return yaml.safe_load((self.work / "wgmesh" / "developers.sls").read_text())["wgmesh"]["developers"]
 
-    def developers_file(self, developers: dict) -> dict:
-        """{path: text} of developers.sls holding ``developers`` (for ``push_and_wait``)."""
-        return {"wgmesh/developers.sls": dump_sls({"wgmesh": {"developers": developers}})}
+    def developers_file(self, developers: dict, as_json: bool = False) -> dict:
+        """{path: text} of developers.sls holding ``developers`` (for ``push_and_wait``), in YAML
+        or, ``as_json``, in JSON."""
+        dump = dump_json_sls if as_json else dump_sls
+        return {"wgmesh/developers.sls": dump({"wgmesh": {"developers": developers}})}
 
     def wait_event(self, tagmatch: str, timeout: float = 180, count: int = 1, until=None) -> "EventWaiter":
         return EventWaiter(self.lab, tagmatch, timeout, count, until)

@@ -2,7 +2,7 @@
 
 A pull request is data, never code.  ``read_tree`` checks every SLS of the
 repository (``yamldata``: ``#!yaml`` first, no template syntax, bounded,
-duplicate keys, aliases, tags), refuses a tree larger than ``max_bytes``
+duplicate keys, aliases, tags; or ``jsondata``: ``#!json`` first, for large files), refuses a tree larger than ``max_bytes``
 unread, refuses a key path defined in two files (one would silently win) and
 any top-level key but the allowed ones.  Which file reaches which minion is
 Salt's business: the ``wgmesh_salt`` package compiles the checked tree with
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from . import jsondata
 from .keys import key_problem
 from .validate import InvalidNetwork, Problem
 from .yamldata import Limits, SlsFile, dump_sls, load_sls, parse_sls, short
@@ -95,6 +96,13 @@ class PillarTree:
             parts = {key: sls.child(sls.root, PILLAR_KEY, key) for key in ("hub", "gateways")}
             names |= hosts_named({key: sls.value(node) for key, node in parts.items() if node is not None})
         return names
+
+
+def parse_file(text: str, name: str, limits: Limits = Limits()) -> SlsFile:
+    """One SLS file checked as the data its first line names: ``#!json``, else YAML."""
+    if text.split("\n", 1)[0].rstrip() == jsondata.SHEBANG:
+        return jsondata.parse_json_sls(text, name, limits)
+    return parse_sls(text, name, limits)
 
 
 def _sls_files(root: Path) -> list[Path]:
@@ -221,7 +229,7 @@ def read_tree(root, allowed_keys: Iterable[str] = (), limits: Limits = Limits())
     tree, problems = PillarTree(root), []
     for name, text in texts.items():
         try:
-            tree.files[name] = parse_sls(text, name, limits)
+            tree.files[name] = parse_file(text, name, limits)
         except InvalidNetwork as error:
             problems += error.problems
             continue
@@ -241,7 +249,7 @@ def read_file_network(path, limits: Limits = Limits()) -> dict:
     path = Path(path)
     if path.stat().st_size > limits.max_bytes:
         raise InvalidNetwork([Problem(str(path), f"larger than the limit of {limits.max_bytes} bytes")])
-    sls = parse_sls(path.read_bytes().decode("utf-8", errors="replace"), str(path), limits)
+    sls = parse_file(path.read_bytes().decode("utf-8", errors="replace"), str(path), limits)
     problems = _top_key_problems(sls, ())
     if problems:
         raise InvalidNetwork(problems)

@@ -138,12 +138,12 @@ else:
 
 # --- the text, then the node graph --------------------------------------------------------
 
-def _text_problems(name: str, text: str) -> list[Problem]:
-    """The shebang rule and template syntax, line by line (before any YAML parsing)."""
+def text_problems(name: str, text: str, shebang: str = SHEBANG) -> list[Problem]:
+    """The renderer line rule and template syntax, line by line (before any parsing)."""
     lines = text.split("\n")
-    if lines[0].rstrip() != SHEBANG:
-        return [Problem(f"{name}:1", f"must start with the line '{SHEBANG}' (the pillar repository is YAML only; "
-                                     f"found {short(lines[0][:40])})")]
+    if lines[0].rstrip() != shebang:
+        return [Problem(f"{name}:1", f"must start with the line '{shebang}' (the pillar repository is data: YAML, "
+                                     f"or JSON under '#!json'; found {short(lines[0][:40])})")]
     problems = []
     start = len(lines[0])
     if not any(text.find(mark, start) >= 0 for mark in _SUSPECT):   # the usual case: a search per mark
@@ -152,10 +152,10 @@ def _text_problems(name: str, text: str) -> list[Problem]:
         marks = [mark for mark in TEMPLATE_MARKS if mark in line]
         if marks:
             problems.append(Problem(f"{name}:{number}", f"template syntax {marks[0]!r} is not allowed: the pillar "
-                                                         "is YAML only and is never rendered as a template"))
+                                                         "is data and is never rendered as a template"))
         elif line.startswith("#!"):
             problems.append(Problem(f"{name}:{number}", f"renderer line {short(line.strip()[:40])} is not allowed: "
-                                                         f"only '{SHEBANG}', on the first line"))
+                                                         f"only '{shebang}', on the first line"))
     return problems
 
 
@@ -301,7 +301,7 @@ class SlsFile:
 
 def parse_sls(text: str, name: str, limits: Limits = Limits()) -> SlsFile:
     """Check one SLS file's text (see the module docstring); raises InvalidNetwork naming the line."""
-    problems = _text_problems(name, text)
+    problems = text_problems(name, text)
     if problems:
         raise InvalidNetwork(problems)
     loader = _Loader(text)

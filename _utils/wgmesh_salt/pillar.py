@@ -19,7 +19,8 @@ from typing import Iterable, Mapping, Optional
 
 from wgmesh_core.source import TOP_FILE, Limits, PillarTree, agreed_network, read_tree
 from wgmesh_core.validate import InvalidNetwork, Problem
-from wgmesh_core.yamldata import YAML_TAG
+from wgmesh_core.jsondata import JsonSlsFile
+from wgmesh_core.yamldata import YAML_TAG, SlsFile
 
 
 @dataclass
@@ -40,6 +41,27 @@ def salt_opts(base: Optional[Mapping] = None, cachedir: Optional[str] = None) ->
     return opts
 
 
+RENDERERS = ("yaml", "json")    # the renderer lines yamldata and jsondata accept
+
+
+def _names(option) -> list:
+    return [n.strip() for n in option.split(",")] if isinstance(option, str) else list(option or [])
+
+
+def _renderer_problems(tree: PillarTree, opts: Mapping) -> list[Problem]:
+    """A file whose renderer the master's ``renderer_whitelist``/``renderer_blacklist`` forbid:
+    Salt would skip it with a warning and serve the pillar without it (a network without its
+    developers, say), so the revision is refused instead."""
+    whitelist, blacklist = _names(opts.get("renderer_whitelist")), _names(opts.get("renderer_blacklist"))
+    problems = []
+    for name, sls in tree.files.items():
+        renderer = "json" if isinstance(sls, JsonSlsFile) else "yaml"
+        if (whitelist and renderer not in whitelist) or renderer in blacklist:
+            problems.append(Problem(name, f"Salt's {renderer} renderer is not allowed by this master's "
+                                          "renderer_whitelist/renderer_blacklist: it would serve nothing of this file"))
+    return problems
+
+
 def _compile_opts(opts: Mapping, root: Path, env: str) -> dict:
     compile_opts = copy.deepcopy(dict(opts))
     compile_opts.update({
@@ -47,7 +69,7 @@ def _compile_opts(opts: Mapping, root: Path, env: str) -> dict:
         "__git_pillar": True,
         "ext_pillar": [],
         "renderer": "yaml",
-        "renderer_whitelist": ["yaml"],
+        "renderer_whitelist": list(RENDERERS),   # of a checked tree (_renderer_problems)
         "renderer_blacklist": [],
         "pillar_safe_render_error": False,   # the gate reports the real reason
         "pillar_opts": False,
@@ -165,7 +187,8 @@ def compile_pillars(root: Path, minion_ids: Iterable[str], opts: Mapping, env: s
     pillars, matched, rendered = {}, {}, {}
     pillar = salt.pillar.Pillar(compile_opts, grains_of(ids[0]), ids[0], env, functions={})
     if parsed:
-        pillar.rend = {"yaml": checked_yaml_renderer(pillar.rend["yaml"], parsed)}
+        # the renderers a checked tree names (yamldata's and jsondata's first lines), nothing else
+        pillar.rend = {"yaml": checked_yaml_renderer(pillar.rend["yaml"], parsed), "json": pillar.rend["json"]}
     try:
         top, top_errors = pillar.get_top()
         for minion in ids:
@@ -197,8 +220,11 @@ def compile_document(tree: PillarTree, minion_ids: Iterable[str] = (), allowed_k
                                                     f"is compiled for at most {limits.max_named_hosts} of them")])
         ids |= extra
     ids = sorted(ids)
+    problems = _renderer_problems(tree, opts or {})
+    if problems:
+        raise InvalidNetwork(problems)
     with tempfile.TemporaryDirectory(prefix="wgmesh-salt-") as cache:
-        parsed = {sls.text: sls.root for sls in tree.files.values() if sls.root is not None}
+        parsed = {sls.text: sls.root for sls in tree.files.values() if type(sls) is SlsFile and sls.root is not None}
         compiled, matched = compile_pillars(tree.root, ids, salt_opts(opts, cachedir=cache), env, grains, parsed)
     network = agreed_network(compiled, allowed_keys)
     return Document(network, tree, matched, [m for m in ids if "wgmesh" in compiled[m]])

@@ -254,7 +254,7 @@ def test_read_file_network_applies_the_limits_given(tmp_path):
 @pytest.mark.parametrize("text, problem", [
     ("#!yaml\nmtu: 1400\n", "{path}:2: top-level pillar key 'mtu' " + TOP_KEY_RULE),
     ("#!yaml\ninclude: [a]\n", "{path}: no 'wgmesh' key"),
-    ("#!yaml\nwgmesh: {a: '{{ x }}'}\n", "{path}:2: template syntax '{{{{' is not allowed: the pillar is YAML only "
+    ("#!yaml\nwgmesh: {a: '{{ x }}'}\n", "{path}:2: template syntax '{{{{' is not allowed: the pillar is data "
                                         "and is never rendered as a template"),
     ("#!yaml\nwgmesh: {contact: \"caf\xe9\"}\n", None),
 ])

@@ -15,7 +15,7 @@ from wgmesh_core.yamldata import (MAX_PROBLEMS_PER_FILE, MERGE_TAG, YAML_TAG, Li
 
 MAP_TAG = YAML_TAG + "map"
 
-TEMPLATE = "is not allowed: the pillar is YAML only and is never rendered as a template"
+TEMPLATE = "is not allowed: the pillar is data and is never rendered as a template"
 DUPLICATE = "a key may appear once per mapping"
 
 
@@ -28,12 +28,12 @@ def refusals(text: str, limits: Limits = Limits()) -> list[str]:
 @pytest.mark.parametrize("first", ["hosts: {}", "", "#!jinja|yaml", "#!yaml|jinja", " #!yaml", "#!py"])
 def test_the_first_line_must_be_the_yaml_shebang(first):
     assert refusals(f"{first}\nwgmesh: {{}}\n") == [
-        f"x.sls:1: must start with the line '#!yaml' (the pillar repository is YAML only; found {first!r})"]
+        f"x.sls:1: must start with the line '#!yaml' (the pillar repository is data: YAML, or JSON under '#!json'; found {first!r})"]
 
 
 def test_the_shebang_quoted_in_a_refusal_is_cut_at_40_characters():
     assert refusals("a" * 100 + "\n") == [
-        f"x.sls:1: must start with the line '#!yaml' (the pillar repository is YAML only; found {'a' * 40!r})"]
+        f"x.sls:1: must start with the line '#!yaml' (the pillar repository is data: YAML, or JSON under '#!json'; found {'a' * 40!r})"]
 
 
 def test_trailing_blanks_after_the_shebang_are_fine():

@@ -66,7 +66,8 @@ def baseline(article):
 def from_baseline(article, baseline):
     """Each test starts from the baseline developers and leaves them so (pushed back if changed)."""
     def restore(when):
-        if article.developers() != baseline:
+        as_yaml = (article.work / "wgmesh" / "developers.sls").read_text().startswith("#!yaml")
+        if article.developers() != baseline or not as_yaml:
             event = push_developers(article, f"back to the article's developers ({when})", baseline)
             assert event["tag"] == "wgmesh/applied", event
     restore("before")
@@ -129,6 +130,23 @@ def test_push_adding_a_developer_converges_only_the_hub(article, baseline, g_ent
     # g reaches the other developers through z, but no LAN device (no lan_access)
     assert lab.ping("ne", VPN["e"]) and lab.ping("ne", VPN["f"])
     assert not lab.ping("ne", D, timeout=1) and not lab.ping("ne", B, timeout=1)
+
+
+def test_a_json_developers_file_is_the_same_network_and_onboards_like_yaml(article, baseline, g_entry, g_key):
+    """developers.sls rewritten as #!json: the gate compiles it with Salt's json renderer, git_pillar
+    serves it, and nothing changes on any host; a developer added to it is live on the hub."""
+    lab = article.lab
+    jid = jid_now()
+    event = article.push_and_wait("developers.sls in JSON", article.developers_file(baseline, as_json=True))
+    assert event["tag"] == "wgmesh/applied", event
+    assert event["data"]["affected"] == [] and state_jobs_since(lab, jid) == set()
+    assert (article.work / "wgmesh" / "developers.sls").read_text().startswith("#!json\n")
+    event = article.push_and_wait("onboard g, in JSON", article.developers_file(with_g(baseline, g_entry), as_json=True))
+    assert event["tag"] == "wgmesh/applied", event
+    assert event["data"]["affected"] == ["z"] and event["data"]["applied"] == {"z": True}
+    assert g_key in lab.exec("z", ["wg", "show", "wg0", "peers"]).stdout
+    g_laptop_up(article)
+    assert wait_ping(lab, "ne", VPN["z"])
 
 
 def test_granting_lan_access_touches_only_that_gateway(article, baseline, g_entry):

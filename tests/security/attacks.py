@@ -15,7 +15,8 @@ from typing import Callable
 
 import yaml
 
-from wgmesh_core.source import dump_sls
+from wgmesh_core.jsondata import dump_json_sls
+from wgmesh_core.source import dump_sls, load_sls
 
 DEVELOPERS = "wgmesh/developers.sls"
 PUBLIC_KEY = "MyeHCD9sVXMXPgyEY79Yif8QskCjqm+SoJqmLXHN1RM="     # any valid key: f's in the example
@@ -60,6 +61,17 @@ def add_to_top(work: Path, target: str, sls: str, **match):
 def developer(name, address, **extra) -> str:
     text = yaml.safe_dump({name: {"address": address, "public_key": PUBLIC_KEY, **extra}}, sort_keys=False)
     return "".join(f"    {line}\n" for line in text.splitlines())
+
+
+def json_developers(extra_entry: str):
+    """developers.sls rewritten as ``#!json`` (a developer per line) with ``extra_entry`` last."""
+    def change(work: Path, marker: Path):
+        path = work / DEVELOPERS
+        text = dump_json_sls(load_sls(path.read_text(), DEVELOPERS))
+        closing = "\n    }\n  }\n}\n"
+        assert text.endswith(closing)
+        path.write_text(text.removesuffix(closing) + ",\n      " + extra_entry.format(marker=marker) + closing)
+    return change
 
 
 def big_file(work: Path, marker: Path):
@@ -141,6 +153,14 @@ ATTACKS = [
     Attack("include-under-a-key", new_file("wgmesh/inc.sls", {"include": [{"wgmesh.mine": {"key": "schedule"}}]}),
            ("wgmesh/inc.sls:2", "include must be a list of SLS names")),
     Attack("symlink-to-master-config", symlink, ("wgmesh/master.sls", "symbolic links")),
+    # developers.sls in JSON (jsondata): what JSON leaves open
+    Attack("json-duplicate-developer", json_developers('"e": {{"address": "10.70.0.9", "public_key": "' + PUBLIC_KEY + '"}}'),
+           (DEVELOPERS, "duplicate key 'e'")),
+    Attack("json-lone-surrogate", json_developers('"h": {{"address": "10.70.0.9", "contact": "\\udc80"}}'),
+           (DEVELOPERS, "a string is not Unicode text")),
+    Attack("json-schedule", new_file("wgmesh/ops.sls", '#!json\n{{"schedule": {{"pwn": {{"function": "cmd.run", '
+                                                       '"args": ["touch {marker}"], "seconds": 1}}}}}}\n'),
+           ("wgmesh/ops.sls:2", "top-level pillar key 'schedule' is not allowed"), runs_code=True),
 ]
 
 

@@ -103,6 +103,57 @@ def test_salts_compile_builds_the_checked_files_from_their_one_parse_as_its_rend
     assert {id(node) for node in built} >= {id(node) for node in parsed.values()}   # the checks' graphs
 
 
+def test_a_json_developers_file_compiles_with_salts_json_renderer_to_the_same_network(tmp_path):
+    """developers.sls as ``#!json``: the gate's compile gives every minion what Salt's own
+    compile of the tree gives (its stock json renderer, nothing of ours in between), and the
+    network is the one of the YAML file it replaces."""
+    import salt.pillar
+    from wgmesh_core.jsondata import dump_json_sls
+    from wgmesh_salt.pillar import _compile_opts, compile_pillars, salt_opts
+    root = tmp_path / "pillar"
+    shutil.copytree(PILLAR, root)
+    developers = root / "wgmesh" / "developers.sls"
+    as_yaml = read_document(root, ["z", "a"])
+    developers.write_text(dump_json_sls(load_sls(developers.read_text(), "d.sls")))
+    as_json = read_document(root, ["z", "a"])
+    assert as_json.network == as_yaml.network and as_json.network["developers"]
+    tree = read_tree(root)
+    parsed = {sls.text: sls.root for sls in tree.files.values() if sls.root is not None}
+    compiled, _ = compile_pillars(root, ["z"], salt_opts(cachedir=str(tmp_path / "c1")), parsed=parsed)
+    fresh = salt.pillar.Pillar(dict(_compile_opts(salt_opts(cachedir=str(tmp_path / "c2")), root, "base"),
+                                    lazy_loader_strict_matching=False), {}, "z", "base", functions={})
+    try:
+        assert compiled["z"] == fresh.compile_pillar(ext=False)
+    finally:
+        fresh.destroy()
+
+
+@pytest.mark.parametrize("options, refused", [
+    ({"renderer_whitelist": ["yaml"]}, ["wgmesh/developers.sls"]),
+    ({"renderer_whitelist": "yaml,jinja"}, ["wgmesh/developers.sls"]),
+    ({"renderer_blacklist": ["json"]}, ["wgmesh/developers.sls"]),
+    ({"renderer_blacklist": ["yaml"]}, ["top.sls", "wgmesh/mine.sls", "wgmesh/network.sls"]),
+    ({"renderer_whitelist": ["yaml", "json"], "renderer_blacklist": ["py"]}, []),
+])
+def test_a_file_whose_renderer_the_master_forbids_is_refused_not_served_empty(tmp_path, options, refused):
+    """Salt skips a file whose renderer the master's options forbid, with a warning, and serves
+    the pillar without it: the gate compiles with the master's options and refuses instead."""
+    from wgmesh_core.jsondata import dump_json_sls
+    from wgmesh_salt.pillar import compile_document, salt_opts
+    root = tmp_path / "pillar"
+    shutil.copytree(PILLAR, root)
+    developers = root / "wgmesh" / "developers.sls"
+    developers.write_text(dump_json_sls(load_sls(developers.read_text(), "d.sls")))
+    opts = dict(salt_opts(), **options)
+    if not refused:
+        assert compile_document(read_tree(root), ["z"], opts=opts).network["developers"]
+        return
+    with pytest.raises(InvalidNetwork) as info:
+        compile_document(read_tree(root), ["z"], opts=opts)
+    assert [p.where for p in info.value.problems] == refused
+    assert "renderer is not allowed by this master's renderer_whitelist/renderer_blacklist" in str(info.value)
+
+
 def test_a_checked_mapping_deep_copies_as_copy_would_an_ordered_dict():
     import copy
     from wgmesh_salt.pillar import CheckedMapping
