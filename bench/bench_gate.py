@@ -8,7 +8,7 @@
    reads them, from a git commit.
 
 Target: 10,000 developers validated well under 1 s; each refusal under 1 s.
-Run: .venv/bin/python bench/bench_gate.py [--repeat N]
+Run: .venv/bin/python bench/bench_gate.py [--repeat N] [--format json]
 """
 import argparse
 import shutil
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pillars import git_commit, pillar_with  # noqa: E402
+from pillars import FORMATS, git_commit, pillar_with  # noqa: E402
 
 from wgmesh_core.source import read_tree  # noqa: E402
 from wgmesh_core.validate import InvalidNetwork, load_network  # noqa: E402
@@ -66,14 +66,15 @@ def refused_in(func, *args) -> float:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--format", choices=FORMATS, default="yaml", help="developers.sls as #!yaml or #!json")
     args = parser.parse_args()
     median = statistics.median
     with tempfile.TemporaryDirectory(prefix="wgmesh-bench-") as tmp:
         tmp = Path(tmp)
         print(f"{'developers':>10} {'checks':>8} {'salt':>8} {'model':>8} {'total':>8} {'cpu':>8} "
-              f"{'command':>8}   (median s of {args.repeat})")
+              f"{'command':>8}   (median s of {args.repeat}; developers.sls in {args.format})")
         for size in (100, 1_000, 10_000):
-            root = pillar_with(tmp / f"p{size}", size)
+            root = pillar_with(tmp / f"p{size}", size, args.format)
             runs = [validate_once(root) for _ in range(args.repeat)]
             command = median(command_once(root) for _ in range(args.repeat))
             row = {key: median(run[key] for run in runs) for key in runs[0]}
