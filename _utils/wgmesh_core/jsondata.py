@@ -104,7 +104,10 @@ def parse_json_sls(text: str, name: str, limits: Limits = Limits()) -> JsonSlsFi
     problems = text_problems(name, text, SHEBANG)
     if problems:
         raise InvalidNetwork(problems)
-    body = text[text.find("\n") + 1:] if "\n" in text else ""
+    if "\n" not in text:   # Salt's renderer drops the first line up to its line break: none, none dropped
+        raise InvalidNetwork([Problem(f"{name}:1", f"no line break after '{SHEBANG}': Salt's json renderer would "
+                                                   "read the line itself as the JSON")])
+    body = text[text.find("\n") + 1:]
     if not body.strip():
         return JsonSlsFile(name, None, None, {}, text)
     checks = _Checks(name, text)

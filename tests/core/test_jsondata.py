@@ -49,9 +49,11 @@ def test_the_written_file_has_a_developer_per_line():
     assert json.loads("\n".join(lines[1:])) == DEVELOPERS
 
 
-def test_an_empty_file_is_no_data():
+def test_an_empty_file_is_no_data_but_its_first_line_must_end():
     assert parse_json_sls("#!json\n  \n", "x.sls").root is None
-    assert parse_json_sls("#!json", "x.sls").root is None
+    assert parse_json_sls("#!json  \r\n", "x.sls").root is None
+    assert refusals("#!json") == ["x.sls:1: no line break after '#!json': Salt's json renderer would read the "
+                                  "line itself as the JSON"]
 
 
 def test_a_developer_written_twice_is_refused_at_its_second_line():
