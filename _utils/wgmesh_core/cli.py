@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from . import jsondata
 from .keys import key_problem
 from .plan import host_config, managed_hosts, static_route_instructions
 from .render import client_config, host_files
@@ -273,11 +274,27 @@ def cmd_join(args) -> int:
     key_file = Path(args.key_file or Path.home() / ".config" / "wgmesh" / f"{args.name}.key").expanduser()
     public = make_key_pair(key_file)
     access = args.lan_access if args.lan_access in ("all", "none") else args.lan_access.split(",")
-    entry = pillar_entry(spec, args.name, public, access, args.expires, args.platform)
+    as_json = _developers_in_json(Path(args.path))
+    entry = pillar_entry(spec, args.name, public, access, args.expires, args.platform, as_json)
     print(f"# private key kept in {key_file} (mode 0600); it never leaves this machine.", file=sys.stderr)
-    print("# Add this under `wgmesh: developers:` (pillar/wgmesh/developers.sls) in your pull request:", file=sys.stderr)
+    if as_json:
+        print('# Add this line under "developers" (pillar/wgmesh/developers.sls, #!json) in your pull request, '
+              "with a comma at the end of the line before it:", file=sys.stderr)
+    else:
+        print("# Add this under `wgmesh: developers:` (pillar/wgmesh/developers.sls) in your pull request:",
+              file=sys.stderr)
     sys.stdout.write(entry)
     return 0
+
+
+def _developers_in_json(path: Path) -> bool:
+    """Whether the developers file of ``path`` (a pillar directory, or the one SLS file given) is #!json."""
+    developers = path / "wgmesh" / "developers.sls" if path.is_dir() else path
+    try:
+        with developers.open("rb") as handle:
+            return handle.readline().rstrip() == jsondata.SHEBANG.encode()
+    except OSError:
+        return False
 
 
 def cmd_import_config(args) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
 import os
 import re
 from pathlib import Path
@@ -39,8 +40,9 @@ def make_key_pair(key_file: Path) -> str:
 
 
 def pillar_entry(spec: NetworkSpec, name: str, public: str, lan_access="none",
-                 expires: Optional[datetime.date] = None, platform: str = "linux") -> str:
-    """The YAML to paste under ``wgmesh: developers:`` in the pull request."""
+                 expires: Optional[datetime.date] = None, platform: str = "linux", as_json: bool = False) -> str:
+    """The YAML to paste under ``wgmesh: developers:`` in the pull request; ``as_json``: the line
+    for a ``#!json`` developers file (``jsondata.dump_json_sls``'s layout, without the comma)."""
     if name in spec.developers:
         raise ValueError(f"developer {name!r} already exists in the pillar")
     entry = {"address": next_free_address(spec), "public_key": public, "lan_access": lan_access}
@@ -48,6 +50,9 @@ def pillar_entry(spec: NetworkSpec, name: str, public: str, lan_access="none",
         entry["expires"] = expires
     if platform != "linux":
         entry["platform"] = platform
+    if as_json:
+        entry.update({"expires": expires.isoformat()} if expires else {})
+        return f"      {json.dumps(name)}: {json.dumps(entry)}\n"
     text = yaml.safe_dump({name: entry}, sort_keys=False, default_flow_style=None)
     return "".join(f"    {line}\n" for line in text.splitlines())
 

@@ -85,6 +85,27 @@ def test_join_options_go_into_the_entry(pillar, tmp_path):
     assert entry["platform"] == "windows"
 
 
+def test_join_into_a_json_developers_file_prints_its_line_which_merges_and_validates(pillar, tmp_path):
+    """developers.sls in #!json: the entry is a line of it (jsondata's layout), merged by adding it
+    with a comma after the line before."""
+    from wgmesh_core.jsondata import dump_json_sls
+    from wgmesh_core.source import load_sls, parse_file
+    developers = pillar / "wgmesh" / "developers.sls"
+    developers.write_text(dump_json_sls(load_sls(developers.read_text(), "d.sls")))
+    done = join(pillar, "g", tmp_path / "g.key", "--lan-access", "a", "--expires", "2027-01-31")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith('      "g": {"address": "10.70.0.6", ') and done.stdout.count("\n") == 1
+    assert done.stderr.splitlines()[1] == ('# Add this line under "developers" (pillar/wgmesh/developers.sls, '
+                                           "#!json) in your pull request, with a comma at the end of the line before it:")
+    closing = "\n    }\n  }\n}\n"
+    developers.write_text(developers.read_text().removesuffix(closing) + ",\n" + done.stdout.rstrip("\n") + closing)
+    valid = run_wgmesh("validate", pillar)
+    assert valid.returncode == 0 and "3 developers" in valid.stdout, valid.stderr
+    entry = parse_file(developers.read_text(), "d.sls").root["wgmesh"]["developers"]["g"]
+    assert entry == {"address": "10.70.0.6", "public_key": wg_pubkey((tmp_path / "g.key").read_text().strip()),
+                     "lan_access": ["a"], "expires": "2027-01-31"}
+
+
 def merge_entry(pillar, entry_text):
     developers = pillar / "wgmesh" / "developers.sls"
     developers.write_text(developers.read_text() + entry_text)
