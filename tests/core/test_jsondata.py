@@ -50,7 +50,8 @@ def test_the_written_file_has_a_developer_per_line():
 
 
 def test_an_empty_file_is_no_data_but_its_first_line_must_end():
-    assert parse_json_sls("#!json\n  \n", "x.sls").root is None
+    empty = parse_json_sls("#!json\n  \n", "x.sls")
+    assert empty.root is None and empty.name == "x.sls" and empty.paths == {} and empty.top_keys() == {}
     assert parse_json_sls("#!json  \r\n", "x.sls").root is None
     assert refusals("#!json") == ["x.sls:1: no line break after '#!json': Salt's json renderer would read the "
                                   "line itself as the JSON"]
@@ -68,6 +69,20 @@ def test_a_key_twice_where_the_line_cannot_be_told_names_the_object():
                               "a key may appear once per object"]
 
 
+def test_the_duplicate_named_is_the_repeated_key_and_at_most_20_are_listed():
+    assert refusals('#!json\n{"x": 1, "y": 2, "y": 3}\n') == [
+        "x.sls:2: duplicate key 'y' in the object of the keys 'x, y, y': a key may appear once per object"]
+    many = ", ".join(f'"d{n}": {{"k": 1, "k": 2}}' for n in range(25))
+    assert len(refusals(f"#!json\n{{{many}}}\n")) == 20
+
+
+def test_a_top_level_key_written_with_an_escape_is_refused_at_the_objects_line(tmp_path):
+    path = tmp_path / "x.sls"
+    path.write_text('#!json\n{"\\u0073chedule": {"x": {"function": "cmd.run"}}}\n')
+    with pytest.raises(InvalidNetwork, match=r"x.sls:2: top-level pillar key 'schedule' is not allowed"):
+        read_file_network(path)
+
+
 @pytest.mark.parametrize("value, why", [
     ("NaN", "not valid JSON: NaN is not a JSON number"),
     ("-Infinity", "not valid JSON: -Infinity is not a JSON number"),
@@ -83,6 +98,8 @@ def test_nesting_is_bounded():
     assert refusals(f"#!json\n{deep}\n") == [f"x.sls: nested more than {MAX_DEPTH} levels deep"]
     assert parse_json_sls("#!json\n{" + '"a": {' * (MAX_DEPTH - 1) + "}" * MAX_DEPTH + "\n", "x.sls").root
     assert refusals("#!json\n" + '{"a": ' * 100_000 + "1" + "}" * 100_000) == ["x.sls: nested too deeply"]
+    in_lists = '{"a": ' + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "}"     # lists count as levels too
+    assert refusals(f"#!json\n{in_lists}\n") == [f"x.sls: nested more than {MAX_DEPTH} levels deep"]
 
 
 @pytest.mark.parametrize("text, why", [
