@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Optional
 
 from .validate import InvalidNetwork, Problem
 from .yamldata import MAX_PROBLEMS_PER_FILE, Limits, SlsFile, short, text_problems
@@ -27,6 +28,7 @@ MAX_DEPTH = 64      # a pillar's deepest value is about 6 levels down
 @dataclass
 class JsonSlsFile(SlsFile):
     """A checked ``#!json`` file: its data stands where a YAML file has its node graph."""
+    renderer = "json"
 
     def top_keys(self) -> dict:
         if not isinstance(self.root, dict):
@@ -76,26 +78,24 @@ class _Checks:
         raise ValueError(f"{word} is not a JSON number")
 
 
-def _too_deep(data) -> bool:
-    stack = [(data, 1)]
+def _key_paths(root: dict) -> Optional[dict]:
+    """{key path: is a mapping} of every object's keys, as yamldata's paths (a list, and what is
+    inside it, is a leaf), in the same walk that bounds the nesting: None past ``MAX_DEPTH``
+    levels (a list counts as a level)."""
+    paths, stack = {}, [(root, (), 1)]     # (object or list, its key path or None, its depth)
     while stack:
-        value, depth = stack.pop()
+        value, path, depth = stack.pop()
         if depth > MAX_DEPTH:
-            return True
-        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return False
-
-
-def _key_paths(root: dict) -> dict:
-    """{key path: is a mapping} of every object's keys (lists are leaves), as yamldata's paths."""
-    paths, stack = {}, [(root, ())]
-    while stack:
-        mapping, path = stack.pop()
-        for key, value in mapping.items():
-            paths[(*path, key)] = isinstance(value, dict)
-            if isinstance(value, dict):
-                stack.append((value, (*path, key)))
+            return None
+        if isinstance(value, list):
+            stack.extend((item, None, depth + 1) for item in value if isinstance(item, (dict, list)))
+            continue
+        for key, child in value.items():
+            key_path = None if path is None else (*path, key)
+            if key_path is not None:
+                paths[key_path] = isinstance(child, dict)
+            if isinstance(child, (dict, list)):
+                stack.append((child, None if isinstance(child, list) else key_path, depth + 1))
     return paths
 
 
@@ -123,7 +123,8 @@ def parse_json_sls(text: str, name: str, limits: Limits = Limits()) -> JsonSlsFi
         raise InvalidNetwork(checks.problems)
     if not isinstance(data, dict):
         raise InvalidNetwork([Problem(f"{name}:2", "the top level must be an object")])
-    if _too_deep(data):
+    paths = _key_paths(data)
+    if paths is None:
         raise InvalidNetwork([Problem(name, f"nested more than {MAX_DEPTH} levels deep")])
     try:   # every value once more, as JSON in UTF-8
         json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
@@ -132,7 +133,7 @@ def parse_json_sls(text: str, name: str, limits: Limits = Limits()) -> JsonSlsFi
                                             "a lone surrogate escape)")]) from None
     except ValueError:    # 1e400: a float too large, read as infinity
         raise InvalidNetwork([Problem(name, "a number is out of range (read as infinity)")]) from None
-    return JsonSlsFile(name, data, None, _key_paths(data), text)
+    return JsonSlsFile(name, data, None, paths, text)
 
 
 def dump_json_sls(data: dict) -> str:

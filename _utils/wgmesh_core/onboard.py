@@ -51,7 +51,8 @@ def pillar_entry(spec: NetworkSpec, name: str, public: str, lan_access="none",
     if platform != "linux":
         entry["platform"] = platform
     if as_json:
-        entry.update({"expires": expires.isoformat()} if expires else {})
+        if expires:
+            entry["expires"] = expires.isoformat()
         return f"      {json.dumps(name)}: {json.dumps(entry)}\n"
     text = yaml.safe_dump({name: entry}, sort_keys=False, default_flow_style=None)
     return "".join(f"    {line}\n" for line in text.splitlines())

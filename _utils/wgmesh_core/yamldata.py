@@ -280,6 +280,7 @@ class SlsFile:
     loader: object
     paths: dict                  # key path (tuple of key texts) -> is a mapping
     text: str = ""               # what was parsed
+    renderer = "yaml"            # Salt's renderer its first line names (a class attribute)
 
     def top_keys(self) -> dict:
         """{top-level key text: (line, value node)}."""

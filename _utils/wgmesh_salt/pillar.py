@@ -19,8 +19,7 @@ from typing import Iterable, Mapping, Optional
 
 from wgmesh_core.source import TOP_FILE, Limits, PillarTree, agreed_network, read_tree
 from wgmesh_core.validate import InvalidNetwork, Problem
-from wgmesh_core.jsondata import JsonSlsFile
-from wgmesh_core.yamldata import YAML_TAG, SlsFile
+from wgmesh_core.yamldata import YAML_TAG
 
 
 @dataclass
@@ -41,7 +40,7 @@ def salt_opts(base: Optional[Mapping] = None, cachedir: Optional[str] = None) ->
     return opts
 
 
-RENDERERS = ("yaml", "json")    # the renderer lines yamldata and jsondata accept
+RENDERERS = ("yaml", "json")    # the renderers of yamldata's and jsondata's files (SlsFile.renderer)
 
 
 def _names(option) -> list:
@@ -55,9 +54,8 @@ def _renderer_problems(tree: PillarTree, opts: Mapping) -> list[Problem]:
     whitelist, blacklist = _names(opts.get("renderer_whitelist")), _names(opts.get("renderer_blacklist"))
     problems = []
     for name, sls in tree.files.items():
-        renderer = "json" if isinstance(sls, JsonSlsFile) else "yaml"
-        if (whitelist and renderer not in whitelist) or renderer in blacklist:
-            problems.append(Problem(name, f"Salt's {renderer} renderer is not allowed by this master's "
+        if (whitelist and sls.renderer not in whitelist) or sls.renderer in blacklist:
+            problems.append(Problem(name, f"Salt's {sls.renderer} renderer is not allowed by this master's "
                                           "renderer_whitelist/renderer_blacklist: it would serve nothing of this file"))
     return problems
 
@@ -224,7 +222,7 @@ def compile_document(tree: PillarTree, minion_ids: Iterable[str] = (), allowed_k
     if problems:
         raise InvalidNetwork(problems)
     with tempfile.TemporaryDirectory(prefix="wgmesh-salt-") as cache:
-        parsed = {sls.text: sls.root for sls in tree.files.values() if type(sls) is SlsFile and sls.root is not None}
+        parsed = {sls.text: sls.root for sls in tree.files.values() if sls.renderer == "yaml" and sls.root is not None}
         compiled, matched = compile_pillars(tree.root, ids, salt_opts(opts, cachedir=cache), env, grains, parsed)
     network = agreed_network(compiled, allowed_keys)
     return Document(network, tree, matched, [m for m in ids if "wgmesh" in compiled[m]])
