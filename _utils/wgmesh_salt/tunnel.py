@@ -88,10 +88,6 @@ class Tunnel:
         if f"PrivateKey = {private_key}" not in text or f"ListenPort = {cfg.listen_port}" not in text \
                 or text.count("[Peer]") != len(cfg.peers):
             raise CommandExecutionError("wgmesh: refusing an incomplete wg configuration")
-        fd, path = tempfile.mkstemp(prefix="wgmesh-", suffix=".conf")
-        try:
-            os.write(fd, text.encode())
-            os.close(fd)
-            self.commands.run(["wg", "syncconf", cfg.interface, path])
-        finally:
-            os.unlink(path)
+        # through a pipe: the private key is never written to a file (a temporary file would
+        # outlive a job killed meanwhile)
+        self.commands.run(["wg", "syncconf", cfg.interface, "/dev/stdin"], stdin=text)

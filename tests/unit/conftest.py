@@ -105,8 +105,11 @@ class FakeHost:
         if cmd[0] == "iptables" and cmd[-1] == "-S":
             return ok(self.iptables["nat" if "nat" in cmd else "filter"])
         if cmd[:2] == ["wg-quick", "up"] or cmd[:2] == ["wg", "syncconf"]:
-            with open(cmd[-1]) as handle:
-                self.read[len(self.calls) - 1] = handle.read()
+            if cmd[-1] == "/dev/stdin":
+                self.read[len(self.calls) - 1] = stdin
+            else:
+                with open(cmd[-1]) as handle:
+                    self.read[len(self.calls) - 1] = handle.read()
             self._configure(self.read[len(self.calls) - 1], created=cmd[0] == "wg-quick")
         return ok()
 

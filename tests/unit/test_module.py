@@ -348,17 +348,16 @@ def test_sync_in_test_mode_reports_and_runs_nothing(keydir, host, mine):
     assert not host.ran("wg", "set") and not host.ran("wg", "syncconf")
 
 
-def test_a_changed_listen_port_goes_through_a_complete_syncconf(keydir, host, mine, monkeypatch):
+def test_a_changed_listen_port_goes_through_a_complete_syncconf(keydir, host, mine):
     private, public = own_key(keydir)
     mine["z"] = public
     cfg = module._host_config()
     in_sync(host, cfg, private, public)
     host.live.listen_port = 41000
-    seen = {}
-    monkeypatch.setattr(wgmesh_salt.tunnel.os, "unlink", lambda path: seen.setdefault("text", open(path).read()))
     assert module.sync()["peers"] == {"interface": ["listen_port"]}
     (syncconf,) = host.ran("wg", "syncconf")
-    assert syncconf[2] == "wg0"
+    assert syncconf[2:] == ["wg0", "/dev/stdin"]     # the private key goes through a pipe, never a file
+    seen = {"text": host.stdin[host.calls.index(syncconf)]}
     assert f"PrivateKey = {private}" in seen["text"] and "ListenPort = 51820" in seen["text"]
     assert seen["text"].count("[Peer]") == len(cfg.peers) == 4
 
