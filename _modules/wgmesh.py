@@ -11,6 +11,7 @@ keys, from the master's ``wgmesh_secrets`` ext_pillar), optionally
 """
 import contextlib
 import datetime
+import functools
 import logging
 import os
 import pathlib
@@ -715,21 +716,25 @@ def converge():
     return {"drift": found, "applied": ok}
 
 
-def update_live():
+def update_live(peers_first=False):
     """
     The gate's fast path, run on a hub or gateway just before its ``state.apply wgmesh``: with
     the pillar the master compiles now, put the firewall and then the peers live (the same
     functions the state run calls, in the same order), so a new developer's first packets pass
-    one job after the gate's decision. Nothing is skipped: the state run that follows writes
+    one job after the gate's decision. ``peers_first``: the peers, then the firewall; the gate
+    asks for it when the change takes no access from a peer that stays (``wgmesh_core.diff.
+    peers_before_firewall``: a new peer meanwhile meets the old firewall's DROP, a revoked one
+    is cut sooner). Nothing is skipped: the state run that follows writes
     the files and finds the live parts done. A host without its interface yet is left to the
     state run. Returns the firewall's and the tunnel's changes, and the ``timings`` of its steps
-    (seconds: the pillar from the master, the plan, the firewall, the peers).
+    (seconds: the pillar from the master, the plan, the firewall, the peers, in their order).
 
     CLI Example:
 
     .. code-block:: bash
 
         salt z wgmesh.update_live
+        salt z wgmesh.update_live peers_first=True
     """
     lap = wgmesh_salt.laps.Laps()
     with _fresh_pillar():
@@ -738,10 +743,11 @@ def update_live():
         lap("planned")
         if cfg.role not in ("hub", "gateway") or not _tunnel().exists(cfg.interface):
             return {"skipped": f"no {cfg.interface or 'tunnel'} yet: the state run sets it up"}
-        changes = {"firewall": firewall()}
-        lap("firewall")
-        changes["tunnel"] = _sync(record_footprint=False)
-        lap("tunnel")
+        steps = (("firewall", firewall), ("tunnel", functools.partial(_sync, record_footprint=False)))
+        changes = {}
+        for name, step in reversed(steps) if peers_first is True else steps:
+            changes[name] = step()
+            lap(name)
         return dict(changes, timings=lap.timings)
 
 

@@ -529,8 +529,8 @@ def _gate_and_converge(repo, gitops, allow_rewind):
     # The hub first, on its own: every developer's first packet goes to it, and the master then
     # compiles one pillar, not the hub's beside every gateway's.
     hub = new_spec.hub.minion
-    live, answered = _update_live([h for h in plan.live_first if h == hub])
-    gateways_live, gateways_answered = _update_live([h for h in plan.live_first if h != hub])
+    live, answered = _update_live([h for h in plan.live_first if h == hub], plan.peers_first)
+    gateways_live, gateways_answered = _update_live([h for h in plan.live_first if h != hub], plan.peers_first)
     live.update(gateways_live)
     answered += gateways_answered
     lap("live")
@@ -631,27 +631,30 @@ def _remove(hosts, timeout=30):
     return _call(hosts, "wgmesh.absent", timeout, refresh_pillar=True)[0]
 
 
-def _update_live(hosts, timeout=5):
+def _update_live(hosts, peers_first=(), timeout=5):
     """The fast path: ``wgmesh.update_live`` on hosts whose change needs no state run to go live
     (peers, firewall rules), before their state run; sent without a ``test.ping`` first, so its
     own answers tell which of them are up (``timeout`` as the ping's: a minion still running the
-    job is waited for). Returns ({minion: its changes, or the error}, the minions that answered)."""
+    job is waited for). The peers go first when every one of ``hosts`` is in ``peers_first``
+    (``NetworkPlan.peers_first``). Returns ({minion: its changes, or the error}, the minions
+    that answered)."""
+    args = ["peers_first=True"] if hosts and set(hosts) <= set(peers_first) else []
     # a minion that is down is given up as soon as the ping would give it up
-    return _call(hosts, "wgmesh.update_live", timeout, gather_job_timeout=timeout)
+    return _call(hosts, "wgmesh.update_live", timeout, gather_job_timeout=timeout, args=args)
 
 
-def _call(hosts, function, timeout, refresh_pillar=False, gather_job_timeout=None):
-    """``function`` on ``hosts`` (minion ids) in one job, after a pillar refresh if asked:
+def _call(hosts, function, timeout, refresh_pillar=False, gather_job_timeout=None, args=()):
+    """``function(*args)`` on ``hosts`` (minion ids) in one job, after a pillar refresh if asked:
     ({minion: its return (a dict), or "failed: <why>"}, the minions that returned anything)."""
     import salt.client
     returns = {}
     if hosts:
-        functions, args = [function], [[]]
+        functions, arguments = [function], [list(args)]
         if refresh_pillar:
-            functions, args = ["saltutil.refresh_pillar", function], [["wait=True"], []]
+            functions, arguments = ["saltutil.refresh_pillar", function], [["wait=True"], list(args)]
         waiting = {"gather_job_timeout": gather_job_timeout} if gather_job_timeout else {}
         with salt.client.get_local_client(__opts__["conf_file"]) as client:
-            returns = client.cmd(hosts, functions, args, tgt_type="list", timeout=timeout, **waiting)
+            returns = client.cmd(hosts, functions, arguments, tgt_type="list", timeout=timeout, **waiting)
     outcome = {}
     for minion in hosts:
         ret = returns.get(minion)

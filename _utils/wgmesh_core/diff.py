@@ -12,8 +12,10 @@ import datetime
 import difflib
 import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
+
+import netaddr
 
 from .model import NetworkSpec
 from .plan import HostConfig, active_developers, active_gateways, host_config, lan_sources, managed_hosts
@@ -43,6 +45,7 @@ class HostChange:
     file_diffs: dict = field(default_factory=dict)      # path -> unified diff
     same_setup: bool = False    # hub or gateway in both revisions, same interface and backends
     config_differs: bool = False   # planned without file diffs: the host's configs differ
+    peers_first: bool = False   # its new peers may go live before its firewall (``peers_before_firewall``)
 
     @property
     def live_first(self) -> bool:
@@ -99,6 +102,11 @@ class NetworkPlan:
     def live_first(self) -> list:
         """Affected hosts whose change the gate puts live before their state run (fast path)."""
         return [h.host for h in self.hosts if h.live_first]
+
+    @property
+    def peers_first(self) -> list:
+        """Of ``live_first``, the hosts whose fast path may set the peers before the firewall."""
+        return [h.host for h in self.hosts if h.live_first and h.peers_first]
 
 
 def stand_in_keys(spec: Optional[NetworkSpec]) -> tuple[dict, dict]:
@@ -313,6 +321,40 @@ def _setup(config) -> Optional[tuple]:
     return config.role, config.interface, config.backend, config.firewall and config.firewall.backend
 
 
+def peers_before_firewall(before: Optional[HostConfig], after: Optional[HostConfig]) -> bool:
+    """Whether ``after``'s peers may go live before its firewall does: the firewall change takes
+    no access away from an address a peer of ``after`` routes. A new peer's forwarded traffic
+    meanwhile meets the old firewall's final DROP (its access only comes later); a revoked
+    peer's rules may stay a moment, as nothing routes its address any more (WireGuard takes a
+    packet from a peer only from that peer's allowed IPs), and its tunnel is cut sooner. When
+    a source that stays routed loses access (a narrower ``lan_access``, an address handed to
+    another developer), the firewall goes first, as in the state run."""
+    if before is None or after is None or before.firewall is None or after.firewall is None:
+        return False
+    old, new = before.firewall, after.firewall
+    sources_apart = dict(forward=(), developers=(), local=())
+    if replace(old, **sources_apart) != replace(new, **sources_apart) or (old.local is None) > (new.local is None):
+        return False        # another setting, or the host itself closed to the VPN
+    taken = {access.source for access in set(old.forward) - set(new.forward)}
+    taken |= set(old.developers) - set(new.developers)
+    taken |= set(old.local or ()) - set(new.local or ())
+    return not taken or not _routed_by(taken, after.peers)
+
+
+def _routed_by(sources: set, peers: list) -> bool:
+    """Whether a peer of ``peers`` routes an address among ``sources`` (VPN /32s; None: any)."""
+    routed = {ip for peer in peers for ip in peer.allowed_ips}
+    if None in sources or sources & routed:
+        return True
+    wide = [netaddr.IPNetwork(ip) for ip in routed if not ip.endswith("/32")]   # LANs; a gateway's whole VPN
+    for source in sources:
+        if not source.endswith("/32"):
+            return True        # not a single address: not worth the walk over every peer
+        if any(netaddr.IPAddress(source[:-3]) in network for network in wide):
+            return True
+    return False
+
+
 def host_change(old: Optional[NetworkSpec], new: Optional[NetworkSpec], host: str, today,
                 configs: tuple = (None, None), diffs: bool = True) -> HostChange:
     """``configs``: the stand-in configs of ``old`` and ``new`` planned already (``StandInConfigs``).
@@ -329,6 +371,7 @@ def host_change(old: Optional[NetworkSpec], new: Optional[NetworkSpec], host: st
     change.allow_added, change.allow_removed = _added_removed(_allow_list(before), _allow_list(after))
     change.routes_added, change.routes_removed = _added_removed(_routes(before), _routes(after))
     change.masquerade_added, change.masquerade_removed = _added_removed(_masquerade(before), _masquerade(after))
+    change.peers_first = peers_before_firewall(before, after)
     if not diffs:
         change.config_differs = _with_files(before) != _with_files(after)
         return change

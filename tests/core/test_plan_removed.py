@@ -109,3 +109,53 @@ def test_a_bulk_change_is_left_to_the_state_run(data):
     assert at_limit.hosts[0].size == LIVE_FIRST_MAX_CHANGES and at_limit.live_first == ["z"]
     bulk = plan_change(*_pair(data, crowd(LIVE_FIRST_MAX_CHANGES + 1)), TODAY)
     assert bulk.live_first == [] and bulk.to_apply == ["z"]
+
+
+# --- the fast path's order: peers before the firewall only when that opens nothing early ------
+
+def test_new_peers_go_live_before_the_firewall_that_grants_them_access(data):
+    """g's forwarded traffic meets the old firewall's DROP until its access follows: nothing
+    opens early, and the hub answers g a firewall step sooner."""
+    def add_g(net):
+        net["developers"]["g"] = {"address": "10.70.0.9", "public_key": "k" * 42 + "8=", "lan_access": ["c"]}
+    plan = plan_change(*_pair(data, add_g), TODAY)
+    assert plan.peers_first == ["z", "c"] == plan.live_first
+
+
+def test_a_revoked_developer_is_cut_on_the_hub_before_its_rules_go(data):
+    """Nothing routes f's address any more, so its stale rules admit nothing; on a gateway the
+    hub's peer routes the whole VPN (f's address too): the firewall goes first there."""
+    def revoke_f(net):
+        net["developers"]["f"]["revoked"] = True
+    plan = plan_change(*_pair(data, revoke_f), TODAY)
+    assert plan.peers_first == ["z"] and set(plan.live_first) == {"z", "a", "c"}
+
+
+def test_access_taken_from_a_peer_that_stays_takes_the_firewall_first(data):
+    def narrow_e(net):
+        net["developers"]["e"]["lan_access"] = ["a"]
+    plan = plan_change(*_pair(data, narrow_e), TODAY)
+    assert "z" in plan.live_first and plan.peers_first == []
+
+    def swap(net):      # e's address (and its access) handed to f: f must not get it before the firewall
+        developers = net["developers"]
+        developers["e"]["address"], developers["f"]["address"] = developers["f"]["address"], developers["e"]["address"]
+        developers["f"]["lan_access"] = ["a"]
+    plan = plan_change(*_pair(data, swap), TODAY)
+    assert "z" in plan.live_first and "z" not in plan.peers_first
+
+
+def test_a_gateway_closed_to_the_vpn_takes_its_firewall_first(data):
+    def close(net):
+        net["gateway_access"] = "none"
+    opened = plan_change(*_pair(dict(data, gateway_access="vpn"), close), TODAY)
+    assert "a" in opened.live_first and "a" not in opened.peers_first
+    reopened = plan_change(*_pair(dict(data, gateway_access="none"), lambda net: net.update(gateway_access="vpn")),
+                           TODAY)
+    assert "a" in reopened.peers_first
+
+
+def test_a_source_wider_than_one_address_counts_as_routed():
+    """Sources are VPN /32s today; a wider one is not walked over every peer but taken as routed."""
+    from wgmesh_core.diff import _routed_by
+    assert _routed_by({"10.70.9.0/24"}, []) and not _routed_by({"10.70.9.1/32"}, [])

@@ -358,7 +358,7 @@ def test_master_restart_loses_nothing_and_an_unreachable_remote_keeps_the_networ
     lab = article.lab
     deployed = lab.salt_run(["wgmesh.deployed_revision"])
     lab.stop_master()
-    lab.start_master(file_roots=[REPO / "salt", REPO], pillar_roots=[], extra_config=article.master_config())
+    lab.start_master(file_roots=article.file_roots(), pillar_roots=[], extra_config=article.master_config())
     lab.wait_minions(["z", "a", "c", "r1"], timeout=120)
     assert lab.salt_run(["wgmesh.deployed_revision"]) == deployed
     # minions reconnecting to the restarted master may run the reactor's apply: queue behind it

@@ -31,8 +31,11 @@ def changed_pillar(pillar):
     return new
 
 
-@pytest.mark.parametrize("host_id, backend, firewall", [("z", "networkd", "iptables"), ("c", "wgquick", "firewalld")])
-def test_update_live_leaves_what_a_full_apply_leaves(local_host, network_pillar, host_id, backend, firewall):
+@pytest.mark.parametrize("host_id, backend, firewall, peers_first", [
+    ("z", "networkd", "iptables", False), ("c", "wgquick", "firewalld", False),
+    ("z", "wgquick", "firewalld", True)])     # the order the gate picks for the hub here
+def test_update_live_leaves_what_a_full_apply_leaves(local_host, network_pillar, host_id, backend, firewall,
+                                                     peers_first):
     pillar = pillar_for(network_pillar, backend=backend, firewall=firewall)
     after = changed_pillar(pillar)
     host = local_host(host_id, pillar)
@@ -47,7 +50,8 @@ def test_update_live_leaves_what_a_full_apply_leaves(local_host, network_pillar,
     (_, first, before, _, _, fast, processes, live_fast, full, live_full) = host.run(
         host.salt_call("saltutil.sync_all"), host.salt_call("state.apply wgmesh"), live,
         f"cp {shlex.quote(str(host.dir / 'pillar' / 'after.sls'))} {shlex.quote(str(pillar_file))}",
-        f"rm -f {started}; touch {started}", host.salt_call("wgmesh.update_live"), f"cat {started}", live,
+        f"rm -f {started}; touch {started}", host.salt_call(f"wgmesh.update_live peers_first={peers_first}"),
+        f"cat {started}", live,
         host.salt_call("state.apply wgmesh"), live, extra_path=f"{spy}:",
         firewalld="nftables" if firewall == "firewalld" else "", networkd=backend == "networkd")
     assert processes == "", "the fast path started firewall-cmd processes instead of asking firewalld over D-Bus"
@@ -55,6 +59,7 @@ def test_update_live_leaves_what_a_full_apply_leaves(local_host, network_pillar,
     assert live_fast == live_full, "the fast path left another live state than the full apply"
     assert live_fast != before
     changes = yaml.safe_load(fast)["local"]
+    assert list(changes["timings"])[2:] == (["tunnel", "firewall"] if peers_first else ["firewall", "tunnel"])
     old_e, new_e = pillar["wgmesh"]["developers"]["e"]["public_key"], after["wgmesh"]["developers"]["e"]["public_key"]
     g = after["wgmesh"]["developers"]["g"]["public_key"]
     if host_id == "z":

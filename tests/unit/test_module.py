@@ -450,11 +450,14 @@ def test_the_scheduled_run_plans_from_fresh_pillar_and_reports_what_it_corrected
     assert "wgmesh_fresh_pillar" not in configure_loader_modules[module]["__context__"]
 
 
+@pytest.mark.parametrize("peers_first", [False, True])
 def test_the_fast_path_plans_once_from_fresh_pillar_firewall_then_peers(keydir, host, mine, pillar,
-                                                                        configure_loader_modules, monkeypatch):
+                                                                        configure_loader_modules, monkeypatch,
+                                                                        peers_first):
     """wgmesh.update_live (the gate's fast path): the minion's pillar is stale (no developer g);
     the master's fresh one adds g with LAN access to c. The firewall rules go live before the
-    peer, the network is planned once, and nothing of the fresh pillar outlives the call."""
+    peer (after it, with ``peers_first``), the network is planned once, and nothing of the
+    fresh pillar outlives the call."""
     import copy
     private, public = own_key(keydir)
     mine["z"] = public
@@ -468,14 +471,15 @@ def test_the_fast_path_plans_once_from_fresh_pillar_firewall_then_peers(keydir, 
     plans = []
     real_host_config = wgmesh_core.host_config
     monkeypatch.setattr(wgmesh_core, "host_config", lambda *args: plans.append(args[1]) or real_host_config(*args))
-    changes = module.update_live()
+    changes = module.update_live(peers_first=peers_first)
     assert changes["tunnel"] == {"peers": {"added": ["g"]}}
-    assert list(changes["timings"]) == ["pillar", "planned", "firewall", "tunnel"]
+    steps = ["tunnel", "firewall"] if peers_first else ["firewall", "tunnel"]
+    assert list(changes["timings"]) == ["pillar", "planned", *steps]
     assert "-s 10.70.0.9/32" in str(changes["firewall"])
     rules_for_g = [i for i, cmd in enumerate(host.calls)
                    if cmd[0].startswith("iptables") and "10.70.0.9/32" in " ".join(cmd) + host.stdin.get(i, "")]
     (wg_set,) = [i for i, cmd in enumerate(host.calls) if cmd[:2] == ["wg", "set"]]
-    assert rules_for_g and max(rules_for_g) < wg_set
+    assert rules_for_g and (min(rules_for_g) > wg_set if peers_first else max(rules_for_g) < wg_set)
     assert plans == ["z"]
     assert "wgmesh_fresh_pillar" not in context
 

@@ -50,6 +50,7 @@ class LocalClient:
     def __init__(self, answers=None, down=(), hub_status=None):
         self.answers, self.down, self.hub_status = answers or {}, set(down), hub_status
         self.jobs, self.pings, self.removals, self.status_calls, self.live = [], [], [], [], []
+        self.live_args = []     # each wgmesh.update_live job's arguments
         self.order = []
 
     def __enter__(self):
@@ -62,6 +63,7 @@ class LocalClient:
         self.order.append((functions if isinstance(functions, str) else functions[-1], targets))
         if functions == ["wgmesh.update_live"]:
             self.live.append(list(targets))
+            self.live_args.append(args)
             return {minion: {"wgmesh.update_live": {"tunnel": {"peers": "changed"}}} if minion not in self.down
                     else False for minion in targets}
         if functions == "test.ping":
@@ -385,8 +387,18 @@ def test_the_fast_path_puts_the_hub_live_before_the_gateways(gitops, upstream, c
     upstream.commit("g, reaching LAN2")
     result = runner.on_push()
     assert client.live[-2:] == [["z"], ["c"]]
+    assert client.live_args[-2:] == [[["peers_first=True"]]] * 2     # g's access comes after g: nothing opens early
     assert result["live_first"] == {"z": {"tunnel": {"peers": "changed"}}, "c": {"tunnel": {"peers": "changed"}}}
     assert client.jobs == [["z"], ["c"]] and result["applied"] == {"z": True, "c": True}
+
+
+def test_the_fast_path_takes_access_away_before_it_sets_the_peers(gitops, upstream, client, bus):
+    """e keeps its peer but loses LAN1: the hub's firewall goes first, as in the state run."""
+    runner.on_push()
+    upstream.edit_yaml("wgmesh/developers.sls", lambda data: data["wgmesh"]["developers"]["e"].update(lan_access=["c"]))
+    upstream.commit("e reaches LAN2 only")
+    result = runner.on_push()
+    assert "z" in result["live_first"] and client.live[-2][0] == "z" and client.live_args[-2] == [[]]
 
 
 def test_a_hub_down_at_the_fast_path_is_pending_and_not_applied(gitops, upstream, client, bus):
