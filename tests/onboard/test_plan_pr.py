@@ -8,6 +8,7 @@ it); the installed command's own runs are in test_plan_intent.py and test_pipeli
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import netaddr
 import pytest
@@ -374,18 +375,19 @@ def test_the_base_is_compiled_for_a_host_only_the_pull_request_names(pillar_repo
 def test_a_top_sls_change_shows_its_diff_and_what_each_minion_gets(pillar_repo):
     """Only the hosts keep the wgmesh SLS: web1 (an accepted minion) got it through '*' before."""
     open_pr(pillar_repo, "top", lambda r: r.file("top.sls").write_text(
-        "#!yaml\nbase:\n  'z,a,c,r1':\n    - match: list\n    - wgmesh.network\n    - wgmesh.developers\n"
-        "    - wgmesh.mine\n"), "only the hosts get wgmesh")
+        "#!yaml\nbase:\n  'z,a,c,r1':\n    - match: list\n    - wgmesh.network\n    - wgmesh.mine\n"
+        "    - wgmesh.developers\n"), "only the hosts get wgmesh")
     text = plan_text(pillar_repo, "--known-minions", "z,a,c,r1,web1")
-    sls = "base:wgmesh.network, base:wgmesh.developers, base:wgmesh.mine"
+    sls = "base:wgmesh.network, base:wgmesh.mine, base:wgmesh.developers"
     top = text[text.index("\ntop.sls changes"):text.index("\nreachability: ")]
+    example = (Path(__file__).parents[2] / "pillar" / "top.sls").read_text().splitlines()
+    comments = [line for line in example if line.startswith("# ")]
     assert top.splitlines() == [
         "", "top.sls changes (which minion gets which SLS):",
-        "    --- a/top.sls", "    +++ b/top.sls", "    @@ -1,8 +1,7 @@", "     #!yaml",
-        "    -# The wgmesh network is one pillar value, `wgmesh`, split in two files so",
-        "    -# that onboarding a developer is a one-entry change in developers.sls.",
+        "    --- a/top.sls", "    +++ b/top.sls", f"    @@ -1,{len(example)} +1,7 @@", "     #!yaml",
+        *(f"    -{line}" for line in comments),
         "     base:", "    -  '*':", "    +  'z,a,c,r1':", "    +    - match: list",
-        "         - wgmesh.network", "         - wgmesh.developers", "         - wgmesh.mine",
+        "         - wgmesh.network", "         - wgmesh.mine", "         - wgmesh.developers",
         f"  minion a: {sls}; gets the network", f"  minion c: {sls}; gets the network",
         f"  minion r1: {sls}; gets the network", f"  minion web1: {sls} -> nothing; no wgmesh pillar",
         f"  minion z: {sls}; gets the network"]
@@ -421,7 +423,7 @@ def test_hosts_that_leave_are_still_shown_in_a_top_sls_change(pillar_repo):
         repo.append("top.sls", "# gateway a leaves\n")
     open_pr(pillar_repo, "drop-a", drop_gateway_a, "gateway a leaves")
     text = plan_text(pillar_repo)
-    sls = "base:wgmesh.network, base:wgmesh.developers, base:wgmesh.mine"
+    sls = "base:wgmesh.network, base:wgmesh.mine, base:wgmesh.developers"
     assert [line for line in text.splitlines() if line.startswith("  minion ")] == [
         f"  minion {m}: {sls}; gets the network" for m in ("a", "c", "r1", "z")]
 

@@ -278,8 +278,8 @@ def test_plan_shows_a_top_sls_change_with_the_result_per_minion(pillar_repo):
     assert text.returncode == 0, text.stderr
     assert "top.sls changes (which minion gets which SLS):" in text.stdout
     assert "\n    +    - wgmesh.contractors\n" in text.stdout        # the diff, indented
-    assert ("  minion a: base:wgmesh.network, base:wgmesh.developers, base:wgmesh.mine -> base:wgmesh.network, "
-            "base:wgmesh.developers, base:wgmesh.mine, base:wgmesh.contractors; gets the network") in text.stdout
+    assert ("  minion a: base:wgmesh.network, base:wgmesh.mine, base:wgmesh.developers -> base:wgmesh.network, "
+            "base:wgmesh.mine, base:wgmesh.developers, base:wgmesh.contractors; gets the network") in text.stdout
     doc = json.loads(wgmesh("plan", pillar_repo.path, "--target", "main", "--format", "json").stdout)
     assert doc["top"]["changed"] is True
     assert doc["top"]["minions"]["z"]["head"][-1] == "base:wgmesh.contractors"
