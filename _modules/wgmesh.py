@@ -26,11 +26,13 @@ try:
     if getattr(wgmesh_core, "forget_if_changed", bool)():
         import wgmesh_core
     import wgmesh_core.diff
+    import wgmesh_core.handoff
     import wgmesh_salt.commands
     import wgmesh_salt.firewalld_bus
     import wgmesh_salt.hostfirewall
     import wgmesh_salt.laps
     import wgmesh_salt.records
+    import wgmesh_salt.sealed
     import wgmesh_salt.tunnel
 except ImportError as error:
     wgmesh_core = None
@@ -749,6 +751,37 @@ def update_live(peers_first=False):
             changes[name] = step()
             lap(name)
         return dict(changes, timings=lap.timings)
+
+
+def set_peers(sealed):
+    """
+    The gate's hand-off (``wgmesh_core.handoff``): the developer peers a push adds, re-keys or
+    revokes, planned on the master with the keys it serves this hub and sealed for this
+    minion's key, set with one `wg set`: no pillar compile, plan or `wg show` first. Every value
+    is checked before it reaches `wg`; a hand-off not sealed for this minion, changed on the
+    way, or malformed is refused and nothing changes. The gate sends ``wgmesh.update_live`` in
+    the same job after it, and the state run follows, as for any push. Returns the peers set
+    and the keys removed, or ``skipped`` when the interface is not up yet.
+
+    CLI Example (the gate sends it; by hand it takes what ``wgmesh_salt.sealed.seal`` makes):
+
+    .. code-block:: bash
+
+        salt z wgmesh.set_peers '{"sealed_for": "z", "key": "...", "data": "..."}'
+    """
+    lap = wgmesh_salt.laps.Laps()
+    try:
+        handoff = wgmesh_core.handoff.read_handoff(wgmesh_salt.sealed.unseal(__opts__, sealed), __opts__["id"])
+    except ValueError as error:
+        raise CommandExecutionError(f"wgmesh: refusing the peer hand-off: {error}") from None
+    tunnel = _tunnel()
+    if not tunnel.exists(handoff.interface):
+        return {"skipped": f"no {handoff.interface} yet: the state run sets it up"}
+    config, diff = handoff.diff()
+    if diff:
+        tunnel.set_peers(config, diff)
+    lap("set")
+    return {"set": [peer.name for peer in handoff.peers], "removed": diff.removed, "timings": lap.timings}
 
 
 # --- cleanup: a host that lost its role -------------------------------------------------

@@ -9,7 +9,7 @@ import os
 import time
 
 import salt.pillar
-from salt.exceptions import SaltInvocationError
+from salt.exceptions import InvalidKeyError, SaltInvocationError
 
 try:
     # installed with saltext-wgmesh, or synced from _utils/ (Salt puts that folder on sys.path)
@@ -17,6 +17,7 @@ try:
     # synced anew since this process imported it (a wgmesh_core from before forget_if_changed: kept)
     if getattr(wgmesh_core, "forget_if_changed", bool)():
         import wgmesh_core
+    import wgmesh_core.handoff
     import wgmesh_salt
     import wgmesh_salt.laps
 except ImportError as error:
@@ -482,7 +483,7 @@ def _previous_spec(repo, previous, gitops):
 
 
 def _gate_and_converge(repo, gitops, allow_rewind):
-    from wgmesh_core.diff import plan_change
+    from wgmesh_core.diff import StandInConfigs, plan_change
     from wgmesh_core.intent import verdict
     from wgmesh_core.source import collector_paused
     lap = wgmesh_salt.laps.Laps()   # the result's timings: where a slow push spent its time
@@ -507,9 +508,11 @@ def _gate_and_converge(repo, gitops, allow_rewind):
         with collector_paused():
             document = _candidate(repo, revision, gitops)
             new_spec = wgmesh_core.load_network(document.network, known_minions=_accepted_minions())
-            broken = verdict(document.tree.tests, new_spec, datetime.date.today())[1]   # tests.yaml
-            plan = None if broken else plan_change(_previous_spec(repo, previous, gitops) if previous else None,
-                                                   new_spec, diffs=False)   # which hosts: no file diffs
+            today = datetime.date.today()
+            broken = verdict(document.tree.tests, new_spec, today)[1]   # tests.yaml
+            old_spec = _previous_spec(repo, previous, gitops) if previous and not broken else None
+            configs = (old_spec and StandInConfigs(old_spec, today), StandInConfigs(new_spec, today))
+            plan = None if broken else plan_change(old_spec, new_spec, today, configs, diffs=False)   # no file diffs
     except wgmesh_core.InvalidNetwork as error:
         return _refuse(revision, previous, [str(p) for p in error.problems])
     except FileNotFoundError as error:
@@ -529,7 +532,8 @@ def _gate_and_converge(repo, gitops, allow_rewind):
     # The hub first, on its own: every developer's first packet goes to it, and the master then
     # compiles one pillar, not the hub's beside every gateway's.
     hub = new_spec.hub.minion
-    live, answered = _update_live([h for h in plan.live_first if h == hub], plan.peers_first)
+    handoff = _sealed_handoff(plan, configs, new_spec, today) if hub in plan.peers_first else None
+    live, answered = _update_live([h for h in plan.live_first if h == hub], plan.peers_first, handoff)
     gateways_live, gateways_answered = _update_live([h for h in plan.live_first if h != hub], plan.peers_first)
     live.update(gateways_live)
     answered += gateways_answered
@@ -631,35 +635,71 @@ def _remove(hosts, timeout=30):
     return _call(hosts, "wgmesh.absent", timeout, refresh_pillar=True)[0]
 
 
-def _update_live(hosts, peers_first=(), timeout=5):
+def _update_live(hosts, peers_first=(), handoff=None, timeout=5):
     """The fast path: ``wgmesh.update_live`` on hosts whose change needs no state run to go live
     (peers, firewall rules), before their state run; sent without a ``test.ping`` first, so its
     own answers tell which of them are up (``timeout`` as the ping's: a minion still running the
     job is waited for). The peers go first when every one of ``hosts`` is in ``peers_first``
-    (``NetworkPlan.peers_first``). Returns ({minion: its changes, or the error}, the minions
-    that answered)."""
+    (``NetworkPlan.peers_first``); ``handoff`` (the hub's sealed peers, ``_sealed_handoff``):
+    ``wgmesh.set_peers`` sets them first, in the same job. Returns ({minion: its changes, or
+    the error}, the minions that answered)."""
     args = ["peers_first=True"] if hosts and set(hosts) <= set(peers_first) else []
+    before = [("wgmesh.set_peers", [handoff])] if handoff else []
     # a minion that is down is given up as soon as the ping would give it up
-    return _call(hosts, "wgmesh.update_live", timeout, gather_job_timeout=timeout, args=args)
+    return _call(hosts, "wgmesh.update_live", timeout, gather_job_timeout=timeout, args=args, before=before)
 
 
-def _call(hosts, function, timeout, refresh_pillar=False, gather_job_timeout=None, args=()):
-    """``function(*args)`` on ``hosts`` (minion ids) in one job, after a pillar refresh if asked:
-    ({minion: its return (a dict), or "failed: <why>"}, the minions that returned anything)."""
+def _sealed_handoff(plan, configs, new_spec, today):
+    """The hub's developer peer changes (``wgmesh_core.handoff``), planned with the keys the
+    master serves the hub (its pinned host keys, the preshared keys of its secret) and sealed
+    for the hub's minion key; None when the hub plans them itself (``wgmesh.update_live``):
+    a change that is not only developers', no ``wgmesh_secrets`` ext_pillar, no minion key."""
+    import wgmesh_salt.sealed
+    hub = new_spec.hub.minion
+    change = next(h for h in plan.hosts if h.host == hub)
+    if not _secrets_options() or configs[0] is None:
+        return None
+    secret = _master_secret() if new_spec.preshared_keys else None
+    if new_spec.preshared_keys and secret is None:
+        return None
+    published = wgmesh_core.hostkeys.published_host_keys(new_spec, _mine_of)
+    resolved = wgmesh_core.hostkeys.resolve_host_keys(new_spec, published,
+                                                      wgmesh_core.pins.read_pins(_pin_file())["pinned"])
+    psks = wgmesh_core.plan.preshared_keys_for(new_spec, hub, secret, new_spec.preshared_key_epoch) if secret else {}
+    planned = wgmesh_core.host_config(new_spec, hub, today, resolved.accepted, psks, resolved.refused)
+    handoff = wgmesh_core.handoff.hub_handoff((change.peers_added, change.peers_removed, change.peers_changed),
+                                              configs[0][hub], planned)
+    if handoff is None:
+        return None
+    try:
+        return wgmesh_salt.sealed.seal(__opts__, hub, handoff.as_document())
+    except (OSError, InvalidKeyError) as error:    # no usable accepted key: the hub plans it itself
+        log.warning("wgmesh: no peer hand-off for %s: %s", hub, error)
+        return None
+
+
+def _call(hosts, function, timeout, refresh_pillar=False, gather_job_timeout=None, args=(), before=()):
+    """``function(*args)`` on ``hosts`` (minion ids) in one job, after a pillar refresh if asked
+    and the calls ``before`` ((function, args), ...): ({minion: its return (a dict, with each of
+    ``before``'s returns under the function's name), or "failed: <why>"}, the minions that
+    returned anything)."""
     import salt.client
     returns = {}
+    before = [("saltutil.refresh_pillar", ["wait=True"])] * refresh_pillar + list(before)
     if hosts:
-        functions, arguments = [function], [list(args)]
-        if refresh_pillar:
-            functions, arguments = ["saltutil.refresh_pillar", function], [["wait=True"], list(args)]
+        functions = [name for name, _ in before] + [function]
+        arguments = [list(arguments) for _, arguments in before] + [list(args)]
         waiting = {"gather_job_timeout": gather_job_timeout} if gather_job_timeout else {}
         with salt.client.get_local_client(__opts__["conf_file"]) as client:
             returns = client.cmd(hosts, functions, arguments, tgt_type="list", timeout=timeout, **waiting)
     outcome = {}
     for minion in hosts:
         ret = returns.get(minion)
-        ret = ret.get(function) if isinstance(ret, dict) else ret
-        outcome[minion] = ret if isinstance(ret, dict) else f"failed: {ret}"
+        main = ret.get(function) if isinstance(ret, dict) else ret
+        outcome[minion] = main if isinstance(main, dict) else f"failed: {main}"
+        if isinstance(main, dict):
+            earlier = {name: ret.get(name) for name, _ in before if name != "saltutil.refresh_pillar"}
+            outcome[minion] = dict(main, **earlier)
     # LocalClient.cmd gives a minion that did not return False; one that did, {function: its return}
     return outcome, [minion for minion in hosts if isinstance(returns.get(minion), dict)]
 

@@ -74,3 +74,52 @@ def test_update_live_leaves_what_a_full_apply_leaves(local_host, network_pillar,
     assert results["wgmesh-tunnel"]["changes"] == {} and results["wgmesh-firewall"]["changes"] == {}, \
         "the state run after the fast path changed the live tunnel or firewall again"
     assert any(r["changes"] for key, r in results.items() if key.startswith("wgmesh-file-"))
+
+
+def test_a_sealed_hand_off_sets_what_a_full_apply_sets(local_host, network_pillar, tmp_path):
+    """The gate's hand-off (wgmesh_core.handoff) of the change above, planned for hub z as the
+    master plans it (its host keys and preshared keys) and sealed for z's Salt key: one
+    `wgmesh.set_peers` leaves the peers a full `state.apply wgmesh` leaves (real wireguard-go),
+    and the state run after it changes no peer."""
+    import datetime
+    import json
+
+    import salt.crypt
+
+    from wgmesh_core import handoff, host_config, load_network
+    from wgmesh_core.diff import StandInConfigs, plan_change
+    from wgmesh_salt.sealed import seal
+
+    pillar = pillar_for(network_pillar, backend="wgquick", firewall="iptables")
+    after = changed_pillar(pillar)
+    host = local_host("z", pillar)
+    today = datetime.date.today()
+    old, new = load_network(pillar["wgmesh"]), load_network(after["wgmesh"])
+    configs = (StandInConfigs(old, today), StandInConfigs(new, today))
+    hub = plan_change(old, new, today, configs, diffs=False).hosts[0]
+    keys = {**after["wgmesh_host_keys"]}
+    planned = handoff.hub_handoff((hub.peers_added, hub.peers_removed, hub.peers_changed), configs[0]["z"],
+                                  host_config(new, "z", today, keys, after["wgmesh_psk"], {}))
+    assert sorted(p.name for p in planned.peers) == ["e", "g"] and len(planned.removed) == 2
+    private, public = salt.crypt.gen_keys(2048)
+    pki = host.dir / "salt-root" / "etc" / "salt" / "pki" / "minion"      # where salt-call keeps z's key
+    pki.mkdir(parents=True)
+    (pki / "minion.pem").write_text(private)
+    (tmp_path / "master" / "minions").mkdir(parents=True)
+    (tmp_path / "master" / "minions" / "z").write_text(public)
+    sealed = host.dir / "sealed.json"
+    sealed.write_text(json.dumps(seal({"pki_dir": str(tmp_path / "master")}, "z", planned.as_document())))
+    pillar_file = host.dir / "pillar" / "net.sls"
+    (host.dir / "pillar" / "after.sls").write_text(yaml.safe_dump(after))
+    peers = "wg show wg0 dump | tail -n +2 | cut -f1,2,4,8 | sort"
+    (_, first, before, _, handed, live_handed, full, live_full) = host.run(
+        host.salt_call("saltutil.sync_all"), host.salt_call("state.apply wgmesh"), peers,
+        f"cp {shlex.quote(str(host.dir / 'pillar' / 'after.sls'))} {shlex.quote(str(pillar_file))}",
+        host.salt_call(f"wgmesh.set_peers \"$(cat {shlex.quote(str(sealed))})\""), peers,
+        host.salt_call("state.apply wgmesh"), peers)
+    assert all(r["result"] is True for r in state_results(first).values())
+    result = json.loads(handed)["local"]
+    assert sorted(result["set"]) == ["e", "g"] and sorted(result["removed"]) == sorted(planned.removed)
+    assert live_handed == live_full != before, "the hand-off left other peers than the full apply"
+    assert after["wgmesh_psk"]["g"] in live_handed
+    assert state_results(full)["wgmesh-tunnel"]["changes"] == {}, "the state run changed the peers again"

@@ -826,3 +826,59 @@ def test_a_rule_with_a_newline_fails_the_firewall_before_any_change(keydir, host
     with pytest.raises(CommandExecutionError, match="newline or control character"):
         module.firewall()
     assert firewall_commands(host) == []
+
+
+# --- the gate's hand-off: wgmesh.set_peers ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def rsa_keys():
+    import salt.crypt
+    return salt.crypt.gen_keys(2048)
+
+
+def sealed_for(minion, document, rsa_keys, tmp_path):
+    """``document`` sealed on a master that accepted ``minion`` with ``rsa_keys``' public key."""
+    from wgmesh_salt.sealed import seal
+    accepted = tmp_path / "master-pki" / "minions"
+    accepted.mkdir(parents=True, exist_ok=True)
+    (accepted / minion).write_text(rsa_keys[1])
+    return seal({"pki_dir": str(accepted.parent)}, minion, document)
+
+
+@pytest.fixture
+def minion_pki(configure_loader_modules, rsa_keys, tmp_path):
+    """This minion's Salt key, where Salt keeps it (pki_dir/minion.pem)."""
+    pki = tmp_path / "minion-pki"
+    pki.mkdir()
+    (pki / "minion.pem").write_text(rsa_keys[0])
+    configure_loader_modules[module]["__opts__"]["pki_dir"] = str(pki)
+    return pki
+
+
+def test_set_peers_sets_the_sealed_peers_with_one_wg_set(keydir, host, mine, minion_pki, rsa_keys, tmp_path):
+    private, public = own_key(keydir)
+    mine["z"] = public
+    cfg = module._host_config()
+    in_sync(host, cfg, private, public)
+    g, psk, f = key(20), key(21), cfg.peers[-1].public_key
+    document = {"minion": "z", "interface": "wg0", "removed": [f], "peers": [["g", g, ["10.70.0.9/32"], 25, psk]]}
+    host.calls.clear()
+    result = module.set_peers(sealed_for("z", document, rsa_keys, tmp_path))
+    assert result["set"] == ["g"] and result["removed"] == [f] and list(result["timings"]) == ["set"]
+    (wg_set,) = [call for call in host.calls if call[:2] == ["wg", "set"]]
+    assert wg_set[:5] == ["wg", "set", "wg0", "peer", f] and wg_set[6:10] == ["peer", g, "allowed-ips", "10.70.0.9/32"]
+    assert [call[:2] for call in host.calls] == [["ip", "link"], ["wg", "set"]]     # no dump, no plan, no pillar
+    assert "preshared-key" in wg_set and psk not in " ".join(wg_set)     # from a 0600 file, not the command line
+
+
+def test_set_peers_refuses_a_hand_off_not_sealed_for_it_or_changed(keydir, host, mine, minion_pki, rsa_keys, tmp_path):
+    document = {"minion": "z", "interface": "wg0", "removed": [], "peers": [["g", key(20), ["10.70.0.9/32"], 25, None]]}
+    sealed = sealed_for("z", document, rsa_keys, tmp_path)
+    for bad in (sealed_for("a", document, rsa_keys, tmp_path), dict(sealed, data=sealed["data"][:-8] + "A" * 8),
+                sealed_for("z", dict(document, interface="wg0 up"), rsa_keys, tmp_path), "just text"):
+        with pytest.raises(CommandExecutionError, match="refusing the peer hand-off"):
+            module.set_peers(bad)
+    assert host.calls == []
+    host.exists = False
+    assert module.set_peers(sealed) == {"skipped": "no wg0 yet: the state run sets it up"}
+    assert not host.ran("wg", "set")

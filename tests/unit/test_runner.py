@@ -51,6 +51,7 @@ class LocalClient:
         self.answers, self.down, self.hub_status = answers or {}, set(down), hub_status
         self.jobs, self.pings, self.removals, self.status_calls, self.live = [], [], [], [], []
         self.live_args = []     # each wgmesh.update_live job's arguments
+        self.handoffs = []      # the sealed hand-offs wgmesh.set_peers was sent
         self.order = []
 
     def __enter__(self):
@@ -61,11 +62,14 @@ class LocalClient:
 
     def cmd(self, targets, functions, args=None, tgt_type="glob", timeout=None, gather_job_timeout=None):
         self.order.append((functions if isinstance(functions, str) else functions[-1], targets))
-        if functions == ["wgmesh.update_live"]:
+        if functions[-1:] == ["wgmesh.update_live"]:
             self.live.append(list(targets))
             self.live_args.append(args)
-            return {minion: {"wgmesh.update_live": {"tunnel": {"peers": "changed"}}} if minion not in self.down
-                    else False for minion in targets}
+            answer = {"wgmesh.update_live": {"tunnel": {"peers": "changed"}}}
+            if functions == ["wgmesh.set_peers", "wgmesh.update_live"]:     # the gate's hand-off first
+                self.handoffs.append(args[0][0])
+                answer["wgmesh.set_peers"] = {"set": "sealed"}
+            return {minion: answer if minion not in self.down else False for minion in targets}
         if functions == "test.ping":
             self.pings.append(list(targets))
             return {minion: minion not in self.down for minion in targets}
@@ -326,8 +330,15 @@ def upstream(tmp_path):
     return make_pillar_repo(tmp_path / "upstream")
 
 
+@pytest.fixture(scope="session")
+def minion_keys():
+    """{minion: (private, public)}: the RSA keys Salt makes a minion (gen_keys), PEM."""
+    import salt.crypt
+    return {minion: salt.crypt.gen_keys(2048) for minion in ("z", "a", "c", "r1")}
+
+
 @pytest.fixture
-def gitops(opts, tmp_path, upstream, configure_loader_modules):
+def gitops(opts, tmp_path, upstream, configure_loader_modules, minion_keys):
     """A master with the gate configured: Salt's master defaults (the gate compiles the pillar
     with them), minions z, a, c and r1 accepted in its key store (real files, read by salt.key),
     and git_pillar's update a MOCK that succeeds (no git_pillar remote is configured here)."""
@@ -340,7 +351,7 @@ def gitops(opts, tmp_path, upstream, configure_loader_modules):
     accepted = tmp_path / "pki" / "master" / "minions"
     accepted.mkdir(parents=True)
     for minion in ("z", "a", "c", "r1"):
-        (accepted / minion).write_text("-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n")
+        (accepted / minion).write_text(minion_keys[minion][1])
     configure_loader_modules[runner]["__salt__"]["git_pillar.update"] = lambda: {}
     return opts["wgmesh_gitops"]
 
@@ -364,7 +375,8 @@ def test_a_push_is_deployed_and_converges_only_the_hosts_it_changes(gitops, upst
     assert second["affected"] == ["z"] and second["applied"] == {"z": True} and client.jobs == [["z"]]
     # the fast path: the hub's peers go live (wgmesh.update_live) before its state run, and that
     # job's answer is the hub's liveness check: no test.ping round trip before it
-    assert second["live_first"] == {"z": {"tunnel": {"peers": "changed"}}}
+    # (with the hub's developer peers planned here and handed off first: see the test below)
+    assert second["live_first"] == {"z": {"tunnel": {"peers": "changed"}, "wgmesh.set_peers": {"set": "sealed"}}}
     assert [fun for fun, _ in client.order[-2:]] == ["wgmesh.update_live", "state.apply"]
     assert client.order[-3][0] != "test.ping"
     assert first["live_first"] == {} and client.live == [["z"]]     # a new network: state runs only
@@ -387,9 +399,64 @@ def test_the_fast_path_puts_the_hub_live_before_the_gateways(gitops, upstream, c
     upstream.commit("g, reaching LAN2")
     result = runner.on_push()
     assert client.live[-2:] == [["z"], ["c"]]
-    assert client.live_args[-2:] == [[["peers_first=True"]]] * 2     # g's access comes after g: nothing opens early
-    assert result["live_first"] == {"z": {"tunnel": {"peers": "changed"}}, "c": {"tunnel": {"peers": "changed"}}}
+    # g's access comes after g: nothing opens early; the hub gets g handed off, first
+    assert client.live_args[-2][1:] == client.live_args[-1] == [["peers_first=True"]]
+    assert result["live_first"] == {"z": {"tunnel": {"peers": "changed"}, "wgmesh.set_peers": {"set": "sealed"}},
+                                    "c": {"tunnel": {"peers": "changed"}}}
     assert client.jobs == [["z"], ["c"]] and result["applied"] == {"z": True, "c": True}
+
+
+def opened(sealed, minion_keys, tmp_path, minion="z"):
+    """The hand-off as the minion opens it (wgmesh_salt.sealed, with its private key)."""
+    from wgmesh_salt.sealed import unseal
+    pki = tmp_path / f"pki-{minion}"
+    pki.mkdir(exist_ok=True)
+    (pki / "minion.pem").write_text(minion_keys[minion][0])
+    return unseal({"pki_dir": str(pki), "id": minion}, sealed)
+
+
+def test_the_hub_gets_its_developer_peers_planned_and_sealed_for_its_key(gitops, upstream, client, bus, opts,
+                                                                         minion_keys, tmp_path):
+    """The hand-off holds what the hub's own plan would set: g's key, address, keepalive and the
+    preshared key of the master's secret; a re-keyed e replaces its old key; a revoked f goes.
+    Sealed for z's key: the job's arguments (job cache, event bus) hold no preshared key."""
+    from tests.onboard.conftest import new_public_key
+    runner.on_push()
+    g_key, e_key = new_public_key(), new_public_key()
+    upstream.add_developer("g", "10.70.0.9", g_key, lan_access="none")
+    upstream.commit("g")
+    runner.on_push()
+    (sealed,) = client.handoffs
+    secret = runner._master_secret()
+    spec = deployed_spec()
+    g_psk = runner.wgmesh_core.derive_psk(secret, "g", g_key, spec.preshared_key_epoch)
+    assert g_psk not in str(sealed) and g_key not in str(sealed)
+    assert opened(sealed, minion_keys, tmp_path) == {
+        "minion": "z", "interface": "wg0", "removed": [],
+        "peers": [["g", g_key, ["10.70.0.9/32"], spec.keepalive, g_psk]]}
+    with pytest.raises(ValueError, match="not a value sealed for a"):
+        opened(sealed, minion_keys, tmp_path, minion="a")
+    old_e, f_key = spec.developers["e"].public_key, spec.developers["f"].public_key
+
+    def rekey_e_revoke_f(data):
+        data["wgmesh"]["developers"]["e"]["public_key"] = e_key
+        data["wgmesh"]["developers"]["f"]["revoked"] = True
+    upstream.edit_yaml("wgmesh/developers.sls", rekey_e_revoke_f)
+    upstream.commit("e re-keyed, f revoked")
+    runner.on_push()
+    document = opened(client.handoffs[-1], minion_keys, tmp_path)
+    assert sorted(document["removed"]) == sorted([old_e, f_key])
+    assert [peer[:2] for peer in document["peers"]] == [["e", e_key]]
+    assert document["peers"][0][4] == runner.wgmesh_core.derive_psk(secret, "e", e_key, spec.preshared_key_epoch)
+
+
+def test_a_change_to_a_gateway_peer_is_not_handed_off(gitops, upstream, client, bus):
+    """The hub plans a change to its gateway peers itself (their keys are pinned as it compiles)."""
+    runner.on_push()
+    upstream.edit_yaml("wgmesh/network.sls", lambda data: data["wgmesh"].update(keepalive=30))   # every peer
+    upstream.commit("keepalive 30")
+    result = runner.on_push()
+    assert "z" in result["live_first"] and client.handoffs == []
 
 
 def test_the_fast_path_takes_access_away_before_it_sets_the_peers(gitops, upstream, client, bus):

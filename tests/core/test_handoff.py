@@ -1,0 +1,149 @@
+"""The gate's hand-off of the hub's developer peers (wgmesh_core.handoff): what the master plans
+for the hub, and what the hub accepts before any value reaches `wg`."""
+import copy
+
+import pytest
+
+from wgmesh_core import handoff, live
+from wgmesh_core.diff import StandInConfigs, plan_change
+from wgmesh_core.keys import derive_psk, generate_private_key, public_key
+from wgmesh_core.plan import host_config
+from wgmesh_core.validate import load_network
+
+from .conftest import TODAY
+
+SECRET = b"s" * 32
+
+
+def new_key():
+    return public_key(generate_private_key())
+
+
+def real_plan(spec):
+    """The hub's plan with real-looking host keys and the preshared keys of SECRET."""
+    hosts = {host: public_key(derive_psk(SECRET, f"host {host}")) for host in ("z", "a", "c")}
+    psks = {peer: derive_psk(SECRET, peer, dev.public_key if (dev := spec.developers.get(peer)) else "")
+            for peer in [*spec.gateways, *spec.developers]}
+    return host_config(spec, "z", TODAY, hosts, psks, {})
+
+
+def handed_off(data, change):
+    new = copy.deepcopy(data)
+    change(new)
+    old_spec, new_spec = load_network(data), load_network(new)
+    configs = (StandInConfigs(old_spec, TODAY), StandInConfigs(new_spec, TODAY))
+    hub = plan_change(old_spec, new_spec, TODAY, configs, diffs=False).hosts[0]
+    assert hub.host == "z"
+    names = (hub.peers_added, hub.peers_removed, hub.peers_changed)
+    return handoff.hub_handoff(names, configs[0]["z"], real_plan(new_spec)), new_spec
+
+
+def test_a_new_developer_is_handed_off_with_its_real_preshared_key(data):
+    g = new_key()
+    result, spec = handed_off(data, lambda net: net["developers"].update(
+        g={"address": "10.70.0.9", "public_key": g, "lan_access": "none"}))
+    (peer,) = result.peers
+    assert (peer.name, peer.public_key, peer.allowed_ips, peer.keepalive) == ("g", g, ("10.70.0.9/32",), spec.keepalive)
+    assert peer.preshared_key == derive_psk(SECRET, "g", g) and result.removed == [] and result.interface == "wg0"
+
+
+def test_a_rekey_replaces_the_old_key_and_a_revocation_removes_it(data):
+    e, old_e, f = new_key(), data["developers"]["e"]["public_key"], data["developers"]["f"]["public_key"]
+
+    def change(net):
+        net["developers"]["e"]["public_key"] = e
+        net["developers"]["f"]["revoked"] = True
+    result, _ = handed_off(data, change)
+    assert [p.name for p in result.peers] == ["e"] and sorted(result.removed) == sorted([old_e, f])
+
+
+def test_a_key_handed_to_another_developer_is_not_removed(data):
+    """f takes e's key as e leaves: removing it after setting f would cut f."""
+    e_key = data["developers"]["e"]["public_key"]
+
+    def change(net):
+        del net["developers"]["e"]
+        net["developers"]["f"]["public_key"] = e_key
+    result, _ = handed_off(data, change)
+    assert [p.public_key for p in result.peers] == [e_key]
+    assert e_key not in result.removed and data["developers"]["f"]["public_key"] in result.removed
+
+
+def test_no_hand_off_for_a_gateway_peer_or_a_large_change(data, monkeypatch):
+    result, _ = handed_off(data, lambda net: net.update(keepalive=30))     # the gateways' peers change too
+    assert result is None
+    monkeypatch.setattr(handoff, "MAX_PEERS", 1)
+    result, _ = handed_off(data, lambda net: [net["developers"][d].update(revoked=True) for d in ("e", "f")])
+    assert result is None
+
+
+def test_a_developer_the_hubs_plan_leaves_out_is_left_to_the_hub(data):
+    """g's key is gateway a's (as the master pinned it): the hub's plan leaves g out; a `wg set`
+    of that key would take a's peer. No hand-off: the hub plans the change itself."""
+    a_key = public_key(derive_psk(SECRET, "host a"))
+    result, _ = handed_off(data, lambda net: net["developers"].update(
+        g={"address": "10.70.0.9", "public_key": a_key, "lan_access": "none"}))
+    assert result is None
+    ok, _ = handed_off(data, lambda net: net["developers"].update(
+        g={"address": "10.70.0.9", "public_key": new_key(), "lan_access": "none"}))
+    assert [peer.name for peer in ok.peers] == ["g"]
+
+
+def test_the_document_reads_back_and_makes_one_wg_set(data):
+    g = new_key()
+    result, _ = handed_off(data, lambda net: (net["developers"].update(
+        g={"address": "10.70.0.9", "public_key": g, "lan_access": "none"}), net["developers"]["f"].update(revoked=True)))
+    back = handoff.read_handoff(result.as_document(), "z")
+    assert back == result
+    config, diff = back.diff()
+    args = live.wg_set_args(config, diff, lambda peer: "/psk")
+    assert args == ["set", "wg0", "peer", data["developers"]["f"]["public_key"], "remove",
+                    "peer", g, "allowed-ips", "10.70.0.9/32", "persistent-keepalive", str(result.peers[0].keepalive or "off"),
+                    "preshared-key", "/psk"]
+
+
+def good_document():
+    return {"minion": "z", "interface": "wg0", "removed": [new_key()],
+            "peers": [["g", new_key(), ["10.70.0.9/32"], 25, derive_psk(SECRET, "g")]]}
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: d.update(minion="a"), "for 'a', not for 'z'"),
+    (lambda d: d.update(extra=1), "not a wgmesh peer hand-off"),
+    (lambda d: d.update(interface="wg0; reboot"), "bad interface name"),
+    (lambda d: d.update(interface="-wg0"), "bad interface name"),
+    (lambda d: d["removed"].append("A" * 43 + "="), "removed peer"),
+    (lambda d: d.update(removed="key"), "bad or too many peers"),
+    (lambda d: d["peers"][0].__setitem__(0, "g\nPostUp = x"), "bad peer name"),
+    (lambda d: d["peers"][0].__setitem__(1, "x" * 44), "peer g"),
+    (lambda d: d["peers"][0].__setitem__(2, ["10.70.0.9/32\n"]), "bad allowed IPs"),
+    (lambda d: d["peers"][0].__setitem__(2, ["10.70.0.9/24"]), "bad allowed IPs"),
+    (lambda d: d["peers"][0].__setitem__(2, ["fd00::1/128"]), "bad allowed IPs"),
+    (lambda d: d["peers"][0].__setitem__(2, []), "bad allowed IPs"),
+    (lambda d: d["peers"][0].__setitem__(3, True), "bad keepalive"),
+    (lambda d: d["peers"][0].__setitem__(3, 70000), "bad keepalive"),
+    (lambda d: d["peers"][0].__setitem__(4, "not a key"), "preshared key"),
+    (lambda d: d["peers"][0].pop(), "is not [name, key"),
+])
+def test_a_damaged_hand_off_is_refused_naming_what(damage, message):
+    document = good_document()
+    assert handoff.read_handoff(copy.deepcopy(document), "z").peers[0].name == "g"
+    damage(document)
+    with pytest.raises(ValueError, match=message.replace("[", r"\[")):
+        handoff.read_handoff(document, "z")
+
+
+def test_too_many_peers_are_refused(monkeypatch):
+    monkeypatch.setattr(handoff, "MAX_PEERS", 1)
+    document = good_document()
+    document["peers"] *= 2
+    with pytest.raises(ValueError, match="too many peers"):
+        handoff.read_handoff(document, "z")
+
+
+def test_the_psk_is_not_quoted_in_a_refusal():
+    document = good_document()
+    document["peers"][0][4] = "A" * 43 + "!"
+    with pytest.raises(ValueError) as refused:
+        handoff.read_handoff(document, "z")
+    assert "A" * 20 not in str(refused.value)
