@@ -123,6 +123,10 @@ def test_push_adding_a_developer_converges_only_the_hub(article, baseline, g_ent
     assert "wgmesh: push" in article.last_push.stderr and "(salt-run)" not in article.last_push.stderr
     assert event["data"]["affected"] == ["z"] and event["data"]["applied"] == {"z": True}
     assert state_jobs_since(lab, jid) == {"z"}
+    # the gate planned g for the hub and handed it off sealed: set before update_live, in its job
+    handed = event["data"]["live_first"]["z"]
+    assert handed["wgmesh.set_peers"]["set"] == ["g"] and list(handed["timings"])[2:] == ["tunnel", "firewall"]
+    assert handed["tunnel"] == {}, "update_live found g missing: the hand-off did not set it"
     assert g_key in lab.exec("z", ["wg", "show", "wg0", "peers"]).stdout
     g_laptop_up(article)
     assert wait_ping(lab, "ne", VPN["z"])
