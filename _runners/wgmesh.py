@@ -533,6 +533,7 @@ def _gate_and_converge(repo, gitops, allow_rewind):
     # compiles one pillar, not the hub's beside every gateway's.
     hub = new_spec.hub.minion
     handoff = _sealed_handoff(plan, configs, new_spec, today) if hub in plan.peers_first else None
+    lap("sealed")
     live, answered = _update_live([h for h in plan.live_first if h == hub], plan.peers_first, handoff)
     gateways_live, gateways_answered = _update_live([h for h in plan.live_first if h != hub], plan.peers_first)
     live.update(gateways_live)
@@ -548,7 +549,7 @@ def _gate_and_converge(repo, gitops, allow_rewind):
     result = {"result": "applied", "revision": revision, "previous": previous,
               "affected": plan.affected, "live_first": live, "applied": applied, "removed": removed,
               "pending": {minion: "did not answer: converges when it reconnects" for minion in pending},
-              "manual_actions": plan.manual_actions, "timings": lap.timings}
+              "manual_actions": plan.manual_actions, "timings": lap.timings, "started_at": round(lap.started, 3)}
     _fire("wgmesh/applied", result)
     return result
 

@@ -8,7 +8,8 @@ wgmesh's live GitOps loop side by side with the article's method, in the same la
 The article's network is brought up in the namespace lab (lab/article.py). Developer g's
 laptop is host `ne`; its config is made once. Each run, with g's tunnel down:
 - wgmesh: `git push` adding g (committed before the clock starts; post-receive hook ->
-  reactor -> gate -> the fast path's `wgmesh.update_live` on the hub, then its state run);
+  reactor -> gate -> the fast path's `wgmesh.set_peers` (the gate's sealed hand-off) and
+  `wgmesh.update_live` on the hub, then its state run);
   timed until g is a peer of the hub's live interface ("hub ready": a watcher process in the
   hub asks wireguard-go over its UAPI socket every 10 ms), then g brings its
   tunnel up, as a developer does after the merge, and the time to its first reply from the
@@ -121,7 +122,7 @@ def hub_ready_then_first_ping(lab, g_key, action, limit=30.0):
         "z", [sys.executable, "-c", HUB_SEES, g_key, str(limit)], timeout=limit + 30).stdout), daemon=True)
     watcher.start()
     time.sleep(0.5)   # the watcher is looking before the clock starts (checked below)
-    start = time.monotonic()
+    start, started_at = time.monotonic(), time.time()
     finished = []
     worker = threading.Thread(target=lambda: finished.append((action(), time.monotonic())), daemon=True)
     worker.start()
@@ -136,6 +137,9 @@ def hub_ready_then_first_ping(lab, g_key, action, limit=30.0):
     worker.join(limit + 180)
     done = finished[0][1] - start if finished else float("nan")
     report = finished[0][0] if finished else None
+    data = report.get("data") if isinstance(report, dict) else None
+    if isinstance(data, dict) and "started_at" in data:
+        data["push_to_gate"] = round(data["started_at"] - started_at, 3)    # the push, hook, reactor
     return ready, (float(out) - start) if out.strip() else float("nan"), done, report
 
 
@@ -219,7 +223,10 @@ def main():
                     # the gate's steps and the hub's fast path (wgmesh/applied): where the time went
                     hub_steps = {m: r.get("timings") for m, r in (data.get("live_first") or {}).items()
                                  if isinstance(r, dict)}
-                    print(f"      gate {data['timings']}, fast path {hub_steps}", flush=True)
+                    handed = {m: r["wgmesh.set_peers"].get("timings") for m, r in (data.get("live_first") or {}).items()
+                              if isinstance(r, dict) and isinstance(r.get("wgmesh.set_peers"), dict)}
+                    print(f"      push -> gate {data.get('push_to_gate')} s, gate {data['timings']}, "
+                          f"hand-off {handed}, fast path {hub_steps}", flush=True)
         print(f"\nmedian of {args.runs} runs; pings lost: f->d and c->a every 20 ms, 10 s windows")
         print(f"{'method':<32} {'hub ready':>10} {'first ping':>11} {'converged':>10} {'lost (add)':>11} "
               f"{'lost (revoke)':>14}")

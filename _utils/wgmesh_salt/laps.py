@@ -7,6 +7,7 @@ class Laps:
 
     def __init__(self):
         self.last, self.timings = time.monotonic(), {}
+        self.started = time.time()      # the wall clock's, for a comparison with another process's
 
     def __call__(self, step: str) -> None:
         now = time.monotonic()
