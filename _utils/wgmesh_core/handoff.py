@@ -50,7 +50,8 @@ def hub_handoff(names: tuple, before: HostConfig, after: HostConfig) -> Optional
     """The hand-off of the hub's peer changes ``names`` = (added, removed, changed) (the gate's
     ``HostChange`` for the hub), planned as ``before`` -> ``after`` with the keys the master
     serves (``after``: the real plan of the new revision). None when a change is not a
-    developer's, or is too large: the hub then plans it itself (``wgmesh.update_live``)."""
+    developer's, or is too large: the hub then plans it itself (``wgmesh.update_live``); and
+    when no peer changes (a developer's ``lan_access`` only: the hub's firewall)."""
     added, removed, changed = names
     old = {p.name: p for p in before.peers}
     new = {p.name: p for p in after.peers}
@@ -65,7 +66,7 @@ def hub_handoff(names: tuple, before: HostConfig, after: HostConfig) -> Optional
     gone = [old[n].public_key for n in [*removed, *changed] if n in old]
     kept = {p.public_key for p in after.peers} | set(after.pending_keys)
     handoff.removed = [key for key in dict.fromkeys(gone) if key not in kept]
-    return handoff
+    return handoff if handoff.peers or handoff.removed else None
 
 
 def read_handoff(document, minion: str) -> PeerHandoff:

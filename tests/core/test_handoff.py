@@ -77,6 +77,11 @@ def test_no_hand_off_for_a_gateway_peer_or_a_large_change(data, monkeypatch):
     assert result is None
 
 
+def test_nothing_to_hand_off_when_no_peer_of_the_hub_changes(data):
+    result, _ = handed_off(data, lambda net: net["developers"]["e"].update(lan_access=["c"]))    # its firewall only
+    assert result is None
+
+
 def test_a_developer_the_hubs_plan_leaves_out_is_left_to_the_hub(data):
     """g's key is gateway a's (as the master pinned it): the hub's plan leaves g out; a `wg set`
     of that key would take a's peer. No hand-off: the hub plans the change itself."""
