@@ -666,10 +666,10 @@ def _sealed_handoff(plan, configs, new_spec, today):
     published = wgmesh_core.hostkeys.published_host_keys(new_spec, _mine_of)
     resolved = wgmesh_core.hostkeys.resolve_host_keys(new_spec, published,
                                                       wgmesh_core.pins.read_pins(_pin_file())["pinned"])
-    psks = wgmesh_core.plan.preshared_keys_for(new_spec, hub, secret, new_spec.preshared_key_epoch) if secret else {}
-    planned = wgmesh_core.host_config(new_spec, hub, today, resolved.accepted, psks, resolved.refused)
+    psk = (lambda name: wgmesh_core.plan.peer_psk(new_spec, name, secret, new_spec.preshared_key_epoch)) \
+        if secret else (lambda name: None)
     handoff = wgmesh_core.handoff.hub_handoff((change.peers_added, change.peers_removed, change.peers_changed),
-                                              configs[0][hub], planned)
+                                              configs[0][hub], new_spec, today, resolved.accepted, psk)
     if handoff is None:
         return None
     try:

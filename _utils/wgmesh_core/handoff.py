@@ -12,16 +12,17 @@ job cache and fired on the event bus), and the hub checks every value here befor
 """
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import netaddr
 
 from .keys import key_problem
 from .live import PeerDiff
-from .model import INTERFACE_PATTERN, NAME_PATTERN
-from .plan import HostConfig, Peer
+from .model import INTERFACE_PATTERN, NAME_PATTERN, NetworkSpec
+from .plan import HostConfig, Peer, active_developers, developer_peer
 
 #: developer peers handed off at most; a larger change goes through ``wgmesh.update_live``
 MAX_PEERS = 1000
@@ -46,25 +47,30 @@ class PeerHandoff:
         return config, PeerDiff(added=[p.name for p in self.peers], removed=list(self.removed))
 
 
-def hub_handoff(names: tuple, before: HostConfig, after: HostConfig) -> Optional[PeerHandoff]:
+def hub_handoff(names: tuple, before: HostConfig, spec: NetworkSpec, today: datetime.date, host_keys: dict,
+                psk: Callable[[str], Optional[str]]) -> Optional[PeerHandoff]:
     """The hand-off of the hub's peer changes ``names`` = (added, removed, changed) (the gate's
-    ``HostChange`` for the hub), planned as ``before`` -> ``after`` with the keys the master
-    serves (``after``: the real plan of the new revision). None when a change is not a
-    developer's, or is too large: the hub then plans it itself (``wgmesh.update_live``); and
-    when no peer changes (a developer's ``lan_access`` only: the hub's firewall)."""
+    ``HostChange`` for the hub, planned ``before`` -> ``spec``), with the peers planned as the
+    hub's own plan would (``plan.hub_config``): ``host_keys`` are the keys the master serves it
+    (hub and gateways), ``psk(name)`` a developer's preshared key. Only the named developers are
+    planned (the hub's whole plan at 10,000 developers takes about 0.2 s). None when a change is
+    not a developer's, one the hub's plan leaves out (a key that is a host's, a missing preshared
+    key), too large, or none of the hub's peers changes (a ``lan_access`` change: its firewall
+    only): the hub then plans it itself (``wgmesh.update_live``)."""
     added, removed, changed = names
     old = {p.name: p for p in before.peers}
-    new = {p.name: p for p in after.peers}
-    if len(added) + len(removed) + len(changed) > MAX_PEERS:
+    if len(added) + len(removed) + len(changed) > MAX_PEERS \
+            or not all(n in old and old[n].kind == "developer" for n in [*removed, *changed]):
         return None
-    # a peer the real plan leaves out (pending, or a key that is a host's) is the hub's to plan
-    if not all(n in new and new[n].kind == "developer" for n in [*added, *changed]) \
-            or not all(n in old and old[n].kind == "developer" for n in removed):
-        return None
-    handoff = PeerHandoff(after.host, after.interface)
-    handoff.peers = [new[n] for n in [*added, *changed]]
-    gone = [old[n].public_key for n in [*removed, *changed] if n in old]
-    kept = {p.public_key for p in after.peers} | set(after.pending_keys)
+    active, taken = active_developers(spec, today), set(host_keys.values())
+    handoff = PeerHandoff(spec.hub.minion, spec.interface)
+    for name in [*added, *changed]:
+        dev, key = active.get(name), psk(name)
+        if dev is None or dev.public_key in taken or (spec.preshared_keys and key is None):
+            return None
+        handoff.peers.append(developer_peer(spec, name, dev, key))
+    kept = taken | {dev.public_key for dev in active.values()}     # a key another peer holds now
+    gone = [old[n].public_key for n in [*removed, *changed]]
     handoff.removed = [key for key in dict.fromkeys(gone) if key not in kept]
     return handoff if handoff.peers or handoff.removed else None
 

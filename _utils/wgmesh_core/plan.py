@@ -136,11 +136,16 @@ def hub_config(spec: NetworkSpec, today: datetime.date, public_keys: dict, psks:
             continue
         if _missing_keys(spec, config, name, dev.public_key, psks):
             continue
-        config.peers.append(Peer(name, "developer", dev.public_key, (f"{dev.address}/32",),
-                                 keepalive=spec.keepalive, preshared_key=psks.get(name)))
+        config.peers.append(developer_peer(spec, name, dev, psks.get(name)))
     config.interface_routes.sort(key=lambda n: netaddr.IPNetwork(n))
     config.firewall = hub_firewall(spec, today, sources_of)
     return config
+
+
+def developer_peer(spec: NetworkSpec, name: str, dev: Developer, psk: Optional[str]) -> Peer:
+    """Developer ``name``'s peer on the hub (a hub planned in full, or the gate's hand-off)."""
+    return Peer(name, "developer", dev.public_key, (f"{dev.address}/32",), keepalive=spec.keepalive,
+                preshared_key=psk)
 
 
 def hub_firewall(spec: NetworkSpec, today: datetime.date, sources_of: Optional[dict] = None) -> Firewall:

@@ -19,15 +19,16 @@ def new_key():
     return public_key(generate_private_key())
 
 
-def real_plan(spec):
-    """The hub's plan with real-looking host keys and the preshared keys of SECRET."""
-    hosts = {host: public_key(derive_psk(SECRET, f"host {host}")) for host in ("z", "a", "c")}
-    psks = {peer: derive_psk(SECRET, peer, dev.public_key if (dev := spec.developers.get(peer)) else "")
-            for peer in [*spec.gateways, *spec.developers]}
-    return host_config(spec, "z", TODAY, hosts, psks, {})
+HOST_KEYS = {host: public_key(derive_psk(SECRET, f"host {host}")) for host in ("z", "a", "c")}
 
 
-def handed_off(data, change):
+def psk_of(spec):
+    return lambda peer: derive_psk(SECRET, peer, dev.public_key if (dev := spec.developers.get(peer)) else "")
+
+
+def handed_off(data, change, psk=None):
+    """(the hand-off of ``change`` to ``data``, the new network); the hand-off's peers are checked
+    to be the hub's own plan's peers of those names (``plan.host_config`` with the same keys)."""
     new = copy.deepcopy(data)
     change(new)
     old_spec, new_spec = load_network(data), load_network(new)
@@ -35,7 +36,18 @@ def handed_off(data, change):
     hub = plan_change(old_spec, new_spec, TODAY, configs, diffs=False).hosts[0]
     assert hub.host == "z"
     names = (hub.peers_added, hub.peers_removed, hub.peers_changed)
-    return handoff.hub_handoff(names, configs[0]["z"], real_plan(new_spec)), new_spec
+    psk = psk or psk_of(new_spec)
+    result = handoff.hub_handoff(names, configs[0]["z"], new_spec, TODAY, HOST_KEYS, psk)
+    if result is not None:
+        psks = {peer: psk(peer) for peer in [*new_spec.gateways, *new_spec.developers]}
+        planned = host_config(new_spec, "z", TODAY, HOST_KEYS, {k: v for k, v in psks.items() if v}, {})
+        assert result.peers == [p for p in planned.peers if p.name in result_names(result)]
+        assert not set(result.removed) & {p.public_key for p in planned.peers}
+    return result, new_spec
+
+
+def result_names(result):
+    return {peer.name for peer in result.peers}
 
 
 def test_a_new_developer_is_handed_off_with_its_real_preshared_key(data):
@@ -77,6 +89,14 @@ def test_no_hand_off_for_a_gateway_peer_or_a_large_change(data, monkeypatch):
     assert result is None
 
 
+def test_a_developer_without_its_preshared_key_is_left_to_the_hub(data):
+    """The hub's plan keeps a peer without its preshared key pending (not set, not removed)."""
+    g = new_key()
+    result, spec = handed_off(data, lambda net: net["developers"].update(
+        g={"address": "10.70.0.9", "public_key": g, "lan_access": "none"}), psk=lambda peer: None)
+    assert result is None
+
+
 def test_nothing_to_hand_off_when_no_peer_of_the_hub_changes(data):
     result, _ = handed_off(data, lambda net: net["developers"]["e"].update(lan_access=["c"]))    # its firewall only
     assert result is None
@@ -85,7 +105,7 @@ def test_nothing_to_hand_off_when_no_peer_of_the_hub_changes(data):
 def test_a_developer_the_hubs_plan_leaves_out_is_left_to_the_hub(data):
     """g's key is gateway a's (as the master pinned it): the hub's plan leaves g out; a `wg set`
     of that key would take a's peer. No hand-off: the hub plans the change itself."""
-    a_key = public_key(derive_psk(SECRET, "host a"))
+    a_key = HOST_KEYS["a"]
     result, _ = handed_off(data, lambda net: net["developers"].update(
         g={"address": "10.70.0.9", "public_key": a_key, "lan_access": "none"}))
     assert result is None

@@ -86,7 +86,7 @@ def test_a_sealed_hand_off_sets_what_a_full_apply_sets(local_host, network_pilla
 
     import salt.crypt
 
-    from wgmesh_core import handoff, host_config, load_network
+    from wgmesh_core import handoff, load_network
     from wgmesh_core.diff import StandInConfigs, plan_change
     from wgmesh_salt.sealed import seal
 
@@ -97,9 +97,8 @@ def test_a_sealed_hand_off_sets_what_a_full_apply_sets(local_host, network_pilla
     old, new = load_network(pillar["wgmesh"]), load_network(after["wgmesh"])
     configs = (StandInConfigs(old, today), StandInConfigs(new, today))
     hub = plan_change(old, new, today, configs, diffs=False).hosts[0]
-    keys = {**after["wgmesh_host_keys"]}
     planned = handoff.hub_handoff((hub.peers_added, hub.peers_removed, hub.peers_changed), configs[0]["z"],
-                                  host_config(new, "z", today, keys, after["wgmesh_psk"], {}))
+                                  new, today, after["wgmesh_host_keys"], after["wgmesh_psk"].get)
     assert sorted(p.name for p in planned.peers) == ["e", "g"] and len(planned.removed) == 2
     private, public = salt.crypt.gen_keys(2048)
     pki = host.dir / "salt-root" / "etc" / "salt" / "pki" / "minion"      # where salt-call keeps z's key
