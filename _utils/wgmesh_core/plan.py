@@ -189,9 +189,10 @@ def gateway_config(spec: NetworkSpec, gid: str, today: datetime.date, public_key
                                  preshared_key=psks.get(gid)))
     sources = allowed_sources(spec, gid, today) if sources_of is None else sources_of.get(gid, [])
     local = gateway_access_sources(spec, sources)
+    lan = str(gw.lan)       # one string for all its rules
     config.firewall = Firewall(
         backend=gw.firewall or spec.firewall, interface=spec.interface, out_interface=gw.lan_interface,
-        forward=tuple(Access(source, str(gw.lan)) for source in sources),
+        forward=tuple(Access(source, lan) for source in sources),
         local=None if local is None else tuple(local),
         masquerade=(str(spec.network), str(gw.lan), gw.lan_interface) if gw.lan_mode == "masquerade" else None,
         listen_port=spec.listen_port)
