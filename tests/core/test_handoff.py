@@ -41,7 +41,9 @@ def handed_off(data, change, psk=None):
     if result is not None:
         psks = {peer: psk(peer) for peer in [*new_spec.gateways, *new_spec.developers]}
         planned = host_config(new_spec, "z", TODAY, HOST_KEYS, {k: v for k, v in psks.items() if v}, {})
-        assert result.peers == [p for p in planned.peers if p.name in result_names(result)]
+        by_name = lambda peer: peer.name    # noqa: E731
+        assert sorted(result.peers, key=by_name) == sorted((p for p in planned.peers if p.name in result_names(result)),
+                                                           key=by_name)
         assert not set(result.removed) & {p.public_key for p in planned.peers}
     return result, new_spec
 
@@ -121,6 +123,7 @@ def test_the_document_reads_back_and_makes_one_wg_set(data):
     back = handoff.read_handoff(result.as_document(), "z")
     assert back == result
     config, diff = back.diff()
+    assert (config.host, config.role, config.interface) == ("z", "hub", "wg0")
     args = live.wg_set_args(config, diff, lambda peer: "/psk")
     assert args == ["set", "wg0", "peer", data["developers"]["f"]["public_key"], "remove",
                     "peer", g, "allowed-ips", "10.70.0.9/32", "persistent-keepalive", str(result.peers[0].keepalive or "off"),
@@ -172,3 +175,76 @@ def test_the_psk_is_not_quoted_in_a_refusal():
     with pytest.raises(ValueError) as refused:
         handoff.read_handoff(document, "z")
     assert "A" * 20 not in str(refused.value)
+
+
+def test_an_expired_developer_is_not_handed_off_and_one_still_active_is():
+    """The hub's plan counts only active developers (as of the day planned)."""
+    from tests.conftest import example_network_data
+    data = example_network_data()
+    expired, _ = handed_off(data, lambda net: net["developers"].update(
+        g={"address": "10.70.0.9", "public_key": new_key(), "expires": "2025-06-14"}))
+    active, _ = handed_off(data, lambda net: net["developers"].update(
+        g={"address": "10.70.0.9", "public_key": new_key(), "expires": "2025-06-15"}))
+    assert expired is None and [p.name for p in active.peers] == ["g"]
+
+
+def test_a_revoked_gateway_is_not_handed_off(data):
+    def revoke_c(net):
+        net["gateways"]["c"]["revoked"] = True
+        for dev in net["developers"].values():
+            dev["lan_access"] = ["a"] if dev.get("lan_access") not in (None, "none") else "none"
+        for gw in net["gateways"].values():
+            gw.pop("lan_access", None)
+    result, _ = handed_off(data, revoke_c)
+    assert result is None
+
+
+def test_the_size_limit_counts_every_change(data, monkeypatch):
+    """g added, f revoked, e re-keyed: three changes, handed off up to a limit of three."""
+    def change(net):
+        net["developers"]["g"] = {"address": "10.70.0.9", "public_key": new_key()}
+        net["developers"]["f"]["revoked"] = True
+        net["developers"]["e"]["public_key"] = new_key()
+    monkeypatch.setattr(handoff, "MAX_PEERS", 3)
+    assert handed_off(data, change)[0] is not None
+    monkeypatch.setattr(handoff, "MAX_PEERS", 2)
+    assert handed_off(data, change)[0] is None
+
+
+@pytest.mark.parametrize("keepalive, ok", [(0, True), (65535, True), (65536, False), (-1, False)])
+def test_keepalive_bounds(keepalive, ok):
+    document = good_document()
+    document["peers"][0][3] = keepalive
+    if ok:
+        assert handoff.read_handoff(document, "z").peers[0].keepalive == keepalive
+    else:
+        with pytest.raises(ValueError, match="bad keepalive"):
+            handoff.read_handoff(document, "z")
+
+
+@pytest.mark.parametrize("allowed", [[5], ["10.70.0.9"], [None]])
+def test_allowed_ips_must_be_networks_written_out(allowed):
+    document = good_document()
+    document["peers"][0][2] = allowed
+    with pytest.raises(ValueError, match="bad allowed IPs"):
+        handoff.read_handoff(document, "z")
+
+
+def test_as_many_peers_as_the_limit_are_read(monkeypatch):
+    monkeypatch.setattr(handoff, "MAX_PEERS", 1)
+    document = good_document()      # one removed, one set: 2 * MAX_PEERS
+    assert len(handoff.read_handoff(document, "z").peers) == 1
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: d.update(extra=1), "not a wgmesh peer hand-off"),
+    (lambda d: d.update(removed="key"), "peer hand-off: bad or too many peers"),
+    (lambda d: d["removed"].append("x"), "peer hand-off: removed peer: 'x' is 1 characters long, a WireGuard key has 44"),
+    (lambda d: d["peers"][0].pop(), "peer hand-off: a peer is not [name, key, allowed IPs, keepalive, preshared key]"),
+])
+def test_refusals_say_what_in_full(damage, message):
+    document = good_document()
+    damage(document)
+    with pytest.raises(ValueError) as refused:
+        handoff.read_handoff(document, "z")
+    assert str(refused.value) == message

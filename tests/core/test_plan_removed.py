@@ -159,3 +159,39 @@ def test_a_source_wider_than_one_address_counts_as_routed():
     """Sources are VPN /32s today; a wider one is not walked over every peer but taken as routed."""
     from wgmesh_core.diff import _routed_by
     assert _routed_by({"10.70.9.0/24"}, []) and not _routed_by({"10.70.9.1/32"}, [])
+
+
+def test_the_peers_first_check_takes_every_list_of_sources_that_lost_one(data):
+    """e loses LAN1 (e stays: its forward rules go first) while h, who reached nothing, is revoked
+    (its developer entry goes): both are taken into account."""
+    def change(net):
+        net["developers"]["e"]["lan_access"] = ["c"]
+        net["developers"]["h"]["revoked"] = True
+    data["developers"]["h"] = {"address": "10.70.0.8", "public_key": "h" * 42 + "0=", "lan_access": "none"}
+    plan = plan_change(*_pair(data, change), TODAY)
+    assert "z" in plan.live_first and "z" not in plan.peers_first
+
+
+def test_developers_no_longer_reaching_each_other_take_the_firewall_first(data):
+    plan = plan_change(*_pair(data, lambda net: net.update(developer_to_developer=False)), TODAY)
+    assert "z" in plan.live_first and plan.peers_first == []
+
+
+def test_a_gateway_closed_to_its_lan_sources_takes_the_firewall_first(data):
+    """gateway_access lan_access -> none: the gateway itself no longer admits e and f, who stay."""
+    plan = plan_change(*_pair(data, lambda net: net.update(gateway_access="none")), TODAY)
+    assert {"a", "c"} <= set(plan.live_first) and plan.peers_first == []
+
+
+def test_a_change_of_another_firewall_setting_takes_the_firewall_first(data):
+    plan = plan_change(*_pair(data, lambda net: net["gateways"]["c"].update(lan_mode="route")), TODAY)
+    assert "c" in plan.live_first and "c" not in plan.peers_first
+
+
+def test_no_peers_first_without_a_firewall_on_either_side(data):
+    from wgmesh_core.diff import peers_before_firewall
+    from wgmesh_core.plan import HostConfig, host_config
+    spec = load_network(data)
+    hub = host_config(spec, "z", TODAY)
+    assert not peers_before_firewall(HostConfig("z", "hub"), hub) and not peers_before_firewall(hub, HostConfig("z", "hub"))
+    assert peers_before_firewall(hub, hub)
