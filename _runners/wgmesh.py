@@ -112,9 +112,15 @@ def hub_public_key(spec=None):
         salt-run wgmesh.hub_public_key
     """
     spec = spec or _spec()
+    return _served_host_keys(spec).accepted.get(spec.hub.minion)
+
+
+def _served_host_keys(spec):
+    """The hub's and gateways' keys as the master serves them: published (mine), checked against
+    the pins of the ``wgmesh_secrets`` ext_pillar when it is set (read only: it pins)."""
     published = wgmesh_core.hostkeys.published_host_keys(spec, _mine_of)
     pinned = wgmesh_core.pins.read_pins(_pin_file())["pinned"] if _secrets_options() else None
-    return wgmesh_core.hostkeys.resolve_host_keys(spec, published, pinned).accepted.get(spec.hub.minion)
+    return wgmesh_core.hostkeys.resolve_host_keys(spec, published, pinned)
 
 
 def accept_key(host, key=None):
@@ -511,7 +517,7 @@ def _gate_and_converge(repo, gitops, allow_rewind):
             today = datetime.date.today()
             broken = verdict(document.tree.tests, new_spec, today)[1]   # tests.yaml
             old_spec = _previous_spec(repo, previous, gitops) if previous and not broken else None
-            configs = (old_spec and StandInConfigs(old_spec, today), StandInConfigs(new_spec, today))
+            configs = (StandInConfigs(old_spec, today) if old_spec else None, StandInConfigs(new_spec, today))
             plan = None if broken else plan_change(old_spec, new_spec, today, configs, diffs=False)   # no file diffs
     except wgmesh_core.InvalidNetwork as error:
         return _refuse(revision, previous, [str(p) for p in error.problems])
@@ -656,16 +662,14 @@ def _sealed_handoff(plan, configs, new_spec, today):
     for the hub's minion key; None when the hub plans them itself (``wgmesh.update_live``):
     a change that is not only developers', no ``wgmesh_secrets`` ext_pillar, no minion key."""
     import wgmesh_salt.sealed
-    hub = new_spec.hub.minion
-    change = next(h for h in plan.hosts if h.host == hub)
     if not _secrets_options() or configs[0] is None:
         return None
     secret = _master_secret() if new_spec.preshared_keys else None
     if new_spec.preshared_keys and secret is None:
         return None
-    published = wgmesh_core.hostkeys.published_host_keys(new_spec, _mine_of)
-    resolved = wgmesh_core.hostkeys.resolve_host_keys(new_spec, published,
-                                                      wgmesh_core.pins.read_pins(_pin_file())["pinned"])
+    hub = new_spec.hub.minion
+    change = next(h for h in plan.hosts if h.host == hub)
+    resolved = _served_host_keys(new_spec)
     psk = (lambda name: wgmesh_core.plan.peer_psk(new_spec, name, secret, new_spec.preshared_key_epoch)) \
         if secret else (lambda name: None)
     handoff = wgmesh_core.handoff.hub_handoff((change.peers_added, change.peers_removed, change.peers_changed),
@@ -686,10 +690,10 @@ def _call(hosts, function, timeout, refresh_pillar=False, gather_job_timeout=Non
     returned anything)."""
     import salt.client
     returns = {}
-    before = [("saltutil.refresh_pillar", ["wait=True"])] * refresh_pillar + list(before)
+    refresh = [("saltutil.refresh_pillar", ["wait=True"])] if refresh_pillar else []
     if hosts:
-        functions = [name for name, _ in before] + [function]
-        arguments = [list(arguments) for _, arguments in before] + [list(args)]
+        calls = [*refresh, *before, (function, args)]
+        functions, arguments = [name for name, _ in calls], [list(arguments) for _, arguments in calls]
         waiting = {"gather_job_timeout": gather_job_timeout} if gather_job_timeout else {}
         with salt.client.get_local_client(__opts__["conf_file"]) as client:
             returns = client.cmd(hosts, functions, arguments, tgt_type="list", timeout=timeout, **waiting)
@@ -698,9 +702,8 @@ def _call(hosts, function, timeout, refresh_pillar=False, gather_job_timeout=Non
         ret = returns.get(minion)
         main = ret.get(function) if isinstance(ret, dict) else ret
         outcome[minion] = main if isinstance(main, dict) else f"failed: {main}"
-        if isinstance(main, dict):
-            earlier = {name: ret.get(name) for name, _ in before if name != "saltutil.refresh_pillar"}
-            outcome[minion] = dict(main, **earlier)
+        if isinstance(main, dict) and before:
+            outcome[minion] = dict(main, **{name: ret.get(name) for name, _ in before})
     # LocalClient.cmd gives a minion that did not return False; one that did, {function: its return}
     return outcome, [minion for minion in hosts if isinstance(returns.get(minion), dict)]
 

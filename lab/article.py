@@ -44,7 +44,7 @@ from wgmesh_core.jsondata import dump_json_sls
 from wgmesh_core.source import TESTS_FILE, dump_sls
 
 from .plan import ARTICLE_PILLAR, MASTER_IP, read_pillar
-from .saltctl import MASTER_USER
+from .saltctl import MASTER_USER, served_extensions
 from .topology import LAB_PKG, REPO, Lab
 
 MINIONS = ("z", "a", "c", "r1")
@@ -280,16 +280,8 @@ class ArticleLab:
         self.git("fetch", "-q", "--upload-pack", self.served_as_salt("git-upload-pack"), GATE_REPO, "deployed")
 
     def file_roots(self) -> list[Path]:
-        """The state tree and the extension folders (``_modules``, ``_utils``...), served from a
-        folder of links to them: a file root of the whole checkout would have the master walk
-        its 30,000 files (the virtualenv, the lab's own hosts) every minute, and serve them."""
-        served = self.lab.workdir / "extensions"
-        served.mkdir(exist_ok=True)
-        for folder in REPO.glob("_*"):      # _modules, _states, _utils, _runners, _pillar...
-            link = served / folder.name
-            if folder.is_dir() and not folder.name.startswith("__") and not link.is_symlink():
-                link.symlink_to(folder)
-        return [REPO / "salt", served]
+        """The state tree and the extension folders (the master walks its file roots every minute)."""
+        return [REPO / "salt", served_extensions(self.lab.workdir / "extensions", REPO)]
 
     def start_salt(self) -> None:
         """The master, then the minions while the master syncs its own extension modules."""

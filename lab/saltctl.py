@@ -36,6 +36,18 @@ def salt_bin(name: str) -> str:
     return str(p)
 
 
+def served_extensions(folder: Path, repo: Path) -> Path:
+    """``folder``, made a file root holding links to ``repo``'s extension folders (``_modules``,
+    ``_states``, ``_utils``, ``_runners``, ``_pillar``...): with the checkout itself as a file root,
+    Salt would walk its 30,000 files (the virtualenv, the labs) for every file list, and serve them."""
+    folder.mkdir(exist_ok=True)
+    for extension in repo.glob("_*"):
+        link = folder / extension.name
+        if extension.is_dir() and not extension.name.startswith("__") and not link.is_symlink():
+            link.symlink_to(extension)
+    return folder
+
+
 def _parse_json(text: str):
     text = text.strip()
     if not text:

@@ -17,11 +17,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-import netaddr
-
 from .keys import key_problem
 from .live import PeerDiff
-from .model import INTERFACE_PATTERN, NAME_PATTERN, NetworkSpec
+from .model import INTERFACE_PATTERN, NAME_PATTERN, NetworkSpec, parse_network
 from .plan import HostConfig, Peer, active_developers, developer_peer
 
 #: developer peers handed off at most; a larger change goes through ``wgmesh.update_live``
@@ -110,12 +108,11 @@ def _peer(entry) -> Peer:
 
 
 def _is_ipv4_network(value) -> bool:
-    """``value`` is an IPv4 network written as netaddr writes it (``10.70.0.9/32``)."""
-    if not isinstance(value, str) or "/" not in value:
-        return False
+    """``value`` is an IPv4 network as the pillar's (``model.parse_network``), written as netaddr
+    writes it (``10.70.0.9/32``)."""
     try:
-        return str(netaddr.IPNetwork(value, version=4).cidr) == value
-    except (netaddr.AddrFormatError, ValueError, TypeError):
+        return str(parse_network(value)) == value
+    except ValueError:
         return False
 
 

@@ -35,7 +35,8 @@ def _parse_address(value):
         raise ValueError(f"{value!r} is not an IPv4 address") from None
 
 
-def _parse_network(value):
+def parse_network(value):
+    """An IPv4 network in CIDR form without host bits (netaddr's); ValueError saying why not."""
     if isinstance(value, netaddr.IPNetwork):
         return value
     if not isinstance(value, str) or "/" not in value:
@@ -50,7 +51,7 @@ def _parse_network(value):
 
 
 Address = Annotated[netaddr.IPAddress, BeforeValidator(_parse_address), PlainSerializer(str)]
-Network = Annotated[netaddr.IPNetwork, BeforeValidator(_parse_network), PlainSerializer(str)]
+Network = Annotated[netaddr.IPNetwork, BeforeValidator(parse_network), PlainSerializer(str)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 # Which LANs a peer may open new connections into: every gateway's LAN, none,
 # or a list of gateway minion ids.

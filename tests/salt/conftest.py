@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lab.saltctl import served_extensions
 from tests.conftest import BIN, REPO, skip_root_only
 
 FAKES = REPO / "tests" / "fakes"
@@ -46,10 +47,7 @@ class LocalHost:
         (self.dir / "conf").mkdir()
         # the repository's extension folders (_modules, _utils, ...) for saltutil.sync_all, not the
         # repository itself: every salt-call would walk its virtualenv and labs for the file list
-        extensions = self.dir / "extensions"
-        extensions.mkdir()
-        for folder in REPO.glob("_*"):
-            (extensions / folder.name).symlink_to(folder)
+        extensions = served_extensions(self.dir / "extensions", REPO)
         (self.dir / "conf" / "minion").write_text(yaml.safe_dump({
             "id": minion_id, "file_client": "local", "root_dir": str(self.dir / "salt-root"),
             "file_roots": {"base": [str(REPO / "salt"), str(extensions)]},
