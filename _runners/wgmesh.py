@@ -363,10 +363,22 @@ def on_push_async(allow_rewind=False):
     return {"result": "started", "jid": _in_own_process("wgmesh.on_push", allow_rewind=bool(allow_rewind))}
 
 
+# The reactor's process keeps one RunnerClient for the gate's jobs, loaded before its first fork.
+_job_client = None
+
+
 def _in_own_process(fun, **kwargs):
+    """Start runner ``fun`` as a job of its own process, forked from a client whose master-minion
+    (config files, the master's grains) and runner modules are loaded once: each fork inherits
+    them loaded instead of loading them again before the gate starts (about 0.3 s of every push)."""
     import salt.runner
-    job = salt.runner.RunnerClient(__opts__).asynchronous(fun, {"fun": fun, "arg": [], "kwarg": kwargs},
-                                                          user="wgmesh")
+    global _job_client
+    if _job_client is None:
+        client = salt.runner.RunnerClient(__opts__)
+        client.mminion  # pylint: disable=pointless-statement
+        list(client.functions)   # the job's first act is to load every runner module
+        _job_client = client
+    job = _job_client.asynchronous(fun, {"fun": fun, "arg": [], "kwarg": kwargs}, user="wgmesh")
     return job["jid"]
 
 

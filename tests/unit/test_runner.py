@@ -587,13 +587,27 @@ def test_a_host_that_leaves_the_network_is_removed_not_applied(gitops, upstream,
 
 class RunnerClient:
     """MOCK of salt.runner.RunnerClient (no salt-master runs in a unit test): records the jobs
-    started with ``asynchronous`` and answers with a job id."""
+    started with ``asynchronous``, with whether the client was loaded before, and answers with
+    a job id."""
     jobs: list = []
+    made: list = []
 
     def __init__(self, opts):
-        self.opts = opts
+        self.opts, self.loaded = opts, set()
+        RunnerClient.made.append(self)
+
+    @property
+    def mminion(self):
+        self.loaded.add("mminion")
+        return object()
+
+    @property
+    def functions(self):
+        self.loaded.add("functions")
+        return iter(["wgmesh.on_push"])
 
     def asynchronous(self, fun, low, user=None):
+        assert self.loaded == {"mminion", "functions"}, "forked before it was loaded"
         RunnerClient.jobs.append((fun, low, user))
         return {"jid": "20250615120000000000", "tag": "salt/run/20250615120000000000"}
 
@@ -610,6 +624,8 @@ def webhook(opts, tmp_path, monkeypatch, configure_loader_modules):
     monkeypatch.setattr(runner, "_fire", lambda tag, data: fired.append((tag, data)))
     monkeypatch.setattr(salt.runner, "RunnerClient", RunnerClient)
     monkeypatch.setattr(RunnerClient, "jobs", [])
+    monkeypatch.setattr(RunnerClient, "made", [])
+    monkeypatch.setattr(runner, "_job_client", None)
     return secret_file, fired
 
 
@@ -621,6 +637,7 @@ def test_on_push_async_starts_on_push_as_a_runner_job_of_its_own(webhook):
     assert runner.on_push_async() == STARTED
     assert runner.on_push_async(allow_rewind="yes") == STARTED
     assert RunnerClient.jobs == [ON_PUSH, (ON_PUSH[0], dict(ON_PUSH[1], kwarg={"allow_rewind": True}), "wgmesh")]
+    assert len(RunnerClient.made) == 1, "each push forks the one client the first push loaded"
 
 
 def test_a_webhook_with_the_gitlab_token_starts_the_gate(webhook):
