@@ -20,6 +20,7 @@ try:
     import wgmesh_core.handoff
     import wgmesh_salt
     import wgmesh_salt.laps
+    import wgmesh_salt.warm
 except ImportError as error:
     wgmesh_core = None
     IMPORT_ERROR = str(error)
@@ -500,6 +501,43 @@ def _previous_spec(repo, previous, gitops):
         return None   # nothing valid deployed before: every host is planned
 
 
+def _previous(repo, previous, gitops, today):
+    """(the deployed network, its stand-in configs to plan into, whether the reactor's process
+    kept both for this gate: ``warm``); (None, None, False) when nothing valid is deployed."""
+    from wgmesh_core.diff import StandInConfigs
+    kept = wgmesh_salt.warm.recall(previous, today)
+    if kept:
+        return (*kept, True)
+    spec = _previous_spec(repo, previous, gitops)
+    return spec, StandInConfigs(spec, today) if spec else None, False
+
+
+def warm():
+    """
+    Load and plan the deployed network in this process for the gates it forks: run by the
+    reactor when a push has been applied (reactor/applied.sls), so that the next push's gate,
+    forked from the reactor's process (``on_push_async``), plans only its new revision. In a
+    ``salt-run`` process of its own it only checks that the deployed network loads.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run wgmesh.warm
+    """
+    recorded = deployed_network()
+    if not recorded or not recorded.get("revision"):
+        return {"result": "nothing deployed"}
+    from wgmesh_core.source import collector_paused
+    try:
+        with collector_paused():
+            spec = wgmesh_core.load_network(recorded["network"])
+            configs = wgmesh_salt.warm.keep(recorded["revision"], spec, datetime.date.today())
+    except wgmesh_core.InvalidNetwork as error:   # recorded by another wgmesh: the gate compiles it again
+        return {"result": "not kept", "revision": recorded["revision"], "problems": [str(p) for p in error.problems]}
+    return {"result": "kept", "revision": recorded["revision"], "hosts": sorted(configs)}
+
+
 def _gate_and_converge(repo, gitops, allow_rewind):
     from wgmesh_core.diff import StandInConfigs, plan_change
     from wgmesh_core.intent import verdict
@@ -528,8 +566,9 @@ def _gate_and_converge(repo, gitops, allow_rewind):
             new_spec = wgmesh_core.load_network(document.network, known_minions=_accepted_minions())
             today = datetime.date.today()
             broken = verdict(document.tree.tests, new_spec, today)[1]   # tests.yaml
-            old_spec = _previous_spec(repo, previous, gitops) if previous and not broken else None
-            configs = (StandInConfigs(old_spec, today) if old_spec else None, StandInConfigs(new_spec, today))
+            old_spec, old_configs, warm_start = _previous(repo, previous, gitops, today) \
+                if previous and not broken else (None, None, False)
+            configs = (old_configs, StandInConfigs(new_spec, today))
             plan = None if broken else plan_change(old_spec, new_spec, today, configs, diffs=False)   # no file diffs
     except wgmesh_core.InvalidNetwork as error:
         return _refuse(revision, previous, [str(p) for p in error.problems])
@@ -567,7 +606,8 @@ def _gate_and_converge(repo, gitops, allow_rewind):
     result = {"result": "applied", "revision": revision, "previous": previous,
               "affected": plan.affected, "live_first": live, "applied": applied, "removed": removed,
               "pending": {minion: "did not answer: converges when it reconnects" for minion in pending},
-              "manual_actions": plan.manual_actions, "timings": lap.timings, "started_at": round(lap.started, 3)}
+              "manual_actions": plan.manual_actions, "timings": lap.timings, "started_at": round(lap.started, 3),
+              "warm_start": warm_start}
     _fire("wgmesh/applied", result)
     return result
 

@@ -123,6 +123,9 @@ def test_push_adding_a_developer_converges_only_the_hub(article, baseline, g_ent
     assert "wgmesh: push" in article.last_push.stderr and "(salt-run)" not in article.last_push.stderr
     assert event["data"]["affected"] == ["z"] and event["data"]["applied"] == {"z": True}
     assert state_jobs_since(lab, jid) == {"z"}
+    # the reactor's process had the deployed network planned (reactor/applied.sls after the last
+    # push): the gate forked from it planned only the new revision
+    assert event["data"]["warm_start"] is True
     # the gate planned g for the hub and handed it off sealed: set before update_live, in its job
     handed = event["data"]["live_first"]["z"]
     assert handed["wgmesh.set_peers"]["set"] == ["g"] and list(handed["timings"])[2:] == ["tunnel", "firewall"]

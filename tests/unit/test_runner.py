@@ -407,6 +407,40 @@ def test_the_fast_path_puts_the_hub_live_before_the_gateways(gitops, upstream, c
     assert client.jobs == [["z"], ["c"]] and result["applied"] == {"z": True, "c": True}
 
 
+def test_the_reactor_keeps_the_deployed_network_planned_for_the_next_gate(gitops, upstream, client, bus,
+                                                                          monkeypatch):
+    """``wgmesh.warm`` (the reactor, on ``wgmesh/applied``) loads and plans the deployed network in
+    its process; the next push's gate, forked from it, loads and plans only its new revision and
+    decides as a gate that planned both (see the test above: the same push, planned cold)."""
+    import datetime
+    monkeypatch.setattr(runner.wgmesh_salt.warm, "_deployed", None)
+    assert runner.warm() == {"result": "nothing deployed"}
+    assert runner.on_push()["warm_start"] is False
+    kept = runner.warm()
+    assert kept == {"result": "kept", "revision": runner.deployed_revision(), "hosts": ["a", "c", "r1", "z"]}
+    spec, configs = runner.wgmesh_salt.warm.recall(kept["revision"], datetime.date.today())
+    assert sorted(configs) == kept["hosts"] and configs.serves(spec, datetime.date.today())
+    assert runner.wgmesh_salt.warm.recall(kept["revision"], datetime.date.today() + datetime.timedelta(days=1)) is None
+    assert runner.wgmesh_salt.warm.recall("0" * 40, datetime.date.today()) is None
+    loaded = []
+    load_network = runner.wgmesh_core.load_network
+    monkeypatch.setattr(runner.wgmesh_core, "load_network", lambda data, **kw: loaded.append(data) or load_network(data, **kw))
+    from tests.onboard.conftest import new_public_key
+    upstream.add_developer("g", "10.70.0.9", new_public_key(), lan_access=["c"])
+    upstream.commit("g, reaching LAN2")
+    result = runner.on_push()
+    assert result["warm_start"] is True and len(loaded) == 1 and "g" in loaded[0]["developers"]   # the new revision only
+    assert result["affected"] == ["z", "c"] and result["applied"] == {"z": True, "c": True}
+    assert result["live_first"] == {"z": {"tunnel": {"peers": "changed"}, "wgmesh.set_peers": {"set": "sealed"}},
+                                    "c": {"tunnel": {"peers": "changed"}}}
+    assert client.live_args[-2][1:] == client.live_args[-1] == [["peers_first=True"]] and len(client.handoffs) == 1
+    # what is kept is the revision deployed before: the gate after this one plans its previous itself
+    loaded.clear()
+    upstream.add_developer("h", "10.70.0.10", new_public_key(), lan_access="none")
+    upstream.commit("h")
+    assert runner.on_push()["warm_start"] is False and len(loaded) == 2
+
+
 def opened(sealed, minion_keys, tmp_path, minion="z"):
     """The hand-off as the minion opens it (wgmesh_salt.sealed, with its private key)."""
     from wgmesh_salt.sealed import unseal

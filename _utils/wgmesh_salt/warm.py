@@ -1,0 +1,37 @@
+"""The deployed network, validated and planned, kept in the master's reactor process between pushes.
+
+Each push's gate runs in a process forked from the reactor's (``wgmesh.on_push_async``), and a
+fork starts with what its parent holds. The reactor runs ``wgmesh.warm`` when a push has been
+applied (reactor/applied.sls): the deployed network is loaded and every host planned with the
+stand-in keys there, once, so the next push's gate plans only its new revision (at 10,000
+developers about 0.4 s of the gate's checks). Anywhere else (a ``salt-run`` process) what is
+kept goes with the process.
+"""
+from __future__ import annotations
+
+import datetime
+from typing import Optional
+
+from wgmesh_core.diff import StandInConfigs
+from wgmesh_core.model import NetworkSpec
+from wgmesh_core.plan import managed_hosts
+
+_deployed: Optional[tuple] = None    # (revision, NetworkSpec, StandInConfigs): replaced whole, never changed
+
+
+def keep(revision: str, spec: NetworkSpec, today: datetime.date) -> StandInConfigs:
+    """Plan every host of ``spec`` (``revision``'s network) for ``today`` and keep both."""
+    global _deployed
+    configs = StandInConfigs(spec, today)
+    for host in managed_hosts(spec):
+        configs[host]   # pylint: disable=pointless-statement  (planned now, in the parent)
+    _deployed = (revision, spec, configs)
+    return configs
+
+
+def recall(revision: str, today: datetime.date) -> Optional[tuple]:
+    """(spec, configs) kept for ``revision``, planned for ``today``; else None."""
+    kept = _deployed
+    if kept is None or kept[0] != revision or not kept[2].serves(kept[1], today):
+        return None
+    return kept[1:]
