@@ -3,6 +3,8 @@
 The network comes from the master's pillar (git_pillar in production, any
 pillar source works); the core does the rest.
 """
+import concurrent.futures
+import contextvars
 import datetime
 import logging
 import os
@@ -568,8 +570,6 @@ def _gate_and_converge(repo, gitops, allow_rewind):
             broken = verdict(document.tree.tests, new_spec, today)[1]   # tests.yaml
             old_spec, old_configs, warm_start = _previous(repo, previous, gitops, today) \
                 if previous and not broken else (None, None, False)
-            configs = (old_configs, StandInConfigs(new_spec, today))
-            plan = None if broken else plan_change(old_spec, new_spec, today, configs, diffs=False)   # no file diffs
     except wgmesh_core.InvalidNetwork as error:
         return _refuse(revision, previous, [str(p) for p in error.problems])
     except FileNotFoundError as error:
@@ -577,11 +577,16 @@ def _gate_and_converge(repo, gitops, allow_rewind):
     if broken:
         return _refuse(revision, previous, [str(p) for p in broken])
     lap("checked")
-    repo.git.update_ref("refs/heads/deployed", revision)
-    failure = _git_pillar_deploy_failure(revision)
+    # The revision passed: git_pillar fetches it (git's own process, mostly) while the change is
+    # planned (planning refuses nothing: it orders the hosts and the fast path).
+    with collector_paused(), concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        deploying = pool.submit(contextvars.copy_context().run, _deploy, repo, revision, document.network)
+        configs = (old_configs, StandInConfigs(new_spec, today))
+        plan = plan_change(old_spec, new_spec, today, configs, diffs=False)   # no file diffs
+        lap("planned")
+        failure = deploying.result()
     if failure:
         return _deploy_failed(repo, revision, previous, failure)
-    _record_deployed(repo, revision, document.network)
     lap("deployed")
     log.info("wgmesh: deployed pillar revision %s (was %s); converging %s", revision, previous,
              ", ".join(plan.affected) or "no host")
@@ -610,6 +615,16 @@ def _gate_and_converge(repo, gitops, allow_rewind):
               "warm_start": warm_start}
     _fire("wgmesh/applied", result)
     return result
+
+
+def _deploy(repo, revision, network):
+    """Move ``deployed`` to ``revision`` and have git_pillar fetch it, then record the network the
+    gate accepted: None, or why git_pillar does not serve it."""
+    repo.git.update_ref("refs/heads/deployed", revision)
+    failure = _git_pillar_deploy_failure(revision)
+    if not failure:
+        _record_deployed(repo, revision, network)
+    return failure
 
 
 def _deploy_failed(repo, revision, previous, error):

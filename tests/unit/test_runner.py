@@ -384,7 +384,7 @@ def test_a_push_is_deployed_and_converges_only_the_hosts_it_changes(gitops, upst
     assert "g" in deployed_spec().developers and runner.deployed_revision() == second_revision
     assert bus.events[-1] == ("wgmesh/applied", second)
     # where the push's time went, step by step, in the result and the event
-    assert list(second["timings"]) == ["fetched", "checked", "deployed", "sealed", "live", "applied"]
+    assert list(second["timings"]) == ["fetched", "checked", "planned", "deployed", "sealed", "live", "applied"]
     assert 0 < time.time() - second["started_at"] < 60
     assert all(isinstance(seconds, float) and 0 <= seconds < 60 for seconds in second["timings"].values())
     assert runner.on_push() == {"result": "unchanged", "revision": second_revision}
@@ -534,6 +534,26 @@ def test_a_push_waits_out_git_pillars_update_lock(gitops, upstream, client, bus,
     assert 1 <= time.monotonic() - start < 10
     assert runner.deployed_revision() == deployed != stuck and len(client.jobs) == jobs
     assert bus.events[-1][0] == "wgmesh/gate/failed"
+
+
+def test_git_pillar_fetches_the_revision_while_the_change_is_planned(gitops, upstream, client, bus,
+                                                                     configure_loader_modules, monkeypatch):
+    """Once a revision has passed, git_pillar's fetch (git's own process, mostly) and the change's
+    planning go side by side: the fetch here waits until the planning has started."""
+    import threading
+    runner.on_push()
+    planning, seen = threading.Event(), []
+    configure_loader_modules[runner]["__salt__"]["git_pillar.update"] = lambda: seen.append(planning.wait(10)) or {}
+    plan_change = runner.wgmesh_core.diff.plan_change
+    monkeypatch.setattr(runner.wgmesh_core.diff, "plan_change", lambda *a, **kw: planning.set() or plan_change(*a, **kw))
+    from tests.onboard.conftest import new_public_key
+    upstream.add_developer("g", "10.70.0.9", new_public_key(), lan_access="none")
+    revision = upstream.commit("g")
+    start = time.monotonic()
+    result = runner.on_push()
+    assert seen == [True] and time.monotonic() - start < 10
+    assert result["result"] == "applied" and runner.deployed_revision() == revision
+    assert runner.deployed_network()["revision"] == revision
 
 
 def test_a_refused_push_deploys_nothing_and_names_the_problem(gitops, upstream, client, bus):
