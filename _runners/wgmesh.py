@@ -380,9 +380,26 @@ def _in_own_process(fun, **kwargs):
         client = salt.runner.RunnerClient(__opts__)
         client.mminion  # pylint: disable=pointless-statement
         list(client.functions)   # the job's first act is to load every runner module
+        _import_what_the_gate_imports()
         _job_client = client
     job = _job_client.asynchronous(fun, {"fun": fun, "arg": [], "kwarg": kwargs}, user="wgmesh")
     return job["jid"]
+
+
+def _import_what_the_gate_imports():
+    """The modules this runner imports as the gate runs (GitPython, Salt's clients and
+    git_pillar, the core's planning), imported in the process the gate's runs fork from."""
+    # pylint: disable=import-outside-toplevel,unused-import
+    import git  # noqa: F401
+    import salt.client  # noqa: F401
+    import salt.key  # noqa: F401
+    import salt.pillar.git_pillar  # noqa: F401
+    import salt.utils.gitfs  # noqa: F401
+    import salt.utils.minions  # noqa: F401
+    import wgmesh_core.diff  # noqa: F401
+    import wgmesh_core.gitsource  # noqa: F401
+    import wgmesh_core.intent  # noqa: F401
+    import wgmesh_salt.sealed  # noqa: F401
 
 
 def on_webhook(headers=None, body="", allow_rewind=False):
