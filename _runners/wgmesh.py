@@ -395,7 +395,7 @@ def _import_what_the_gate_imports():
     import salt.key  # noqa: F401
     import salt.pillar.git_pillar  # noqa: F401
     import salt.utils.gitfs  # noqa: F401
-    import salt.utils.minions  # noqa: F401
+    import salt.cache  # noqa: F401
     import wgmesh_core.diff  # noqa: F401
     import wgmesh_core.gitsource  # noqa: F401
     import wgmesh_core.intent  # noqa: F401
@@ -461,9 +461,14 @@ def _git_pillar_env():
 
 
 def _cached_grains(minions):
-    """Grains from the master's minion data cache, for top.sls targets that match on grains."""
-    import salt.utils.minions
-    return {m: salt.utils.minions.get_minion_data(m, __opts__)[1] or {} for m in minions}
+    """Grains from the master's minion data cache (its ``grains`` bank, as the master stores
+    them), for top.sls targets that match on grains. Not Salt's ``get_minion_data``: it reads
+    each minion's cached pillar too (a hub's holds every developer) with a cache of its own."""
+    if not __opts__.get("minion_data_cache", False):
+        return {minion: {} for minion in minions}
+    import salt.cache
+    cache = salt.cache.factory(__opts__)
+    return {minion: cache.fetch("grains", minion) or {} for minion in minions}
 
 
 def _candidate(repo, revision, gitops):

@@ -556,6 +556,30 @@ def test_git_pillar_fetches_the_revision_while_the_change_is_planned(gitops, ups
     assert runner.deployed_network()["revision"] == revision
 
 
+def test_top_files_grains_come_from_the_masters_grains_bank_without_the_cached_pillars(opts, configure_loader_modules,
+                                                                                       monkeypatch):
+    """The gate matches top.sls with the grains the master cached (Salt's own localfs cache, in
+    the bank the master stores them in), and reads no minion's cached pillar (a hub's holds
+    every developer)."""
+    import salt.cache
+    import salt.config
+    monkeypatch.setattr(salt.cache, "factory", salt.cache.Cache)     # Salt's real cache, not the mine MOCK
+    full = salt.config.master_config(None)
+    full.update(opts, minion_data_cache=True)
+    opts.clear()
+    opts.update(full)
+    cache = salt.cache.factory(opts)
+    cache.store("grains", "z", {"os": "Debian", "lab_host": "z"})
+    cache.store("pillar", "z", {"wgmesh": {"developers": {f"dev{i}": {} for i in range(100)}}})
+    banks = []
+    fetch = salt.cache.Cache.fetch
+    monkeypatch.setattr(salt.cache.Cache, "fetch", lambda self, bank, key: banks.append(bank) or fetch(self, bank, key))
+    assert runner._cached_grains(["z", "x"]) == {"z": {"os": "Debian", "lab_host": "z"}, "x": {}}
+    assert set(banks) == {"grains"}
+    opts["minion_data_cache"] = False
+    assert runner._cached_grains(["z"]) == {"z": {}}
+
+
 def test_a_refused_push_deploys_nothing_and_names_the_problem(gitops, upstream, client, bus):
     runner.on_push()
     deployed, jobs = runner.deployed_revision(), len(client.jobs)
