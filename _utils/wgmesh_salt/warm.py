@@ -1,4 +1,5 @@
-"""The deployed network, validated and planned, kept in the master's reactor process between pushes.
+"""What the master's reactor process keeps between pushes: the deployed network, validated and
+planned, and the client the gate's runs fork from.
 
 Each push's gate runs in a process forked from the reactor's (``wgmesh.on_push_async``), and a
 fork starts with what its parent holds. The reactor runs ``wgmesh.warm`` when a push has been
@@ -17,6 +18,18 @@ from wgmesh_core.model import NetworkSpec
 from wgmesh_core.plan import managed_hosts
 
 _deployed: Optional[tuple] = None    # (revision, NetworkSpec, StandInConfigs): replaced whole, never changed
+_job_client: Optional[tuple] = None  # (the runner's source stamp, the client the gate's runs fork from)
+
+
+def job_client(stamp, make):
+    """The client ``make()`` made for the runner whose files are ``stamp``, made once per stamp:
+    the reactor makes its runner client anew every ``reactor_refresh_interval`` (60 s), which
+    loads the runner module again from the same files; another stamp (a sync brought another
+    runner) gets a new client. (Another wgmesh_salt brings a new copy of this module.)"""
+    global _job_client
+    if _job_client is None or _job_client[0] != stamp:
+        _job_client = (stamp, make())
+    return _job_client[1]
 
 
 def keep(revision: str, spec: NetworkSpec, today: datetime.date) -> StandInConfigs:

@@ -703,7 +703,7 @@ def webhook(opts, tmp_path, monkeypatch, configure_loader_modules):
     monkeypatch.setattr(salt.runner, "RunnerClient", RunnerClient)
     monkeypatch.setattr(RunnerClient, "jobs", [])
     monkeypatch.setattr(RunnerClient, "made", [])
-    monkeypatch.setattr(runner, "_job_client", None)
+    monkeypatch.setattr(runner.wgmesh_salt.warm, "_job_client", None)
     return secret_file, fired
 
 
@@ -716,6 +716,20 @@ def test_on_push_async_starts_on_push_as_a_runner_job_of_its_own(webhook):
     assert runner.on_push_async(allow_rewind="yes") == STARTED
     assert RunnerClient.jobs == [ON_PUSH, (ON_PUSH[0], dict(ON_PUSH[1], kwarg={"allow_rewind": True}), "wgmesh")]
     assert len(RunnerClient.made) == 1, "each push forks the one client the first push loaded"
+
+
+def test_the_gate_forks_from_one_client_until_the_runners_files_change(webhook, monkeypatch):
+    """The reactor loads the runner module anew every reactor_refresh_interval: the client
+    stays while the runner's files do; a sync that replaces them gets a new one."""
+    runner.on_push_async()
+    reloaded = load_adapter("_runners", "wgmesh")      # the module loaded again, from the same files
+    reloaded.__opts__ = runner.__opts__
+    reloaded.on_push_async()
+    assert len(RunnerClient.made) == 1 and len(RunnerClient.jobs) == 2
+    stamp = runner._runner_stamp()
+    monkeypatch.setattr(runner, "_runner_stamp", lambda: (stamp[0], stamp[1] + 1, stamp[2]))   # synced anew
+    runner.on_push_async()
+    assert len(RunnerClient.made) == 2 and all(c.loaded == {"mminion", "functions"} for c in RunnerClient.made)
 
 
 def test_a_webhook_with_the_gitlab_token_starts_the_gate(webhook):
