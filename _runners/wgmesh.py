@@ -396,11 +396,11 @@ def _import_what_the_gate_imports():
     git_pillar, the core's planning), imported in the process the gate's runs fork from."""
     # pylint: disable=import-outside-toplevel,unused-import
     import git  # noqa: F401
+    import salt.cache  # noqa: F401
     import salt.client  # noqa: F401
     import salt.key  # noqa: F401
     import salt.pillar.git_pillar  # noqa: F401
     import salt.utils.gitfs  # noqa: F401
-    import salt.cache  # noqa: F401
     import wgmesh_core.diff  # noqa: F401
     import wgmesh_core.gitsource  # noqa: F401
     import wgmesh_core.intent  # noqa: F401

@@ -28,7 +28,9 @@ def job_client(stamp, make):
     runner) gets a new client. (Another wgmesh_salt brings a new copy of this module.)"""
     global _job_client
     if _job_client is None or _job_client[0] != stamp:
-        _job_client = (stamp, make())
+        replaced, _job_client = _job_client, (stamp, make())
+        if replaced is not None:
+            replaced[1].destroy()    # its event bus connection (Salt warns of a client left open)
     return _job_client[1]
 
 

@@ -671,8 +671,11 @@ class RunnerClient:
     made: list = []
 
     def __init__(self, opts):
-        self.opts, self.loaded = opts, set()
+        self.opts, self.loaded, self.destroyed = opts, set(), False
         RunnerClient.made.append(self)
+
+    def destroy(self):
+        self.destroyed = True
 
     @property
     def mminion(self):
@@ -730,6 +733,7 @@ def test_the_gate_forks_from_one_client_until_the_runners_files_change(webhook, 
     monkeypatch.setattr(runner, "_runner_stamp", lambda: (stamp[0], stamp[1] + 1, stamp[2]))   # synced anew
     runner.on_push_async()
     assert len(RunnerClient.made) == 2 and all(c.loaded == {"mminion", "functions"} for c in RunnerClient.made)
+    assert [c.destroyed for c in RunnerClient.made] == [True, False], "the replaced client is closed"
 
 
 def test_a_webhook_with_the_gitlab_token_starts_the_gate(webhook):
