@@ -40,7 +40,7 @@ class PeerHandoff:
                           for p in self.peers]}
 
     def diff(self) -> tuple[HostConfig, PeerDiff]:
-        """The (config, diff) ``live.wg_set_args`` makes the `wg set` from."""
+        """The (config, diff) ``Tunnel.set_peers`` applies."""
         config = HostConfig(self.minion, "hub", interface=self.interface, peers=list(self.peers))
         return config, PeerDiff(added=[p.name for p in self.peers], removed=list(self.removed))
 

@@ -62,19 +62,6 @@ class PeerDiff:
     def as_dict(self) -> dict:
         return {k: v for k, v in vars(self).items() if v}
 
-    def batches(self, size: int) -> list["PeerDiff"]:
-        """The peer changes in parts of at most ``size`` peers, in order (removals first): one
-        `wg set` naming 10,000 peers would pass the kernel's 2 MB limit on a command's arguments."""
-        changes = [("removed", key) for key in self.removed]
-        changes += [("added", name) for name in self.added] + [("updated", name) for name in self.updated]
-        parts = []
-        for start in range(0, len(changes), size):
-            part = PeerDiff()
-            for kind, peer in changes[start:start + size]:
-                getattr(part, kind).append(peer)
-            parts.append(part)
-        return parts
-
 
 def known_keys(spec: NetworkSpec, config: HostConfig, host_keys: Iterable[str] = (),
                installed: Optional[dict] = None) -> frozenset:
@@ -137,24 +124,20 @@ def peer_diff(config: HostConfig, live: LiveInterface, private_key_public: Optio
     return diff
 
 
-def wg_set_args(config: HostConfig, diff: PeerDiff, psk_file) -> list[str]:
-    """`wg set` arguments applying ``diff``'s peer changes, and only those.
-
-    Used instead of `wg syncconf` when the interface itself is unchanged:
-    syncconf also re-sends the listen port, which makes a userspace
-    implementation (wireguard-go) rebind its socket and drop packets of the
-    peers that did not change.  ``psk_file(peer)`` writes a peer's preshared
-    key to a private file and returns its path (wg reads keys from files).
-    """
+def wg_remove_args(config: HostConfig, keys: Iterable[str]) -> list[str]:
+    """`wg set` arguments removing the peers of ``keys``."""
     args = ["set", config.interface]
-    for key in diff.removed:
+    for key in keys:
         args += ["peer", key, "remove"]
-    by_name = {p.name: p for p in config.peers}
-    for name in diff.added + diff.updated:
-        peer = by_name[name]
-        args += ["peer", peer.public_key, "allowed-ips", ",".join(peer.allowed_ips),
-                 "persistent-keepalive", str(peer.keepalive or "off")]
-        args += ["preshared-key", psk_file(peer) if peer.preshared_key else "/dev/null"]
-        if peer.endpoint:
-            args += ["endpoint", peer.endpoint]
     return args
+
+
+def changed_peers(config: HostConfig, diff: PeerDiff) -> list:
+    """The planned peers ``diff`` adds or updates (``render.wg_addconf`` writes them for `wg
+    addconf`), and only those.
+
+    `wg addconf` and `wg set` change the named peers only, where `wg syncconf` also re-sends the
+    listen port, which makes a userspace implementation (wireguard-go) rebind its socket and drop
+    packets of the peers that did not change."""
+    by_name = {p.name: p for p in config.peers}
+    return [by_name[name] for name in diff.added + diff.updated]

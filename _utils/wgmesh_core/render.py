@@ -182,6 +182,14 @@ def wg_setconf(config: HostConfig, private_key: str) -> str:
     return render("wg_setconf", c=config, private_key=private_key)
 
 
+NO_PRESHARED_KEY = "A" * 43 + "="     # 32 zero bytes: wg(8) reads it as "no preshared key"
+
+
+def wg_addconf(peers) -> str:
+    """The wg(8) text `wg addconf` takes to add or update ``peers`` (``plan.Peer``) in place."""
+    return render("wg_addconf", peers=peers, no_preshared_key=NO_PRESHARED_KEY)
+
+
 def _rules(fw) -> list:
     try:
         return firewall.rules(fw)

@@ -71,6 +71,21 @@ PrivateKey = {{ private_key }}
 ListenPort = {{ c.listen_port }}
 {% for p in c.peers %}{% include "wg_peer" %}{% endfor %}"""
 
+# wg(8) addconf form of the peers a live change adds or updates, fed to `wg addconf IF
+# /dev/stdin` (their preshared keys never touch a file). A [Peer] of addconf replaces that
+# peer's AllowedIPs; its preshared key (the zero key: none) and keepalive are always written,
+# so a value the peer no longer has is cleared. Its Endpoint, when it has none, stays as it is
+# (a roaming developer's).
+WG_ADDCONF = """\
+{% for p in peers %}[Peer]
+PublicKey = {{ p.public_key }}
+PresharedKey = {{ p.preshared_key or no_preshared_key }}
+{% if p.endpoint %}Endpoint = {{ p.endpoint }}
+{% endif %}AllowedIPs = {{ p.allowed_ips | join(", ") }}
+PersistentKeepalive = {{ p.keepalive or "off" }}
+
+{% endfor %}"""
+
 SYSCTL = """\
 # Managed by wgmesh (Salt): this host forwards between the tunnel and its networks.
 net.ipv4.ip_forward = 1

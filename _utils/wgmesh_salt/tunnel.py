@@ -4,7 +4,6 @@ runs it through ``Commands`` (Salt's ``cmd.run_all``). The execution module's ``
 caller."""
 from __future__ import annotations
 
-import itertools
 import os
 import tempfile
 import time
@@ -18,7 +17,7 @@ from wgmesh_core.plan import HostConfig
 from . import rendered
 from .commands import Commands
 
-WG_SET_PEERS = 1000   # peers named by one `wg set`: about 200 KB of arguments (the kernel's limit is 2 MB)
+WG_SET_PEERS = 1000   # peers one `wg set` removes: about 80 KB of arguments (the kernel's limit is 2 MB)
 NETWORKD_TIMEOUT = 30   # seconds systemd-networkd gets to create and configure the interface
 # networkd is done with the link. Not "unmanaged": a link made before networkd has read its
 # .network (the lab's stand-in makes it so) is unmanaged until networkd's next reload
@@ -70,16 +69,14 @@ class Tunnel:
         return columns[4] if len(columns) >= 5 and columns[1] == interface else None
 
     def set_peers(self, cfg: HostConfig, diff: live.PeerDiff) -> None:
-        """Apply only the changed peers with `wg set` (keys passed in 0600 temp files), a thousand
-        peers a command."""
-        numbers = itertools.count()
-        with tempfile.TemporaryDirectory(prefix="wgmesh-") as folder:
-            def psk_file(peer):
-                path = os.path.join(folder, f"{next(numbers)}.psk")
-                keys.write_secret_file(path, peer.preshared_key + "\n")
-                return path
-            for part in diff.batches(WG_SET_PEERS):
-                self.commands.run(["wg", *live.wg_set_args(cfg, part, psk_file)])
+        """Apply only the changed peers: the removed ones with `wg set`, a thousand a command; the
+        added and updated ones with one `wg addconf` through a pipe, so that their preshared keys
+        are never written to a file (a temporary file would outlive a job killed meanwhile)."""
+        for start in range(0, len(diff.removed), WG_SET_PEERS):
+            self.commands.run(["wg", *live.wg_remove_args(cfg, diff.removed[start:start + WG_SET_PEERS])])
+        peers = live.changed_peers(cfg, diff)
+        if peers:
+            self.commands.run(["wg", "addconf", cfg.interface, "/dev/stdin"], stdin=rendered(render.wg_addconf, peers))
 
     def syncconf(self, cfg: HostConfig, private_key: str) -> None:
         text = rendered(wgmesh_core.wg_setconf, cfg, private_key)

@@ -53,3 +53,32 @@ def parse_ini(text: str) -> list[tuple[int, str, str, str]]:
         key, _, value = line.partition("=")
         entries.append((ordinal, section, key.strip(), value.strip()))
     return entries
+
+
+ZERO_KEY = "A" * 43 + "="     # wg(8): the preshared key "none"
+
+
+def addconf_applied(peers: dict, text: str) -> dict:
+    """MOCK of what `wg addconf IF FILE` does to an interface's peers (public key -> LivePeer),
+    as wg(8) does it (checked on wireguard-go in tests/lab/test_wireguard.py): each [Peer] adds
+    that peer or updates it in place (its handshake and counters kept); the section's AllowedIPs
+    replace the peer's, the zero preshared key clears one, keepalive ``off`` is none, and an
+    Endpoint the section leaves out stays as it was."""
+    from wgmesh_core.live import LivePeer
+    sections: dict[int, dict] = {}
+    for index, section, key, value in parse_ini(text):
+        assert section == "Peer", f"wg addconf of [{section}]: only peers are set this way"
+        assert key not in sections.setdefault(index, {}), f"{key} twice in one [Peer]"
+        sections[index][key] = value
+    peers = dict(peers)
+    for fields in sections.values():
+        assert "AllowedIPs" in fields, "a [Peer] without AllowedIPs would clear the peer's"
+        key = fields["PublicKey"]
+        old = peers.get(key) or LivePeer(key, None, None, frozenset(), 0, 0, 0, 0)
+        psk = fields.get("PresharedKey", old.preshared_key)
+        keepalive = fields.get("PersistentKeepalive", str(old.keepalive))
+        peers[key] = LivePeer(key, None if psk == ZERO_KEY else psk, fields.get("Endpoint", old.endpoint),
+                              frozenset(ip.strip() for ip in fields["AllowedIPs"].split(",") if ip.strip()),
+                              old.latest_handshake, old.rx_bytes, old.tx_bytes,
+                              0 if keepalive == "off" else int(keepalive))
+    return peers

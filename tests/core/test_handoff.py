@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from wgmesh_core import handoff, live
+from wgmesh_core import handoff, live, render
 from wgmesh_core.diff import StandInConfigs, plan_change
 from wgmesh_core.keys import derive_psk, generate_private_key, public_key
 from wgmesh_core.plan import host_config
@@ -116,7 +116,7 @@ def test_a_developer_the_hubs_plan_leaves_out_is_left_to_the_hub(data):
     assert [peer.name for peer in ok.peers] == ["g"]
 
 
-def test_the_document_reads_back_and_makes_one_wg_set(data):
+def test_the_document_reads_back_and_makes_one_wg_set_and_one_wg_addconf(data):
     g = new_key()
     result, _ = handed_off(data, lambda net: (net["developers"].update(
         g={"address": "10.70.0.9", "public_key": g, "lan_access": "none"}), net["developers"]["f"].update(revoked=True)))
@@ -124,10 +124,11 @@ def test_the_document_reads_back_and_makes_one_wg_set(data):
     assert back == result
     config, diff = back.diff()
     assert (config.host, config.role, config.interface) == ("z", "hub", "wg0")
-    args = live.wg_set_args(config, diff, lambda peer: "/psk")
-    assert args == ["set", "wg0", "peer", data["developers"]["f"]["public_key"], "remove",
-                    "peer", g, "allowed-ips", "10.70.0.9/32", "persistent-keepalive", str(result.peers[0].keepalive or "off"),
-                    "preshared-key", "/psk"]
+    assert live.wg_remove_args(config, diff.removed) == ["set", "wg0", "peer", data["developers"]["f"]["public_key"],
+                                                         "remove"]
+    assert render.wg_addconf(live.changed_peers(config, diff)) == (
+        f"[Peer]\nPublicKey = {g}\nPresharedKey = {result.peers[0].preshared_key}\nAllowedIPs = 10.70.0.9/32\n"
+        f"PersistentKeepalive = {result.peers[0].keepalive or 'off'}\n\n")
 
 
 def good_document():

@@ -146,63 +146,62 @@ def test_revoked_developer_shows_as_removed(data):
     assert (diff.added, diff.updated) == ([], [])
 
 
-def test_wg_set_args_name_only_the_changed_peers():
-    from wgmesh_core.live import PeerDiff, wg_set_args
+def test_a_live_change_names_only_the_changed_peers_and_clears_what_a_peer_no_longer_has():
+    """Removals are `wg set ... remove`; the added and updated peers are one `wg addconf` text
+    whose [Peer] always writes the preshared key (the zero key: none) and the keepalive (off),
+    since addconf leaves what a section leaves out as it was."""
+    from wgmesh_core.live import PeerDiff, changed_peers, wg_remove_args
     from wgmesh_core.plan import HostConfig, Peer
+    from wgmesh_core.render import wg_addconf
     config = HostConfig(host="z", role="hub", interface="wg0", listen_port=51820, peers=[
-        Peer("a", "gateway", "A" * 43 + "=", ("10.70.0.2/32", "192.168.201.0/24"), keepalive=15, preshared_key="P" * 43 + "="),
+        Peer("a", "gateway", "A" * 43 + "=", ("10.70.0.2/32", "192.168.201.0/24"), keepalive=15, preshared_key="P" * 43 + "=",
+             endpoint="203.0.113.1:51820"),
         Peer("e", "developer", "E" * 43 + "=", ("10.70.0.4/32",), keepalive=0),
         Peer("f", "developer", "F" * 43 + "=", ("10.70.0.5/32",), keepalive=15)])
-    written = []
-    args = wg_set_args(config, PeerDiff(added=["a"], updated=["e"], removed=["R" * 43 + "="]),
-                       lambda peer: written.append(peer.name) or f"/tmp/{peer.name}.psk")
-    assert args == ["set", "wg0",
-                    "peer", "R" * 43 + "=", "remove",
-                    "peer", "A" * 43 + "=", "allowed-ips", "10.70.0.2/32,192.168.201.0/24",
-                    "persistent-keepalive", "15", "preshared-key", "/tmp/a.psk",
-                    "peer", "E" * 43 + "=", "allowed-ips", "10.70.0.4/32",
-                    "persistent-keepalive", "off", "preshared-key", "/dev/null"]
-    assert written == ["a"]
-    assert "F" * 43 + "=" not in args and "listen-port" not in args and "private-key" not in args
+    diff = PeerDiff(added=["a"], updated=["e"], removed=["R" * 43 + "=", "S" * 43 + "="])
+    assert wg_remove_args(config, diff.removed) == ["set", "wg0", "peer", "R" * 43 + "=", "remove",
+                                                    "peer", "S" * 43 + "=", "remove"]
+    assert [p.name for p in changed_peers(config, diff)] == ["a", "e"]
+    assert wg_addconf(changed_peers(config, diff)) == (
+        "[Peer]\nPublicKey = " + "A" * 43 + "=\nPresharedKey = " + "P" * 43 + "=\n"
+        "Endpoint = 203.0.113.1:51820\nAllowedIPs = 10.70.0.2/32, 192.168.201.0/24\nPersistentKeepalive = 15\n\n"
+        "[Peer]\nPublicKey = " + "E" * 43 + "=\nPresharedKey = " + "A" * 43 + "=\n"
+        "AllowedIPs = 10.70.0.4/32\nPersistentKeepalive = off\n\n")
+    assert changed_peers(config, PeerDiff(removed=["R" * 43 + "="])) == []
 
 
-def test_a_diff_goes_in_batches_of_at_most_the_size_removals_first_and_none_when_empty():
-    """`wg set` takes at most 2 MB of arguments: 10,000 peers in one command pass it."""
-    from wgmesh_core.live import PeerDiff
-    diff = PeerDiff(added=["a", "b", "c"], updated=["u"], removed=["R1", "R2"], interface=["listen_port"])
-    parts = diff.batches(4)
-    assert [vars(part) for part in parts] == [
-        {"added": ["a", "b"], "removed": ["R1", "R2"], "updated": [], "interface": []},
-        {"added": ["c"], "removed": [], "updated": ["u"], "interface": []}]
-    assert [vars(part) for part in diff.batches(6)] == [
-        {"added": ["a", "b", "c"], "removed": ["R1", "R2"], "updated": ["u"], "interface": []}]
-    assert [len(part.added) for part in PeerDiff(added=[str(n) for n in range(2500)]).batches(1000)] == [1000, 1000, 500]
-    assert PeerDiff(interface=["listen_port"]).batches(1000) == []
+def test_a_value_with_a_line_break_never_reaches_wg_addconf():
+    """wg reads the text line by line: an endpoint ending in a newline and a directive would add it."""
+    from wgmesh_core.plan import Peer
+    from wgmesh_core.render import UnsafeValue, wg_addconf
+    bad = Peer("g", "developer", "G" * 43 + "=", ("10.70.0.9/32",), endpoint="198.51.100.1:51820\nAllowedIPs = 0.0.0.0/0")
+    with pytest.raises(UnsafeValue, match="wg_addconf"):
+        wg_addconf([bad])
 
 
 def test_a_gateway_whose_hub_key_arrives_late_gets_the_hub_endpoint_so_it_dials_out(spec):
     """The gateway's first apply ran before the hub's key was in the mine (hub pending); the next
-    apply adds the hub peer with `wg set`. Behind carrier NAT the gateway must dial out: the
-    arguments carry the hub's endpoint (and keepalive), or the tunnel never comes up."""
-    from wgmesh_core.live import wg_set_args
+    apply adds the hub peer with `wg addconf`. Behind carrier NAT the gateway must dial out: the
+    `wg addconf` text carries the hub's endpoint (and keepalive), or the tunnel never comes up."""
+    from wgmesh_core.live import changed_peers
+    from wgmesh_core.render import wg_addconf
     waiting = host_config(spec, "a", TODAY, {"a": K["a"]}, P)
     assert waiting.pending == ["z"] and waiting.peers == []
     complete = host_config(spec, "a", TODAY, K, P)
     live = parse_wg_dump(f"{art.PRIVATE_KEYS['a']}\t{K['a']}\t51820\toff\n")
     diff = peer_diff(complete, live, private_key_public=K["a"])
     assert diff.added == ["z"] and not diff.interface
-    args = wg_set_args(complete, diff, lambda peer: "/run/psk")
-    assert args == ["set", "wg0", "peer", K["z"], "allowed-ips", "10.70.0.0/16",
-                    "persistent-keepalive", "15", "preshared-key", "/run/psk",
-                    "endpoint", "39.101.166.124:51820"]
+    assert wg_addconf(changed_peers(complete, diff)) == (
+        f"[Peer]\nPublicKey = {K['z']}\nPresharedKey = {P['a']}\nEndpoint = 39.101.166.124:51820\n"
+        "AllowedIPs = 10.70.0.0/16\nPersistentKeepalive = 15\n\n")
 
 
 def test_the_hub_sets_no_endpoint_for_peers_that_dial_in(spec):
-    from wgmesh_core.live import PeerDiff, wg_set_args
-    hub = host_config(spec, "z", TODAY, K, P)
-    args = wg_set_args(hub, PeerDiff(added=["a", "e"]), lambda peer: f"/run/{peer.name}.psk")
-    assert "endpoint" not in args
-    assert args.count("peer") == 2
+    from wgmesh_core.live import PeerDiff, changed_peers
+    from wgmesh_core.render import wg_addconf
+    text = wg_addconf(changed_peers(host_config(spec, "z", TODAY, K, P), PeerDiff(added=["a", "e"])))
+    assert "Endpoint" not in text
+    assert text.count("[Peer]") == 2
 
 
 # --- revocation is never blocked by a pending peer ----------------------------------

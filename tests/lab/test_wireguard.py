@@ -88,3 +88,48 @@ def test_wg_quick_down_stops_wireguard_go(lab, tunnel):
     assert _gone(pid)
     assert "wg0" not in lab.exec("a", ["ip", "-o", "link"]).stdout
     assert not lab.host_path("a", "/run/wireguard/wg0.sock").exists()
+
+
+def test_a_live_peer_change_on_wireguard_go_reaches_the_plan_and_keeps_the_unchanged_session(lab, tunnel):
+    """``Tunnel.set_peers`` on real wireguard-go: a stray peer removed (`wg set`), two added and
+    gateway a's AllowedIPs widened (one `wg addconf` through a pipe), then one added peer's
+    preshared key and keepalive cleared. Each time `wg show dump` then holds exactly the plan,
+    no preshared key was on a command line, and a's tunnel still carries pings."""
+    from wgmesh_core.keys import derive_psk
+    from wgmesh_core.live import parse_wg_dump, peer_diff
+    from wgmesh_core.plan import HostConfig, Peer
+    from wgmesh_salt.commands import Commands
+    from wgmesh_salt.tunnel import Tunnel
+
+    def run_all(argv, stdin=None, **_):
+        done = lab.exec("z", argv, input=stdin, check=False)
+        return {"retcode": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
+    ran = []
+    tunnel_z = Tunnel(Commands(lambda argv, **kw: ran.append(argv) or run_all(argv, **kw)))
+    assert lab.ping("a", "10.70.0.1", count=2, timeout=2)
+    stray = lab.genkey("z")[1]
+    lab.exec("z", ["wg", "set", "wg0", "peer", stray, "allowed-ips", "10.70.99.99/32", "persistent-keepalive", "25"])
+    g_key, h_key = lab.genkey("z")[1], lab.genkey("z")[1]
+    g_psk, h_psk = derive_psk(bytes(32), "g"), derive_psk(bytes(32), "h")
+    a = Peer("a", "gateway", tunnel, ("10.70.0.2/32", "192.168.201.0/24", "192.168.209.0/24"))
+    g = Peer("g", "developer", g_key, ("10.70.0.9/32",), keepalive=25, preshared_key=g_psk)
+    h = Peer("h", "developer", h_key, ("10.70.0.10/32",), endpoint="198.51.100.7:51820", preshared_key=h_psk)
+    handshake_before = parse_wg_dump(lab.exec("z", ["wg", "show", "wg0", "dump"]).stdout).peers[tunnel].latest_handshake
+    for peers in ([a, g, h], [a, Peer("g", "developer", g_key, ("10.70.0.9/32",)), h]):
+        plan = HostConfig("z", "hub", interface="wg0", listen_port=51820, peers=peers)
+        live = parse_wg_dump(lab.exec("z", ["wg", "show", "wg0", "dump"]).stdout)
+        diff = peer_diff(plan, live)
+        assert diff and not diff.interface
+        tunnel_z.set_peers(plan, diff)
+        after = parse_wg_dump(lab.exec("z", ["wg", "show", "wg0", "dump"]).stdout)
+        assert not peer_diff(plan, after), peer_diff(plan, after)
+        assert set(after.peers) == {tunnel, g_key, h_key}
+    assert ran[0] == ["wg", "set", "wg0", "peer", stray, "remove"]
+    assert [argv[:2] for argv in ran[1:]] == [["wg", "addconf"], ["wg", "addconf"]]
+    g_live = after.peers[g_key]
+    assert (g_live.preshared_key, g_live.keepalive) == (None, 0)          # cleared by the zero key and "off"
+    assert after.peers[h_key].preshared_key == h_psk and after.peers[h_key].endpoint == "198.51.100.7:51820"
+    assert not any(psk in " ".join(argv) for psk in (g_psk, h_psk) for argv in ran)
+    # a's session went on: the same handshake, and pings still pass (192.168.209.0/24 only widened it)
+    assert lab.ping("a", "10.70.0.1", count=2, timeout=2)
+    assert after.peers[tunnel].latest_handshake == handshake_before != 0

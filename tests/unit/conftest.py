@@ -18,6 +18,7 @@ from wgmesh_core.firewall import FIREWALLD_LISTINGS
 from wgmesh_core.live import LiveInterface, LivePeer
 
 from tests.conftest import REPO
+from tests.core.conftest import addconf_applied
 
 
 def load_adapter(folder: str, name: str):
@@ -47,7 +48,7 @@ class FakeHost:
     unit test). ``firewalld``: None (not running) or the ``FirewalldLive`` its listings print;
     ``firewall-cmd --reload`` makes them ``after_reload`` when that is set. Every command is
     recorded in ``calls``, what it was fed in ``stdin``, and ``fail`` names commands (argv prefixes)
-    that exit 1."""
+    that exit 1. `wg addconf` and `wg set ... remove` change its peers as wg(8) does."""
 
     def __init__(self, interface="wg0", private_key=None, public_key=None, listen_port=51820,
                  address=None, routes=(), mtu=1280, up=True):
@@ -104,6 +105,14 @@ class FakeHost:
             return ok(self.conntrack)
         if cmd[0] == "iptables" and cmd[-1] == "-S":
             return ok(self.iptables["nat" if "nat" in cmd else "filter"])
+        if cmd[:2] == ["wg", "addconf"]:
+            assert cmd[2:] == [self.interface, "/dev/stdin"], cmd
+            self.live.peers = addconf_applied(self.live.peers, stdin)
+            return ok()
+        if cmd[:2] == ["wg", "set"] and cmd[3::3] == ["peer"] * len(cmd[3::3]) and set(cmd[5::3]) == {"remove"}:
+            for key in cmd[4::3]:
+                self.live.peers.pop(key, None)
+            return ok()
         if cmd[:2] == ["wg-quick", "up"] or cmd[:2] == ["wg", "syncconf"]:
             if cmd[-1] == "/dev/stdin":
                 self.read[len(self.calls) - 1] = stdin

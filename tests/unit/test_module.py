@@ -258,7 +258,7 @@ def test_a_lan_router_has_no_key(keydir, minion_id):
 
 # --- the live tunnel ----------------------------------------------------------------------
 
-def test_sync_adds_only_the_missing_peer_with_wg_set(keydir, host, mine):
+def test_sync_adds_only_the_missing_peer_with_wg_addconf(keydir, host, mine):
     private, public = own_key(keydir)
     mine["z"] = public
     cfg = module._host_config()
@@ -266,9 +266,10 @@ def test_sync_adds_only_the_missing_peer_with_wg_set(keydir, host, mine):
     del host.live.peers[cfg.peers[-1].public_key]                     # f is missing live
     changes = module.sync()
     assert changes == {"peers": {"added": ["f"]}}
-    (wg_set,) = host.ran("wg", "set")
-    assert wg_set[:4] == ["wg", "set", "wg0", "peer"] and wg_set[4] == cfg.peers[-1].public_key
-    assert not host.ran("wg", "syncconf")
+    (addconf,) = host.ran("wg", "addconf")
+    fed = host.stdin[host.calls.index(addconf)]
+    assert fed.count("[Peer]") == 1 and f"PublicKey = {cfg.peers[-1].public_key}\n" in fed
+    assert not host.ran("wg", "syncconf") and not host.ran("wg", "set")
 
 
 def test_a_new_wg_quick_interface_comes_up_without_its_peers_which_go_in_with_one_syncconf(keydir, host, mine):
@@ -282,7 +283,7 @@ def test_a_new_wg_quick_interface_comes_up_without_its_peers_which_go_in_with_on
     (up,) = host.ran("wg-quick", "up")
     (syncconf,) = host.ran("wg", "syncconf")
     first, second = host.calls.index(up), host.calls.index(syncconf)
-    assert first < second and not host.ran("wg", "set")
+    assert first < second and not host.ran("wg", "set") and not host.ran("wg", "addconf")
     assert up[2].endswith("/wg0.conf") and up[2] != str(keydir / "wg0.conf") and not os.path.exists(up[2])
     assert "[Peer]" not in host.read[first] and "PostUp = wg set %i private-key " in host.read[first]
     assert host.read[second].count("[Peer]") == len(cfg.peers) == 4
@@ -323,19 +324,34 @@ def test_a_new_networkd_interface_is_left_to_networkd_until_it_has_configured_it
     assert not host.ran("ip", "route") and not host.ran("ip", "address") and not host.ran("ip", "addr")
 
 
-def test_a_thousand_peers_a_wg_set(keydir, host, mine, monkeypatch):
-    """2,500 peers added to a live hub: three `wg set`, none past the kernel's 2 MB for arguments."""
+def test_removals_a_thousand_peers_a_wg_set_and_the_rest_one_wg_addconf_through_a_pipe(keydir, host, mine, monkeypatch):
+    """Peers removed from a live hub: `wg set`s, none past the kernel's 2 MB for arguments; the
+    added ones: one `wg addconf` fed through stdin, their preshared keys in no file and on no
+    command line."""
     monkeypatch.setattr(wgmesh_salt.tunnel, "WG_SET_PEERS", 2)
     private, public = own_key(keydir)
     mine["z"] = public
     cfg = module._host_config()
     in_sync(host, cfg, private, public)
     host.live.peers.clear()
-    host.add_peer(key(99), ["10.70.9.9/32"])                             # added by hand
-    assert module.sync() == {"peers": {"added": ["a", "c", "e", "f"], "removed": [key(99)]}}
+    for n in (97, 98, 99):
+        host.add_peer(key(n), [f"10.70.9.{n}/32"])                        # added by hand
+    written, write = [], wgmesh_core.keys.write_secret_file
+    monkeypatch.setattr(wgmesh_core.keys, "write_secret_file", lambda path, text, *args: (
+        written.append(text), write(path, text, *args))[1])
+    assert module.sync() == {"peers": {"added": ["a", "c", "e", "f"], "removed": [key(97), key(98), key(99)]}}
     sets = host.ran("wg", "set")
-    assert [wg_set.count("peer") for wg_set in sets] == [2, 2, 1]
-    assert sets[0][3:6] == ["peer", key(99), "remove"]
+    assert sets == [["wg", "set", "wg0", "peer", key(97), "remove", "peer", key(98), "remove"],
+                    ["wg", "set", "wg0", "peer", key(99), "remove"]]
+    (addconf,) = host.ran("wg", "addconf")
+    assert addconf == ["wg", "addconf", "wg0", "/dev/stdin"]
+    assert host.calls.index(addconf) > host.calls.index(sets[-1])     # removals first
+    fed = host.stdin[host.calls.index(addconf)]
+    assert fed.count("[Peer]") == 4
+    assert all(f"PresharedKey = {p.preshared_key}" in fed for p in cfg.peers)
+    assert written and not any(p.preshared_key in text for p in cfg.peers for text in written)   # in no file
+    assert not any(p.preshared_key in " ".join(call) for p in cfg.peers for call in host.calls)  # nor argv
+    assert not module.sync(), "the fake interface now holds the plan"
 
 
 def test_sync_in_test_mode_reports_and_runs_nothing(keydir, host, mine):
@@ -345,7 +361,7 @@ def test_sync_in_test_mode_reports_and_runs_nothing(keydir, host, mine):
     in_sync(host, cfg, private, public)
     host.add_peer(key(99), ["10.70.9.9/32"])                             # added by hand
     assert module.sync(test=True) == {"peers": {"removed": [key(99)]}}
-    assert not host.ran("wg", "set") and not host.ran("wg", "syncconf")
+    assert not host.ran("wg", "set") and not host.ran("wg", "addconf") and not host.ran("wg", "syncconf")
 
 
 def test_a_changed_listen_port_goes_through_a_complete_syncconf(keydir, host, mine):
@@ -397,7 +413,7 @@ def test_drift_names_a_missing_route_and_a_hand_added_peer_without_fixing_them(k
     host.add_peer(key(99), ["10.70.9.9/32"])
     found = module.drift()
     assert found == {"tunnel": {"peers": {"removed": [key(99)]}, "addressing": ["route 192.168.200.0/24"]}}
-    assert not host.ran("ip", "route", "replace") and not host.ran("wg", "set")
+    assert not host.ran("ip", "route", "replace") and not host.ran("wg", "set") and not host.ran("wg", "addconf")
 
 
 def test_status_names_the_live_peers(keydir, host, mine):
@@ -478,8 +494,8 @@ def test_the_fast_path_plans_once_from_fresh_pillar_firewall_then_peers(keydir, 
     assert "-s 10.70.0.9/32" in str(changes["firewall"])
     rules_for_g = [i for i, cmd in enumerate(host.calls)
                    if cmd[0].startswith("iptables") and "10.70.0.9/32" in " ".join(cmd) + host.stdin.get(i, "")]
-    (wg_set,) = [i for i, cmd in enumerate(host.calls) if cmd[:2] == ["wg", "set"]]
-    assert rules_for_g and (min(rules_for_g) > wg_set if peers_first else max(rules_for_g) < wg_set)
+    (addconf,) = [i for i, cmd in enumerate(host.calls) if cmd[:2] == ["wg", "addconf"]]
+    assert rules_for_g and (min(rules_for_g) > addconf if peers_first else max(rules_for_g) < addconf)
     assert plans == ["z"]
     assert "wgmesh_fresh_pillar" not in context
 
@@ -826,59 +842,3 @@ def test_a_rule_with_a_newline_fails_the_firewall_before_any_change(keydir, host
     with pytest.raises(CommandExecutionError, match="newline or control character"):
         module.firewall()
     assert firewall_commands(host) == []
-
-
-# --- the gate's hand-off: wgmesh.set_peers ------------------------------------------------
-
-@pytest.fixture(scope="module")
-def rsa_keys():
-    import salt.crypt
-    return salt.crypt.gen_keys(2048)
-
-
-def sealed_for(minion, document, rsa_keys, tmp_path):
-    """``document`` sealed on a master that accepted ``minion`` with ``rsa_keys``' public key."""
-    from wgmesh_salt.sealed import seal
-    accepted = tmp_path / "master-pki" / "minions"
-    accepted.mkdir(parents=True, exist_ok=True)
-    (accepted / minion).write_text(rsa_keys[1])
-    return seal({"pki_dir": str(accepted.parent)}, minion, document)
-
-
-@pytest.fixture
-def minion_pki(configure_loader_modules, rsa_keys, tmp_path):
-    """This minion's Salt key, where Salt keeps it (pki_dir/minion.pem)."""
-    pki = tmp_path / "minion-pki"
-    pki.mkdir()
-    (pki / "minion.pem").write_text(rsa_keys[0])
-    configure_loader_modules[module]["__opts__"]["pki_dir"] = str(pki)
-    return pki
-
-
-def test_set_peers_sets_the_sealed_peers_with_one_wg_set(keydir, host, mine, minion_pki, rsa_keys, tmp_path):
-    private, public = own_key(keydir)
-    mine["z"] = public
-    cfg = module._host_config()
-    in_sync(host, cfg, private, public)
-    g, psk, f = key(20), key(21), cfg.peers[-1].public_key
-    document = {"minion": "z", "interface": "wg0", "removed": [f], "peers": [["g", g, ["10.70.0.9/32"], 25, psk]]}
-    host.calls.clear()
-    result = module.set_peers(sealed_for("z", document, rsa_keys, tmp_path))
-    assert result["set"] == ["g"] and result["removed"] == [f] and list(result["timings"]) == ["set"]
-    (wg_set,) = [call for call in host.calls if call[:2] == ["wg", "set"]]
-    assert wg_set[:5] == ["wg", "set", "wg0", "peer", f] and wg_set[6:10] == ["peer", g, "allowed-ips", "10.70.0.9/32"]
-    assert [call[:2] for call in host.calls] == [["ip", "link"], ["wg", "set"]]     # no dump, no plan, no pillar
-    assert "preshared-key" in wg_set and psk not in " ".join(wg_set)     # from a 0600 file, not the command line
-
-
-def test_set_peers_refuses_a_hand_off_not_sealed_for_it_or_changed(keydir, host, mine, minion_pki, rsa_keys, tmp_path):
-    document = {"minion": "z", "interface": "wg0", "removed": [], "peers": [["g", key(20), ["10.70.0.9/32"], 25, None]]}
-    sealed = sealed_for("z", document, rsa_keys, tmp_path)
-    for bad in (sealed_for("a", document, rsa_keys, tmp_path), dict(sealed, data=sealed["data"][:-8] + "A" * 8),
-                sealed_for("z", dict(document, interface="wg0 up"), rsa_keys, tmp_path), "just text"):
-        with pytest.raises(CommandExecutionError, match="refusing the peer hand-off"):
-            module.set_peers(bad)
-    assert host.calls == []
-    host.exists = False
-    assert module.set_peers(sealed) == {"skipped": "no wg0 yet: the state run sets it up"}
-    assert not host.ran("wg", "set")
