@@ -69,7 +69,7 @@ def test_every_output_expression_of_every_template_is_checked(name):
     poison = Poison("x\ny")
     context = {var: poison for var in ("c", "p", "fw", "chains", "spec", "dev", "routes", "name", "endpoint",
                                         "hub_public_key", "psk", "private_key", "private_key_file", "note_lines",
-                                        "rules", "zone", "policy", "interface")}
+                                        "rules", "zone", "policy", "interface", "peers", "no_preshared_key")}
     if "{{" not in SOURCES[name]:
         assert render(name, **context) == SOURCES[name]
         return
