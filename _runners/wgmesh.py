@@ -568,7 +568,7 @@ def warm():
 
 
 def _gate_and_converge(repo, gitops, allow_rewind):
-    from wgmesh_core.diff import StandInConfigs, plan_change
+    from wgmesh_core.diff import StandInConfigs, host_change, plan_change
     from wgmesh_core.intent import verdict
     from wgmesh_core.source import collector_paused
     lap = wgmesh_salt.laps.Laps()   # the result's timings: where a slow push spent its time
@@ -605,25 +605,36 @@ def _gate_and_converge(repo, gitops, allow_rewind):
         return _refuse(revision, previous, [str(p) for p in broken])
     lap("checked")
     # The revision passed: git_pillar fetches it (git's own process, mostly) while the change is
-    # planned (planning refuses nothing: it orders the hosts and the fast path).
-    with collector_paused(), concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+    # planned (planning refuses nothing: it orders the hosts and the fast path). The hub's share
+    # is planned first, and its developer peers are handed off as soon as they are sealed, in a
+    # job of their own beside the rest of the planning and the fetch: every developer's first
+    # packet goes to the hub.
+    hub = new_spec.hub.minion
+    with collector_paused(), concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         deploying = pool.submit(contextvars.copy_context().run, _deploy, repo, revision, document.network)
         configs = (old_configs, StandInConfigs(new_spec, today))
-        plan = plan_change(old_spec, new_spec, today, configs, diffs=False)   # no file diffs
+        hub_change = host_change(old_spec, new_spec, hub, today, configs, diffs=False)
+        handoff = _sealed_handoff(hub_change, configs, new_spec, today) \
+            if hub_change.live_first and hub_change.peers_first else None
+        lap("sealed")
+        handing_off = pool.submit(contextvars.copy_context().run, _set_peers, hub, handoff) if handoff else None
+        plan = plan_change(old_spec, new_spec, today, configs, diffs=False, planned={hub: hub_change})
         lap("planned")
         failure = deploying.result()
+        handed_off = handing_off.result() if handing_off else None
     if failure:
+        if handed_off is not None:   # the hub has the revision's peers: back to what is served
+            _update_live([hub])
         return _deploy_failed(repo, revision, previous, failure)
     lap("deployed")
     log.info("wgmesh: deployed pillar revision %s (was %s); converging %s", revision, previous,
              ", ".join(plan.affected) or "no host")
     # the fast path's job is the liveness check of its hosts: no test.ping round trip before it.
-    # The hub first, on its own: every developer's first packet goes to it, and the master then
-    # compiles one pillar, not the hub's beside every gateway's.
-    hub = new_spec.hub.minion
-    handoff = _sealed_handoff(plan, configs, new_spec, today) if hub in plan.peers_first else None
-    lap("sealed")
-    live, answered = _update_live([h for h in plan.live_first if h == hub], plan.peers_first, handoff)
+    # The hub first, on its own: the master then compiles one pillar, not the hub's beside every
+    # gateway's.
+    live, answered = _update_live([h for h in plan.live_first if h == hub], plan.peers_first)
+    if isinstance(live.get(hub), dict) and handed_off is not None:
+        live[hub] = dict(live[hub], **{"wgmesh.set_peers": handed_off})
     gateways_live, gateways_answered = _update_live([h for h in plan.live_first if h != hub], plan.peers_first)
     live.update(gateways_live)
     answered += gateways_answered
@@ -736,21 +747,26 @@ def _remove(hosts, timeout=30):
     return _call(hosts, "wgmesh.absent", timeout, refresh_pillar=True)[0]
 
 
-def _update_live(hosts, peers_first=(), handoff=None, timeout=5):
+def _update_live(hosts, peers_first=(), timeout=5):
     """The fast path: ``wgmesh.update_live`` on hosts whose change needs no state run to go live
     (peers, firewall rules), before their state run; sent without a ``test.ping`` first, so its
     own answers tell which of them are up (``timeout`` as the ping's: a minion still running the
     job is waited for). The peers go first when every one of ``hosts`` is in ``peers_first``
-    (``NetworkPlan.peers_first``); ``handoff`` (the hub's sealed peers, ``_sealed_handoff``):
-    ``wgmesh.set_peers`` sets them first, in the same job. Returns ({minion: its changes, or
-    the error}, the minions that answered)."""
+    (``NetworkPlan.peers_first``). Returns ({minion: its changes, or the error}, the minions that
+    answered)."""
     args = ["peers_first=True"] if hosts and set(hosts) <= set(peers_first) else []
-    before = [("wgmesh.set_peers", [handoff])] if handoff else []
     # a minion that is down is given up as soon as the ping would give it up
-    return _call(hosts, "wgmesh.update_live", timeout, gather_job_timeout=timeout, args=args, before=before)
+    return _call(hosts, "wgmesh.update_live", timeout, gather_job_timeout=timeout, args=args)
 
 
-def _sealed_handoff(plan, configs, new_spec, today):
+def _set_peers(hub, sealed, timeout=5):
+    """The hub's sealed hand-off (``_sealed_handoff``) set by ``wgmesh.set_peers``: its return,
+    or the error. The gate waits for it before the hub's ``wgmesh.update_live``, which then finds
+    those peers done."""
+    return _call([hub], "wgmesh.set_peers", timeout, gather_job_timeout=timeout, args=[sealed])[0][hub]
+
+
+def _sealed_handoff(change, configs, new_spec, today):
     """The hub's developer peer changes (``wgmesh_core.handoff``), planned with the keys the
     master serves the hub (its pinned host keys, the preshared keys of its secret) and sealed
     for the hub's minion key; None when the hub plans them itself (``wgmesh.update_live``):
@@ -762,7 +778,6 @@ def _sealed_handoff(plan, configs, new_spec, today):
     if new_spec.preshared_keys and secret is None:
         return None
     hub = new_spec.hub.minion
-    change = next(h for h in plan.hosts if h.host == hub)
     resolved = _served_host_keys(new_spec)
     psk = (lambda name: wgmesh_core.plan.peer_psk(new_spec, name, secret, new_spec.preshared_key_epoch)) \
         if secret else (lambda name: None)
@@ -777,16 +792,14 @@ def _sealed_handoff(plan, configs, new_spec, today):
         return None
 
 
-def _call(hosts, function, timeout, refresh_pillar=False, gather_job_timeout=None, args=(), before=()):
-    """``function(*args)`` on ``hosts`` (minion ids) in one job, after a pillar refresh if asked
-    and the calls ``before`` ((function, args), ...): ({minion: its return (a dict, with each of
-    ``before``'s returns under the function's name), or "failed: <why>"}, the minions that
-    returned anything)."""
+def _call(hosts, function, timeout, refresh_pillar=False, gather_job_timeout=None, args=()):
+    """``function(*args)`` on ``hosts`` (minion ids) in one job, after a pillar refresh if asked:
+    ({minion: its return (a dict), or "failed: <why>"}, the minions that returned anything)."""
     import salt.client
     returns = {}
     refresh = [("saltutil.refresh_pillar", ["wait=True"])] if refresh_pillar else []
     if hosts:
-        calls = [*refresh, *before, (function, args)]
+        calls = [*refresh, (function, args)]
         functions, arguments = [name for name, _ in calls], [list(arguments) for _, arguments in calls]
         waiting = {"gather_job_timeout": gather_job_timeout} if gather_job_timeout else {}
         with salt.client.get_local_client(__opts__["conf_file"]) as client:
@@ -796,8 +809,6 @@ def _call(hosts, function, timeout, refresh_pillar=False, gather_job_timeout=Non
         ret = returns.get(minion)
         main = ret.get(function) if isinstance(ret, dict) else ret
         outcome[minion] = main if isinstance(main, dict) else f"failed: {main}"
-        if isinstance(main, dict) and before:
-            outcome[minion] = dict(main, **{name: ret.get(name) for name, _ in before})
     # LocalClient.cmd gives a minion that did not return False; one that did, {function: its return}
     return outcome, [minion for minion in hosts if isinstance(returns.get(minion), dict)]
 

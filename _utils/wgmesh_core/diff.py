@@ -422,14 +422,18 @@ def clients_changed(old: Optional[NetworkSpec], new: NetworkSpec, today) -> list
 
 
 def plan_change(old: Optional[NetworkSpec], new: NetworkSpec, today: Optional[datetime.date] = None,
-                configs: tuple = (None, None), diffs: bool = True) -> NetworkPlan:
+                configs: tuple = (None, None), diffs: bool = True, planned: Optional[dict] = None) -> NetworkPlan:
     """Per-host changes from ``old`` (None: nothing deployed yet) to ``new``; ``configs``: the
     revisions' ``StandInConfigs`` to plan into (and share with ``reach_diff``), else new ones.
-    ``diffs=False``: no file diffs, only which hosts change and how (what the gate needs)."""
+    ``diffs=False``: no file diffs, only which hosts change and how (what the gate needs).
+    ``planned``: {host: its ``host_change``} made already with the same arguments (the gate
+    plans the hub's first, to hand its peers off before the rest is planned)."""
     today = today or datetime.date.today()
     configs = (stand_in_configs(old, today, configs[0]), stand_in_configs(new, today, configs[1]))
     hosts = list(dict.fromkeys(managed_hosts(new) + (managed_hosts(old) if old else [])))
-    changes = [host_change(old, new, host, today, configs, diffs) for host in hosts]
+    planned = planned or {}
+    changes = [planned[host] if host in planned else host_change(old, new, host, today, configs, diffs)
+               for host in hosts]
     order = {"hub": 0, "gateway": 1, "lan_router": 2, "none": 3}
     changes.sort(key=lambda c: order[c.role])
     new_active = active_developers(new, today)

@@ -65,3 +65,19 @@ def test_planning_without_file_diffs_picks_the_same_hosts(data, change):
         assert without.affected == []
     first = plan_change(None, new_spec, TODAY, diffs=False)
     assert summary(first) == summary(plan_change(None, new_spec, TODAY))
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_the_hub_planned_first_makes_the_same_plan(data, change):
+    """The gate plans the hub's share first (its hand-off goes out before the rest is planned)
+    and gives it to ``plan_change``, which takes it as it is and plans only the other hosts."""
+    from wgmesh_core.diff import StandInConfigs, host_change
+    new = copy.deepcopy(data)
+    CHANGES[change](new)
+    old_spec, new_spec = load_network(data), load_network(new)
+    configs = (StandInConfigs(old_spec, TODAY), StandInConfigs(new_spec, TODAY))
+    hub_first = host_change(old_spec, new_spec, "z", TODAY, configs, diffs=False)
+    planned = plan_change(old_spec, new_spec, TODAY, configs, diffs=False, planned={"z": hub_first})
+    assert next(h for h in planned.hosts if h.host == "z") is hub_first
+    in_one_go = plan_change(old_spec, new_spec, TODAY, diffs=False)
+    assert summary(planned) == summary(in_one_go) and planned.peers_first == in_one_go.peers_first

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 import time
 import unittest.mock
 
@@ -52,6 +53,7 @@ class LocalClient:
         self.jobs, self.pings, self.removals, self.status_calls, self.live = [], [], [], [], []
         self.live_args = []     # each wgmesh.update_live job's arguments
         self.handoffs = []      # the sealed hand-offs wgmesh.set_peers was sent
+        self.handed_off = threading.Event()     # set when the first was sent
         self.order = []
 
     def __enter__(self):
@@ -62,13 +64,14 @@ class LocalClient:
 
     def cmd(self, targets, functions, args=None, tgt_type="glob", timeout=None, gather_job_timeout=None):
         self.order.append((functions if isinstance(functions, str) else functions[-1], targets))
-        if functions[-1:] == ["wgmesh.update_live"]:
+        if functions == ["wgmesh.set_peers"]:      # the gate's hand-off, in a job of its own
+            self.handoffs.append(args[0][0])
+            self.handed_off.set()
+            return {minion: {"wgmesh.set_peers": {"set": "sealed"}} for minion in targets if minion not in self.down}
+        if functions == ["wgmesh.update_live"]:
             self.live.append(list(targets))
             self.live_args.append(args)
             answer = {"wgmesh.update_live": {"tunnel": {"peers": "changed"}}}
-            if functions == ["wgmesh.set_peers", "wgmesh.update_live"]:     # the gate's hand-off first
-                self.handoffs.append(args[0][0])
-                answer["wgmesh.set_peers"] = {"set": "sealed"}
             return {minion: answer if minion not in self.down else False for minion in targets}
         if functions == "test.ping":
             self.pings.append(list(targets))
@@ -377,14 +380,14 @@ def test_a_push_is_deployed_and_converges_only_the_hosts_it_changes(gitops, upst
     # job's answer is the hub's liveness check: no test.ping round trip before it
     # (with the hub's developer peers planned here and handed off first: see the test below)
     assert second["live_first"] == {"z": {"tunnel": {"peers": "changed"}, "wgmesh.set_peers": {"set": "sealed"}}}
-    assert [fun for fun, _ in client.order[-2:]] == ["wgmesh.update_live", "state.apply"]
-    assert client.order[-3][0] != "test.ping"
+    assert [fun for fun, _ in client.order[-3:]] == ["wgmesh.set_peers", "wgmesh.update_live", "state.apply"]
+    assert client.order[-4][0] != "test.ping"
     assert first["live_first"] == {} and client.live == [["z"]]     # a new network: state runs only
     assert second["affected"] == runner.wgmesh_core.diff.plan_change(old, deployed_spec()).affected
     assert "g" in deployed_spec().developers and runner.deployed_revision() == second_revision
     assert bus.events[-1] == ("wgmesh/applied", second)
     # where the push's time went, step by step, in the result and the event
-    assert list(second["timings"]) == ["fetched", "checked", "planned", "deployed", "sealed", "live", "applied"]
+    assert list(second["timings"]) == ["fetched", "checked", "sealed", "planned", "deployed", "live", "applied"]
     assert 0 < time.time() - second["started_at"] < 60
     assert all(isinstance(seconds, float) and 0 <= seconds < 60 for seconds in second["timings"].values())
     assert runner.on_push() == {"result": "unchanged", "revision": second_revision}
@@ -401,7 +404,7 @@ def test_the_fast_path_puts_the_hub_live_before_the_gateways(gitops, upstream, c
     result = runner.on_push()
     assert client.live[-2:] == [["z"], ["c"]]
     # g's access comes after g: nothing opens early; the hub gets g handed off, first
-    assert client.live_args[-2][1:] == client.live_args[-1] == [["peers_first=True"]]
+    assert client.live_args[-2] == client.live_args[-1] == [["peers_first=True"]]
     assert result["live_first"] == {"z": {"tunnel": {"peers": "changed"}, "wgmesh.set_peers": {"set": "sealed"}},
                                     "c": {"tunnel": {"peers": "changed"}}}
     assert client.jobs == [["z"], ["c"]] and result["applied"] == {"z": True, "c": True}
@@ -433,7 +436,7 @@ def test_the_reactor_keeps_the_deployed_network_planned_for_the_next_gate(gitops
     assert result["affected"] == ["z", "c"] and result["applied"] == {"z": True, "c": True}
     assert result["live_first"] == {"z": {"tunnel": {"peers": "changed"}, "wgmesh.set_peers": {"set": "sealed"}},
                                     "c": {"tunnel": {"peers": "changed"}}}
-    assert client.live_args[-2][1:] == client.live_args[-1] == [["peers_first=True"]] and len(client.handoffs) == 1
+    assert client.live_args[-2] == client.live_args[-1] == [["peers_first=True"]] and len(client.handoffs) == 1
     # what is kept is the revision deployed before: the gate after this one plans its previous itself
     loaded.clear()
     upstream.add_developer("h", "10.70.0.10", new_public_key(), lan_access="none")
@@ -578,6 +581,50 @@ def test_top_files_grains_come_from_the_masters_grains_bank_without_the_cached_p
     assert set(banks) == {"grains"}
     opts["minion_data_cache"] = False
     assert runner._cached_grains(["z"]) == {"z": {}}
+
+
+def test_the_hubs_hand_off_goes_out_before_git_pillar_has_fetched_and_before_the_rest_is_planned(
+        gitops, upstream, client, bus, configure_loader_modules, monkeypatch):
+    """The hub's share of the plan comes first: its sealed peers are sent (``wgmesh.set_peers``, a
+    job of its own) while git_pillar fetches, here a fetch that waits for the hand-off, and
+    before the other hosts are planned; the hub's ``wgmesh.update_live`` comes after both."""
+    runner.on_push()
+    seen, planned_after = [], []
+    configure_loader_modules[runner]["__salt__"]["git_pillar.update"] = \
+        lambda: seen.append(client.handed_off.wait(10)) or {}
+    plan_change = runner.wgmesh_core.diff.plan_change
+    monkeypatch.setattr(runner.wgmesh_core.diff, "plan_change",
+                        lambda *a, **kw: planned_after.append(len(client.handoffs)) or plan_change(*a, **kw))
+    from tests.onboard.conftest import new_public_key
+    upstream.add_developer("g", "10.70.0.9", new_public_key(), lan_access=["c"])
+    revision = upstream.commit("g, reaching LAN2")
+    start = time.monotonic()
+    result = runner.on_push()
+    assert seen == [True] and time.monotonic() - start < 10
+    assert result["result"] == "applied" and runner.deployed_revision() == revision
+    assert planned_after == [1] and len(client.handoffs) == 1      # sent before plan_change ran
+    assert [fun for fun, _ in client.order[-5:]] == ["wgmesh.set_peers", "wgmesh.update_live", "wgmesh.update_live",
+                                                     "state.apply", "state.apply"]
+    assert result["live_first"]["z"]["wgmesh.set_peers"] == {"set": "sealed"}
+
+
+def test_a_hand_off_whose_revision_git_pillar_does_not_take_is_undone_on_the_hub(
+        gitops, upstream, client, bus, configure_loader_modules):
+    """git_pillar fails to fetch a revision whose peers the hub was already handed: the hub's
+    ``wgmesh.update_live`` plans from what is still served and takes them back; nothing else
+    runs and ``deployed`` stays where it was."""
+    runner.on_push()
+    deployed = runner.deployed_revision()
+    configure_loader_modules[runner]["__salt__"]["git_pillar.update"] = lambda: {"origin": False}   # its lock stays
+    from tests.onboard.conftest import new_public_key
+    upstream.add_developer("g", "10.70.0.9", new_public_key(), lan_access="none")
+    upstream.commit("g")
+    client.order.clear()
+    with unittest.mock.patch.object(runner, "GIT_PILLAR_LOCK_PATIENCE", 0):
+        result = runner.on_push()
+    assert result["result"] == "failed" and runner.deployed_revision() == deployed
+    assert client.order == [("wgmesh.set_peers", ["z"]), ("wgmesh.update_live", ["z"])]    # no state run
+    assert bus.events[-1][0] == "wgmesh/gate/failed"
 
 
 def test_a_refused_push_deploys_nothing_and_names_the_problem(gitops, upstream, client, bus):
