@@ -266,10 +266,9 @@ def _apply(targets, timeout=15):
     Returns {minion: (ok, waiting_for_keys)}. ``timeout`` is Salt's: how long to wait before
     asking a silent minion whether it still runs the job (a down minion is given up then).
     """
-    import salt.client
     if not targets:
         return {}
-    with salt.client.get_local_client(__opts__["conf_file"]) as client:
+    with _local_client() as client:
         # queue=True: a drift schedule run (or the minion-start reactor's) in flight delays this one
         returns = client.cmd(targets, ["saltutil.refresh_pillar", "state.apply"],
                              [["wait=True"], ["wgmesh", "queue=True"]], tgt_type="list", timeout=timeout)
@@ -732,10 +731,9 @@ def _git_pillar_fetch_failure(revision):
 def _answering(targets, timeout=5):
     """(minions that answer test.ping, those that do not): a down minion is reported pending at
     once instead of holding the push for a state run's timeout."""
-    import salt.client
     if not targets:
         return [], []
-    with salt.client.get_local_client(__opts__["conf_file"]) as client:
+    with _local_client() as client:
         returns = client.cmd(targets, "test.ping", tgt_type="list", timeout=timeout, gather_job_timeout=timeout)
     answering = [minion for minion in targets if returns.get(minion) is True]
     return answering, [minion for minion in targets if minion not in answering]
@@ -792,17 +790,24 @@ def _sealed_handoff(change, configs, new_spec, today):
         return None
 
 
+def _local_client():
+    """A LocalClient on this master's options as they are (Salt's thorium does the same):
+    ``get_local_client(conf_file)`` reads the configuration files again, about 50 ms before
+    each job the gate sends, the hub's hand-off among them."""
+    import salt.client
+    return salt.client.get_local_client(mopts=__opts__)
+
+
 def _call(hosts, function, timeout, refresh_pillar=False, gather_job_timeout=None, args=()):
     """``function(*args)`` on ``hosts`` (minion ids) in one job, after a pillar refresh if asked:
     ({minion: its return (a dict), or "failed: <why>"}, the minions that returned anything)."""
-    import salt.client
     returns = {}
     refresh = [("saltutil.refresh_pillar", ["wait=True"])] if refresh_pillar else []
     if hosts:
         calls = [*refresh, (function, args)]
         functions, arguments = [name for name, _ in calls], [list(arguments) for _, arguments in calls]
         waiting = {"gather_job_timeout": gather_job_timeout} if gather_job_timeout else {}
-        with salt.client.get_local_client(__opts__["conf_file"]) as client:
+        with _local_client() as client:
             returns = client.cmd(hosts, functions, arguments, tgt_type="list", timeout=timeout, **waiting)
     outcome = {}
     for minion in hosts:
@@ -824,10 +829,9 @@ def status(stale_after=600, soon_days=14):
 
         salt-run wgmesh.status stale_after=300 soon_days=7
     """
-    import salt.client
     from wgmesh_core.report import status_report
     spec = _spec()
-    with salt.client.get_local_client(__opts__["conf_file"]) as client:
+    with _local_client() as client:
         live = client.cmd(spec.hub.minion, "wgmesh.status", timeout=30).get(spec.hub.minion)
     if not isinstance(live, dict):
         raise SaltInvocationError(f"hub {spec.hub.minion} did not answer wgmesh.status: {live}")

@@ -192,7 +192,7 @@ def test_converge_applies_the_hub_first_and_retries_hosts_waiting_for_keys(monke
     client = LocalClient({"a": [state(True, "waiting for the public key of z"), state(True)],
                           "c": [state(False)]})
     import salt.client
-    monkeypatch.setattr(salt.client, "get_local_client", lambda conf_file: client)
+    monkeypatch.setattr(salt.client, "get_local_client", lambda mopts: mopts is runner.__opts__ and client)
     assert runner.converge(["a", "z", "c"], hub="z") == {"z": True, "a": True, "c": False}
     assert client.jobs == [["z"], ["a", "c"], ["a"]]
 
@@ -231,7 +231,7 @@ def test_the_gate_reads_and_plans_a_revision_without_the_cycle_collector(monkeyp
 def client(monkeypatch):
     client = LocalClient()
     import salt.client
-    monkeypatch.setattr(salt.client, "get_local_client", lambda conf_file: client)
+    monkeypatch.setattr(salt.client, "get_local_client", lambda mopts: mopts is runner.__opts__ and client)
     return client
 
 
