@@ -55,12 +55,29 @@ class LocalClient:
         self.handoffs = []      # the sealed hand-offs wgmesh.set_peers was sent
         self.handed_off = threading.Event()     # set when the first was sent
         self.order = []
+        self.published = {}     # jid -> the answers ``run_job`` got, not yet read
 
     def __enter__(self):
         return self
 
     def __exit__(self, *_):
         return False
+
+    def destroy(self):
+        pass
+
+    def run_job(self, targets, functions, args, tgt_type="glob", timeout=None, listen=False, gather_job_timeout=None):
+        """The job's first half (LocalClient.cmd is both): published, answered by ``cmd``, and
+        returned by ``get_cli_event_returns`` as Salt's return events."""
+        assert listen is True     # subscribed before the publish: no return is missed
+        jid = str(len(self.order))
+        self.published[jid] = self.cmd(targets, functions, args, tgt_type, timeout, gather_job_timeout)
+        return {"jid": jid, "minions": list(targets)}
+
+    def get_cli_event_returns(self, jid, minions, timeout, tgt, tgt_type, gather_job_timeout=None):
+        for minion, ret in self.published.pop(jid).items():
+            if ret is not False:       # a minion that is down sends no return event
+                yield {minion: {"ret": ret, "retcode": 0}}
 
     def cmd(self, targets, functions, args=None, tgt_type="glob", timeout=None, gather_job_timeout=None):
         self.order.append((functions if isinstance(functions, str) else functions[-1], targets))
