@@ -757,11 +757,12 @@ def set_peers(sealed):
     """
     The gate's hand-off (``wgmesh_core.handoff``): the developer peers a push adds, re-keys or
     revokes, planned on the master with the keys it serves this hub and sealed for this
-    minion's key, set with `wg addconf` through a pipe: no pillar compile, plan or `wg show` first. Every value
-    is checked before it reaches `wg`; a hand-off not sealed for this minion, changed on the
-    way, or malformed is refused and nothing changes. The gate sends ``wgmesh.update_live`` in
-    the same job after it, and the state run follows, as for any push. Returns the peers set
-    and the keys removed, or ``skipped`` when the interface is not up yet.
+    minion's key, set with `wg addconf` through a pipe (and `wg set` for the removed): no pillar
+    compile, plan or `wg show` first. Every value is checked before it reaches `wg`; a hand-off
+    not sealed for this minion, changed on the way, or malformed is refused and nothing changes.
+    The gate sends it in a job of its own, then ``wgmesh.update_live`` once git_pillar serves
+    the revision, and the state run follows, as for any push. Returns the peers set and the
+    keys removed, or ``skipped`` when the interface is not up yet.
 
     CLI Example (the gate sends it; by hand it takes what ``wgmesh_salt.sealed.seal`` makes):
 
