@@ -19,6 +19,7 @@ try:
     # synced anew since this process imported it (a wgmesh_core from before forget_if_changed: kept)
     if getattr(wgmesh_core, "forget_if_changed", bool)():
         import wgmesh_core
+    wgmesh_core.load_all()
     import wgmesh_core.handoff
     import wgmesh_salt
     import wgmesh_salt.laps

@@ -3,22 +3,45 @@
 No Salt imports here: the Salt modules in _modules/, _states/ and _runners/
 are thin adapters around this package, and the CLI and tests use it alone.
 """
+import importlib as _importlib
 import os as _os
 import sys as _sys
 
-from . import addressing, adopt, firewall, hostkeys, keys, live, pins, render, teardown
-from . import plan
-from .keys import derive_psk, generate_private_key, key_problem, public_key
-from .model import NetworkSpec
-from .plan import HostConfig, client_routes, host_config, managed_hosts, static_route_instructions
-from .render import FileSpec, client_config, host_files, iptables_restore, wg_setconf
-from .validate import InvalidNetwork, Problem, load_network
+#: the package's names, each from the module that defines it
+_EXPORTS = {
+    "derive_psk": "keys", "generate_private_key": "keys", "key_problem": "keys", "public_key": "keys",
+    "NetworkSpec": "model",
+    "HostConfig": "plan", "client_routes": "plan", "host_config": "plan", "managed_hosts": "plan",
+    "static_route_instructions": "plan",
+    "FileSpec": "render", "client_config": "render", "host_files": "render", "iptables_restore": "render",
+    "wg_setconf": "render",
+    "InvalidNetwork": "validate", "Problem": "validate", "load_network": "validate",
+}
+__all__ = sorted(_EXPORTS)
+#: what a long-lived Salt process imports up front (``load_all``)
+_MODULES = ("addressing", "adopt", "firewall", "hostkeys", "keys", "live", "pins", "plan", "render", "teardown",
+            "validate")
 
-__all__ = [
-    "FileSpec", "HostConfig", "InvalidNetwork", "NetworkSpec", "Problem", "client_config", "client_routes",
-    "derive_psk", "generate_private_key", "host_config", "host_files", "iptables_restore", "key_problem",
-    "load_network", "managed_hosts", "public_key", "static_route_instructions", "wg_setconf",
-]
+
+def __getattr__(name):
+    """The package's names and modules, imported when first used: the `wgmesh` command is a new
+    process each time and imports only what its command needs (`wgmesh validate` needs neither
+    Jinja nor the firewall)."""
+    if name in _EXPORTS:
+        value = getattr(_importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    elif not name.startswith("_") and _os.path.isfile(_os.path.join(_os.path.dirname(__file__), f"{name}.py")):
+        value = _importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def load_all() -> None:
+    """Import the core's modules now: a minion or master forks each job from a process that keeps
+    its imports, so a module imported there is not imported again in every job."""
+    for name in _MODULES:
+        _importlib.import_module(f"{__name__}.{name}")
 
 
 # --- a minion or master that synced another wgmesh and was not restarted --------------------

@@ -16,7 +16,6 @@ import yaml
 from . import jsondata
 from .keys import key_problem
 from .plan import host_config, managed_hosts, static_route_instructions
-from .render import client_config, host_files
 from .source import Limits, collector_paused, read_file_network
 from .validate import InvalidNetwork, load_network
 
@@ -71,6 +70,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_render(args) -> int:
+    from .render import host_files    # Jinja: only the commands that render import it
     spec = _load(args)
     if args.host not in managed_hosts(spec):
         print(f"wgmesh: {args.host!r} is not a host of this network (hosts: {', '.join(managed_hosts(spec))})", file=sys.stderr)
@@ -94,6 +94,7 @@ def cmd_render(args) -> int:
 
 
 def cmd_client_config(args) -> int:
+    from .render import client_config
     spec = _load(args)
     if args.name not in spec.developers:
         print(f"wgmesh: no developer {args.name!r} in {args.path}", file=sys.stderr)

@@ -23,13 +23,15 @@ import datetime
 import functools
 import socket
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import netaddr
 
-from .diff import StandInConfigs, stand_in_configs
 from .model import NetworkSpec
 from .plan import HostConfig, active_gateways, client_routes, reachable_gateways
+
+if TYPE_CHECKING:
+    from .diff import StandInConfigs
 
 TUNNEL, ON_LINK = "tunnel", "on-link"
 
@@ -188,6 +190,7 @@ class Reachability:
 
     @functools.cached_property
     def _plan(self) -> _Derived:
+        from .diff import stand_in_configs   # and the renderer: a network without intent tests needs neither
         return _Derived.of(stand_in_configs(self.spec, self.today, self._configs))
 
     @property

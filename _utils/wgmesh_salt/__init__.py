@@ -10,8 +10,6 @@ core's changes to it; ``tunnel`` creates the WireGuard interface and changes its
 """
 from salt.exceptions import CommandExecutionError
 
-from wgmesh_core.render import UnsafeValue
-
 from .pillar import Document, compile_document, read_document, read_document_at, salt_opts
 
 __all__ = ["Document", "compile_document", "read_document", "read_document_at", "rendered", "salt_opts"]
@@ -20,6 +18,7 @@ __all__ = ["Document", "compile_document", "read_document", "read_document_at", 
 def rendered(render_function, *args) -> str:
     """``render_function(*args)`` for a Salt module: a value the templates refuse (a newline or
     control character) fails the call with the core's message naming it, and nothing is written."""
+    from wgmesh_core.render import UnsafeValue
     try:
         return render_function(*args)
     except UnsafeValue as error:
