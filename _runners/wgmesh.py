@@ -393,14 +393,18 @@ def _loaded_runner_client():
 
 def _import_what_the_gate_imports():
     """The modules this runner imports as the gate runs (GitPython, Salt's clients and
-    git_pillar, the core's planning), imported in the process the gate's runs fork from."""
+    git_pillar, the transports a LocalClient's first publish imports, the core's planning),
+    imported in the process the gate's runs fork from."""
     # pylint: disable=import-outside-toplevel,unused-import
     import git  # noqa: F401
     import salt.cache  # noqa: F401
     import salt.client  # noqa: F401
     import salt.key  # noqa: F401
     import salt.pillar.git_pillar  # noqa: F401
+    import salt.transport.tcp  # noqa: F401
+    import salt.transport.zeromq  # noqa: F401
     import salt.utils.gitfs  # noqa: F401
+    import tornado.platform.asyncio  # noqa: F401
     import wgmesh_core.diff  # noqa: F401
     import wgmesh_core.gitsource  # noqa: F401
     import wgmesh_core.intent  # noqa: F401
@@ -567,19 +571,47 @@ def warm():
     return {"result": "kept", "revision": recorded["revision"], "hosts": sorted(configs)}
 
 
+class _SpareClient:
+    """A LocalClient made ahead of need (``take``), destroyed on exit unless it was taken."""
+
+    def __init__(self):
+        self.client = _local_client()
+
+    def take(self):
+        client, self.client = self.client, None
+        return client
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exc):
+        if self.client is not None:
+            self.client.destroy()
+
+
 def _gate_and_converge(repo, gitops, allow_rewind):
+    lap = wgmesh_salt.laps.Laps()   # the result's timings: where a slow push spent its time
+    # The hub's hand-off goes out through a LocalClient made while git fetches the branch: a
+    # LocalClient loads its modules (about 45 ms), and the fetch is git's own process.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        fetching = pool.submit(repo.git.fetch, gitops["upstream"],
+                               f"+refs/heads/{gitops['branch']}:refs/heads/incoming")
+        spare = _SpareClient()
+        error = fetching.exception()
+    with spare:
+        if error is not None:   # GitCommandError, or an unreadable path
+            message = f"cannot fetch {gitops['upstream']}: {error}".replace("\n", " ")
+            log.error("wgmesh: %s; the deployed network stays as it is", message)
+            _fire("wgmesh/gate/unreachable", {"upstream": gitops["upstream"], "error": message,
+                                              "deployed": deployed_revision()})
+            return {"result": "unreachable", "error": message}
+        return _gate_fetched(repo, gitops, allow_rewind, lap, spare)
+
+
+def _gate_fetched(repo, gitops, allow_rewind, lap, spare):
     from wgmesh_core.diff import StandInConfigs, host_change, plan_change
     from wgmesh_core.intent import verdict
     from wgmesh_core.source import collector_paused
-    lap = wgmesh_salt.laps.Laps()   # the result's timings: where a slow push spent its time
-    try:
-        repo.git.fetch(gitops["upstream"], f"+refs/heads/{gitops['branch']}:refs/heads/incoming")
-    except Exception as error:  # GitCommandError, or an unreadable path
-        message = f"cannot fetch {gitops['upstream']}: {error}".replace("\n", " ")
-        log.error("wgmesh: %s; the deployed network stays as it is", message)
-        _fire("wgmesh/gate/unreachable", {"upstream": gitops["upstream"], "error": message,
-                                          "deployed": deployed_revision()})
-        return {"result": "unreachable", "error": message}
     revision = repo.commit("refs/heads/incoming").hexsha
     previous = deployed_revision()
     lap("fetched")
@@ -616,7 +648,7 @@ def _gate_and_converge(repo, gitops, allow_rewind):
         hub_change = host_change(old_spec, new_spec, hub, today, configs, diffs=False)
         handoff = _sealed_handoff(hub_change, configs, new_spec, today) \
             if hub_change.live_first and hub_change.peers_first else None
-        handing_off = _hand_off(hub, handoff) if handoff else None
+        handing_off = _hand_off(hub, handoff, spare.take()) if handoff else None
         lap("sealed")
         plan = plan_change(old_spec, new_spec, today, configs, diffs=False, planned={hub: hub_change})
         lap("planned")
@@ -758,11 +790,12 @@ def _update_live(hosts, peers_first=(), timeout=5):
     return _call(hosts, "wgmesh.update_live", timeout, gather_job_timeout=timeout, args=args)
 
 
-def _hand_off(hub, sealed, timeout=5):
-    """Send the hub's sealed hand-off (``_sealed_handoff``) to ``wgmesh.set_peers`` now; returns
-    the function that waits for its return (or the error). The gate reads it before the hub's
-    ``wgmesh.update_live``, which then finds those peers done."""
-    answers = _send([hub], "wgmesh.set_peers", timeout, gather_job_timeout=timeout, args=[sealed])
+def _hand_off(hub, sealed, client, timeout=5):
+    """Send the hub's sealed hand-off (``_sealed_handoff``) to ``wgmesh.set_peers`` now, through
+    ``client`` (a LocalClient, destroyed once answered); returns the function that waits for its
+    return (or the error). The gate reads it before the hub's ``wgmesh.update_live``, which then
+    finds those peers done."""
+    answers = _send([hub], "wgmesh.set_peers", timeout, gather_job_timeout=timeout, args=[sealed], client=client)
     return lambda: answers()[0][hub]
 
 
@@ -806,20 +839,23 @@ def _call(hosts, function, timeout, refresh_pillar=False, gather_job_timeout=Non
     return _send(hosts, function, timeout, refresh_pillar, gather_job_timeout, args)()
 
 
-def _send(hosts, function, timeout, refresh_pillar=False, gather_job_timeout=None, args=()):
+def _send(hosts, function, timeout, refresh_pillar=False, gather_job_timeout=None, args=(), client=None):
     """``_call``'s job, published now; returns the function that waits for its returns and gives
     what ``_call`` gives. LocalClient.cmd in two halves (``run_job`` listening, then
     ``get_cli_event_returns``): the gate publishes the hub's hand-off from its main thread and
     plans the rest of the change before it reads the answer (a publish from a thread of its own
     waited for the GIL behind the planning: 0.9 s from the hand-off to the peer at 10,000
-    developers, 0.35-0.6 s before)."""
+    developers, 0.35-0.6 s before). ``client``: the LocalClient to publish through (made ahead),
+    destroyed once answered like the one made here."""
     if not hosts:
+        if client is not None:
+            client.destroy()
         return lambda: ({}, [])
     refresh = [("saltutil.refresh_pillar", ["wait=True"])] if refresh_pillar else []
     calls = [*refresh, (function, args)]
     functions, arguments = [name for name, _ in calls], [list(arguments) for _, arguments in calls]
     waiting = {"gather_job_timeout": gather_job_timeout} if gather_job_timeout else {}
-    client = _local_client()
+    client = client if client is not None else _local_client()
     try:
         job = client.run_job(hosts, functions, arguments, tgt_type="list", timeout=timeout, listen=True, **waiting)
     except BaseException:

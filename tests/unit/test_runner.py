@@ -842,3 +842,74 @@ def test_without_a_secret_no_webhook_is_trusted(webhook):
     assert fired == [("wgmesh/gate/unauthenticated", {"problems": [why]}),
                      ("wgmesh/gate/unauthenticated", {"problems": [why_missing]})]
     assert RunnerClient.jobs == []
+
+
+class MadeClient:
+    """A LocalClient the runner made (through the shared MOCK ``client``): whether git was fetching
+    the branch when it was made, the functions published through it, and whether it was destroyed."""
+
+    def __init__(self, shared, fetching):
+        self.shared, self.during_fetch = shared, fetching.is_set()
+        self.functions, self.destroyed = [], False
+
+    def run_job(self, targets, functions, *args, **kwargs):
+        self.functions += functions
+        return self.shared.run_job(targets, functions, *args, **kwargs)
+
+    def get_cli_event_returns(self, *args, **kwargs):
+        return self.shared.get_cli_event_returns(*args, **kwargs)
+
+    def cmd(self, targets, functions, *args, **kwargs):
+        self.functions += [functions] if isinstance(functions, str) else functions
+        return self.shared.cmd(targets, functions, *args, **kwargs)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.destroy()
+
+    def destroy(self):
+        self.destroyed = True
+
+
+@pytest.fixture
+def made(gitops, client, monkeypatch):
+    """Every LocalClient the runner makes (``MadeClient``); git's fetch of the branch waits until
+    one is made (it times out if the runner made its client only after the fetch)."""
+    import git
+    made, fetching, one_made = [], threading.Event(), threading.Event()
+
+    def fetch(self, *args, **kwargs):
+        fetching.set()
+        try:
+            assert one_made.wait(10), "no LocalClient was made while git fetched"
+            return self._call_process("fetch", *args, **kwargs)
+        finally:
+            fetching.clear()
+    monkeypatch.setattr(git.cmd.Git, "fetch", fetch, raising=False)
+    monkeypatch.setattr(runner, "_local_client",
+                        lambda: made.append(MadeClient(client, fetching)) or one_made.set() or made[-1])
+    return made
+
+
+def test_the_hand_off_goes_out_through_a_client_made_while_git_fetched(made, upstream, client, bus):
+    runner.on_push()
+    made.clear()
+    from tests.onboard.conftest import new_public_key
+    upstream.add_developer("g", "10.70.0.9", new_public_key(), lan_access="none")
+    upstream.commit("g")
+    assert runner.on_push()["result"] == "applied"
+    assert made[0].during_fetch and made[0].functions == ["wgmesh.set_peers"]
+    assert not any(m.during_fetch for m in made[1:]) and all(m.destroyed for m in made)
+
+
+@pytest.mark.parametrize("outcome", ["refused", "unchanged"])
+def test_a_push_that_hands_nothing_off_lets_its_spare_client_go(made, upstream, client, outcome):
+    runner.on_push()
+    made.clear()
+    if outcome == "refused":
+        upstream.add_developer("g", "10.70.0.4", "0VooFEp8ZdpZp3P7BPa2W3piw+eu/6cyUGpSUWZp4HA=")
+        upstream.commit("g takes e's address")
+    assert runner.on_push()["result"] == outcome
+    assert len(made) == 1 and made[0].during_fetch and made[0].functions == [] and made[0].destroyed
