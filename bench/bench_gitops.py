@@ -93,7 +93,9 @@ while time.monotonic() < deadline:
 
 
 class Watch(threading.Thread):
-    """src pings dst every 20 ms for ``seconds``; ``lost`` replies are counted."""
+    """src pings dst every 20 ms for ``seconds``; ``lost`` replies are counted, and ``lost_at``
+    holds the CLOCK_MONOTONIC time each unanswered probe was sent (the clock every namespace of
+    the machine shares)."""
 
     def __init__(self, lab, src, dst, seconds):
         super().__init__(daemon=True)
@@ -102,18 +104,20 @@ class Watch(threading.Thread):
 
     def run(self):
         out = self.lab.exec(self.src, [sys.executable, str(ICMP), self.dst, "-c", str(self.count),
-                                       "-i", "0.02", "-W", "0.2", "--json"], timeout=self.count + 60)
-        self.lost = self.count - json.loads(out.stdout)[self.dst]
+                                       "-i", "0.02", "-W", "0.2", "--json", "--lost-at"], timeout=self.count + 60)
+        report = json.loads(out.stdout)
+        self.lost, self.lost_at = self.count - report["replies"][self.dst], report["lost_at"][self.dst]
 
 
 def watched(lab, seconds, change):
-    """Run ``change()`` while f->d and c->a are pinged; returns (change's result, pings lost)."""
+    """Run ``change()`` while f->d and c->a are pinged; returns (change's result, pings lost, the
+    CLOCK_MONOTONIC times the lost probes were sent, in order)."""
     watchers = [Watch(lab, "f", D, seconds), Watch(lab, "c", VPN["a"], seconds)]
     time.sleep(0.5)
     result = change()
     for watcher in watchers:
         watcher.join()
-    return result, sum(w.lost for w in watchers)
+    return result, sum(w.lost for w in watchers), sorted(t for w in watchers for t in w.lost_at)
 
 
 def hub_ready_then_first_ping(lab, g_key, action, limit=30.0):
@@ -131,7 +135,7 @@ def hub_ready_then_first_ping(lab, g_key, action, limit=30.0):
     worker.start()
     watcher.join(limit + 30)
     if not (seen and seen[0].strip()):
-        return float("nan"), float("nan"), float("nan"), None
+        return float("nan"), float("nan"), float("nan"), None, start
     first_look, saw = (float(t) for t in seen[0].split())
     assert first_look < start, "the hub's watcher started after the push: raise its head start"
     ready = saw - start
@@ -143,7 +147,7 @@ def hub_ready_then_first_ping(lab, g_key, action, limit=30.0):
     data = report.get("data") if isinstance(report, dict) else None
     if isinstance(data, dict) and "started_at" in data:
         data["push_to_gate"] = round(data["started_at"] - started_at, 3)    # the push, hook, reactor
-    return ready, (float(out) - start) if out.strip() else float("nan"), done, report
+    return ready, (float(out) - start) if out.strip() else float("nan"), done, report, start
 
 
 def crowd(count: int) -> dict:
@@ -214,13 +218,16 @@ def main():
             for label, (how, added, removed) in methods.items():
                 lab.exec("ne", ["wg-quick", "down", "wg0"], check=False)
                 add = how(added, f"g joins {run}")
-                (ready, first_ping, done, report), lost_add = watched(
+                (ready, first_ping, done, report, start), lost_add, lost_at = watched(
                     lab, 10, lambda: hub_ready_then_first_ping(lab, g_key, add))
-                _, lost_revoke = watched(lab, 10, how(removed, f"g leaves {run}"))
+                _, lost_revoke, _ = watched(lab, 10, how(removed, f"g leaves {run}"))
                 for values, value in zip(rows[label], (ready, first_ping, done, lost_add, lost_revoke)):
                     values.append(value)
                 print(f"run {run + 1} {label:<32} hub ready {ready:5.2f} s, first ping {first_ping:5.2f} s, "
                       f"all converged {done:5.2f} s, pings lost: add {lost_add}, revoke {lost_revoke}", flush=True)
+                if lost_at:     # when unchanged peers lost their pings, in seconds after the push or restart
+                    print(f"      lost at (s after the change): {', '.join(f'{t - start:.2f}' for t in lost_at)}",
+                          flush=True)
                 data = (report or {}).get("data") if isinstance(report, dict) else None
                 if isinstance(data, dict) and data.get("timings"):
                     # the gate's steps and the hub's fast path (wgmesh/applied): where the time went

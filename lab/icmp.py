@@ -90,6 +90,9 @@ def main(argv=None) -> int:
     ap.add_argument("-I", "--source", help="send from this local address")
     ap.add_argument("--json", action="store_true",
                     help="print {dst: replies received}; exit 0")
+    ap.add_argument("--lost-at", action="store_true",
+                    help="with --json: print {\"replies\": {dst: replies}, \"lost_at\": {dst: [CLOCK_MONOTONIC "
+                         "time each unanswered probe was sent]}}")
     a = ap.parse_args(argv)
     dsts = {}
     for d in a.dst:
@@ -102,19 +105,23 @@ def main(argv=None) -> int:
         sock.bind((a.source, 0))
     base = (os.getpid() * 7 + int(time.time() * 1000)) & 0xFFFF
     got = {d: 0 for d in dsts}
+    lost_at = {d: [] for d in dsts}
     for seq in range(1, a.count + 1):
         probes = {d: (ip, (base + i) & 0xFFFF, seq)
                   for i, (d, ip) in enumerate(dsts.items()) if ip}
+        sent = time.monotonic()
         res = probe_round(sock, probes, a.timeout)
         for d, (rtt, msg) in res.items():
             if rtt is not None:
                 got[d] += 1
+            else:
+                lost_at[d].append(round(sent, 3))
             if not a.quiet and not a.json:
                 print(f"seq={seq} {d}: {msg}" + (f" time={rtt * 1000:.2f} ms" if rtt else ""))
         if seq < a.count and a.interval:
             time.sleep(a.interval)
     if a.json:
-        print(json.dumps(got))
+        print(json.dumps({"replies": got, "lost_at": lost_at} if a.lost_at else got))
         return 0
     ok = all(got.values())
     if not a.quiet or not ok:
