@@ -173,3 +173,14 @@ def no_system_bus(monkeypatch, tmp_path):
     """No system bus answers a unit test (firewall-cmd's requests would go to firewalld over it):
     ``FakeHost`` plays firewall-cmd instead, whatever bus the machine itself runs."""
     monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={tmp_path / 'no-system-bus'}")
+
+
+@pytest.fixture
+def warm_state(monkeypatch):
+    """Nothing kept by ``wgmesh_salt.warm`` before the test, and Python's collector given back
+    the objects a ``keep`` froze after it (the rest of the session collects as usual)."""
+    import gc
+    import wgmesh_salt.warm
+    monkeypatch.setattr(wgmesh_salt.warm, "_deployed", None)
+    yield
+    gc.unfreeze()

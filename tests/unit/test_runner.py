@@ -428,12 +428,11 @@ def test_the_fast_path_puts_the_hub_live_before_the_gateways(gitops, upstream, c
 
 
 def test_the_reactor_keeps_the_deployed_network_planned_for_the_next_gate(gitops, upstream, client, bus,
-                                                                          monkeypatch):
+                                                                          monkeypatch, warm_state):
     """``wgmesh.warm`` (the reactor, on ``wgmesh/applied``) loads and plans the deployed network in
     its process; the next push's gate, forked from it, loads and plans only its new revision and
     decides as a gate that planned both (see the test above: the same push, planned cold)."""
     import datetime
-    monkeypatch.setattr(runner.wgmesh_salt.warm, "_deployed", None)
     assert runner.warm() == {"result": "nothing deployed"}
     assert runner.on_push()["warm_start"] is False
     kept = runner.warm()

@@ -5,20 +5,11 @@ import gc
 import weakref
 from pathlib import Path
 
-import pytest
-
 from wgmesh_core.validate import load_network
 from wgmesh_salt import read_document, warm
 
 PILLAR = Path(__file__).resolve().parents[2] / "pillar"
 TODAY = datetime.date(2026, 1, 1)
-
-
-@pytest.fixture
-def kept(monkeypatch):
-    monkeypatch.setattr(warm, "_deployed", None)
-    yield
-    gc.unfreeze()      # the rest of the test session collects as usual
 
 
 def network():
@@ -30,7 +21,7 @@ def tracked(value) -> bool:
     return any(candidate is value for candidate in gc.get_objects())
 
 
-def test_the_kept_network_is_frozen(kept):
+def test_the_kept_network_is_frozen(warm_state):
     spec = network()
     configs = warm.keep("r1", spec, TODAY)
     assert gc.get_freeze_count() > 0
@@ -40,7 +31,7 @@ def test_the_kept_network_is_frozen(kept):
     assert tracked(later)      # what the process makes afterwards is collected as usual
 
 
-def test_the_next_keep_collects_the_network_kept_before(kept):
+def test_the_next_keep_collects_the_network_kept_before(warm_state):
     configs = warm.keep("r1", network(), TODAY)
     configs.itself = configs         # a cycle: only the collector frees it
     gone = weakref.ref(configs)
