@@ -76,11 +76,11 @@ def test_a_note_is_fired_as_wgmesh_push(engine_socket):
     assert bus.fired == [("wgmesh/push", NOTE), ("wgmesh/push", sha256)]
 
 
-def run_hook(tmp_path, push_socket, ref="refs/heads/main"):
+def run_hook(tmp_path, push_socket, ref="refs/heads/main", **env):
     salt_run = tmp_path / "salt-run"
     salt_run.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'salt-run.args'}\n")
     salt_run.chmod(0o755)
-    env = {**os.environ, "SALT_RUN": str(salt_run), "WGMESH_PUSH_SOCKET": push_socket}
+    env = {**os.environ, "SALT_RUN": str(salt_run), "WGMESH_PUSH_SOCKET": push_socket, **env}
     done = subprocess.run(["sh", str(HOOK)], input=f"{OLD} {NEW} {ref}\n", capture_output=True, text=True,
                           env=env, timeout=30, check=True)
     args = tmp_path / "salt-run.args"
@@ -93,6 +93,21 @@ def test_the_hook_writes_to_the_engine_and_starts_no_salt_process(engine_socket,
     out, salt_run = run_hook(tmp_path, path)
     assert engine.relay(sock, bus) == NOTE and bus.fired == [("wgmesh/push", NOTE)]
     assert out == f"wgmesh: push {NEW} sent to the salt-master\n" and salt_run == ""
+
+
+def test_the_hooks_python_runs_nothing_the_pushers_environment_names(engine_socket, tmp_path):
+    """git runs the hook with the environment of whoever runs the git server: a PYTHONPATH or
+    PYTHONSTARTUP there must not bring code into it (python3 -I), nor a sitecustomize (-S)."""
+    path, sock = engine_socket
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    marker = tmp_path / "ran"
+    for module in ("socket.py", "sitecustomize.py", "startup.py"):
+        (planted / module).write_text(f"open({str(marker)!r}, 'a').write({module!r})\n")
+    out, salt_run = run_hook(tmp_path, path, PYTHONPATH=str(planted), PYTHONSTARTUP=str(planted / "startup.py"),
+                             PYTHONUSERBASE=str(planted))
+    assert engine.relay(sock, Bus()) == NOTE and out.startswith("wgmesh: push") and salt_run == ""
+    assert not marker.exists(), marker.read_text()
 
 
 def test_without_the_engine_the_hook_runs_salt_run(tmp_path):

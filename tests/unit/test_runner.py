@@ -4,6 +4,7 @@ replaced here by MOCKS (no salt-master runs in a unit test): ``salt.pillar.get_p
 ``salt.cache.factory`` and ``salt.client.get_local_client``."""
 from __future__ import annotations
 
+import json
 import os
 import stat
 import threading
@@ -727,11 +728,12 @@ def test_a_host_that_leaves_the_network_is_removed_not_applied(gitops, upstream,
 
 
 class RunnerClient:
-    """MOCK of salt.runner.RunnerClient (no salt-master runs in a unit test): records the jobs
-    started with ``asynchronous``, with whether the client was loaded before, and answers with
-    a job id."""
-    jobs: list = []
+    """MOCK of salt.runner.RunnerClient (no salt-master runs in a unit test): its ``low`` (the
+    job, run in the process ``fork_job`` forks) writes what it was given, the process it ran in
+    and whether the client was loaded before the fork, a JSON line to ``record``."""
     made: list = []
+    record = None       # a file: one line per job run
+    tag_prefix = "run"
 
     def __init__(self, opts):
         self.opts, self.loaded, self.destroyed = opts, set(), False
@@ -750,10 +752,28 @@ class RunnerClient:
         self.loaded.add("functions")
         return iter(["wgmesh.on_push"])
 
-    def asynchronous(self, fun, low, user=None):
-        assert self.loaded == {"mminion", "functions"}, "forked before it was loaded"
-        RunnerClient.jobs.append((fun, low, user))
-        return {"jid": "20250615120000000000", "tag": "salt/run/20250615120000000000"}
+    def low(self, fun, low):
+        go = RunnerClient.record.with_suffix(".go")     # the test lets the jobs finish
+        deadline = time.monotonic() + 5
+        while not go.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with open(RunnerClient.record, "a") as out:
+            out.write(json.dumps({"fun": fun, "low": low, "pid": os.getpid(), "session": os.getsid(0),
+                                  "loaded": sorted(self.loaded), "client": RunnerClient.made.index(self),
+                                  "stdout": os.readlink("/proc/self/fd/1")}) + "\n")
+
+
+def jobs_run(count, timeout=10):
+    """The jobs ``RunnerClient.low`` recorded, once ``count`` of them have (they run in processes
+    of their own, and wait for this)."""
+    RunnerClient.record.with_suffix(".go").touch()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = RunnerClient.record.read_text().splitlines() if RunnerClient.record.exists() else []
+        if len(lines) >= count:
+            return [json.loads(line) for line in lines]
+        time.sleep(0.01)
+    raise AssertionError(f"{count} jobs expected to run, not all did")
 
 
 @pytest.fixture
@@ -767,21 +787,41 @@ def webhook(opts, tmp_path, monkeypatch, configure_loader_modules):
     fired = []
     monkeypatch.setattr(runner, "_fire", lambda tag, data: fired.append((tag, data)))
     monkeypatch.setattr(salt.runner, "RunnerClient", RunnerClient)
-    monkeypatch.setattr(RunnerClient, "jobs", [])
     monkeypatch.setattr(RunnerClient, "made", [])
+    monkeypatch.setattr(RunnerClient, "record", tmp_path / "jobs.jsonl")
     monkeypatch.setattr(runner.wgmesh_salt.warm, "_job_client", None)
     return secret_file, fired
 
 
-STARTED = {"result": "started", "jid": "20250615120000000000"}
-ON_PUSH = ("wgmesh.on_push", {"fun": "wgmesh.on_push", "arg": [], "kwarg": {"allow_rewind": False}}, "wgmesh")
+def test_on_push_async_starts_on_push_as_a_runner_job_of_a_process_of_its_own(webhook):
+    started = time.monotonic()
+    first, second = runner.on_push_async(), runner.on_push_async(allow_rewind="yes")
+    assert time.monotonic() - started < 4, "it waited for the jobs (each waits 5 s for jobs_run)"
+    assert first["result"] == second["result"] == "started" and first["jid"] != second["jid"]
+    jobs = sorted(jobs_run(2), key=lambda job: job["low"]["kwarg"]["allow_rewind"])
+    for job, started, rewind in zip(jobs, (first, second), (False, True)):
+        assert job["fun"] == "wgmesh.on_push"
+        assert job["low"] == {"fun": "wgmesh.on_push", "arg": [], "kwarg": {"allow_rewind": rewind},
+                              "__jid__": started["jid"], "__user__": "wgmesh",
+                              "__tag__": f"salt/run/{started['jid']}"}
+        # a daemon's: not this process, a session of its own, nothing written where this one writes
+        assert job["pid"] != os.getpid() and job["session"] not in (os.getsid(0), job["pid"])
+        assert job["stdout"] == os.devnull
+        assert job["loaded"] == ["functions", "mminion"], "forked before the client was loaded"
+    assert [job["client"] for job in jobs] == [0, 0], "each push forks the one client the first push loaded"
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)     # no child of this process is left to reap
 
 
-def test_on_push_async_starts_on_push_as_a_runner_job_of_its_own(webhook):
-    assert runner.on_push_async() == STARTED
-    assert runner.on_push_async(allow_rewind="yes") == STARTED
-    assert RunnerClient.jobs == [ON_PUSH, (ON_PUSH[0], dict(ON_PUSH[1], kwarg={"allow_rewind": True}), "wgmesh")]
-    assert len(RunnerClient.made) == 1, "each push forks the one client the first push loaded"
+def test_a_job_that_fails_ends_in_its_own_process(webhook, monkeypatch):
+    def failing(self, fun, low):
+        raise RuntimeError("the job broke")
+    monkeypatch.setattr(RunnerClient, "low", failing)
+    pid = os.getpid()
+    assert runner.on_push_async()["result"] == "started"
+    assert os.getpid() == pid       # the caller carries on, in its own process (not a child's)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
 
 
 def test_the_gate_forks_from_one_client_until_the_runners_files_change(webhook, monkeypatch):
@@ -791,17 +831,25 @@ def test_the_gate_forks_from_one_client_until_the_runners_files_change(webhook, 
     reloaded = load_adapter("_runners", "wgmesh")      # the module loaded again, from the same files
     reloaded.__opts__ = runner.__opts__
     reloaded.on_push_async()
-    assert len(RunnerClient.made) == 1 and len(RunnerClient.jobs) == 2
+    assert len(RunnerClient.made) == 1 and [job["client"] for job in jobs_run(2)] == [0, 0]
     stamp = runner._runner_stamp()
     monkeypatch.setattr(runner, "_runner_stamp", lambda: (stamp[0], stamp[1] + 1, stamp[2]))   # synced anew
     runner.on_push_async()
     assert len(RunnerClient.made) == 2 and all(c.loaded == {"mminion", "functions"} for c in RunnerClient.made)
+    assert jobs_run(3)[2]["client"] == 1
     assert [c.destroyed for c in RunnerClient.made] == [True, False], "the replaced client is closed"
 
 
+def started_the_gate(result) -> bool:
+    """``result`` says a job started, and that job ran ``on_push`` (without ``allow_rewind``)."""
+    [job] = jobs_run(1)
+    return result == {"result": "started", "jid": job["low"]["__jid__"]} and job["fun"] == "wgmesh.on_push" \
+        and job["low"]["kwarg"] == {"allow_rewind": False}
+
+
 def test_a_webhook_with_the_gitlab_token_starts_the_gate(webhook):
-    assert runner.on_webhook(headers={"x-gitlab-token": "s3cret-token"}, body="{}") == STARTED
-    assert RunnerClient.jobs == [ON_PUSH] and webhook[1] == []
+    assert started_the_gate(runner.on_webhook(headers={"x-gitlab-token": "s3cret-token"}, body="{}"))
+    assert webhook[1] == []
 
 
 def test_a_webhook_signed_with_the_secret_starts_the_gate(webhook):
@@ -809,8 +857,7 @@ def test_a_webhook_signed_with_the_secret_starts_the_gate(webhook):
     import hmac
     body = '{"ref": "refs/heads/main", "after": "0123abc"}'
     signature = "sha256=" + hmac.new(b"s3cret-token", body.encode(), hashlib.sha256).hexdigest()
-    assert runner.on_webhook(headers={"X-Hub-Signature-256": signature}, body=body) == STARTED
-    assert RunnerClient.jobs == [ON_PUSH]
+    assert started_the_gate(runner.on_webhook(headers={"X-Hub-Signature-256": signature}, body=body))
 
 
 NO_MATCH = "the webhook's token or signature does not match the shared secret"
@@ -826,7 +873,7 @@ NO_MATCH = "the webhook's token or signature does not match the shared secret"
 def test_a_webhook_without_the_right_token_or_signature_fetches_nothing(webhook, headers, body):
     assert runner.on_webhook(headers=headers, body=body) == {"result": "unauthenticated", "problems": [NO_MATCH]}
     assert webhook[1] == [("wgmesh/gate/unauthenticated", {"problems": [NO_MATCH]})]
-    assert RunnerClient.jobs == []
+    assert RunnerClient.made == [], "no job was started"
 
 
 def test_without_a_secret_no_webhook_is_trusted(webhook):
@@ -840,7 +887,7 @@ def test_without_a_secret_no_webhook_is_trusted(webhook):
     assert runner.on_webhook(headers={"X-Gitlab-Token": "s3cret-token"})["problems"] == [why_missing]
     assert fired == [("wgmesh/gate/unauthenticated", {"problems": [why]}),
                      ("wgmesh/gate/unauthenticated", {"problems": [why_missing]})]
-    assert RunnerClient.jobs == []
+    assert RunnerClient.made == [], "no job was started"
 
 
 class MadeClient:
