@@ -55,7 +55,10 @@ def fork_job(client, fun: str, kwargs: dict, user: str) -> str:
            "__tag__": salt.utils.event.tagify(jid, prefix=client.tag_prefix)}
     child = os.fork()
     if child:
-        os.waitpid(child, 0)     # it exits once it has forked the job: no zombie is left
+        try:
+            os.waitpid(child, 0)     # it exits once it has forked the job: no zombie is left
+        except ChildProcessError:    # reaped already (a SIGCHLD handler of the caller's)
+            pass
         return jid
     try:
         os.setsid()
