@@ -6,22 +6,30 @@ wgmesh's live GitOps loop side by side with the article's method, in the same la
     ... --format json   (developers.sls written as #!json, a developer per line)
 
 The article's network is brought up in the namespace lab (lab/article.py). Developer g's
-laptop is host `ne`; its config is made once. Each run, with g's tunnel down:
+laptop is host `ne`; its config is made once. Each run, with g's tunnel up (brought up before
+the clock starts) and g's laptop trying to reach the hub:
 - wgmesh: `git push` adding g (committed before the clock starts; post-receive hook ->
   reactor -> gate -> the fast path's `wgmesh.set_peers` (the gate's sealed hand-off) and
   `wgmesh.update_live` on the hub, then its state run);
-  timed until g is a peer of the hub's live interface ("hub ready": a watcher process in the
-  hub asks wireguard-go over its UAPI socket every 10 ms), then g brings its
-  tunnel up, as a developer does after the merge, and the time to its first reply from the
-  hub is added ("first ping"); "converged": until the gate's `wgmesh/applied` event (every
-  state run done); then a push revoking g.
+  timed until g's laptop has its first reply from the hub ("first ping"), until g is a peer
+  of the hub's live interface ("hub ready": a watcher process in the hub asks wireguard-go
+  over its UAPI socket, every 10 ms at the article's size), and until the gate's
+  `wgmesh/applied` event ("converged": every state run done); then a push revoking g.
 - the article's method: the hub's config file edited (the same content wgmesh rendered) and
   the interface restarted (`wg-quick down` + `up`, as `systemctl restart systemd-networkd`
   would), timed the same way; then the same to remove g.
 Meanwhile f pings d (LAN2, through z and c) and a pings c (gateway to gateway, through z)
 every 20 ms; their lost replies are counted per change. Medians over the runs.
-(Why g's tunnel is down until the hub is ready: a laptop already trying sees its next
-handshake only when WireGuard's own retry timer fires, which would measure that timer.)
+
+How g's laptop tries: it pings the hub with the hub's peer just set anew on its interface
+(removed and set again over its UAPI socket), waiting up to 0.1 s for a reply, again and
+again. WireGuard sends a handshake with a new peer's first packet, but tries again only 5 s
+after a handshake that got no answer: a laptop that merely kept pinging would measure that
+timer, and one brought up once the watcher saw g would measure the watcher (at 10,000 peers
+each look is a 3 MB answer, so it looks every 0.15-0.45 s). So the first ping is the first
+moment a client could have its answer, give or take 0.1 s. (Until 2026-11-27 the laptop
+brought its tunnel up once the watcher had seen g: that first ping also held the watcher's
+delay and the laptop's `wg-quick up`, 0.15-0.3 s.)
 """
 import argparse
 import ipaddress
@@ -42,22 +50,48 @@ from lab.article import D, PROFILES, VPN, ArticleLab  # noqa: E402
 ICMP = REPO / "lab" / "icmp.py"
 G_ADDRESS = "10.70.0.6"
 
-# Runs inside g's laptop: ping the hub every 20 ms until it answers; print the CLOCK_MONOTONIC
-# time of the first reply (the clock is shared by all namespaces of the machine).
+# Runs inside g's laptop, its tunnel up: until the hub answers, set the hub's peer anew (its
+# own settings, removed and set again over the UAPI socket: a new peer's first packet starts a
+# handshake at once) and ping the hub, waiting up to 0.1 s for the reply. Prints the
+# CLOCK_MONOTONIC times of the first try and of the first reply (the clock is shared by all
+# namespaces of the machine).
 FIRST_REPLY = f"""
 import socket, sys, time
 sys.path.insert(0, {str(ICMP.parent)!r})
 from icmp import probe_round
+
+def uapi(request):
+    with socket.socket(socket.AF_UNIX) as control:
+        control.connect("/run/wireguard/wg0.sock")
+        control.sendall(request.encode())
+        answer = b""
+        while not answer.endswith(b"\\n\\n"):
+            chunk = control.recv(1 << 16)
+            if not chunk:
+                break
+            answer += chunk
+    if "errno=0" not in answer.decode():
+        sys.exit("wireguard-go refused " + repr(request) + ": " + repr(answer))
+    return answer.decode()
+
+SETTINGS = ("public_key", "preshared_key", "endpoint", "persistent_keepalive_interval", "allowed_ip")
+peer = uapi("get=1\\n\\n").split("public_key=", 1)[1]      # the laptop's one peer: the hub
+lines = ["public_key=" + peer.splitlines()[0]] + [
+    line for line in peer.splitlines()[1:] if line.split("=", 1)[0] in SETTINGS]
+remove, add = "set=1\\n" + lines[0] + "\\nremove=true\\n\\n", "set=1\\n" + "\\n".join(lines) + "\\n\\n"
 sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-deadline = time.monotonic() + float(sys.argv[1])
+first = time.monotonic()
+deadline = first + float(sys.argv[1])
 seq = 0
 while time.monotonic() < deadline:
     seq += 1
-    rtt, _ = probe_round(sock, {{"hub": ({VPN['z']!r}, 4242, seq)}}, 0.02)["hub"]
+    uapi(remove)
+    uapi(add)
+    rtt, _ = probe_round(sock, {{"hub": ({VPN['z']!r}, 4242, seq)}}, 0.1)["hub"]
     if rtt is not None:
-        print(time.monotonic()); break
+        print(first, time.monotonic())
+        break
 """
-
 
 # Runs inside the hub: ask wireguard-go for its peers (its UAPI socket, as `wg show` does) every
 # 10 ms until g's key is one of them; print the CLOCK_MONOTONIC times of its first look and of
@@ -121,35 +155,41 @@ def watched(lab, seconds, change):
 
 
 def hub_ready_then_first_ping(lab, g_key, action, limit=30.0):
-    """Start ``action()`` (a push: it returns when the gate has converged every host) and return
-    (seconds until g is a live peer of the hub, seconds until g's first ping, seconds until
-    ``action`` returned)."""
-    seen = []
-    watcher = threading.Thread(target=lambda: seen.append(lab.exec(
-        "z", [sys.executable, "-c", HUB_SEES, g_key, str(limit)], timeout=limit + 30).stdout), daemon=True)
-    watcher.start()
-    time.sleep(0.5)   # the watcher is looking before the clock starts (checked below)
+    """Start ``action()`` (a push: it returns when the gate has converged every host) while the
+    hub's watcher looks for g and g's laptop tries to reach the hub; returns (seconds until g is
+    a live peer of the hub, seconds until g's first ping, seconds until ``action`` returned,
+    its report, the start's CLOCK_MONOTONIC time)."""
+    seen, replied = [], []
+    looking = [threading.Thread(target=lambda: seen.append(lab.exec(
+                   "z", [sys.executable, "-c", HUB_SEES, g_key, str(limit)], timeout=limit + 30).stdout), daemon=True),
+               # a Python of the standard library only (-I -S): in the laptop, as quick to start as Python gets
+               threading.Thread(target=lambda: replied.append(lab.exec(
+                   "ne", [sys.executable, "-I", "-S", "-c", FIRST_REPLY, str(limit)], timeout=limit + 30).stdout),
+                   daemon=True)]
+    for thread in looking:
+        thread.start()
+    time.sleep(0.5)   # both are looking before the clock starts (checked below)
     start, started_at = time.monotonic(), time.time()
     finished = []
     worker = threading.Thread(target=lambda: finished.append((action(), time.monotonic())), daemon=True)
     worker.start()
-    watcher.join(limit + 30)
-    if not (seen and seen[0].strip()):
-        return float("nan"), float("nan"), float("nan"), None, start
-    first_look, saw = (float(t) for t in seen[0].split())
-    assert first_look < start, "the hub's watcher started after the push: raise its head start"
-    ready = saw - start
-    # the developer's `wg-quick up`, then the pings, in one process started in the laptop (a
-    # Python of the standard library only: -I -S, as quick to start as Python gets)
-    out = lab.exec("ne", ["sh", "-ec", 'wg-quick up wg0 >&2; exec "$0" -I -S -c "$1" "$2"',
-                          sys.executable, FIRST_REPLY, str(limit)], timeout=limit + 30).stdout
+    for thread in looking:
+        thread.join(limit + 30)
     worker.join(limit + 180)
     done = finished[0][1] - start if finished else float("nan")
     report = finished[0][0] if finished else None
     data = report.get("data") if isinstance(report, dict) else None
     if isinstance(data, dict) and "started_at" in data:
         data["push_to_gate"] = round(data["started_at"] - started_at, 3)    # the push, hook, reactor
-    return ready, (float(out) - start) if out.strip() else float("nan"), done, report, start
+    times = []
+    for out, who in ((seen, "the hub's watcher"), (replied, "g's laptop")):
+        if not (out and out[0].strip()):
+            times.append(float("nan"))
+            continue
+        first_look, saw = (float(t) for t in out[0].split())
+        assert first_look < start, f"{who} started after the push: raise its head start"
+        times.append(saw - start)
+    return times[0], times[1], done, report, start
 
 
 def crowd(count: int) -> dict:
@@ -218,7 +258,8 @@ def main():
         rows = {label: ([], [], [], [], []) for label in methods}
         for run in range(args.runs):
             for label, (how, added, removed) in methods.items():
-                lab.exec("ne", ["wg-quick", "down", "wg0"], check=False)
+                lab.exec("ne", ["wg-quick", "down", "wg0"], check=False)   # a fresh tunnel, up before the clock
+                lab.exec("ne", ["wg-quick", "up", "wg0"])
                 add = how(added, f"g joins {run}")
                 (ready, first_ping, done, report, start), lost_add, lost_at = watched(
                     lab, 10, lambda: hub_ready_then_first_ping(lab, g_key, add))

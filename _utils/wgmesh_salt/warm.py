@@ -41,8 +41,9 @@ def job_client(stamp, make):
 def fork_job(client, fun: str, kwargs: dict, user: str) -> str:
     """Start runner ``fun`` as a job of ``client`` (a RunnerClient) in a process of its own and
     return its job id at once, as Salt's ``RunnerClient.asynchronous`` does: the job is a
-    grandchild in a session of its own that nothing waits for, its standard streams on
-    /dev/null, and it fires the job's ``new`` and ``ret`` events (``client.low``).
+    grandchild in a session of its own that nothing waits for, in ``/`` with umask 022, its
+    standard streams on /dev/null, and it fires the job's ``new`` and ``ret`` events
+    (``client.low``).
 
     Salt's way forks three times (its process, then a daemon's double fork) and tears logging
     down and sets it up again in the job: in the lab the gate started 60-70 ms after the reactor
@@ -62,6 +63,8 @@ def fork_job(client, fun: str, kwargs: dict, user: str) -> str:
         return jid
     try:
         os.setsid()
+        os.chdir("/")       # as Salt's daemonize leaves its jobs
+        os.umask(0o022)
         if os.fork() == 0:
             _run_job(client, fun, low)
     finally:

@@ -760,7 +760,8 @@ class RunnerClient:
         with open(RunnerClient.record, "a") as out:
             out.write(json.dumps({"fun": fun, "low": low, "pid": os.getpid(), "session": os.getsid(0),
                                   "loaded": sorted(self.loaded), "client": RunnerClient.made.index(self),
-                                  "stdout": os.readlink("/proc/self/fd/1")}) + "\n")
+                                  "stdout": os.readlink("/proc/self/fd/1"), "cwd": os.getcwd(),
+                                  "umask": os.umask(0o022)}) + "\n")
 
 
 def jobs_run(count, timeout=10):
@@ -794,8 +795,11 @@ def webhook(opts, tmp_path, monkeypatch, configure_loader_modules):
 
 
 def test_on_push_async_starts_on_push_as_a_runner_job_of_a_process_of_its_own(webhook):
-    started = time.monotonic()
-    first, second = runner.on_push_async(), runner.on_push_async(allow_rewind="yes")
+    started, umask = time.monotonic(), os.umask(0o077)    # the jobs' umask must not be this one
+    try:
+        first, second = runner.on_push_async(), runner.on_push_async(allow_rewind="yes")
+    finally:
+        os.umask(umask)
     assert time.monotonic() - started < 4, "it waited for the jobs (each waits 5 s for jobs_run)"
     assert first["result"] == second["result"] == "started" and first["jid"] != second["jid"]
     jobs = sorted(jobs_run(2), key=lambda job: job["low"]["kwarg"]["allow_rewind"])
@@ -806,7 +810,7 @@ def test_on_push_async_starts_on_push_as_a_runner_job_of_a_process_of_its_own(we
                               "__tag__": f"salt/run/{started['jid']}"}
         # a daemon's: not this process, a session of its own, nothing written where this one writes
         assert job["pid"] != os.getpid() and job["session"] not in (os.getsid(0), job["pid"])
-        assert job["stdout"] == os.devnull
+        assert job["stdout"] == os.devnull and job["cwd"] == "/" and job["umask"] == 0o022
         assert job["loaded"] == ["functions", "mminion"], "forked before the client was loaded"
     assert [job["client"] for job in jobs] == [0, 0], "each push forks the one client the first push loaded"
     with pytest.raises(ChildProcessError):
