@@ -60,20 +60,13 @@ FIRST_REPLY = f"""
 import socket, sys, time
 sys.path.insert(0, {str(ICMP.parent)!r})
 from icmp import probe_round
+from uapi import request
 
-def uapi(request):
-    with socket.socket(socket.AF_UNIX) as control:
-        control.connect("/run/wireguard/wg0.sock")
-        control.sendall(request.encode())
-        answer = b""
-        while not answer.endswith(b"\\n\\n"):
-            chunk = control.recv(1 << 16)
-            if not chunk:
-                break
-            answer += chunk
-    if "errno=0" not in answer.decode():
-        sys.exit("wireguard-go refused " + repr(request) + ": " + repr(answer))
-    return answer.decode()
+def uapi(text):
+    answer = request(text).decode()
+    if "errno=0" not in answer:
+        sys.exit("wireguard-go refused " + repr(text) + ": " + repr(answer))
+    return answer
 
 SETTINGS = ("public_key", "preshared_key", "endpoint", "persistent_keepalive_interval", "allowed_ip")
 peer = uapi("get=1\\n\\n").split("public_key=", 1)[1]      # the laptop's one peer: the hub
@@ -98,29 +91,23 @@ while time.monotonic() < deadline:
 # 10 ms until g's key is one of them; print the CLOCK_MONOTONIC times of its first look and of
 # the look that saw it. One process: a
 # `wg` process per look would load the 2 cores being measured. (A restart removes the socket
-# for a moment: not there yet.) A hub of 10,000 peers answers with about 2 MB: the pause after a
+# for a moment: not there yet.) A hub of 10,000 peers answers with about 3 MB: the pause after a
 # look is at least twice the look, so that the watcher (and wireguard-go answering it) takes at
 # most a third of a core from what is measured.
-HUB_SEES = """
-import base64, socket, sys, time
+HUB_SEES = f"""
+import base64, sys, time
+sys.path.insert(0, {str(ICMP.parent)!r})
+from uapi import request
 key = b"public_key=" + base64.b64decode(sys.argv[1]).hex().encode() + b"\\n"
 first = time.monotonic()
 deadline = first + float(sys.argv[2])
 while time.monotonic() < deadline:
-    look, chunks, tail = time.monotonic(), [], b""
+    look = time.monotonic()
     try:
-        with socket.socket(socket.AF_UNIX) as uapi:
-            uapi.connect("/run/wireguard/wg0.sock")
-            uapi.sendall(b"get=1\\n\\n")
-            while not tail.endswith(b"\\n\\n"):
-                chunk = uapi.recv(1 << 20)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                tail = (tail + chunk)[-2:]
+        answer = request("get=1\\n\\n")
     except OSError:
-        pass
-    if key in b"".join(chunks):
+        answer = b""
+    if key in answer:
         print(first, time.monotonic())
         break
     time.sleep(max(0.01, 2 * (time.monotonic() - look)))
@@ -152,10 +139,7 @@ def settled(lab, limit=60.0):
     about 15 s (they handshake again only after 15 s without an answer), longer than its 10-s
     window at 10,000 developers, where the restart itself takes about 25 s: without this wait
     the next change's window (wgmesh's, in the next run) counted that outage's tail."""
-    deadline = time.monotonic() + limit
-    pending = list(WATCHED)
-    while pending and time.monotonic() < deadline:
-        pending = [(src, dst) for src, dst in pending if not lab.ping(src, dst, timeout=1)]
+    pending = lab.still_unreachable(WATCHED, limit)
     if pending:
         raise RuntimeError(f"the watched flows {pending} did not come back within {limit} s")
 

@@ -377,12 +377,10 @@ class ArticleLab:
             list(pool.map(self.laptop_up, self.laptops, self.laptops.values()))
 
     def wait_tunnels(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
         hub = str(self.spec.hub.address)
-        pending = [(host, hub) for host in self.laptops.values()] + \
-                  [(self.lab.plan.minions[gid], hub) for gid in self.spec.gateways]
-        while pending and time.monotonic() < deadline:
-            pending = [(src, dst) for src, dst in pending if not self.lab.ping(src, dst, timeout=1)]
+        pending = self.lab.still_unreachable([(host, hub) for host in self.laptops.values()] +
+                                             [(self.lab.plan.minions[gid], hub) for gid in self.spec.gateways],
+                                             timeout)
         if pending:
             raise RuntimeError(f"no tunnel after {timeout}s: {pending}")
 

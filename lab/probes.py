@@ -50,6 +50,15 @@ class ProbesMixin:
         return [sys.executable, "-I", str(LAB_PKG / "icmp.py"), "-q", "-c", str(count),
                 "-W", str(timeout), dst_ip]
 
+    def still_unreachable(self, pairs: Iterable[tuple[str, str]], timeout: float) -> list[tuple[str, str]]:
+        """Ping each (src, dst) until it answers or ``timeout`` seconds have passed; returns the
+        pairs that never answered."""
+        deadline = time.monotonic() + timeout
+        pending = list(pairs)
+        while pending and time.monotonic() < deadline:
+            pending = [(src, dst) for src, dst in pending if not self.ping(src, dst, timeout=1)]
+        return pending
+
     def resolve(self, target: str) -> str:
         """host name -> its first plan address; addresses pass through."""
         if target in self.plan.hosts:
