@@ -43,10 +43,12 @@ def random_key() -> str:
     return base64.b64encode(os.urandom(32)).decode()
 
 
-def hub_pillar(developers: int) -> dict:
+def hub_pillar(developers: int, hub_keepalive: int = 0) -> dict:
+    """The example's network, renumbered, with ``developers`` developers; the hub's keepalive
+    on its peers ``hub_keepalive`` (0, the default, where the example has the article's 15)."""
     net = copy.deepcopy(read_document(REPO / "pillar").network)
     net.update(network="10.64.0.0/10", backend="wgquick", firewall="iptables",
-               hub=dict(net["hub"], address="10.64.0.1", endpoint="203.0.113.1:51820"),
+               hub=dict(net["hub"], address="10.64.0.1", endpoint="203.0.113.1:51820", keepalive=hub_keepalive),
                developers={f"dev{i:05d}": developer(i) for i in range(developers)})
     for n, gateway in enumerate(net["gateways"].values()):
         gateway["address"] = f"10.64.0.{n + 2}"
@@ -96,8 +98,8 @@ def sls_text(data: dict, fmt: str) -> str:
     return "#!json\n" + json.dumps(data) if fmt == "json" else "#!yaml\n" + yaml.safe_dump(data)
 
 
-def run_size(tmp: Path, developers: int, fmt: str = "yaml") -> dict:
-    pillar = hub_pillar(developers)
+def run_size(tmp: Path, developers: int, fmt: str = "yaml", hub_keepalive: int = 0) -> dict:
+    pillar = hub_pillar(developers, hub_keepalive)
     host = LocalHost(tmp, f"z{developers}", pillar)
     try:
         net_sls = host.dir / "pillar" / "net.sls"
@@ -139,15 +141,17 @@ def main():
                         help="run each timed salt-call under cProfile (slower), saving <host>-step<N>.prof in DIR")
     parser.add_argument("--format", choices=("yaml", "json"), default="yaml",
                         help="the hub's pillar file as #!yaml or #!json")
+    parser.add_argument("--hub-keepalive", type=int, default=0, metavar="SECONDS",
+                        help="the hub's PersistentKeepalive on its peers (hub.keepalive; the article's: 15)")
     args = parser.parse_args()
     global PROFILE_DIR
     PROFILE_DIR = args.profile
     require_root_netns()
-    print(f"# {describe()}; the pillar in {args.format}")
+    print(f"# {describe()}; the pillar in {args.format}; hub.keepalive {args.hub_keepalive}")
     print(f"{'developers':>10}  " + "  ".join(f"{step:>15}" for step in STEPS) + "   (wall s (CPU s), one run each)")
     with tempfile.TemporaryDirectory(prefix="wgmesh-bench-state-") as tmp:
         for size in (int(s) for s in args.sizes.split(",")):
-            row = run_size(Path(tmp), size, args.format)
+            row = run_size(Path(tmp), size, args.format, args.hub_keepalive)
             print(f"{size:>10}  " + "  ".join(f"{row[step][0]:>7.2f} ({row[step][1]:>5.2f})" for step in STEPS), flush=True)
             print(json.dumps({"developers": size, **row}), file=sys.stderr)
 

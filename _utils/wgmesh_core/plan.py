@@ -129,7 +129,7 @@ def hub_config(spec: NetworkSpec, today: datetime.date, public_keys: dict, psks:
         if _missing_keys(spec, config, gid, public_keys.get(gid), psks):
             continue
         config.peers.append(Peer(gid, "gateway", public_keys[gid], (f"{gw.address}/32", str(gw.lan)),
-                                 keepalive=spec.keepalive, preshared_key=psks.get(gid)))
+                                 keepalive=spec.hub.keepalive, preshared_key=psks.get(gid)))
     for name, dev in active_developers(spec, today).items():
         if dev.public_key in host_of_key:
             config.left_out[name] = f"its public key is the key of host {host_of_key[dev.public_key]}"
@@ -144,7 +144,7 @@ def hub_config(spec: NetworkSpec, today: datetime.date, public_keys: dict, psks:
 
 def developer_peer(spec: NetworkSpec, name: str, dev: Developer, psk: Optional[str]) -> Peer:
     """Developer ``name``'s peer on the hub (a hub planned in full, or the gate's hand-off)."""
-    return Peer(name, "developer", dev.public_key, (f"{dev.address}/32",), keepalive=spec.keepalive,
+    return Peer(name, "developer", dev.public_key, (f"{dev.address}/32",), keepalive=spec.hub.keepalive,
                 preshared_key=psk)
 
 

@@ -17,6 +17,8 @@ wgmesh:
     minion: z
     address: 10.70.0.1
     endpoint: 39.101.166.124:51820   # public address the gateways and developers dial
+    keepalive: 15                    # the article's hub keeps its peers alive too; default 0 (off):
+                                     # a public hub needs none, and on a large hub it costs CPU
 
   gateways:
     a:                               # Shenzhen office, LAN1

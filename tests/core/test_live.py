@@ -111,7 +111,7 @@ def test_peer_diff_interface_changes(spec):
 
 
 def test_peer_diff_keepalive_change(data):
-    data["keepalive"] = 25
+    data["hub"]["keepalive"] = 25
     config = host_config(load_network(data), "z", TODAY, K, P)
     live = parse_wg_dump(in_sync_dump(config).replace("\t25", "\t15"))
     assert sorted(peer_diff(config, live).updated) == ["a", "c", "e", "f"]

@@ -6,7 +6,7 @@ import datetime
 import pytest
 
 from wgmesh_core.plan import host_config, managed_hosts, static_route_instructions
-from wgmesh_core.render import host_files, wg_setconf
+from wgmesh_core.render import client_config, host_files, wg_setconf
 from wgmesh_core.validate import load_network
 
 from . import article_texts as art
@@ -21,6 +21,24 @@ def plan(spec, host, public_keys=art.PUBLIC_KEYS, psks=art.PSKS, today=TODAY):
 
 def peer_names(config):
     return [p.name for p in config.peers]
+
+
+def test_the_hub_keeps_no_peer_alive_unless_told_and_its_peers_keep_their_own(data):
+    """hub.keepalive (default 0) is what the hub sets on every peer; the gateways and the
+    developers' clients keep the network's keepalive towards the hub (they are behind NAT). The
+    article's hub sets 15 on its peers: the example says so, and the hub's files then carry it."""
+    data["hub"].pop("keepalive")
+    data["keepalive"] = 25
+    spec = load_network(data)
+    hub = plan(spec, "z")
+    assert [p.keepalive for p in hub.peers] == [0, 0, 0, 0]
+    assert "PersistentKeepalive" not in wg_setconf(hub, art.PRIVATE_KEYS["z"])
+    assert [p.keepalive for p in plan(spec, "a").peers] == [25]
+    assert "PersistentKeepalive = 25" in client_config(spec, "e", hub_public_key=art.PUBLIC_KEYS["z"])
+    data["hub"]["keepalive"] = 15
+    hub = plan(load_network(data), "z")
+    assert [p.keepalive for p in hub.peers] == [15, 15, 15, 15]
+    assert wg_setconf(hub, art.PRIVATE_KEYS["z"]).count("PersistentKeepalive = 15") == 4
 
 
 def test_hub_plan(spec):

@@ -40,6 +40,7 @@ CHANGES = {
     "the port": lambda net: net.update(listen_port=51821),
     "the MTU": lambda net: net.update(mtu=1380),
     "the keepalive": lambda net: net.update(keepalive=25),
+    "the hub's keepalive": lambda net: net["hub"].update(keepalive=0),
     "a wider network": lambda net: net.update(network="10.64.0.0/10"),
     "firewall iptables on a": lambda net: net["gateways"]["a"].update(firewall="iptables"),
     "backend wg-quick": lambda net: net.update(backend="wgquick"),

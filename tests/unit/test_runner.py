@@ -488,7 +488,7 @@ def test_the_hub_gets_its_developer_peers_planned_and_sealed_for_its_key(gitops,
     assert g_psk not in str(sealed) and g_key not in str(sealed)
     assert opened(sealed, minion_keys, tmp_path) == {
         "minion": "z", "interface": "wg0", "removed": [],
-        "peers": [["g", g_key, ["10.70.0.9/32"], spec.keepalive, g_psk]]}
+        "peers": [["g", g_key, ["10.70.0.9/32"], spec.hub.keepalive, g_psk]]}
     with pytest.raises(ValueError, match="not a value sealed for a"):
         opened(sealed, minion_keys, tmp_path, minion="a")
     old_e, f_key = spec.developers["e"].public_key, spec.developers["f"].public_key
@@ -508,8 +508,8 @@ def test_the_hub_gets_its_developer_peers_planned_and_sealed_for_its_key(gitops,
 def test_a_change_to_a_gateway_peer_is_not_handed_off(gitops, upstream, client, bus):
     """The hub plans a change to its gateway peers itself (their keys are pinned as it compiles)."""
     runner.on_push()
-    upstream.edit_yaml("wgmesh/network.sls", lambda data: data["wgmesh"].update(keepalive=30))   # every peer
-    upstream.commit("keepalive 30")
+    upstream.edit_yaml("wgmesh/network.sls", lambda data: data["wgmesh"]["hub"].update(keepalive=30))   # every peer
+    upstream.commit("the hub's keepalive 30")
     result = runner.on_push()
     assert "z" in result["live_first"] and client.handoffs == []
 
