@@ -213,6 +213,8 @@ def main():
                              "e.g. 10000 with --profile variants")
     parser.add_argument("--format", choices=("yaml", "json"), default="yaml",
                         help="developers.sls as #!yaml or #!json (a developer per line)")
+    parser.add_argument("--hub-keepalive", type=int, metavar="SECONDS",
+                        help="hub.keepalive with the first push (the example's: the article's 15; wgmesh's default: 0)")
     args = parser.parse_args()
     as_json = args.format == "json"
     with Lab("bench") as lab:
@@ -222,6 +224,8 @@ def main():
         lab.sh("ne", "umask 077; wg genkey > /etc/wireguard/private.key")
         g_key = lab.exec("ne", ["sh", "-c", "wg pubkey < /etc/wireguard/private.key"]).stdout.strip()
         without_g = {**article.developers(), **crowd(args.developers)}
+        if args.hub_keepalive is not None:    # goes with the first push below
+            article.edit_sls("wgmesh/network.sls", lambda net: net["hub"].update(keepalive=args.hub_keepalive))
         if args.developers:
             started = time.monotonic()
             article.push_and_wait(f"{args.developers} developers", article.developers_file(without_g, as_json))
