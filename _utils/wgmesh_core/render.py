@@ -119,7 +119,7 @@ def firewall_files(config: HostConfig) -> list[FileSpec]:
         return iptables_boot_files(config)
     if fw is None or fw.backend != "firewalld":
         return []
-    host_rules = _rules(fw)
+    host_rules = _rules(fw, firewall.rules_once)
     chains, rules = firewall.chains_of(host_rules), [_direct_rule(rule) for rule in host_rules]
     del host_rules     # let go before the text is made (50,000 developers: 250,000 rules, about 20 MB)
     return [FileSpec(firewall.DIRECT_FILE, render("direct_xml", chains=chains, rules=rules)),

@@ -191,8 +191,8 @@ def test_a_state_run_makes_the_firewall_rules_once(keydir, host, mine, monkeypat
     private, public = own_key(keydir)
     mine["z"] = public
     in_sync(host, module._host_config(), private, public)
-    wgmesh_core.firewall._rules.cache_clear()     # as in a new process
-    wgmesh_core.firewall._chain_rules.cache_clear()
+    wgmesh_core.firewall._kept_rules.cache_clear()     # as in a new process
+    wgmesh_core.firewall._kept_chain_rules.cache_clear()
     made.clear()
     module.staged_files()
     assert module.firewall() == {}
