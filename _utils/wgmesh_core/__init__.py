@@ -19,7 +19,7 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 #: what a long-lived Salt process imports up front (``load_all``)
-_MODULES = ("addressing", "adopt", "firewall", "hostkeys", "keys", "live", "pins", "plan", "render", "teardown",
+_MODULES = ("addresssets", "addressing", "adopt", "firewall", "hostkeys", "keys", "live", "pins", "plan", "render", "teardown",
             "validate")
 
 

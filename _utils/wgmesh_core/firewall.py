@@ -39,6 +39,8 @@ from typing import Callable, Collection, Optional
 
 import netaddr
 
+from . import addresssets
+from .addresssets import AddressSet
 from .plan import Firewall
 
 FORWARD, INPUT, DEVELOPERS, NAT = "WGMESH-FORWARD", "WGMESH-INPUT", "WGMESH-DEVELOPERS", "WGMESH-POSTROUTING"
@@ -161,23 +163,67 @@ def chain_rules(fw: Firewall) -> ChainRules:
     return _kept_chain_rules(fw, GROUP_ABOVE)
 
 
+def address_sets(fw: Firewall) -> tuple[AddressSet, ...]:
+    """The ipsets ``rules(fw)`` match (the iptables backend's allow-lists longer than
+    ``GROUP_ABOVE``; see ``addresssets``), in the order the rules use them."""
+    return _kept_sets(fw, GROUP_ABOVE)
+
+
+def _made_sets(fw: Firewall, group_above: int) -> tuple[AddressSet, ...]:
+    if fw.backend != "iptables":
+        return ()
+    by_destination: dict = {}
+    for a in fw.forward:
+        if a.source is not None and a.destination is not None:
+            by_destination.setdefault(a.destination, []).append(a.source)
+    lists = [(addresssets.DEVELOPERS_SET, fw.developers), (addresssets.INPUT_SET, fw.local or ()),
+             *((addresssets.to_destination(destination), sources) for destination, sources in by_destination.items())]
+    sets = []
+    for name, networks in lists:
+        if len(networks) > group_above:
+            members = tuple(dict.fromkeys(m for m in map(addresssets.member, networks) if m is not None))
+            if len(members) > group_above:
+                sets.append(AddressSet(name, members))
+    return tuple(sets)
+
+
 def _made_rules(fw: Firewall, group_above: int) -> tuple[Rule, ...]:
     tunnel = fw.interface
+    sets = {s.name for s in _kept_sets(fw, group_above)}
+    in_set = addresssets.member     # an address a set holds (None: it cannot, and keeps its rule)
     out = [Rule("filter", "FORWARD", JUMP, f"-i {tunnel} -j {FORWARD}"),
            Rule("filter", "FORWARD", JUMP, f"-o {tunnel} -j {FORWARD}"),
            Rule("filter", "INPUT", JUMP, f"-i {tunnel} -j {INPUT}"),
            Rule("nat", "POSTROUTING", JUMP, f"-j {NAT}"),
            Rule("filter", FORWARD, REPLIES, REPLY)]
+    developers = addresssets.DEVELOPERS_SET in sets
     out += _rules_of("filter", FORWARD, ALLOW, [f"{_match(dev, None, tunnel, tunnel)} -j {DEVELOPERS}"
-                                                for dev in fw.developers])
+                                                for dev in fw.developers if not (developers and in_set(dev))])
+    if developers:
+        out.append(Rule("filter", FORWARD, ALLOW, f"{_match(None, None, tunnel, tunnel)} "
+                        f"{addresssets.match(addresssets.DEVELOPERS_SET, 'src')} -j {DEVELOPERS}"))
     interfaces = _match(None, None, tunnel, fw.out_interface)
-    out += _rules_of("filter", FORWARD, ALLOW, [f"{_forward_match(a.source, a.destination, interfaces)} {NEW}"
-                                                for a in fw.forward])
+    allowed, matched = [], {}       # matched: {set name: its rule}, one per destination
+    for a in fw.forward:
+        name = addresssets.to_destination(a.destination) if a.source and a.destination else None
+        if name in sets and in_set(a.source):
+            matched.setdefault(name, f"{_forward_match(None, a.destination, interfaces)} "
+                                     f"{addresssets.match(name, 'src')} {NEW}")
+        else:
+            allowed.append(f"{_forward_match(a.source, a.destination, interfaces)} {NEW}")
+    out += _rules_of("filter", FORWARD, ALLOW, allowed + list(matched.values()))
     out.append(Rule("filter", FORWARD, LAST, "-j DROP"))
-    out += _rules_of("filter", DEVELOPERS, ALLOW, [f"-d {dev} -j ACCEPT" for dev in fw.developers])
+    out += _rules_of("filter", DEVELOPERS, ALLOW, [f"-d {dev} -j ACCEPT" for dev in fw.developers
+                                                   if not (developers and in_set(dev))])
+    if developers:
+        out.append(Rule("filter", DEVELOPERS, ALLOW, f"{addresssets.match(addresssets.DEVELOPERS_SET, 'dst')} -j ACCEPT"))
     if fw.local is not None:        # None: the host itself is open to the whole VPN
+        local = addresssets.INPUT_SET in sets
         out.append(Rule("filter", INPUT, REPLIES, REPLY))
-        out += _rules_of("filter", INPUT, ALLOW, [f"-s {source} {NEW}" for source in fw.local])
+        out += _rules_of("filter", INPUT, ALLOW, [f"-s {source} {NEW}" for source in fw.local
+                                                  if not (local and in_set(source))])
+        if local:
+            out.append(Rule("filter", INPUT, ALLOW, f"{addresssets.match(addresssets.INPUT_SET, 'src')} {NEW}"))
         out.append(Rule("filter", INPUT, LAST, "-j DROP"))
     if fw.masquerade:
         source, destination, out_if = fw.masquerade
@@ -270,6 +316,7 @@ def _ours(chains) -> list[tuple[str, str]]:
 # A firewall is frozen, so an equal one has the same rules (for the same grouping limit, which
 # tests change). Both answers are read-only.
 _kept_rules = lru_cache(maxsize=1)(_made_rules)
+_kept_sets = lru_cache(maxsize=1)(_made_sets)
 
 
 @lru_cache(maxsize=1)
@@ -516,11 +563,13 @@ def _wanted_args(chains: ChainRules) -> set[str]:
     return {args for in_chain in chains.values() for args in in_chain}
 
 
-def iptables_change(fw: Firewall, filter_listing: str, nat_listing: str) -> FirewallChange:
-    """Compare `iptables -S` and `iptables -t nat -S` with the plan; the fix is one restore
-    editing wgmesh's chains in place (or refilling them whole, when one is missing or repeats a
-    rule), and the jumps put back first."""
+def iptables_change(fw: Firewall, filter_listing: str, nat_listing: str, set_listing: str = "") -> FirewallChange:
+    """Compare `iptables -S`, `iptables -t nat -S` and `ipset save` with the plan; the fix is the
+    sets' members changed in place, then one restore editing wgmesh's chains in place (or refilling
+    them whole, when one is missing or repeats a rule), the jumps put back first, and the sets no
+    rule uses any more destroyed."""
     live = {"filter": parse_listing(filter_listing), "nat": parse_listing(nat_listing)}
+    live_sets = addresssets.parse_listing(set_listing)
     chains = chain_rules(fw)
     stale = _stale(chains, live)
     change = FirewallChange()
@@ -536,11 +585,18 @@ def iptables_change(fw: Firewall, filter_listing: str, nat_listing: str) -> Fire
         change.extra += [f"{table}: -A {chain} {args}" for args in extra]
         if not missing and not extra and have != want:
             change.other.append(f"{table}: {chain} rules out of order")
-    if change:
+    rules_differ = bool(change)
+    sets = addresssets.set_change(address_sets(fw), live_sets)
+    change.missing += sets.missing
+    change.extra += sets.extra
+    if sets.restore:        # first: the rules below may use a set made here
+        change.commands.append(Command(addresssets.RESTORE, stdin=sets.restore))
+    if rules_differ:
         restore = _restore_edits(chains, live, stale) or iptables_restore(fw, chains, stale)
         change.commands.append(Command(("iptables-restore", "-w", "--noflush"), stdin=restore))
-        change.cuts = cut_connections([line.split(" ", 3)[3] for line in change.extra if " -A " in line],
-                                      _wanted_args(chains))
+    if change:
+        removed_rules = [line.split(" ", 3)[3] for line in change.extra if " -A " in line]
+        change.cuts = _set_cuts(fw, chains, removed_rules, live_sets, sets.removed)
     for table, chain in BUILT_IN:
         want, have = chains.of(table, chain), live[table].get(chain, [])
         # filter: first, so no rule inserted above can bypass the allow-list; nat: present.
@@ -554,13 +610,57 @@ def iptables_change(fw: Firewall, filter_listing: str, nat_listing: str) -> Fire
                 change.commands.append(Command(("iptables", "-w", "-t", table, "-D", chain, *args.split())))
         for position, args in enumerate(want, start=1):
             change.commands.append(Command(("iptables", "-w", "-t", table, "-I", chain, str(position), *args.split())))
+    # last: a set is destroyed once no rule of wgmesh's uses it
+    change.commands += [Command(("ipset", "destroy", name)) for name in sets.stale]
     return change
 
 
-def removal(filter_listing: str, nat_listing: str) -> tuple[list[str], list[Command]]:
-    """(chains found, commands) taking wgmesh's chains (every chain named ``WGMESH-...``) out of
-    iptables, with every rule that jumps to them (a host that lost its role): jumps first, then
-    the chains are flushed (so none refers to another) and deleted."""
+_SET_MATCH = re.compile(r"-m set --match-set (\S+) (src|dst) ")
+
+
+def expanded(args: str, members: dict) -> list[str]:
+    """A rule matching a set (``args`` as `iptables -S` prints them) as the rules of one address
+    each that it stands for, over ``members`` ({set name: [members]}), in the words those rules
+    would have; a rule matching no set, as it is. What a removed set rule or member admitted is
+    cut as if those rules were removed, and not where such a rule stays wanted."""
+    found = _SET_MATCH.search(args)
+    if found is None:
+        return [args]
+    name, direction = found.groups()
+    words = (args[:found.start()] + args[found.end():]).split()
+    flags = {}
+    while words and words[0] in ("-s", "-d", "-i", "-o") and len(words) > 1:
+        flags[words[0]] = words[1]
+        words = words[2:]
+    rest = " ".join(words)
+    address = "-s" if direction == "src" else "-d"
+    out = []
+    for member in members.get(name, ()):
+        flags[address] = addresssets.as_network(member)
+        out.append(f"{_match(flags.get('-s'), flags.get('-d'), flags.get('-i'), flags.get('-o'))} {rest}")
+    return out
+
+
+def _set_cuts(fw: Firewall, chains: ChainRules, removed_rules: list[str], live_sets: dict,
+              removed_members: dict) -> list[Cut]:
+    """``cut_connections`` of the removed rules and set members, each set rule standing for its
+    members' rules: a removed set rule for the members it had, a set rule kept for its removed
+    members; none for what a wanted rule or set still admits."""
+    live_members = {name: members for name, (_, members) in live_sets.items()}
+    removed = [one for args in removed_rules for one in expanded(args, live_members)]
+    set_rules = [args for in_chain in chains.values() for args in in_chain if "--match-set" in args]
+    removed += [one for args in set_rules for one in expanded(args, removed_members)]
+    if not removed:
+        return []
+    wanted_members = {s.name: s.members for s in address_sets(fw)}
+    kept = _wanted_args(chains) | {one for args in set_rules for one in expanded(args, wanted_members)}
+    return cut_connections(removed, kept)
+
+
+def removal(filter_listing: str, nat_listing: str, set_listing: str = "") -> tuple[list[str], list[Command]]:
+    """(chains and sets found, commands) taking wgmesh's chains (every chain named ``WGMESH-...``)
+    out of iptables, with every rule that jumps to them (a host that lost its role): jumps first,
+    then the chains are flushed (so none refers to another) and deleted, then wgmesh's ipsets."""
     live = {"filter": parse_listing(filter_listing), "nat": parse_listing(nat_listing)}
     found, commands = [], []
     for table in ("filter", "nat"):
@@ -571,6 +671,9 @@ def removal(filter_listing: str, nat_listing: str) -> tuple[list[str], list[Comm
                          for args in rules if chain not in ours and args.split()[-1] in ours]
         commands += [Command(("iptables", "-w", "-t", table, "-F", chain)) for chain in ours]
         commands += [Command(("iptables", "-w", "-t", table, "-X", chain)) for chain in ours]
+    sets = list(addresssets.parse_listing(set_listing))
+    found += [f"ipset/{name}" for name in sets]
+    commands += [Command(("ipset", "destroy", name)) for name in sets]
     return found, commands
 
 

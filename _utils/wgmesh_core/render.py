@@ -9,7 +9,7 @@ import jinja2
 import jinja2.ext
 from jinja2.lexer import Token
 
-from . import firewall, templates
+from . import addresssets, firewall, templates
 from .keys import shown
 from .model import NetworkSpec
 from .plan import HostConfig, client_routes, endpoint_with_port
@@ -61,6 +61,7 @@ RP_FILTER_FILE = "/etc/sysctl.d/10-wgmesh-rp-filter.conf"
 NETWORKD_DIR = "/etc/systemd/network"
 #: the iptables backend's boot-time rules and the unit loading them (firewalld keeps its own)
 BOOT_RULES_FILE = "/etc/wgmesh/iptables.rules"
+BOOT_SETS_FILE = "/etc/wgmesh/ipsets"
 BOOT_FIREWALL_UNIT = "wgmesh-firewall.service"
 #: a LAN router's route to the VPN at boot (`ip route` keeps nothing across a reboot)
 BOOT_ROUTES_UNIT = "wgmesh-routes.service"
@@ -134,13 +135,19 @@ def _direct_rule(rule: firewall.Rule) -> str:
 
 
 def iptables_boot_files(config: HostConfig) -> list[FileSpec]:
-    """The iptables backend's rules as a boot-time restore file, and the unit loading it."""
+    """The iptables backend's rules as a boot-time restore file, the ipsets they match (the file is
+    written, without sets, also when there are none), and the unit loading both."""
     fw = config.firewall
     chains = _chain_rules(fw)
+    sets = firewall.address_sets(fw)
     return [FileSpec(BOOT_RULES_FILE, f"# Managed by wgmesh (Salt): loaded at boot by {BOOT_FIREWALL_UNIT}.\n"
                      + firewall.boot_restore(fw, chains)),
+            FileSpec(BOOT_SETS_FILE, f"# Managed by wgmesh (Salt): loaded at boot by {BOOT_FIREWALL_UNIT}"
+                     + (" before the rules.\n" if sets else " (no set: every allow-list is short).\n")
+                     + addresssets.boot_restore(sets)),
             FileSpec(f"{SYSTEMD_UNIT_DIR}/{BOOT_FIREWALL_UNIT}",
-                     render("firewall_unit", fw=fw, jumps=firewall.jumps(fw, chains), rules_file=BOOT_RULES_FILE))]
+                     render("firewall_unit", fw=fw, jumps=firewall.jumps(fw, chains), rules_file=BOOT_RULES_FILE,
+                            sets_file=BOOT_SETS_FILE if sets else None))]
 
 
 def lan_router_files(config: HostConfig) -> list[FileSpec]:

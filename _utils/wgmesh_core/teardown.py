@@ -11,12 +11,12 @@ from typing import Optional
 
 from . import firewall
 from .plan import HostConfig
-from .render import (BOOT_FIREWALL_UNIT, BOOT_ROUTES_UNIT, BOOT_RULES_FILE, NETWORKD_DIR, RP_FILTER_FILE,
-                     SYSCTL_FILE, SYSTEMD_UNIT_DIR, WG_QUICK_DIR, host_files, private_key_file)
+from .render import (BOOT_FIREWALL_UNIT, BOOT_ROUTES_UNIT, BOOT_RULES_FILE, BOOT_SETS_FILE, NETWORKD_DIR,
+                     RP_FILTER_FILE, SYSCTL_FILE, SYSTEMD_UNIT_DIR, WG_QUICK_DIR, host_files, private_key_file)
 
 SCHEDULE_JOB = "wgmesh-converge"
 FIREWALLD_FILES = (firewall.DIRECT_FILE, firewall.ZONE_FILE, firewall.POLICY_FILE)
-IPTABLES_BOOT_FILES = (BOOT_RULES_FILE, f"{SYSTEMD_UNIT_DIR}/{BOOT_FIREWALL_UNIT}")
+IPTABLES_BOOT_FILES = (BOOT_RULES_FILE, BOOT_SETS_FILE, f"{SYSTEMD_UNIT_DIR}/{BOOT_FIREWALL_UNIT}")
 MARKER = "Managed by wgmesh"
 
 

@@ -166,7 +166,8 @@ Conflicts=shutdown.target
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-{% for table, builtin, args in jumps %}ExecStartPre=-iptables -w -t {{ table }} -D {{ builtin }} {{ args }}
+{% if sets_file %}ExecStartPre=ipset -exist restore -file {{ sets_file }}
+{% endif %}{% for table, builtin, args in jumps %}ExecStartPre=-iptables -w -t {{ table }} -D {{ builtin }} {{ args }}
 {% endfor %}ExecStart=iptables-restore -w --noflush {{ rules_file }}
 
 [Install]

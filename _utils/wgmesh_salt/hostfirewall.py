@@ -9,7 +9,7 @@ from typing import Callable, Optional
 
 from salt.exceptions import CommandExecutionError
 
-from wgmesh_core import firewall, teardown
+from wgmesh_core import addresssets, firewall, teardown
 
 from .commands import CommandFailed, Commands
 
@@ -40,7 +40,15 @@ class HostFirewall:
                 "wgmesh: firewall backend is iptables but firewalld is running: its own filtering would "
                 "reject what the allow-list admits, and its reloads drop wgmesh's chains. Stop firewalld, or "
                 "set firewall: firewalld.")
-        change = firewall.iptables_change(fw, *self._iptables_listings())
+        if firewall.address_sets(fw) and not _installed("ipset"):
+            raise CommandExecutionError(
+                "wgmesh: this host's allow-lists are ipsets (more than "
+                f"{firewall.GROUP_ABOVE} addresses each) but the ipset command is missing: install ipset "
+                "(state wgmesh installs it with the iptables backend)")
+        try:
+            change = firewall.iptables_change(fw, *self._iptables_listings())
+        except ValueError as error:      # a set of wgmesh's name made by hand, of another type
+            raise CommandExecutionError(str(error)) from None
         if change and not test:
             self.commands.each(change.commands)
             self._cut(change.cuts)
@@ -73,8 +81,10 @@ class HostFirewall:
         self.commands.each(firewall.cut_commands(cuts, listing["stdout"] if listing["retcode"] == 0 else None))
 
     def _iptables_listings(self) -> list:
-        """`iptables -S` of the filter and the nat table, as the core's firewall functions take them."""
-        return [self.commands.run(["iptables", "-w", *table, "-S"])["stdout"] for table in ([], ["-t", "nat"])]
+        """`iptables -S` of the filter and the nat table and `ipset save` (empty without ipset), as
+        the core's firewall functions take them."""
+        tables = [self.commands.run(["iptables", "-w", *table, "-S"])["stdout"] for table in ([], ["-t", "nat"])]
+        return tables + [self.commands.run(list(addresssets.LISTING))["stdout"] if _installed("ipset") else ""]
 
     def _boot_rules_leftovers(self, test: bool) -> list:
         """The iptables backend's boot files, on a host switched to firewalld: at boot they would put

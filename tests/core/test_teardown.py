@@ -18,7 +18,7 @@ from .conftest import TODAY
 DEFAULTS = ["/etc/systemd/network/wg0.netdev", "/etc/systemd/network/wg0.network", "/etc/systemd/network/wg0.key",
             "/etc/wireguard/wg0.conf", "/etc/wireguard/wg0.key", "/etc/sysctl.d/10-ip-forward.conf",
             "/etc/sysctl.d/10-wgmesh-rp-filter.conf", "/etc/firewalld/direct.xml", "/etc/firewalld/zones/wgmesh.xml",
-            "/etc/firewalld/policies/wgmesh-wireguard.xml", "/etc/wgmesh/iptables.rules",
+            "/etc/firewalld/policies/wgmesh-wireguard.xml", "/etc/wgmesh/iptables.rules", "/etc/wgmesh/ipsets",
             "/etc/systemd/system/wgmesh-firewall.service", "/etc/systemd/system/wgmesh-routes.service"]
 
 

@@ -1,0 +1,133 @@
+"""Address sets (ipset) for the iptables backend's long allow-lists.
+
+A hub of 10,000 developers has about 50,000 allow rules that differ only in one address. With
+the iptables backend, each such list longer than ``firewall.GROUP_ABOVE`` becomes one ``hash:net``
+set and one rule matching it (``-m set --match-set NAME src``): a packet costs one hash lookup
+instead of a walk through a chain, `iptables -S` lists a few rules instead of 50,000, and a
+developer more is one ``ipset add`` instead of rule edits. The sets are named after what they
+hold (``wgmesh-developers``, ``wgmesh-input``, ``wgmesh-to-<destination>``).
+
+firewalld's direct rules keep one rule per address, in sub-chains: its nftables backend keeps
+its own sets in nftables, where a direct (iptables) rule cannot refer to them.
+
+This module knows the sets' text: members as `ipset save` prints them, its listing parsed, the
+`ipset restore` input changing live sets in place, and the boot file replacing them whole. It
+runs nothing; the Salt adapter runs `ipset`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+import netaddr
+
+PREFIX = "wgmesh-"              # every set named so is wgmesh's
+TYPE = "hash:net"
+#: fixed, so that a set's parameters never change while rules use it (a hash set's memory grows
+#: with its members, not with this limit)
+MAX_MEMBERS = 1048576
+CREATE_OPTIONS = f"family inet maxelem {MAX_MEMBERS}"
+RESTORE = ("ipset", "-exist", "restore")     # -exist: a set or member already there is no error
+LISTING = ("ipset", "save")
+DEVELOPERS_SET, INPUT_SET = "wgmesh-developers", "wgmesh-input"
+
+
+@dataclass(frozen=True)
+class AddressSet:
+    name: str
+    members: tuple[str, ...]     # as `ipset save` prints them: an address alone for a /32
+
+
+def to_destination(destination: str) -> str:
+    """The name of the set of sources allowed to ``destination`` (at most 28 of ipset's 31 characters)."""
+    return f"{PREFIX}to-{destination.replace('/', '-')}"
+
+
+def member(network: str) -> Optional[str]:
+    """A source or destination as `ipset save` prints it; None when a ``hash:net`` set cannot hold
+    it (a /0), so that it stays a rule of its own."""
+    if network.endswith("/32"):
+        return network[:-3]
+    net = netaddr.IPNetwork(network)
+    if net.prefixlen == 0:
+        return None
+    return str(net.ip) if net.prefixlen == 32 else str(net.cidr)
+
+
+def as_network(set_member: str) -> str:
+    """A member as rules write it (``-s 10.0.0.5/32``)."""
+    return set_member if "/" in set_member else f"{set_member}/32"
+
+
+def match(name: str, direction: str) -> str:
+    """The match of a rule using set ``name`` for its source (``src``) or destination (``dst``),
+    as `iptables -S` prints it."""
+    return f"-m set --match-set {name} {direction}"
+
+
+def parse_listing(text: str) -> dict[str, tuple[str, list[str]]]:
+    """`ipset save` -> {name: (type, [members])} of wgmesh's sets; other programs' are left out."""
+    sets: dict = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[1].startswith(PREFIX):
+            if words[0] == "create":
+                sets[words[1]] = (words[2], [])
+            elif words[0] == "add" and words[1] in sets:
+                sets[words[1]][1].append(words[2])
+    return sets
+
+
+@dataclass
+class SetChange:
+    missing: list           # "ipset: set NAME" and "ipset NAME: MEMBER", wanted and not live
+    extra: list             # the same, live and not wanted
+    restore: Optional[str]  # `ipset -exist restore` input: sets made, members removed, then added
+    stale: list             # names of wgmesh's sets no longer wanted: destroyed once no rule uses them
+    removed: dict           # {name: [members]} no longer in a set, whose connections are cut
+
+
+def set_change(wanted: Iterable[AddressSet], live: dict) -> SetChange:
+    """How wgmesh's live sets (``parse_listing``) differ from ``wanted``, and the fix. A live set
+    of another type cannot be changed in place while rules use it: refused (ValueError)."""
+    wanted = {s.name: s for s in wanted}
+    change = SetChange([], [], None, [name for name in live if name not in wanted], {})
+    made, removals, additions = [], [], []
+    for name, wanted_set in wanted.items():
+        if name not in live:
+            change.missing.append(f"ipset: set {name}")
+            made.append(f"create {name} {TYPE} {CREATE_OPTIONS}")
+            have = set()
+        else:
+            kind, members = live[name]
+            if kind != TYPE:
+                raise ValueError(f"wgmesh: ipset {name} exists as {kind}, not {TYPE} (made by hand?): rules may "
+                                 f"use it, so wgmesh does not replace it; destroy or rename it")
+            have = set(members)
+        want = set(wanted_set.members)
+        gone, new = sorted(have - want), [m for m in wanted_set.members if m not in have]
+        change.extra += [f"ipset {name}: {m}" for m in gone]
+        change.missing += [f"ipset {name}: {m}" for m in new]
+        removals += [f"del {name} {m}" for m in gone]
+        additions += [f"add {name} {m}" for m in new]
+        if gone:
+            change.removed[name] = gone
+    change.extra += [f"ipset: set {name}" for name in change.stale]
+    for name in change.stale:
+        change.removed[name] = list(live[name][1])
+    if made or removals or additions:
+        # removals before additions: while the change is under way, nothing is more open than after
+        change.restore = "\n".join(made + removals + additions) + "\n"
+    return change
+
+
+def boot_restore(sets: Iterable[AddressSet]) -> str:
+    """`ipset -exist restore` input making each set hold exactly its members: filled under a
+    temporary name, then swapped in, so that a restart of the boot unit never leaves one empty."""
+    lines = []
+    for s in sets:
+        filling = f"{s.name}~"
+        lines += [f"create {s.name} {TYPE} {CREATE_OPTIONS}", f"create {filling} {TYPE} {CREATE_OPTIONS}",
+                  f"flush {filling}", *(f"add {filling} {m}" for m in s.members),
+                  f"swap {filling} {s.name}", f"destroy {filling}"]
+    return "".join(f"{line}\n" for line in lines)
