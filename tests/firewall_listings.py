@@ -49,3 +49,14 @@ def firewalld_live(fw, direct=None, interfaces="wg0", sources="", zone=True, pol
         rules="\n".join(direct) + "\n",
         kernel_filter=kernel if kernel is not None else listing(fw, "filter"),
         kernel_nat=listing(fw, "nat"))
+
+
+def set_listing(fw, members=None):
+    """What `ipset save` prints on a host holding ``fw``'s sets (``members``: {name: [members]}
+    instead of a set's planned ones), with another program's set among them."""
+    lines = ["create docker-hosts hash:ip family inet hashsize 1024 maxelem 65536 bucketsize 12 initval 0x1",
+             "add docker-hosts 172.17.0.2"]
+    for s in firewall.address_sets(fw):
+        lines.append(f"create {s.name} hash:net family inet hashsize 1024 maxelem 1048576 bucketsize 12 initval 0x2")
+        lines += [f"add {s.name} {m}" for m in (members or {}).get(s.name, s.members)]
+    return "\n".join(lines) + "\n"

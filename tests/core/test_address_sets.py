@@ -1,0 +1,229 @@
+"""The iptables backend's long allow-lists as ipsets (wgmesh_core.addresssets): one hash:net set
+and one rule where a hub of many developers had a rule per address, the same verdict for every
+packet, members changed in place, and nobody cut who keeps access. firewalld keeps its rules (in
+sub-chains). tests/lab/test_address_sets.py runs the same commands on the kernel's iptables and
+ipset."""
+from __future__ import annotations
+
+import itertools
+
+import netaddr
+import pytest
+
+from wgmesh_core import addresssets, firewall
+from wgmesh_core.addresssets import DEVELOPERS_SET, AddressSet
+from wgmesh_core.firewall import ChainRules, address_sets, iptables_change, removal, rules
+from wgmesh_core.plan import Access, Firewall
+from wgmesh_core.render import host_files
+
+from .conftest import TODAY
+from .test_firewall_groups import crowd, hub, ungrouped
+from ..firewall_listings import listing, set_listing
+
+LANS = {"a": "192.168.201.0/24", "c": "192.168.200.0/24"}
+
+
+@pytest.fixture
+def iptables_data(data):
+    data["firewall"] = "iptables"
+    return data
+
+
+def in_sync(fw, members=None) -> tuple[str, str, str]:
+    return listing(fw, "filter"), listing(fw, "nat"), set_listing(fw, members)
+
+
+def verdict(chains: ChainRules, sets: dict, chain: str, packet: dict):
+    """What iptables does with a NEW packet in ``chain`` (``sets``: {name: members}): "ACCEPT",
+    "DROP", or None when it returns; every option wgmesh writes is matched."""
+    for args in chains.of("filter", chain):
+        words = args.split()
+        if "--match-set" in words:
+            at = words.index("--match-set")
+            name, direction = words[at + 1], words[at + 2]
+            address = packet["-s" if direction == "src" else "-d"]
+            if not any(address in netaddr.IPNetwork(m) for m in sets[name]):
+                continue
+            words = words[:at - 2] + words[at + 3:]
+        options = dict(zip(words[::2], words[1::2]))
+        assert len(words) % 2 == 0 and set(options) <= {"-s", "-d", "-i", "-o", "-m", "--ctstate", "-j"}, args
+        if any(flag in options and packet[flag] not in netaddr.IPNetwork(options[flag]) for flag in ("-s", "-d")):
+            continue
+        if any(flag in options and packet[flag] != options[flag] for flag in ("-i", "-o")):
+            continue
+        if "NEW" not in options.get("--ctstate", "NEW"):
+            continue
+        target = options["-j"]
+        outcome = target if target in ("ACCEPT", "DROP") else verdict(chains, sets, target, packet)
+        if outcome:
+            return outcome
+    return None
+
+
+def test_an_iptables_hub_over_the_limit_matches_sets_and_firewalld_keeps_its_rules(iptables_data):
+    at_limit = hub(iptables_data, crowd(firewall.GROUP_ABOVE - 2))      # e, f and the crowd: 256 developers
+    assert address_sets(at_limit) == ()
+    # no list is over the limit, but the chain is: its rules of one address each go in sub-chains
+    assert "-s 10.70.0.4/32 -i wg0 -o wg0 -j WGMESH-DEVELOPERS" in ChainRules(rules(at_limit)).of("filter", "WGMESH-FWD-10.70.0")
+    z = hub(iptables_data, crowd(600))
+    chains, sets = ChainRules(rules(z)), {s.name: s.members for s in address_sets(z)}
+    assert chains.ours == list(firewall.CHAINS)                     # no sub-chain
+    assert chains.of("filter", firewall.FORWARD) == [
+        firewall.REPLY,
+        "-i wg0 -o wg0 -m set --match-set wgmesh-developers src -j WGMESH-DEVELOPERS",
+        *(f"-d {destination} -i wg0 -o wg0 -m set --match-set wgmesh-to-{destination.replace('/', '-')} src "
+          f"-m conntrack --ctstate NEW -j ACCEPT"
+          for destination in (LANS["a"], "10.70.0.2/32", LANS["c"], "10.70.0.3/32")),
+        "-j DROP"]
+    assert chains.of("filter", firewall.DEVELOPERS) == ["-m set --match-set wgmesh-developers dst -j ACCEPT"]
+    # the developers' addresses as `ipset save` prints them; a developer with access to a's LAN is in its set
+    assert len(sets[DEVELOPERS_SET]) == 602 and "10.70.1.77" in sets[DEVELOPERS_SET]
+    assert all(len(name) <= 31 for name in sets)                    # ipset's limit
+    accesses = {(a.source, a.destination) for a in z.forward}
+    for name, destination in (("wgmesh-to-192.168.201.0-24", LANS["a"]), ("wgmesh-to-10.70.0.3-32", "10.70.0.3/32")):
+        assert sets[name] and {(f"{m}/32", destination) for m in sets[name]} <= accesses
+        assert {(s, d) for s, d in accesses if d == destination} == {(f"{m}/32", destination) for m in sets[name]}
+    # firewalld's direct rules cannot match an ipset of its nftables backend: it keeps sub-chains
+    firewalld_hub = hub({**iptables_data, "firewall": "firewalld"}, crowd(600))
+    assert address_sets(firewalld_hub) == () and len(ChainRules(rules(firewalld_hub)).ours) > len(firewall.CHAINS)
+
+
+def test_sets_change_no_verdict(iptables_data):
+    """Every NEW packet between developers, gateways and LANs through the hub gets the verdict of
+    one rule per address."""
+    z = hub(iptables_data, crowd(600))
+    packed, flat = ChainRules(rules(z)), ungrouped(z)
+    sets = {s.name: s.members for s in address_sets(z)}
+    assert sets and all("--match-set" not in args for in_chain in flat.values() for args in in_chain)
+    hosts = ["10.70.0.2", "10.70.0.3", "10.70.0.4", "10.70.0.5", "10.70.1.0", "10.70.1.1", "10.70.1.2",
+             "10.70.1.3", "10.70.2.77", "10.70.3.87", "10.70.3.88", "10.70.9.9", "192.168.201.10", "192.168.200.244"]
+    verdicts = {}
+    for source, destination in itertools.permutations(hosts, 2):
+        packet = {"-s": netaddr.IPAddress(source), "-d": netaddr.IPAddress(destination), "-i": "wg0", "-o": "wg0"}
+        verdicts[source, destination] = verdict(packed, sets, firewall.FORWARD, packet)
+        assert verdicts[source, destination] == verdict(flat, {}, firewall.FORWARD, packet), (source, destination)
+    assert verdicts["10.70.1.0", "192.168.201.10"] == "ACCEPT" and verdicts["10.70.1.1", "192.168.201.10"] == "DROP"
+    assert verdicts["10.70.1.0", "10.70.3.87"] == "ACCEPT" and verdicts["10.70.9.9", "10.70.1.0"] == "DROP"
+
+
+def test_each_set_rule_stands_for_the_rules_of_one_address_it_replaced(iptables_data):
+    z = hub(iptables_data, crowd(600))
+    flat = {args for in_chain in ungrouped(z).values() for args in in_chain}
+    members = {s.name: s.members for s in address_sets(z)}
+    set_rules = [args for in_chain in ChainRules(rules(z)).values() for args in in_chain if "--match-set" in args]
+    expanded = [one for args in set_rules for one in firewall.expanded(args, members)]
+    assert len(expanded) == sum(len(m) for m in members.values()) + len(members[DEVELOPERS_SET])   # src and dst
+    assert set(expanded) <= flat
+    assert firewall.expanded("-s 10.0.0.1/32 -j ACCEPT", members) == ["-s 10.0.0.1/32 -j ACCEPT"]
+
+
+def test_growing_into_sets_and_back_cuts_only_who_lost_access(iptables_data):
+    small, large = hub(iptables_data, crowd(20)), hub(iptables_data, crowd(600))
+    grown = iptables_change(large, *in_sync(small))
+    kinds = [c.argv[:3] for c in grown.commands]
+    # the sets first (the rules use them), then the rules
+    assert kinds[:2] == [addresssets.RESTORE, ("iptables-restore", "-w", "--noflush")]
+    made = grown.commands[0].stdin.splitlines()
+    assert "create wgmesh-developers hash:net family inet maxelem 1048576" in made
+    assert made.index("create wgmesh-developers hash:net family inet maxelem 1048576") < made.index(
+        "add wgmesh-developers 10.70.3.87")
+    assert "ipset: set wgmesh-developers" in grown.missing and "ipset wgmesh-developers: 10.70.3.87" in grown.missing
+    assert grown.cuts == []                                 # the rules became sets: nobody lost access
+    shrunk = iptables_change(small, *in_sync(large))
+    assert [c.argv[:2] for c in shrunk.commands[-5:]] == [("ipset", "destroy")] * 5    # once no rule uses them
+    assert shrunk.commands[0].argv[0] == "iptables-restore"
+    assert "ipset: set wgmesh-developers" in shrunk.extra
+    cut_addresses = {str(cut.source or cut.destination) for cut in shrunk.cuts}
+    assert cut_addresses == {f"{netaddr.IPAddress('10.70.1.0') + i}/32" for i in range(20, 600)}
+
+
+def test_one_developer_leaving_is_one_member_removed_and_cut(iptables_data):
+    developers = crowd(600)
+    before = hub(iptables_data, developers)
+    # d78 (10.70.1.78) may reach LAN a and gateway a itself
+    after = hub(iptables_data, {name: d for name, d in developers.items() if name != "d78"})
+    change = iptables_change(after, *in_sync(before))
+    assert [c.argv for c in change.commands] == [addresssets.RESTORE]        # no rule changes
+    assert change.commands[0].stdin.splitlines() == ["del wgmesh-developers 10.70.1.78",
+                                                     "del wgmesh-to-192.168.201.0-24 10.70.1.78",
+                                                     "del wgmesh-to-10.70.0.2-32 10.70.1.78"]
+    assert change.extra == ["ipset wgmesh-developers: 10.70.1.78", "ipset wgmesh-to-192.168.201.0-24: 10.70.1.78",
+                            "ipset wgmesh-to-10.70.0.2-32: 10.70.1.78"]
+    assert {(str(c.source), str(c.destination)) for c in change.cuts} == {
+        ("10.70.1.78/32", "None"), ("None", "10.70.1.78/32"), ("10.70.1.78/32", LANS["a"]),
+        ("10.70.1.78/32", "10.70.0.2/32")}
+    # and back: one member added to each, nothing cut
+    back = iptables_change(before, *in_sync(after))
+    assert back.commands[0].stdin.splitlines() == ["add wgmesh-developers 10.70.1.78",
+                                                   "add wgmesh-to-192.168.201.0-24 10.70.1.78",
+                                                   "add wgmesh-to-10.70.0.2-32 10.70.1.78"]
+    assert back.cuts == [] and not iptables_change(before, *in_sync(before))
+
+
+def test_a_member_added_or_removed_by_hand_is_drift(iptables_data):
+    z = hub(iptables_data, crowd(600))
+    members = {DEVELOPERS_SET: [*address_sets(z)[0].members[1:], "10.99.0.0/16"]}
+    change = iptables_change(z, *in_sync(z, members))
+    assert change.missing == [f"ipset {DEVELOPERS_SET}: 10.70.0.4"] and change.extra == [f"ipset {DEVELOPERS_SET}: 10.99.0.0/16"]
+    assert change.commands[0].stdin == f"del {DEVELOPERS_SET} 10.99.0.0/16\nadd {DEVELOPERS_SET} 10.70.0.4\n"
+    # the hand-made member's connections are cut as the rules of one address would have been
+    assert {str(c.source) for c in change.cuts} >= {"10.99.0.0/16"}
+
+
+def test_a_set_of_wgmeshs_name_but_another_type_is_refused(iptables_data):
+    z = hub(iptables_data, crowd(600))
+    text = set_listing(z).replace(f"create {DEVELOPERS_SET} hash:net", f"create {DEVELOPERS_SET} hash:ip")
+    with pytest.raises(ValueError, match=f"ipset {DEVELOPERS_SET} exists as hash:ip, not hash:net"):
+        iptables_change(z, listing(z, "filter"), listing(z, "nat"), text)
+
+
+def test_a_source_a_set_cannot_hold_keeps_its_rule():
+    forward = tuple(Access(f"10.0.{i // 256}.{i % 256}/32", "192.168.1.0/24") for i in range(300))
+    fw = Firewall("iptables", "wg0", "eth1", forward=forward + (Access("0.0.0.0/0", "192.168.1.0/24"),
+                                                                Access("10.0.0.5/32", "192.168.1.0/24")))
+    (only,) = address_sets(fw)
+    assert len(only.members) == 300 and only.members[:2] == ("10.0.0.0", "10.0.0.1")     # the repeat once
+    allows = [r.args for r in rules(fw) if r.priority == firewall.ALLOW]
+    assert allows == ["-s 0.0.0.0/0 -d 192.168.1.0/24 -i wg0 -o eth1 -m conntrack --ctstate NEW -j ACCEPT",
+                      "-d 192.168.1.0/24 -i wg0 -o eth1 -m set --match-set wgmesh-to-192.168.1.0-24 src "
+                      "-m conntrack --ctstate NEW -j ACCEPT"]
+    assert addresssets.member("10.1.2.3/24") == "10.1.2.0/24" and addresssets.member("0.0.0.0/0") is None
+
+
+def test_the_boot_files_restore_the_sets_before_the_rules(iptables_data):
+    from wgmesh_core.plan import host_config
+    from wgmesh_core.validate import load_network
+    from . import article_texts as art
+    large = load_network({**iptables_data, "developers": {**iptables_data["developers"], **crowd(600)}})
+    files = {f.path: f.content for f in host_files(host_config(large, "z", TODAY, art.PUBLIC_KEYS, art.PSKS))}
+    sets_file, unit = files["/etc/wgmesh/ipsets"], files["/etc/systemd/system/wgmesh-firewall.service"]
+    lines = sets_file.splitlines()
+    assert lines[0].startswith("# Managed by wgmesh") and lines[1:4] == [
+        "create wgmesh-developers hash:net family inet maxelem 1048576",
+        "create wgmesh-developers~ hash:net family inet maxelem 1048576", "flush wgmesh-developers~"]
+    assert lines.index("swap wgmesh-developers~ wgmesh-developers") > lines.index("add wgmesh-developers~ 10.70.3.87")
+    exec_lines = [line for line in unit.splitlines() if line.startswith("ExecStart")]
+    assert exec_lines[0] == "ExecStartPre=ipset -exist restore -file /etc/wgmesh/ipsets"
+    assert exec_lines[-1].startswith("ExecStart=iptables-restore")
+    # a short allow-list: the file holds no set and the unit does not run ipset (it may not be installed)
+    small = {f.path: f.content for f in host_files(host_config(load_network(iptables_data), "z", TODAY,
+                                                                art.PUBLIC_KEYS, art.PSKS))}
+    assert "create" not in small["/etc/wgmesh/ipsets"] and "ipset" not in small[
+        "/etc/systemd/system/wgmesh-firewall.service"]
+
+
+def test_a_host_that_loses_its_role_loses_its_sets_after_its_chains(iptables_data):
+    z = hub(iptables_data, crowd(600))
+    found, commands = removal(*in_sync(z))
+    assert [f for f in found if f.startswith("ipset/")] == [f"ipset/{s.name}" for s in address_sets(z)]
+    assert "ipset/docker-hosts" not in found                        # another program's set
+    destroys = [i for i, c in enumerate(commands) if c.argv[:2] == ("ipset", "destroy")]
+    assert destroys == list(range(len(commands) - len(address_sets(z)), len(commands)))
+
+
+def test_a_gateways_long_input_list_is_a_set():
+    fw = Firewall("iptables", "wg0", "eth1", local=tuple(f"10.0.{i // 256}.{i % 256}/32" for i in range(300)))
+    assert [s.name for s in address_sets(fw)] == [addresssets.INPUT_SET]
+    assert [r.args for r in rules(fw) if r.chain == firewall.INPUT] == [
+        firewall.REPLY, "-m set --match-set wgmesh-input src -m conntrack --ctstate NEW -j ACCEPT", "-j DROP"]
+    assert AddressSet("x", ()) == AddressSet("x", ())
