@@ -312,3 +312,51 @@ def test_a_wg_quick_hub_routes_the_vpn_and_the_lans_without_a_route_per_peer(loc
     assert [line for line in out[5].splitlines() if "route" in line] == [
         "[#] ip route replace 192.168.200.0/24 dev wg0", "[#] ip route replace 192.168.201.0/24 dev wg0"], out[5]
     assert [line.strip() for line in out[6].splitlines()] == wanted
+
+
+def test_an_iptables_hub_of_many_developers_matches_ipsets_changed_in_place(local_host, network_pillar):
+    """300 developers more on an iptables hub: its allow-lists over firewall.GROUP_ABOVE become
+    ipsets on the kernel (one rule each instead of a rule per address), loaded at boot from
+    /etc/wgmesh/ipsets before the rules; revoking one developer removes its address from the
+    sets and changes no rule; the crowd leaving destroys the sets; each next apply changes nothing."""
+    pillar = pillar_for(network_pillar, backend="wgquick", firewall="iptables")
+    crowd = {f"d{i:03d}": {"address": f"10.70.2.{i}", "public_key": keypair()[1], "lan_access": ["a"]}
+             for i in range(1, 251)}
+    crowd.update({f"e{i:03d}": {"address": f"10.70.3.{i}", "public_key": keypair()[1], "lan_access": ["a"]}
+                  for i in range(1, 51)})
+    more = copy.deepcopy(pillar)
+    more["wgmesh"]["developers"].update(crowd)
+    more["wgmesh_psk"].update({name: keypair()[0] for name in crowd})
+    revoked = copy.deepcopy(more)
+    revoked["wgmesh"]["developers"]["d007"]["revoked"] = True
+    host = local_host("z", more)
+    for name, data in (("revoked", revoked), ("small", pillar)):
+        (host.dir / "pillar" / f"{name}.sls").write_text(yaml.safe_dump(data))
+    net = shlex.quote(str(host.dir / "pillar" / "net.sls"))
+    _, first, sets, kernel, boot_sets, unit, again, _, revoke, after_revoke, _, shrink, none_left, last = host.run(
+        host.salt_call("saltutil.sync_all"), host.salt_call("state.apply wgmesh"), "ipset save", "iptables -S",
+        "cat /etc/wgmesh/ipsets", "cat /etc/systemd/system/wgmesh-firewall.service",
+        host.salt_call("state.apply wgmesh"),
+        f"cp {shlex.quote(str(host.dir / 'pillar' / 'revoked.sls'))} {net}", host.salt_call("state.apply wgmesh"),
+        "ipset save wgmesh-developers",
+        f"cp {shlex.quote(str(host.dir / 'pillar' / 'small.sls'))} {net}", host.salt_call("state.apply wgmesh"),
+        "ipset list -n", host.salt_call("state.apply wgmesh"))
+    results = state_results(first)
+    assert all(r["result"] is True for r in results.values()), {k: r["comment"] for k, r in results.items()}
+    members = [line.split()[2] for line in sets.splitlines() if line.startswith("add wgmesh-developers ")]
+    assert len(members) == 302 and "10.70.2.7" in members
+    lan_a = [line.split()[2] for line in sets.splitlines() if line.startswith("add wgmesh-to-192.168.201.0-24 ")]
+    assert len(lan_a) == 303 and {"10.70.2.250", "10.70.3.50"} <= set(lan_a)       # the crowd, e, f and gateway c
+    assert "-A WGMESH-DEVELOPERS -m set --match-set wgmesh-developers dst -j ACCEPT" in kernel.splitlines()
+    assert len([line for line in kernel.splitlines() if line.startswith("-A WGMESH-")]) < 20
+    assert "add wgmesh-developers~ 10.70.3.50" in boot_sets.splitlines()
+    assert "ExecStartPre=ipset -exist restore -file /etc/wgmesh/ipsets" in unit.splitlines()
+    for run in (again, last):
+        changed = {k: r["changes"] for k, r in state_results(run).items() if r["changes"] or r["result"] is not True}
+        assert not changed, changed
+    fw_change = state_results(revoke)["wgmesh-firewall"]["changes"]["iptables"]
+    assert list(fw_change) == ["extra"] and all(line.endswith(": 10.70.2.7") for line in fw_change["extra"])
+    assert fw_change["extra"][:2] == ["ipset wgmesh-developers: 10.70.2.7", "ipset wgmesh-to-192.168.201.0-24: 10.70.2.7"]
+    assert "10.70.2.7" not in after_revoke.split() and "add wgmesh-developers 10.70.2.8" in after_revoke.splitlines()
+    assert all(r["result"] is True for r in state_results(shrink).values())
+    assert "wgmesh" not in none_left
