@@ -46,6 +46,7 @@ def power_off(lab: Lab, host: str, vpn: str, backend: str, interface: str = "wg0
             lab.stop(host, name, grace=10)
     lab.exec(host, ["ip", "link", "del", "dev", interface], check=False)   # wireguard-go exits with it
     lab.exec(host, ["nft", "flush", "ruleset"])
+    lab.exec(host, ["ipset", "destroy"])          # every set: no rule uses one any more
     lab.exec(host, ["sysctl", "-qw", "net.ipv4.ip_forward=0"])
 
 

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(wireguard-go wireguard-tools iptables iproute2 conntrack iperf3 tcpdump
+APT_PACKAGES=(wireguard-go wireguard-tools iptables ipset iproute2 conntrack iperf3 tcpdump
               zbar-tools faketime procps util-linux git python3-venv
               firewalld nftables dbus systemd)   # real firewalld and systemd-networkd, in the lab's namespaces
 # Node.js runs Mermaid's own parser in the tests of `wgmesh plan --format markdown` (tests/mermaid);

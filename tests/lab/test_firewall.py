@@ -180,10 +180,11 @@ def z_chains(lab) -> dict:
 
 def test_a_crowd_of_developers_is_grouped_by_24_on_the_real_firewall(deployment, record_property):
     """300 developers more (10.70.1.0 to 10.70.2.43) put the hub's long chains over
-    firewall.GROUP_ABOVE: their rules, and e's and f's (10.70.0.0/24), move into sub-chains of one
-    /24 each, on real iptables and on real firewalld. The probes still match the allow-list, e's
-    pings into LAN1 and f's into LAN2 lose nothing while the rules move, and the push taking the
-    crowd away again deletes the sub-chains."""
+    firewall.GROUP_ABOVE: on real firewalld their rules, and e's and f's (10.70.0.0/24), move into
+    sub-chains of one /24 each; on real iptables (the variants' hub) the developers' list becomes
+    one ipset, matched by one rule in each chain. The probes still match the allow-list, e's pings
+    into LAN1 and f's into LAN2 lose nothing while the rules move, and the push taking the crowd
+    away again deletes the sub-chains, or the set."""
     lab = deployment.lab
     base = deployment.developers()
     first = ipaddress.IPv4Address("10.70.1.0")
@@ -203,8 +204,16 @@ def test_a_crowd_of_developers_is_grouped_by_24_on_the_real_firewall(deployment,
         assert event["tag"] == "wgmesh/applied" and all(event["data"]["applied"].values()), event
         assert all(watcher.is_alive() for watcher in watchers), "the pings ended before the push had converged"
         chains = z_chains(lab)
+        sets = lab.exec("z", ["ipset", "save"], check=False).stdout.splitlines()
         if developers is base:
             assert not set(chains) & subs and "-s 10.70.0.4/32 -i wg0 -o wg0 -j WGMESH-DEVELOPERS" in chains["WGMESH-FORWARD"]
+            assert not [line for line in sets if " wgmesh-" in line], sets
+        elif firewalls(deployment)["z"] == "iptables":
+            assert not set(chains) & subs and chains["WGMESH-DEVELOPERS"] == [
+                "-m set --match-set wgmesh-developers dst -j ACCEPT"]
+            assert "-i wg0 -o wg0 -m set --match-set wgmesh-developers src -j WGMESH-DEVELOPERS" in chains["WGMESH-FORWARD"]
+            members = [line.split()[2] for line in sets if line.startswith("add wgmesh-developers ")]
+            assert len(members) == 302 and {"10.70.0.4", "10.70.2.43"} <= set(members)
         else:
             assert set(chains) >= subs and len(chains["WGMESH-FORWARD"]) == 1 + 3 + 1      # replies, 3 jumps, DROP
             assert "-s 10.70.0.4/32 -i wg0 -o wg0 -j WGMESH-DEVELOPERS" in chains["WGMESH-FWD-10.70.0"]

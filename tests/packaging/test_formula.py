@@ -75,7 +75,7 @@ def test_wgquick_host_is_enabled_at_boot_not_started_by_the_service(minion):
     network["gateways"]["c"]["backend"] = "wgquick"
     network["gateways"]["c"]["firewall"] = "iptables"
     sls = minion("c", network=network).ok("state.show_sls", "wgmesh")
-    assert args_of(sls["wgmesh-packages"], "pkg.installed")["pkgs"] == ["wireguard-tools", "iptables"]
+    assert args_of(sls["wgmesh-packages"], "pkg.installed")["pkgs"] == ["wireguard-tools", "iptables", "ipset"]
     assert args_of(sls["wgmesh-boot-wg-quick@wg0"], "service.enabled")["name"] == "wg-quick@wg0"
     assert not [sid for sid in sls if sid.startswith(("wgmesh-service-", "wgmesh-boot-off-"))]
 
