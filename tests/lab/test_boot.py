@@ -15,6 +15,7 @@ from tests.conftest import BIN, REPO
 
 UNIT = "etc/systemd/system/wgmesh-firewall.service"
 RULES = "etc/wgmesh/iptables.rules"
+SETS = "etc/wgmesh/ipsets"
 
 
 @pytest.fixture(scope="module")
@@ -33,21 +34,24 @@ def rendered(tmp_path_factory) -> Path:
     return out
 
 
-def unit_script(unit_text: str, rules_file: Path) -> list[str]:
-    """The unit's commands (lab.boot.unit_commands) as shell lines reading ``rules_file``."""
-    return [" ".join(argv).replace("/etc/wgmesh/iptables.rules", str(rules_file)) + (" || true" if ignored else "")
-            for argv, ignored in unit_commands(unit_text)]
+def unit_script(unit_text: str, rendered: Path) -> list[str]:
+    """The unit's commands (lab.boot.unit_commands) as shell lines reading the files in ``rendered``."""
+    return [" ".join(argv).replace(f"/{RULES}", str(rendered / RULES)).replace(f"/{SETS}", str(rendered / SETS))
+            + (" || true" if ignored else "") for argv, ignored in unit_commands(unit_text)]
 
 
 def boot(rendered: Path, times: int) -> dict:
-    """Run the unit ``times`` times in a new network namespace; its iptables listings."""
-    script = "\n".join(unit_script((rendered / UNIT).read_text(), rendered / RULES) * times)
-    script += "\necho '#filter'; iptables -w -S; echo '#nat'; iptables -w -t nat -S\n"
+    """Run the unit ``times`` times in a new network namespace; its iptables and ipset listings."""
+    script = "\n".join(unit_script((rendered / UNIT).read_text(), rendered) * times)
+    script += "\necho '#filter'; iptables -w -S; echo '#nat'; iptables -w -t nat -S; echo '#sets'; ipset save\n"
     done = subprocess.run(["unshare", "--net", "bash", "-euo", "pipefail", "-c", script],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    filter_part, nat_part = done.stdout.split("#nat\n")
-    return {"filter": filter_part.replace("#filter\n", ""), "nat": nat_part}
+    filter_part, rest = done.stdout.split("#nat\n")
+    nat_part, sets_part = rest.split("#sets\n")
+    return {"filter": filter_part.replace("#filter\n", ""), "nat": nat_part,
+            # a set's members in order (ipset lists them in hash order), without its random hash seed
+            "sets": "\n".join(sorted(line.rsplit(" initval ", 1)[0] for line in sets_part.splitlines()))}
 
 
 def chain(listing: str, name: str) -> list[str]:
@@ -93,3 +97,28 @@ def test_a_rebooted_gateway_gets_its_hardening_before_the_network(rendered):
 
 def test_restarting_the_unit_adds_nothing_twice(rendered):
     assert boot(rendered, times=2) == boot(rendered, times=1)
+
+
+def test_a_rebooted_hub_of_many_developers_gets_its_sets_before_its_rules(tmp_path):
+    """An iptables hub of 300 developers more: its developers' list is an ipset, which the unit
+    restores before the rules that match it (iptables-restore refuses a rule naming a set that
+    does not exist); a restart of the unit leaves each set exactly as planned."""
+    import datetime
+
+    from wgmesh_core import host_config, host_files, load_network
+    from tests.conftest import example_network_data
+    from tests.core import article_texts as art
+    from tests.core.test_firewall_groups import crowd
+    data = example_network_data()
+    data["firewall"] = "iptables"
+    data["developers"].update(crowd(300))
+    for spec_file in host_files(host_config(load_network(data), "z", datetime.date.today(), art.PUBLIC_KEYS, art.PSKS)):
+        path = tmp_path / spec_file.path.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(spec_file.content)
+    live = boot(tmp_path, times=1)
+    members = [line.split()[2] for line in live["sets"].splitlines() if line.startswith("add wgmesh-developers ")]
+    assert len(members) == 302 and {"10.70.0.4", "10.70.2.43"} <= set(members)
+    assert "-A WGMESH-DEVELOPERS -m set --match-set wgmesh-developers dst -j ACCEPT" in live["filter"].splitlines()
+    assert "wgmesh-developers~" not in live["sets"]              # the temporary set is gone
+    assert boot(tmp_path, times=2) == live
