@@ -17,7 +17,7 @@ from wgmesh_core.plan import Access, Firewall
 from wgmesh_core.render import host_files
 
 from .conftest import TODAY
-from .test_firewall_groups import crowd, hub, ungrouped
+from .test_firewall_groups import crowd, hub, ungrouped, verdict
 from ..firewall_listings import listing, set_listing
 
 LANS = {"a": "192.168.201.0/24", "c": "192.168.200.0/24"}
@@ -31,33 +31,6 @@ def iptables_data(data):
 
 def in_sync(fw, members=None) -> tuple[str, str, str]:
     return listing(fw, "filter"), listing(fw, "nat"), set_listing(fw, members)
-
-
-def verdict(chains: ChainRules, sets: dict, chain: str, packet: dict):
-    """What iptables does with a NEW packet in ``chain`` (``sets``: {name: members}): "ACCEPT",
-    "DROP", or None when it returns; every option wgmesh writes is matched."""
-    for args in chains.of("filter", chain):
-        words = args.split()
-        if "--match-set" in words:
-            at = words.index("--match-set")
-            name, direction = words[at + 1], words[at + 2]
-            address = packet["-s" if direction == "src" else "-d"]
-            if not any(address in netaddr.IPNetwork(m) for m in sets[name]):
-                continue
-            words = words[:at - 2] + words[at + 3:]
-        options = dict(zip(words[::2], words[1::2]))
-        assert len(words) % 2 == 0 and set(options) <= {"-s", "-d", "-i", "-o", "-m", "--ctstate", "-j"}, args
-        if any(flag in options and packet[flag] not in netaddr.IPNetwork(options[flag]) for flag in ("-s", "-d")):
-            continue
-        if any(flag in options and packet[flag] != options[flag] for flag in ("-i", "-o")):
-            continue
-        if "NEW" not in options.get("--ctstate", "NEW"):
-            continue
-        target = options["-j"]
-        outcome = target if target in ("ACCEPT", "DROP") else verdict(chains, sets, target, packet)
-        if outcome:
-            return outcome
-    return None
 
 
 def test_an_iptables_hub_over_the_limit_matches_sets_and_firewalld_keeps_its_rules(iptables_data):
@@ -100,8 +73,8 @@ def test_sets_change_no_verdict(iptables_data):
     verdicts = {}
     for source, destination in itertools.permutations(hosts, 2):
         packet = {"-s": netaddr.IPAddress(source), "-d": netaddr.IPAddress(destination), "-i": "wg0", "-o": "wg0"}
-        verdicts[source, destination] = verdict(packed, sets, firewall.FORWARD, packet)
-        assert verdicts[source, destination] == verdict(flat, {}, firewall.FORWARD, packet), (source, destination)
+        verdicts[source, destination] = verdict(packed, firewall.FORWARD, packet, sets)
+        assert verdicts[source, destination] == verdict(flat, firewall.FORWARD, packet), (source, destination)
     assert verdicts["10.70.1.0", "192.168.201.10"] == "ACCEPT" and verdicts["10.70.1.1", "192.168.201.10"] == "DROP"
     assert verdicts["10.70.1.0", "10.70.3.87"] == "ACCEPT" and verdicts["10.70.9.9", "10.70.1.0"] == "DROP"
 

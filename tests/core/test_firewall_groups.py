@@ -41,11 +41,18 @@ def hub(data, developers: dict):
     return host_config(spec, "z", TODAY, art.PUBLIC_KEYS, art.PSKS).firewall
 
 
-def verdict(chains: ChainRules, chain: str, packet: dict):
+def verdict(chains: ChainRules, chain: str, packet: dict, sets: dict = None):
     """What iptables does with a NEW packet (``packet``: -s/-d addresses, -i/-o interfaces) in
-    ``chain``: "ACCEPT", "DROP", or None when it returns; every option wgmesh writes is matched."""
+    ``chain``: "ACCEPT", "DROP", or None when it returns; every option wgmesh writes is matched
+    (``sets``: {name: members} of the ipsets a rule may match)."""
     for args in chains.of("filter", chain):
         words = args.split()
+        if "--match-set" in words:
+            at = words.index("--match-set")
+            name, direction = words[at + 1], words[at + 2]
+            if not any(packet["-s" if direction == "src" else "-d"] in netaddr.IPNetwork(m) for m in sets[name]):
+                continue
+            words = words[:at - 2] + words[at + 3:]
         options = dict(zip(words[::2], words[1::2]))
         assert len(words) % 2 == 0 and set(options) <= {"-s", "-d", "-i", "-o", "-m", "--ctstate", "-j"}, args
         if any(flag in options and packet[flag] not in netaddr.IPNetwork(options[flag]) for flag in ("-s", "-d")):
@@ -55,7 +62,7 @@ def verdict(chains: ChainRules, chain: str, packet: dict):
         if "NEW" not in options.get("--ctstate", "NEW"):
             continue
         target = options["-j"]
-        outcome = target if target in ("ACCEPT", "DROP", "MASQUERADE") else verdict(chains, target, packet)
+        outcome = target if target in ("ACCEPT", "DROP", "MASQUERADE") else verdict(chains, target, packet, sets)
         if outcome:
             return outcome
     return None
