@@ -297,8 +297,15 @@ def converge(hosts, hub=None):
 
         salt-run wgmesh.converge '[z, a, c, r1]' hub=z
     """
+    return _converge(hosts, hub)
+
+
+def _converge(hosts, hub=None, lap=lambda step: None):
+    """``converge``; ``lap("hub applied")`` once the hub's job returned (the gate's timings)."""
     first = [h for h in hosts if h == hub]
     outcome = _apply(first)
+    if first:
+        lap("hub applied")
     outcome.update(_apply([h for h in hosts if h not in first]))
     retry = [minion for minion, (ok, waiting) in outcome.items() if waiting]
     outcome.update(_apply(retry))
@@ -674,7 +681,9 @@ def _gate_fetched(repo, gitops, allow_rewind, lap, spare):
     reachable, pending = _answering([h for h in plan.affected if h not in plan.live_first])
     reachable += answered
     pending += [h for h in plan.live_first if h not in answered]
-    applied = converge([h for h in plan.to_apply if h in reachable], hub=hub)
+    lap("reachable")
+    # the hub's job (its pillar refreshed, then its state run) is timed alone: "hub applied"
+    applied = _converge([h for h in plan.to_apply if h in reachable], hub=hub, lap=lap)
     removed = _remove([h for h in plan.removed if h in reachable])
     applied.update({minion: False for minion in pending})
     lap("applied")

@@ -405,7 +405,8 @@ def test_a_push_is_deployed_and_converges_only_the_hosts_it_changes(gitops, upst
     assert "g" in deployed_spec().developers and runner.deployed_revision() == second_revision
     assert bus.events[-1] == ("wgmesh/applied", second)
     # where the push's time went, step by step, in the result and the event
-    assert list(second["timings"]) == ["fetched", "checked", "sealed", "planned", "deployed", "live", "applied"]
+    assert list(second["timings"]) == ["fetched", "checked", "sealed", "planned", "deployed", "live", "reachable",
+                                       "hub applied", "applied"]
     assert 0 < time.time() - second["started_at"] < 60
     assert all(isinstance(seconds, float) and 0 <= seconds < 60 for seconds in second["timings"].values())
     assert runner.on_push() == {"result": "unchanged", "revision": second_revision}
