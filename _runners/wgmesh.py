@@ -262,7 +262,12 @@ def deployed_revision():
 
 
 def _apply(targets, timeout=15):
-    """Refresh pillar and state.apply wgmesh on ``targets`` (minion ids), in one job each.
+    """state.apply wgmesh on ``targets`` (minion ids), then refresh their pillar, in one job each.
+
+    A state run compiles a fresh pillar of its own; the refresh after it only brings the
+    minion's in-memory pillar (``pillar.get``, its mine's functions) to the revision, in the
+    minion's own process, without holding the job: before the state run it was a second compile
+    of the pillar on the master in every job (at 10,000 developers about 0.5 s of the hub's).
 
     Returns {minion: (ok, waiting_for_keys)}. ``timeout`` is Salt's: how long to wait before
     asking a silent minion whether it still runs the job (a down minion is given up then).
@@ -271,8 +276,8 @@ def _apply(targets, timeout=15):
         return {}
     with _local_client() as client:
         # queue=True: a drift schedule run (or the minion-start reactor's) in flight delays this one
-        returns = client.cmd(targets, ["saltutil.refresh_pillar", "state.apply"],
-                             [["wait=True"], ["wgmesh", "queue=True"]], tgt_type="list", timeout=timeout)
+        returns = client.cmd(targets, ["state.apply", "saltutil.refresh_pillar"],
+                             [["wgmesh", "queue=True"], ["wait=False"]], tgt_type="list", timeout=timeout)
     outcome = {}
     for minion in targets:
         ret = returns.get(minion)

@@ -81,7 +81,8 @@ class LocalClient:
                 yield {minion: {"ret": ret, "retcode": 0}}
 
     def cmd(self, targets, functions, args=None, tgt_type="glob", timeout=None, gather_job_timeout=None):
-        self.order.append((functions if isinstance(functions, str) else functions[-1], targets))
+        main = functions if isinstance(functions, str) else [f for f in functions if f != "saltutil.refresh_pillar"][0]
+        self.order.append((main, targets))
         if functions == ["wgmesh.set_peers"]:      # the gate's hand-off, in a job of its own
             self.handoffs.append(args[0][0])
             self.handed_off.set()
@@ -101,7 +102,8 @@ class LocalClient:
             self.removals.append(list(targets))
             return {minion: {"wgmesh.absent": {"removed": ["wg0"]}} for minion in targets if minion not in self.down}
         # queue=True: a drift schedule run in flight delays the apply instead of failing it
-        assert functions == ["saltutil.refresh_pillar", "state.apply"] and args[1] == ["wgmesh", "queue=True"]
+        # the state run compiles its own pillar: the minion's in-memory one is refreshed after it, unwaited
+        assert functions == ["state.apply", "saltutil.refresh_pillar"] and args == [["wgmesh", "queue=True"], ["wait=False"]]
         assert tgt_type == "list"
         self.jobs.append(list(targets))
         answers = {minion: self.answers[minion].pop(0) if self.answers.get(minion) else state(True)
