@@ -38,9 +38,12 @@ class AddressSet:
     members: tuple[str, ...]     # as `ipset save` prints them: an address alone for a /32
 
 
+TO_PREFIX = f"{PREFIX}to-"
+
+
 def to_destination(destination: str) -> str:
     """The name of the set of sources allowed to ``destination`` (at most 28 of ipset's 31 characters)."""
-    return f"{PREFIX}to-{destination.replace('/', '-')}"
+    return f"{TO_PREFIX}{destination.replace('/', '-')}"
 
 
 def member(network: str) -> Optional[str]:

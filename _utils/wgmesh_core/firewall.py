@@ -197,24 +197,17 @@ def _made_rules(fw: Firewall, group_above: int) -> tuple[Rule, ...]:
            Rule("nat", "POSTROUTING", JUMP, f"-j {NAT}"),
            Rule("filter", FORWARD, REPLIES, REPLY)]
     developers = addresssets.DEVELOPERS_SET in sets
-    out += _rules_of("filter", FORWARD, ALLOW, [f"{_match(dev, None, tunnel, tunnel)} -j {DEVELOPERS}"
-                                                for dev in fw.developers if not (developers and in_set(dev))])
+    # (without sets, as with firewalld, every address keeps its rule: no check per address)
+    alone = [dev for dev in fw.developers if not in_set(dev)] if developers else fw.developers
+    out += _rules_of("filter", FORWARD, ALLOW, [f"{_match(dev, None, tunnel, tunnel)} -j {DEVELOPERS}" for dev in alone])
     if developers:
         out.append(Rule("filter", FORWARD, ALLOW, f"{_match(None, None, tunnel, tunnel)} "
                         f"{addresssets.match(addresssets.DEVELOPERS_SET, 'src')} -j {DEVELOPERS}"))
     interfaces = _match(None, None, tunnel, fw.out_interface)
-    allowed, matched = [], {}       # matched: {set name: its rule}, one per destination
-    for a in fw.forward:
-        name = addresssets.to_destination(a.destination) if a.source and a.destination else None
-        if name in sets and in_set(a.source):
-            matched.setdefault(name, f"{_forward_match(None, a.destination, interfaces)} "
-                                     f"{addresssets.match(name, 'src')} {NEW}")
-        else:
-            allowed.append(f"{_forward_match(a.source, a.destination, interfaces)} {NEW}")
-    out += _rules_of("filter", FORWARD, ALLOW, allowed + list(matched.values()))
+    allowed, matched = _forward_allows(fw.forward, interfaces, sets)
+    out += _rules_of("filter", FORWARD, ALLOW, allowed + matched)
     out.append(Rule("filter", FORWARD, LAST, "-j DROP"))
-    out += _rules_of("filter", DEVELOPERS, ALLOW, [f"-d {dev} -j ACCEPT" for dev in fw.developers
-                                                   if not (developers and in_set(dev))])
+    out += _rules_of("filter", DEVELOPERS, ALLOW, [f"-d {dev} -j ACCEPT" for dev in alone])
     if developers:
         out.append(Rule("filter", DEVELOPERS, ALLOW, f"{addresssets.match(addresssets.DEVELOPERS_SET, 'dst')} -j ACCEPT"))
     if fw.local is not None:        # None: the host itself is open to the whole VPN
@@ -229,6 +222,23 @@ def _made_rules(fw: Firewall, group_above: int) -> tuple[Rule, ...]:
         source, destination, out_if = fw.masquerade
         out.append(Rule("nat", NAT, ALLOW, f"{_match(source, destination, None, out_if)} -j MASQUERADE"))
     return tuple(_grouped(out, group_above))
+
+
+def _forward_allows(forward, interfaces: str, sets: set) -> tuple[list[str], list[str]]:
+    """(the forward allow rules of one access each, the rules matching a destination's set of
+    sources, one per destination) for ``forward``; ``sets``: the names of the host's sets."""
+    if not any(name.startswith(addresssets.TO_PREFIX) for name in sets):
+        return [f"{_forward_match(a.source, a.destination, interfaces)} {NEW}" for a in forward], []
+    allowed, matched = [], {}       # matched: {set name: its rule}
+    names = {d: addresssets.to_destination(d) for d in {a.destination for a in forward} if d is not None}
+    for a in forward:
+        name = names.get(a.destination) if a.source else None
+        if name in sets and addresssets.member(a.source):
+            matched.setdefault(name, f"{_forward_match(None, a.destination, interfaces)} "
+                                     f"{addresssets.match(name, 'src')} {NEW}")
+        else:
+            allowed.append(f"{_forward_match(a.source, a.destination, interfaces)} {NEW}")
+    return allowed, list(matched.values())
 
 
 def _blocks(in_chain: list[Rule], flag: str) -> list[Optional[str]]:
