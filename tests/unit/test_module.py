@@ -881,3 +881,26 @@ def test_a_rule_with_a_newline_fails_the_firewall_before_any_change(keydir, host
     with pytest.raises(CommandExecutionError, match="newline or control character"):
         module.firewall()
     assert firewall_commands(host) == []
+
+
+def test_an_iptables_host_whose_lists_are_sets_needs_ipset(network, pillar, keydir, host, mine, monkeypatch):
+    """300 developers more: the hub's lists are ipsets (wgmesh_core.addresssets). Without the
+    ipset command the state names what is missing and runs nothing; with it, the sets are
+    listed with `ipset save` and made before the rules that use them."""
+    from tests.core.test_firewall_groups import crowd
+    network["developers"].update(crowd(300))
+    pillar["wgmesh_psk"].update({name: key(20) for name in crowd(300)})
+    fw = firewall_plan(keydir, host, mine)
+    assert wgmesh_core.firewall.address_sets(fw)
+    monkeypatch.setattr("salt.utils.path.which", lambda name: None)
+    with pytest.raises(CommandExecutionError, match="the ipset command is missing: install ipset"):
+        module.firewall()
+    assert firewall_commands(host) == [] and not [call for call in host.calls if call[0] == "ipset"]
+    monkeypatch.setattr("salt.utils.path.which", lambda name: None if name == "firewall-cmd" else f"/usr/sbin/{name}")
+    changes = module.firewall()["iptables"]
+    assert "ipset: set wgmesh-developers" in changes["missing"]
+    # the rules were there already (the host's listing is the plan's): only the sets are made
+    ran = [call for call in host.calls if call[0] in ("ipset", "iptables-restore")]
+    assert ran == [["ipset", "save"], ["ipset", "-exist", "restore"]]
+    made = host.stdin[host.calls.index(ran[1])].splitlines()
+    assert made[0] == "create wgmesh-developers hash:net family inet maxelem 1048576" and "add wgmesh-developers 10.70.2.43" in made
