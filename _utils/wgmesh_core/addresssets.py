@@ -83,23 +83,28 @@ def parse_listing(text: str) -> dict[str, tuple[str, list[str]]]:
 
 @dataclass
 class SetChange:
-    missing: list           # "ipset: set NAME" and "ipset NAME: MEMBER", wanted and not live
-    extra: list             # the same, live and not wanted
-    restore: Optional[str]  # `ipset -exist restore` input: sets made, members removed, then added
-    stale: list             # names of wgmesh's sets no longer wanted: destroyed once no rule uses them
-    removed: dict           # {name: [members]} no longer in a set, whose connections are cut
+    """How wgmesh's live sets differ from the plan. The fix runs around the rules' own change
+    (one atomic `iptables-restore`), so that while it is under way nothing is more open than
+    before or than after: ``before_rules`` removes members and makes (and fills) the new sets, which
+    no rule uses yet; ``after_rules`` adds members to the sets the rules used already."""
+    missing: list                  # "ipset: set NAME" and "ipset NAME: MEMBER", wanted and not live
+    extra: list                    # the same, live and not wanted
+    before_rules: Optional[str]    # `ipset -exist restore` input
+    after_rules: Optional[str]     # the same
+    stale: list                    # wgmesh's sets no longer wanted: destroyed once no rule uses them
+    removed: dict                  # {name: [members]} no longer in a set, whose connections are cut
 
 
 def set_change(wanted: Iterable[AddressSet], live: dict) -> SetChange:
     """How wgmesh's live sets (``parse_listing``) differ from ``wanted``, and the fix. A live set
     of another type cannot be changed in place while rules use it: refused (ValueError)."""
     wanted = {s.name: s for s in wanted}
-    change = SetChange([], [], None, [name for name in live if name not in wanted], {})
-    made, removals, additions = [], [], []
+    change = SetChange([], [], None, None, [name for name in live if name not in wanted], {})
+    before, after = [], []
     for name, wanted_set in wanted.items():
         if name not in live:
             change.missing.append(f"ipset: set {name}")
-            made.append(f"create {name} {TYPE} {CREATE_OPTIONS}")
+            before.append(f"create {name} {TYPE} {CREATE_OPTIONS}")
             have = set()
         else:
             kind, members = live[name]
@@ -111,16 +116,15 @@ def set_change(wanted: Iterable[AddressSet], live: dict) -> SetChange:
         gone, new = sorted(have - want), [m for m in wanted_set.members if m not in have]
         change.extra += [f"ipset {name}: {m}" for m in gone]
         change.missing += [f"ipset {name}: {m}" for m in new]
-        removals += [f"del {name} {m}" for m in gone]
-        additions += [f"add {name} {m}" for m in new]
+        before += [f"del {name} {m}" for m in gone]
+        (after if name in live else before).extend(f"add {name} {m}" for m in new)
         if gone:
             change.removed[name] = gone
     change.extra += [f"ipset: set {name}" for name in change.stale]
     for name in change.stale:
         change.removed[name] = list(live[name][1])
-    if made or removals or additions:
-        # removals before additions: while the change is under way, nothing is more open than after
-        change.restore = "\n".join(made + removals + additions) + "\n"
+    change.before_rules = "".join(f"{line}\n" for line in before) or None
+    change.after_rules = "".join(f"{line}\n" for line in after) or None
     return change
 
 

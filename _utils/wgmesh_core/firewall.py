@@ -575,9 +575,9 @@ def _wanted_args(chains: ChainRules) -> set[str]:
 
 def iptables_change(fw: Firewall, filter_listing: str, nat_listing: str, set_listing: str = "") -> FirewallChange:
     """Compare `iptables -S`, `iptables -t nat -S` and `ipset save` with the plan; the fix is the
-    sets' members changed in place, then one restore editing wgmesh's chains in place (or refilling
-    them whole, when one is missing or repeats a rule), the jumps put back first, and the sets no
-    rule uses any more destroyed."""
+    sets' members that go removed (and new sets made), one restore editing wgmesh's chains in place
+    (or refilling them whole, when one is missing or repeats a rule), the members that come added,
+    the jumps put back first, and the sets no rule uses any more destroyed."""
     live = {"filter": parse_listing(filter_listing), "nat": parse_listing(nat_listing)}
     live_sets = addresssets.parse_listing(set_listing)
     chains = chain_rules(fw)
@@ -599,11 +599,13 @@ def iptables_change(fw: Firewall, filter_listing: str, nat_listing: str, set_lis
     sets = addresssets.set_change(address_sets(fw), live_sets)
     change.missing += sets.missing
     change.extra += sets.extra
-    if sets.restore:        # first: the rules below may use a set made here
-        change.commands.append(Command(addresssets.RESTORE, stdin=sets.restore))
+    if sets.before_rules:       # members removed, new sets made: the rules below may use them
+        change.commands.append(Command(addresssets.RESTORE, stdin=sets.before_rules))
     if rules_differ:
         restore = _restore_edits(chains, live, stale) or iptables_restore(fw, chains, stale)
         change.commands.append(Command(("iptables-restore", "-w", "--noflush"), stdin=restore))
+    if sets.after_rules:        # members added to the sets the rules used already
+        change.commands.append(Command(addresssets.RESTORE, stdin=sets.after_rules))
     if change:
         removed_rules = [line.split(" ", 3)[3] for line in change.extra if " -A " in line]
         change.cuts = _set_cuts(fw, chains, removed_rules, live_sets, sets.removed)

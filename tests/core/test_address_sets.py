@@ -138,7 +138,9 @@ def test_a_member_added_or_removed_by_hand_is_drift(iptables_data):
     members = {DEVELOPERS_SET: [*address_sets(z)[0].members[1:], "10.99.0.0/16"]}
     change = iptables_change(z, *in_sync(z, members))
     assert change.missing == [f"ipset {DEVELOPERS_SET}: 10.70.0.4"] and change.extra == [f"ipset {DEVELOPERS_SET}: 10.99.0.0/16"]
-    assert change.commands[0].stdin == f"del {DEVELOPERS_SET} 10.99.0.0/16\nadd {DEVELOPERS_SET} 10.70.0.4\n"
+    # removed before the rules' change, added after it (here there is none between)
+    assert [(c.argv, c.stdin) for c in change.commands] == [(addresssets.RESTORE, f"del {DEVELOPERS_SET} 10.99.0.0/16\n"),
+                                                            (addresssets.RESTORE, f"add {DEVELOPERS_SET} 10.70.0.4\n")]
     # the hand-made member's connections are cut as the rules of one address would have been
     assert {str(c.source) for c in change.cuts} >= {"10.99.0.0/16"}
 
@@ -200,3 +202,23 @@ def test_a_gateways_long_input_list_is_a_set():
     assert [r.args for r in rules(fw) if r.chain == firewall.INPUT] == [
         firewall.REPLY, "-m set --match-set wgmesh-input src -m conntrack --ctstate NEW -j ACCEPT", "-j DROP"]
     assert AddressSet("x", ()) == AddressSet("x", ())
+
+
+def test_while_the_change_is_under_way_nothing_is_more_open_than_before_or_after():
+    """One push moves developers in and out of a set the rules use and narrows a rule of one
+    address: the members leave before the rules' change and arrive after it, so that no moment
+    admits both the newcomer and what the narrowed rule admitted."""
+    crowd_of = [f"10.0.{i // 256}.{i % 256}/32" for i in range(300)]
+
+    def gateway(sources, short):
+        forward = [Access(source, "192.168.1.0/24") for source in sources]
+        return Firewall("iptables", "wg0", "eth1", forward=tuple(forward + [Access(s, "192.168.2.0/24") for s in short]))
+    before = gateway(crowd_of, ["10.9.0.1/32", "10.9.0.2/32"])
+    after = gateway(crowd_of[1:] + ["10.0.9.9/32"], ["10.9.0.1/32"])
+    change = iptables_change(after, *in_sync(before))
+    assert [c.argv for c in change.commands] == [addresssets.RESTORE, ("iptables-restore", "-w", "--noflush"),
+                                                 addresssets.RESTORE]
+    first, rules_change, last = (c.stdin.splitlines() for c in change.commands)
+    assert first == ["del wgmesh-to-192.168.1.0-24 10.0.0.0"] and last == ["add wgmesh-to-192.168.1.0-24 10.0.9.9"]
+    assert rules_change == ["*filter", "-D WGMESH-FORWARD -s 10.9.0.2/32 -d 192.168.2.0/24 -i wg0 -o eth1 "
+                            "-m conntrack --ctstate NEW -j ACCEPT", "COMMIT", "*nat", "COMMIT"]
