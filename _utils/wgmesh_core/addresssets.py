@@ -92,7 +92,7 @@ class SetChange:
     before_rules: Optional[str]    # `ipset -exist restore` input
     after_rules: Optional[str]     # the same
     stale: list                    # wgmesh's sets no longer wanted: destroyed once no rule uses them
-    removed: dict                  # {name: [members]} no longer in a set, whose connections are cut
+    removed: dict                  # {name: [members]} no longer in a set that stays, whose connections are cut
 
 
 def set_change(wanted: Iterable[AddressSet], live: dict) -> SetChange:
@@ -120,9 +120,7 @@ def set_change(wanted: Iterable[AddressSet], live: dict) -> SetChange:
         (after if name in live else before).extend(f"add {name} {m}" for m in new)
         if gone:
             change.removed[name] = gone
-    change.extra += [f"ipset: set {name}" for name in change.stale]
-    for name in change.stale:
-        change.removed[name] = list(live[name][1])
+    change.extra += [f"ipset: set {name}" for name in change.stale]    # (its rules go too: they are cut)
     change.before_rules = "".join(f"{line}\n" for line in before) or None
     change.after_rules = "".join(f"{line}\n" for line in after) or None
     return change

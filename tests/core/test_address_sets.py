@@ -163,6 +163,14 @@ def test_a_source_a_set_cannot_hold_keeps_its_rule():
                       "-d 192.168.1.0/24 -i wg0 -o eth1 -m set --match-set wgmesh-to-192.168.1.0-24 src "
                       "-m conntrack --ctstate NEW -j ACCEPT"]
     assert addresssets.member("10.1.2.3/24") == "10.1.2.0/24" and addresssets.member("0.0.0.0/0") is None
+    # as `ipset save` prints them: an address alone, however it was written
+    assert addresssets.member("10.0.0.5/32") == addresssets.member("10.0.0.5") == "10.0.0.5"
+
+
+def test_the_listing_keeps_wgmeshs_sets_only_and_reads_no_member_without_its_set():
+    text = ("create docker hash:ip family inet\nadd docker 172.17.0.2\nadd wgmesh-orphan 10.0.0.1\n"
+            "create wgmesh-input hash:net family inet hashsize 1024 maxelem 1048576\nadd wgmesh-input 10.0.0.0/24\n")
+    assert addresssets.parse_listing(text) == {"wgmesh-input": ("hash:net", ["10.0.0.0/24"])}
 
 
 def test_the_boot_files_restore_the_sets_before_the_rules(iptables_data):
