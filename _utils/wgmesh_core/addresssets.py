@@ -48,10 +48,13 @@ def to_destination(destination: str) -> str:
 
 def member(network: str) -> Optional[str]:
     """A source or destination as `ipset save` prints it; None when a ``hash:net`` set cannot hold
-    it (a /0), so that it stays a rule of its own."""
-    if network.endswith("/32"):
+    it (a /0, or not a network at all), so that it stays a rule of its own, checked as every rule is."""
+    if network.endswith("/32"):       # the plan's own "<address>/32": as it is (10,000 of them)
         return network[:-3]
-    net = netaddr.IPNetwork(network)
+    try:
+        net = netaddr.IPNetwork(network, version=4)
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        return None
     if net.prefixlen == 0:
         return None
     return str(net.ip) if net.prefixlen == 32 else str(net.cidr)

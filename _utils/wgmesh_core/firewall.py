@@ -180,10 +180,14 @@ def _made_sets(fw: Firewall, group_above: int) -> tuple[AddressSet, ...]:
              *((addresssets.to_destination(destination), sources) for destination, sources in by_destination.items())]
     sets = []
     for name, networks in lists:
-        if len(networks) > group_above:
-            members = tuple(dict.fromkeys(m for m in map(addresssets.member, networks) if m is not None))
-            if len(members) > group_above:
-                sets.append(AddressSet(name, members))
+        members = tuple(dict.fromkeys(m for m in map(addresssets.member, networks) if m is not None))
+        if len(members) > group_above:
+            # members reach `ipset restore` one per line, after the set's name: one word each
+            _check_printable(members)
+            if any(" " in member for member in members):
+                raise ValueError(f"wgmesh: refusing an ipset member holding a space: "
+                                 f"{next(m for m in members if ' ' in m)!r}")
+            sets.append(AddressSet(name, members))
     return tuple(sets)
 
 

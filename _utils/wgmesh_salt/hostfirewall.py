@@ -40,14 +40,14 @@ class HostFirewall:
                 "wgmesh: firewall backend is iptables but firewalld is running: its own filtering would "
                 "reject what the allow-list admits, and its reloads drop wgmesh's chains. Stop firewalld, or "
                 "set firewall: firewalld.")
-        if firewall.address_sets(fw) and not _installed("ipset"):
-            raise CommandExecutionError(
-                "wgmesh: this host's allow-lists are ipsets (more than "
-                f"{firewall.GROUP_ABOVE} addresses each) but the ipset command is missing: install ipset "
-                "(state wgmesh installs it with the iptables backend)")
         try:
+            if firewall.address_sets(fw) and not _installed("ipset"):
+                raise CommandExecutionError(
+                    "wgmesh: this host's allow-lists are ipsets (more than "
+                    f"{firewall.GROUP_ABOVE} addresses each) but the ipset command is missing: install ipset "
+                    "(state wgmesh installs it with the iptables backend)")
             change = firewall.iptables_change(fw, *self._iptables_listings())
-        except ValueError as error:      # a set of wgmesh's name made by hand, of another type
+        except ValueError as error:      # an unsafe value, or a set of wgmesh's name made by hand, of another type
             raise CommandExecutionError(str(error)) from None
         if change and not test:
             self.commands.each(change.commands)

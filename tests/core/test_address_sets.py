@@ -88,6 +88,11 @@ def test_each_set_rule_stands_for_the_rules_of_one_address_it_replaced(iptables_
     assert len(expanded) == sum(len(m) for m in members.values()) + len(members[DEVELOPERS_SET])   # src and dst
     assert set(expanded) <= flat
     assert firewall.expanded("-s 10.0.0.1/32 -j ACCEPT", members) == ["-s 10.0.0.1/32 -j ACCEPT"]
+    # a member goes where `iptables -S` puts its flag: a destination after a source, before the interfaces
+    assert firewall.expanded("-s 10.0.0.0/8 -i wg0 -o eth1 -m set --match-set x dst -j ACCEPT", {"x": ["10.1.0.0/16"]}) \
+        == ["-s 10.0.0.0/8 -d 10.1.0.0/16 -i wg0 -o eth1 -j ACCEPT"]
+    # every rule matching a set is an allow rule, where the rules of one address it replaced were
+    assert all(r.priority == firewall.ALLOW for r in rules(z) if "--match-set" in r.args)
 
 
 def test_growing_into_sets_and_back_cuts_only_who_lost_access(iptables_data):
@@ -155,11 +160,13 @@ def test_a_set_of_wgmeshs_name_but_another_type_is_refused(iptables_data):
 def test_a_source_a_set_cannot_hold_keeps_its_rule():
     forward = tuple(Access(f"10.0.{i // 256}.{i % 256}/32", "192.168.1.0/24") for i in range(300))
     fw = Firewall("iptables", "wg0", "eth1", forward=forward + (Access("0.0.0.0/0", "192.168.1.0/24"),
-                                                                Access("10.0.0.5/32", "192.168.1.0/24")))
+                                                                Access("10.0.0.5/32", "192.168.1.0/24"),
+                                                                Access(None, "192.168.1.0/24")))
     (only,) = address_sets(fw)
     assert len(only.members) == 300 and only.members[:2] == ("10.0.0.0", "10.0.0.1")     # the repeat once
     allows = [r.args for r in rules(fw) if r.priority == firewall.ALLOW]
     assert allows == ["-s 0.0.0.0/0 -d 192.168.1.0/24 -i wg0 -o eth1 -m conntrack --ctstate NEW -j ACCEPT",
+                      "-d 192.168.1.0/24 -i wg0 -o eth1 -m conntrack --ctstate NEW -j ACCEPT",     # from anyone
                       "-d 192.168.1.0/24 -i wg0 -o eth1 -m set --match-set wgmesh-to-192.168.1.0-24 src "
                       "-m conntrack --ctstate NEW -j ACCEPT"]
     assert addresssets.member("10.1.2.3/24") == "10.1.2.0/24" and addresssets.member("0.0.0.0/0") is None
@@ -230,3 +237,13 @@ def test_while_the_change_is_under_way_nothing_is_more_open_than_before_or_after
     assert first == ["del wgmesh-to-192.168.1.0-24 10.0.0.0"] and last == ["add wgmesh-to-192.168.1.0-24 10.0.9.9"]
     assert rules_change == ["*filter", "-D WGMESH-FORWARD -s 10.9.0.2/32 -d 192.168.2.0/24 -i wg0 -o eth1 "
                             "-m conntrack --ctstate NEW -j ACCEPT", "COMMIT", "*nat", "COMMIT"]
+
+
+@pytest.mark.parametrize("bad", ["10.0.0.1\ncreate evil hash:net/32", "10.0.0.1 nomatch/32"])
+def test_a_member_that_is_not_one_word_of_one_line_is_refused(bad):
+    """Members reach `ipset restore` as lines: whatever validation let through, a newline or a
+    space in one is refused where the set is made, as a rule's is."""
+    sources = [f"10.0.{i // 256}.{i % 256}/32" for i in range(300)] + [bad]
+    fw = Firewall("iptables", "wg0", "eth1", forward=tuple(Access(s, "192.168.1.0/24") for s in sources))
+    with pytest.raises(ValueError, match="refusing"):
+        address_sets(fw)
