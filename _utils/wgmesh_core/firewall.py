@@ -644,17 +644,10 @@ def expanded(args: str, members: dict) -> list[str]:
         return [args]
     name, direction = found.groups()
     words = (args[:found.start()] + args[found.end():]).split()
-    flags = {}
-    while words and words[0] in ("-s", "-d", "-i", "-o") and len(words) > 1:
-        flags[words[0]] = words[1]
-        words = words[2:]
-    rest = " ".join(words)
-    address = "-s" if direction == "src" else "-d"
-    out = []
-    for member in members.get(name, ()):
-        flags[address] = addresssets.as_network(member)
-        out.append(f"{_match(flags.get('-s'), flags.get('-d'), flags.get('-i'), flags.get('-o'))} {rest}")
-    return out
+    # in `iptables -S` order the source comes first, then the destination, then the rest
+    at = 2 if direction == "dst" and words[:1] == ["-s"] else 0
+    flag = "-s" if direction == "src" else "-d"
+    return [" ".join([*words[:at], flag, addresssets.as_network(member), *words[at:]]) for member in members.get(name, ())]
 
 
 def _set_cuts(fw: Firewall, chains: ChainRules, removed_rules: list[str], live_sets: dict,

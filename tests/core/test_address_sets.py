@@ -172,6 +172,7 @@ def test_a_source_a_set_cannot_hold_keeps_its_rule():
     assert addresssets.member("10.1.2.3/24") == "10.1.2.0/24" and addresssets.member("0.0.0.0/0") is None
     # as `ipset save` prints them: an address alone, however it was written
     assert addresssets.member("10.0.0.5/32") == addresssets.member("10.0.0.5") == "10.0.0.5"
+    assert addresssets.member("fd00::/64") is None and addresssets.member("") is None       # no IPv4 network
 
 
 def test_the_listing_keeps_wgmeshs_sets_only_and_reads_no_member_without_its_set():
@@ -245,5 +246,6 @@ def test_a_member_that_is_not_one_word_of_one_line_is_refused(bad):
     space in one is refused where the set is made, as a rule's is."""
     sources = [f"10.0.{i // 256}.{i % 256}/32" for i in range(300)] + [bad]
     fw = Firewall("iptables", "wg0", "eth1", forward=tuple(Access(s, "192.168.1.0/24") for s in sources))
-    with pytest.raises(ValueError, match="refusing"):
+    with pytest.raises(ValueError, match="refusing") as refused:
         address_sets(fw)
+    assert repr(bad[:-3]) in str(refused.value)          # the member named
