@@ -215,8 +215,10 @@ def test_a_host_that_loses_its_role_loses_its_sets_after_its_chains(iptables_dat
 def test_a_gateways_long_input_list_is_a_set():
     fw = Firewall("iptables", "wg0", "eth1", local=tuple(f"10.0.{i // 256}.{i % 256}/32" for i in range(300)))
     assert [s.name for s in address_sets(fw)] == [addresssets.INPUT_SET]
-    assert [r.args for r in rules(fw) if r.chain == firewall.INPUT] == [
-        firewall.REPLY, "-m set --match-set wgmesh-input src -m conntrack --ctstate NEW -j ACCEPT", "-j DROP"]
+    assert [(r.priority, r.args) for r in rules(fw) if r.chain == firewall.INPUT] == [
+        (firewall.REPLIES, firewall.REPLY),
+        (firewall.ALLOW, "-m set --match-set wgmesh-input src -m conntrack --ctstate NEW -j ACCEPT"),
+        (firewall.LAST, "-j DROP")]
     assert AddressSet("x", ()) == AddressSet("x", ())
 
 
