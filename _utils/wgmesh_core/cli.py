@@ -179,15 +179,40 @@ def _minions(tree) -> set:
     return tree.named_minions() | set(tree.listed_minions) if tree else set()
 
 
+def _base_side(args, base, known: set, compiled) -> tuple:
+    """(the ids the base is compiled for, whether it compiled, its document, its network) as
+    ``_plan_documents`` reads them; document and network None when the base has no valid network
+    (a base without a pillar, or one that fails its checks: everything is new)."""
+    import contextlib
+    with contextlib.ExitStack() as stack:
+        try:
+            tree = _tree_at(args, stack, base)
+        except (InvalidNetwork, FileNotFoundError):
+            return known, False, None, None
+        ids = known | _minions(tree)
+        try:
+            document = compiled(tree, ids)
+        except InvalidNetwork:
+            return ids, False, None, None
+        try:
+            network = load_network(document.network)
+        except InvalidNetwork:
+            return ids, True, None, None
+        document.network = None     # the spec holds it from here on (and it is not sent twice)
+        return ids, True, document, network
+
+
 def _plan_documents(args, base, head):
     """(old document, old network, new document, new network); the old ones are None when the
     base has no valid network.
 
     Both revisions are compiled for the same minions, every id either names and those given.
-    One node graph at a time: the base is compiled for its own ids (and again, by Salt alone,
-    in the rare case the head names more), then the head."""
+    The base is read, compiled and validated in a child process (``aside``) while the head is in
+    this one, each for the ids it names itself; in the rare case that the two name different
+    minions, the one that names fewer is compiled again for all of them."""
     import contextlib
     from wgmesh_salt import compile_document
+    from .aside import Aside
     known = set(_known(args) or ())
 
     def compiled(tree, ids):
@@ -196,32 +221,55 @@ def _plan_documents(args, base, head):
         return document
 
     with contextlib.ExitStack() as stack:
-        try:
-            old_tree = _tree_at(args, stack, base)
-        except (InvalidNetwork, FileNotFoundError):
-            old_tree = None   # the base had no (valid) pillar: everything is new
-        old_ids = known | _minions(old_tree)
-        old_doc = old = None
-        if old_tree is not None:
-            try:
-                old_doc = compiled(old_tree, old_ids)
-            except InvalidNetwork:
-                old_tree = None
-        new_tree = _tree_at(args, stack, head)
-        ids = old_ids | _minions(new_tree)
-        new_doc = compiled(new_tree, ids)
-        new = load_network(new_doc.network, known_minions=_known(args))
-        if old_tree is not None:
-            try:
-                if ids != old_ids:
-                    old_doc = compile_document(old_tree, ids, args.allow_key)
-                old = load_network(old_doc.network)
-            except InvalidNetwork:
-                old_doc = old = None
-    for document in (old_doc, new_doc):
-        if document is not None:
-            document.network = None     # the specs hold it from here on (50,000 developers: about 25 MB)
+        with Aside(lambda: _base_side(args, base, known, compiled)) as base_side:
+            new_tree = _tree_at(args, stack, head)
+            new_ids = known | _minions(new_tree)
+            new_doc = compiled(new_tree, new_ids)
+            new = load_network(new_doc.network, known_minions=_known(args))
+            old_ids, old_compiled, old_doc, old = base_side.result()
+        ids = old_ids | new_ids
+        if ids != new_ids:
+            new_doc = compile_document(new_tree, ids, args.allow_key)
+            new = load_network(new_doc.network, known_minions=_known(args))
+        if old_compiled and ids != old_ids:
+            _, _, old_doc, old = _base_side(args, base, ids, compiled)
+    new_doc.network = None     # the specs hold it from here on (50,000 developers: about 25 MB)
     return old_doc, old, new_doc, new
+
+
+def _host_changes(old, new, today, configs) -> tuple:
+    """({host: its ``host_change``}, the reachability diff) of a plan. The hub's change, the largest
+    (its files hold a peer and rules per developer: about 0.45 s at 10,000), is made in a child
+    process (``aside``) while this one makes the other hosts' and the reachability diff. The hub's
+    configs are planned before the fork, so that neither process plans them again. A host whose
+    change fails (a value its files refuse) fails the plan as it would alone: the first in
+    ``plan_change``'s order."""
+    from .aside import Aside
+    from .diff import host_change, planned_hosts
+    from .matrix import reach_diff
+    hub, outcomes = new.hub.minion, {}
+    for configs_of in configs:
+        if configs_of is not None:
+            configs_of[hub]
+
+    def outcome(host, change):
+        try:
+            outcomes[host] = (True, change())
+        except Exception as error:
+            outcomes[host] = (False, error)
+
+    hosts = planned_hosts(old, new)
+    with Aside(lambda: host_change(old, new, hub, today, configs)) as hub_change:
+        for host in hosts:
+            if host != hub:
+                outcome(host, lambda: host_change(old, new, host, today, configs))
+        diff = reach_diff(old, new, today, configs)
+        outcome(hub, hub_change.result)
+    for host in hosts:
+        done, value = outcomes[host]
+        if not done:
+            raise value
+    return {host: value for host, (_, value) in outcomes.items()}, diff
 
 
 def cmd_plan(args) -> int:
@@ -230,7 +278,6 @@ def cmd_plan(args) -> int:
     from .diff import plan_change, stand_in_configs
     from .gitsource import merge_base, resolve
     from .intent import verdict
-    from .matrix import reach_diff
     try:
         head = resolve(args.repo, args.head)
         base = resolve(args.repo, args.base) if args.base else merge_base(args.repo, args.target, head)
@@ -245,10 +292,10 @@ def cmd_plan(args) -> int:
         raise
     today = _today(args)
     configs = (stand_in_configs(old, today), stand_in_configs(new, today))   # planned once, read by both
-    plan = plan_change(old, new, today, configs)
+    planned, diff = _host_changes(old, new, today, configs)
+    plan = plan_change(old, new, today, configs, planned=planned)
     top = _top_change(old_doc, new_doc)
     results, broken = verdict(new_doc.tree.tests, new, today)
-    diff = reach_diff(old, new, today, configs)
     if args.format == "json":
         print(json.dumps(dict(_plan_as_dict(plan, base, head), top=top, valid=not broken,
                               reachability=summary.reach_json(diff), intent=summary.intent_json(results),

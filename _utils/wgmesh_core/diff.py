@@ -421,6 +421,11 @@ def clients_changed(old: Optional[NetworkSpec], new: NetworkSpec, today) -> list
             or ((not same_rest or old_active[name] != dev) and _client_lines(old, name) != _client_lines(new, name))]
 
 
+def planned_hosts(old: Optional[NetworkSpec], new: NetworkSpec) -> list:
+    """The hosts ``plan_change`` plans, in its order: the managed hosts of ``new``, then those of ``old``."""
+    return list(dict.fromkeys(managed_hosts(new) + (managed_hosts(old) if old else [])))
+
+
 def plan_change(old: Optional[NetworkSpec], new: NetworkSpec, today: Optional[datetime.date] = None,
                 configs: tuple = (None, None), diffs: bool = True, planned: Optional[dict] = None) -> NetworkPlan:
     """Per-host changes from ``old`` (None: nothing deployed yet) to ``new``; ``configs``: the
@@ -430,7 +435,7 @@ def plan_change(old: Optional[NetworkSpec], new: NetworkSpec, today: Optional[da
     plans the hub's first, to hand its peers off before the rest is planned)."""
     today = today or datetime.date.today()
     configs = (stand_in_configs(old, today, configs[0]), stand_in_configs(new, today, configs[1]))
-    hosts = list(dict.fromkeys(managed_hosts(new) + (managed_hosts(old) if old else [])))
+    hosts = planned_hosts(old, new)
     planned = planned or {}
     changes = [planned[host] if host in planned else host_change(old, new, host, today, configs, diffs)
                for host in hosts]
