@@ -63,8 +63,9 @@ class Aside:
         self._pid, self._pipe = pid, os.fdopen(read, "rb")
 
     @property
-    def forked(self) -> bool:
-        return self._pid is not None
+    def pid(self):
+        """The child's process id while it runs unreaped; None without a child."""
+        return self._pid
 
     def result(self):
         if self._pid is None:

@@ -435,3 +435,33 @@ def test_a_host_whose_config_is_the_same_has_its_files_rendered_once(data, monke
         planned[host] = bad
     with pytest.raises(UnsafeValue, match=f"files of host {host}"):
         plan_change(old, new, TODAY, configs)
+
+
+@pytest.mark.parametrize("refused, named", [(("z", "a"), "z"), (("a",), "a"), (("c", "z"), "z")])
+def test_the_command_plans_the_hub_beside_the_other_hosts_as_plan_change_would(data, refused, named):
+    """`wgmesh plan` makes the hub's change in a child process while it makes the other hosts'
+    (cli._host_changes): the same changes and reachability diff as planned in one go, and a host
+    whose files are refused fails it as plan_change fails, naming the first such host in its
+    order (the hub first), whichever process found it first."""
+    import copy
+    import dataclasses
+    from wgmesh_core.cli import _host_changes
+    from wgmesh_core.diff import plan_change, stand_in_configs
+    from wgmesh_core.matrix import reach_diff
+    from wgmesh_core.render import UnsafeValue
+    grown = copy.deepcopy(data)
+    grown["developers"]["g"] = {"address": "10.70.0.6", "public_key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE=",
+                                "lan_access": "all"}
+    old, new = load_network(data), load_network(grown)
+    configs = stand_in_configs(old, TODAY), stand_in_configs(new, TODAY)
+    planned, diff = _host_changes(old, new, TODAY, configs)
+    alone = plan_change(old, new, TODAY)
+    assert sorted(planned) == sorted(h.host for h in alone.hosts)
+    assert plan_change(old, new, TODAY, configs, planned=planned) == alone
+    assert [h.host for h in alone.hosts if h.file_diffs] == ["z", "a", "c"]     # the hub's diff came back
+    assert diff == reach_diff(old, new, TODAY)
+    for host in refused:
+        for planned_configs in configs:
+            planned_configs[host] = dataclasses.replace(planned_configs[host], interface="wg0\nPostUp = id")
+    with pytest.raises(UnsafeValue, match=f"files of host {named}"):
+        _host_changes(old, new, TODAY, configs)

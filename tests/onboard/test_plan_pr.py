@@ -518,3 +518,38 @@ def test_the_base_compiled_again_keeps_the_allowed_pillar_keys(pillar_repo):
     open_pr(pillar_repo, "gateway-web1", lambda r: r.edit_yaml("wgmesh/network.sls", lambda net: net["wgmesh"]["gateways"].update(
         web1={"address": "10.70.0.9", "lan": "192.168.9.0/24", "lan_address": "192.168.9.1"})), "gateway web1")
     assert plan_json(pillar_repo, "--allow-key", "users")["affected"] == ["z", "web1"]
+
+
+def _new_gateway(repo):
+    repo.edit_yaml("wgmesh/network.sls", lambda net: net["wgmesh"]["gateways"].update(
+        web1={"address": "10.70.0.9", "lan": "192.168.9.0/24", "lan_address": "192.168.9.1"}))
+
+
+def _gateway_a_leaves(repo):
+    repo.edit_yaml("wgmesh/network.sls", lambda d: (d["wgmesh"]["gateways"].pop("a"),
+                                                    d["wgmesh"]["gateways"]["c"].pop("lan_access", None)))
+
+
+@pytest.mark.parametrize("change, code", [
+    pytest.param(lambda r: r.add_developer("g", "10.70.0.6", new_public_key()), 0, id="onboard"),
+    pytest.param(_new_gateway, 0, id="new gateway"),            # the base is compiled again for web1
+    pytest.param(_gateway_a_leaves, 0, id="gateway leaves"),    # the head is compiled again for a and r1
+    pytest.param(lambda r: r.edit_yaml("wgmesh/network.sls", lambda d: d["wgmesh"]["hub"].update(address="10.70.0.2")),
+                 1, id="refused")])     # gateway a's address
+def test_the_plan_made_with_two_children_is_the_plan_made_in_one_process(pillar_repo, monkeypatch, change, code):
+    """`wgmesh plan` reads the base in a child process beside the head, and makes the hub's
+    change in another beside the other hosts' (aside.py): on one CPU it does all of it in its own
+    process, and says exactly the same."""
+    import os
+    from wgmesh_core import aside
+    open_pr(pillar_repo, "pr", change, "the change")
+    forks, fork = [], os.fork
+    monkeypatch.setattr(aside.os, "fork", lambda: forks.append(os.getpid()) or fork())
+    args = ("plan", pillar_repo.path, "--head", "HEAD", "--target", "main", "--format", "json", "--today", TODAY)
+    both = run_wgmesh(*args)
+    assert both.returncode == code and len(forks) == (2 if code == 0 else 1), both.stderr
+    forks.clear()
+    monkeypatch.setattr(aside, "cpus", lambda: 1)
+    alone = run_wgmesh(*args)
+    assert forks == []
+    assert (alone.returncode, alone.stdout, alone.stderr) == (both.returncode, both.stdout, both.stderr)

@@ -1,0 +1,92 @@
+"""aside.Aside: work in a forked child, its answer (or its exception) back in the parent, and no
+child left behind whatever happens."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from wgmesh_core import aside
+from wgmesh_core.aside import Aside, ChildFailed
+
+needs_two_cpus = pytest.mark.skipif(aside.cpus() < 2, reason="one CPU: Aside runs the work in the parent")
+
+
+def reaped(pid) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+@needs_two_cpus
+def test_the_work_runs_in_a_child_and_its_result_comes_back():
+    big = "x" * (8 << 20)    # far more than a pipe holds: the parent reads while the child writes
+    with Aside(lambda: (os.getpid(), {"a": [1, 2]}, big)) as job:
+        pid = job.pid
+        assert pid is not None and pid != os.getpid()
+        assert job.result() == (pid, {"a": [1, 2]}, big)
+    assert job.pid is None and reaped(pid)
+
+
+@needs_two_cpus
+def test_the_childs_exception_is_raised_in_the_parent():
+    def work():
+        raise ValueError("bad value in the base")
+    with Aside(work) as job, pytest.raises(ValueError, match="^bad value in the base$"):
+        job.result()
+
+
+class TwoArguments(Exception):
+    def __init__(self, what, where):
+        super().__init__(f"{what} at {where}")
+
+
+@needs_two_cpus
+@pytest.mark.parametrize("work, named", [
+    (lambda: (_ for _ in ()).throw(TwoArguments("refused", "line 3")), "TwoArguments('refused at line 3')"),
+    (lambda: lambda: None, "its result")])
+def test_an_answer_that_cannot_be_sent_back_is_named(work, named):
+    with Aside(work) as job, pytest.raises(ChildFailed, match="the child's answer cannot be sent back") as failed:
+        job.result()
+    assert named in str(failed.value)
+
+
+@needs_two_cpus
+def test_a_child_killed_before_its_answer_fails_plainly():
+    with Aside(lambda: os.kill(os.getpid(), signal.SIGKILL)) as job, \
+            pytest.raises(ChildFailed, match="the child ended without an answer"):
+        job.result()
+
+
+@needs_two_cpus
+def test_leaving_without_the_result_kills_and_reaps_the_child():
+    started = time.monotonic()
+    with pytest.raises(KeyError):
+        with Aside(lambda: time.sleep(60)) as job:
+            pid = job.pid
+            raise KeyError("the parent's own work failed")
+    assert time.monotonic() - started < 10
+    assert job.pid is None and reaped(pid)
+
+
+def test_without_fork_the_work_runs_here_when_its_result_is_asked():
+    ran = []
+    with Aside(lambda: ran.append(os.getpid()) or "done", fork=False) as job:
+        assert job.pid is None and ran == []
+        assert job.result() == "done"
+    assert ran == [os.getpid()]
+
+
+def test_on_one_cpu_the_work_runs_here(monkeypatch):
+    monkeypatch.setattr(aside, "cpus", lambda: 1)
+    with Aside(os.getpid) as job:
+        assert job.pid is None
+        assert job.result() == os.getpid()
+
+
+def test_cpus_counts_the_cpus_this_process_may_use():
+    assert aside.cpus() == len(os.sched_getaffinity(0))
