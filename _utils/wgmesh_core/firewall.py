@@ -680,10 +680,16 @@ def removal(filter_listing: str, nat_listing: str, set_listing: str = "") -> tup
                          for args in rules if chain not in ours and args.split()[-1] in ours]
         commands += [Command(("iptables", "-w", "-t", table, "-F", chain)) for chain in ours]
         commands += [Command(("iptables", "-w", "-t", table, "-X", chain)) for chain in ours]
+    sets, destroys = sets_removal(set_listing)
+    return found + sets, commands + destroys
+
+
+def sets_removal(set_listing: str, check: bool = True) -> tuple[list[str], list[Command]]:
+    """(sets found, commands) destroying wgmesh's ipsets in ``set_listing`` (`ipset save`): the
+    last step of ``removal``, and what a host switched to firewalld runs after firewalld's change
+    (the kernel refuses to destroy a set a rule still uses: ``check=False`` leaves it to the next run)."""
     sets = list(addresssets.parse_listing(set_listing))
-    found += [f"ipset/{name}" for name in sets]
-    commands += [Command(("ipset", "destroy", name)) for name in sets]
-    return found, commands
+    return [f"ipset/{name}" for name in sets], [Command(("ipset", "destroy", name), check=check) for name in sets]
 
 
 # --- backend firewalld ------------------------------------------------------------------------

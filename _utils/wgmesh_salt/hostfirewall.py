@@ -33,8 +33,8 @@ class HostFirewall:
         files on disk are already the plan's (then a large change is one reload)."""
         if fw.backend == "firewalld":
             changes = self._firewalld(fw, test, permanent_current)
-            leftovers = self._boot_rules_leftovers(test)
-            return {**changes, "removed_files": leftovers} if leftovers else changes
+            leftovers = {"removed_files": self._boot_rules_leftovers(test), "removed_sets": self._set_leftovers(test)}
+            return {**changes, **{key: found for key, found in leftovers.items() if found}}
         if self.firewalld_running():
             raise CommandExecutionError(
                 "wgmesh: firewall backend is iptables but firewalld is running: its own filtering would "
@@ -84,7 +84,22 @@ class HostFirewall:
         """`iptables -S` of the filter and the nat table and `ipset save` (empty without ipset), as
         the core's firewall functions take them."""
         tables = [self.commands.run(["iptables", "-w", *table, "-S"])["stdout"] for table in ([], ["-t", "nat"])]
-        return tables + [self.commands.run(list(addresssets.LISTING))["stdout"] if _installed("ipset") else ""]
+        return tables + [self._set_listing()]
+
+    def _set_listing(self) -> str:
+        """`ipset save` (empty without ipset)."""
+        return self.commands.run(list(addresssets.LISTING))["stdout"] if _installed("ipset") else ""
+
+    def _set_leftovers(self, test: bool) -> list:
+        """The iptables backend's ipsets, on a host switched to firewalld: no rule of firewalld's
+        matches them. Each is destroyed once no leftover rule uses it (the kernel refuses before:
+        it is left to the next run, and not reported as removed); what was (or would be) removed."""
+        found, commands = firewall.sets_removal(self._set_listing(), check=False)
+        if not found or test:
+            return found
+        self.commands.each(commands)
+        kept = set(firewall.sets_removal(self._set_listing())[0])
+        return [name for name in found if name not in kept]
 
     def _boot_rules_leftovers(self, test: bool) -> list:
         """The iptables backend's boot files, on a host switched to firewalld: at boot they would put

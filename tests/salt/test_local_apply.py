@@ -360,3 +360,46 @@ def test_an_iptables_hub_of_many_developers_matches_ipsets_changed_in_place(loca
     assert "10.70.2.7" not in after_revoke.split() and "add wgmesh-developers 10.70.2.8" in after_revoke.splitlines()
     assert all(r["result"] is True for r in state_results(shrink).values())
     assert "wgmesh" not in none_left
+
+
+def test_a_hub_switched_from_iptables_to_firewalld_keeps_nothing_of_the_old_backend(local_host, network_pillar):
+    """An iptables hub of 300 developers more (its allow-lists are ipsets) switched to firewalld:
+    the real firewalld starts, and the next apply leaves nothing of the iptables backend. Its
+    boot files are removed (at boot they would put wgmesh's old chains in front of firewalld's),
+    its ipsets destroyed once no rule uses them, and the kernel holds exactly firewalld's rules;
+    the apply after that changes nothing."""
+    crowd = {f"d{i:03d}": {"address": f"10.70.{2 + i // 200}.{i % 200 + 1}", "public_key": keypair()[1],
+                           "lan_access": ["a"]} for i in range(300)}
+    pillars = {}
+    for backend in ("iptables", "firewalld"):
+        pillars[backend] = pillar_for(network_pillar, backend="wgquick", firewall=backend)
+        pillars[backend]["wgmesh"]["developers"].update(crowd)
+        pillars[backend]["wgmesh_psk"].update({name: keypair()[0] for name in crowd})
+    host = local_host("z", pillars["iptables"])
+    switched = host.dir / "pillar" / "firewalld.sls"
+    switched.write_text(yaml.safe_dump(pillars["firewalld"]))
+    net = shlex.quote(str(host.dir / "pillar" / "net.sls"))
+    _, first, sets_before, _, _, dry, switch, sets_after, kernel, boot, again = host.run(
+        host.salt_call("saltutil.sync_all"), host.salt_call("state.apply wgmesh"), "ipset list -n",
+        f"cp {shlex.quote(str(switched))} {net}", host._firewalld_script("nftables"),
+        host.salt_call("state.apply wgmesh test=True"), host.salt_call("state.apply wgmesh"),
+        "ipset list -n", "iptables -S", "ls /etc/wgmesh /etc/systemd/system 2>/dev/null || true",
+        host.salt_call("state.apply wgmesh"))
+    assert all(r["result"] is True for r in state_results(first).values())
+    sets = ["wgmesh-developers", "wgmesh-to-10.70.0.2-32", "wgmesh-to-192.168.201.0-24"]   # gateway a and its LAN
+    assert sorted(sets_before.split()) == sets
+    would = state_results(dry)["wgmesh-firewall"]
+    assert would["result"] is None and sorted(would["changes"]["removed_sets"]) == [f"ipset/{name}" for name in sets]
+    assert "removed_files" in would["changes"]
+    results = state_results(switch)
+    assert all(r["result"] is True for r in results.values()), {k: r["comment"] for k, r in results.items()}
+    changes = results["wgmesh-firewall"]["changes"]
+    assert sorted(changes["removed_sets"]) == [f"ipset/{name}" for name in sets]
+    assert "/etc/wgmesh/iptables.rules" in changes["removed_files"]
+    assert "wgmesh" not in sets_after
+    assert "match-set" not in kernel
+    planned = sorted(f"-A {r.chain} {r.args}" for r in firewall_rules(pillars["firewalld"], "z") if r.table == "filter")
+    assert sorted(line for line in kernel.splitlines() if line.startswith("-A") and "WGMESH" in line) == planned
+    assert "wgmesh-firewall.service" not in boot
+    unchanged = {k: r["changes"] for k, r in state_results(again).items() if r["changes"] or r["result"] is not True}
+    assert not unchanged, unchanged

@@ -43,7 +43,7 @@ def failed(stderr):
 
 
 class FakeHost:
-    """MOCK of a host's `ip`, `wg`, `iptables -S`, `conntrack -L` and `firewall-cmd` for ``cmd.run_all``: one
+    """MOCK of a host's `ip`, `wg`, `iptables -S`, `ipset`, `conntrack -L` and `firewall-cmd` for ``cmd.run_all``: one
     WireGuard interface and its firewall chains (no kernel module or namespace is available to a
     unit test). ``firewalld``: None (not running) or the ``FirewalldLive`` its listings print;
     ``firewall-cmd --reload`` makes them ``after_reload`` when that is set. Every command is
@@ -58,6 +58,8 @@ class FakeHost:
         self.iptables = {"filter": "", "nat": ""}       # `iptables -S` per table; no firewalld runs
         self.firewalld = self.after_reload = None
         self.conntrack = ""         # what `conntrack -L` prints
+        self.ipsets = ""            # what `ipset save` prints; `ipset destroy` takes a set out of it
+        self.sets_in_use: set[str] = set()    # sets a rule still matches: the kernel refuses to destroy them
         self.fail: list[list[str]] = []
         self.calls: list[list[str]] = []
         self.stdin: dict[int, str] = {}     # index in calls -> input
@@ -103,6 +105,13 @@ class FakeHost:
             return ok("running") if self.firewalld is not None else failed("not running")
         if cmd == ["conntrack", "-L"]:
             return ok(self.conntrack)
+        if cmd == ["ipset", "save"]:
+            return ok(self.ipsets)
+        if cmd[:2] == ["ipset", "destroy"] and len(cmd) == 3:
+            if cmd[2] in self.sets_in_use:
+                return failed("ipset v7.17: Set cannot be destroyed: it is in use by a kernel component")
+            self.ipsets = "".join(line for line in self.ipsets.splitlines(True) if line.split()[1:2] != [cmd[2]])
+            return ok()
         if cmd[0] == "iptables" and cmd[-1] == "-S":
             return ok(self.iptables["nat" if "nat" in cmd else "filter"])
         if cmd[:2] == ["wg", "addconf"]:
