@@ -180,26 +180,23 @@ def _minions(tree) -> set:
 
 
 def _base_side(args, base, known: set, compiled) -> tuple:
-    """(the ids the base is compiled for, whether it compiled, its document, its network) as
-    ``_plan_documents`` reads them; document and network None when the base has no valid network
-    (a base without a pillar, or one that fails its checks: everything is new)."""
+    """(the ids the base is compiled for, its document, its network) as ``_plan_documents`` reads
+    them; document and network None when the base has no valid network (a base without a pillar,
+    or one that fails its checks: everything is new)."""
     import contextlib
     with contextlib.ExitStack() as stack:
         try:
             tree = _tree_at(args, stack, base)
         except (InvalidNetwork, FileNotFoundError):
-            return known, False, None, None
+            return known, None, None
         ids = known | _minions(tree)
         try:
             document = compiled(tree, ids)
-        except InvalidNetwork:
-            return ids, False, None, None
-        try:
             network = load_network(document.network)
         except InvalidNetwork:
-            return ids, True, None, None
+            return ids, None, None
         document.network = None     # the spec holds it from here on (and it is not sent twice)
-        return ids, True, document, network
+        return ids, document, network
 
 
 def _plan_documents(args, base, head):
@@ -209,7 +206,9 @@ def _plan_documents(args, base, head):
     Both revisions are compiled for the same minions, every id either names and those given.
     The base is read, compiled and validated in a child process (``aside``) while the head is in
     this one, each for the ids it names itself; in the rare case that the two name different
-    minions, the one that names fewer is compiled again for all of them."""
+    minions, the one that names fewer is compiled again for all of them. (Its network does not
+    change: a minion more gets the same ``wgmesh`` value, none, or another, which the compile
+    refuses; and a revision refused for some minions is refused for more.)"""
     import contextlib
     from wgmesh_salt import compile_document
     from .aside import Aside
@@ -226,13 +225,12 @@ def _plan_documents(args, base, head):
             new_ids = known | _minions(new_tree)
             new_doc = compiled(new_tree, new_ids)
             new = load_network(new_doc.network, known_minions=_known(args))
-            old_ids, old_compiled, old_doc, old = base_side.result()
+            old_ids, old_doc, old = base_side.result()
         ids = old_ids | new_ids
         if ids != new_ids:
             new_doc = compile_document(new_tree, ids, args.allow_key)
-            new = load_network(new_doc.network, known_minions=_known(args))
-        if old_compiled and ids != old_ids:
-            _, _, old_doc, old = _base_side(args, base, ids, compiled)
+        if old is not None and ids != old_ids:
+            _, old_doc, old = _base_side(args, base, ids, compiled)
     new_doc.network = None     # the specs hold it from here on (50,000 developers: about 25 MB)
     return old_doc, old, new_doc, new
 

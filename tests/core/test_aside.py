@@ -57,7 +57,8 @@ def test_an_answer_that_cannot_be_sent_back_is_named(work, named):
 
 @needs_two_cpus
 def test_a_child_killed_before_its_answer_fails_plainly():
-    with Aside(lambda: os.kill(os.getpid(), signal.SIGKILL)) as job, \
+    parent = os.getpid()      # (run here, the work must not kill the test's own process)
+    with Aside(lambda: os.getpid() != parent and os.kill(os.getpid(), signal.SIGKILL)) as job, \
             pytest.raises(ChildFailed, match="the child ended without an answer"):
         job.result()
 
@@ -88,5 +89,12 @@ def test_on_one_cpu_the_work_runs_here(monkeypatch):
         assert job.result() == os.getpid()
 
 
-def test_cpus_counts_the_cpus_this_process_may_use():
+def test_cpus_counts_the_cpus_this_process_may_use(monkeypatch):
     assert aside.cpus() == len(os.sched_getaffinity(0))
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {1} if pid == 0 else {0, 1, 2})   # taskset -c 1
+    assert aside.cpus() == 1
+    monkeypatch.delattr(os, "sched_getaffinity")       # (no such call where there is no Linux)
+    assert aside.cpus() == 8
+    monkeypatch.setattr(os, "cpu_count", lambda: None)  # the count is unknown
+    assert aside.cpus() == 1

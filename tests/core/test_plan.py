@@ -452,14 +452,20 @@ def test_the_command_plans_the_hub_beside_the_other_hosts_as_plan_change_would(d
     grown = copy.deepcopy(data)
     grown["developers"]["g"] = {"address": "10.70.0.6", "public_key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE=",
                                 "lan_access": "all"}
+    gone = copy.deepcopy(grown)
+    del gone["gateways"]["a"]           # with its LAN router r1: both only in the base of the second change
+    gone["developers"]["e"]["lan_access"] = gone["gateways"]["c"]["lan_access"] = ["c"]
+    for before, after, diffed in ((data, grown, ["z", "a", "c"]), (grown, gone, ["z", "a", "r1"])):
+        old, new = load_network(before), load_network(after)
+        configs = stand_in_configs(old, TODAY), stand_in_configs(new, TODAY)
+        planned, diff = _host_changes(old, new, TODAY, configs)
+        alone = plan_change(old, new, TODAY)
+        assert sorted(planned) == sorted(h.host for h in alone.hosts)
+        assert plan_change(old, new, TODAY, configs, planned=planned) == alone
+        assert [h.host for h in alone.hosts if h.file_diffs] == diffed     # the hub's diff came back
+        assert diff == reach_diff(old, new, TODAY)
     old, new = load_network(data), load_network(grown)
     configs = stand_in_configs(old, TODAY), stand_in_configs(new, TODAY)
-    planned, diff = _host_changes(old, new, TODAY, configs)
-    alone = plan_change(old, new, TODAY)
-    assert sorted(planned) == sorted(h.host for h in alone.hosts)
-    assert plan_change(old, new, TODAY, configs, planned=planned) == alone
-    assert [h.host for h in alone.hosts if h.file_diffs] == ["z", "a", "c"]     # the hub's diff came back
-    assert diff == reach_diff(old, new, TODAY)
     for host in refused:
         for planned_configs in configs:
             planned_configs[host] = dataclasses.replace(planned_configs[host], interface="wg0\nPostUp = id")

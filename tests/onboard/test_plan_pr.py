@@ -553,3 +553,35 @@ def test_the_plan_made_with_two_children_is_the_plan_made_in_one_process(pillar_
     alone = run_wgmesh(*args)
     assert forks == []
     assert (alone.returncode, alone.stdout, alone.stderr) == (both.returncode, both.stdout, both.stderr)
+
+
+@pytest.mark.parametrize("change, compiled", [
+    pytest.param(lambda r: r.add_developer("g", "10.70.0.6", new_public_key()),
+                 [["a", "c", "r1", "z"], ["a", "c", "r1", "z"]], id="onboard"),
+    pytest.param(_new_gateway, [["a", "c", "r1", "web1", "z"], ["a", "c", "r1", "z"], ["a", "c", "r1", "web1", "z"]],
+                 id="the base again"),
+    pytest.param(_gateway_a_leaves, [["c", "z"], ["a", "c", "r1", "z"], ["a", "c", "r1", "z"]], id="the head again")])
+def test_each_revision_is_compiled_once_unless_the_other_names_more_minions(pillar_repo, monkeypatch, change, compiled):
+    """The head is compiled for the minions it names, the base for its own; only the one that
+    names fewer is compiled again, for all of them (counted on one CPU, where the base's
+    compile runs in this process: the head's first, then the base's when its result is asked)."""
+    import wgmesh_salt
+    from wgmesh_core import aside
+    monkeypatch.setattr(aside, "cpus", lambda: 1)
+    calls, compile_document = [], wgmesh_salt.compile_document
+    monkeypatch.setattr(wgmesh_salt, "compile_document",
+                        lambda tree, ids, *args: calls.append(sorted(ids)) or compile_document(tree, ids, *args))
+    open_pr(pillar_repo, "pr", change, "the change")
+    plan_json(pillar_repo)
+    assert calls == compiled
+
+
+def test_the_head_compiled_again_keeps_the_allowed_pillar_keys(pillar_repo):
+    """Gateway a leaves: the head is compiled again for a and r1, which only the base names, with
+    the same allowed keys (--allow-key users), so it is still valid."""
+    from tests.security.attacks import add_to_top
+    pillar_repo.file("users.sls").write_text("#!yaml\nusers:\n  alice: {shell: /bin/bash}\n")
+    add_to_top(pillar_repo.path, "*", "users")
+    pillar_repo.commit("users for every minion")
+    open_pr(pillar_repo, "drop-a", _gateway_a_leaves, "gateway a leaves")
+    assert plan_json(pillar_repo, "--allow-key", "users")["removed"] == ["a", "r1"]
