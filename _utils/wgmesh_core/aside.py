@@ -21,6 +21,19 @@ def cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def _kill(pid: int) -> None:
+    """SIGKILL to exactly the process ``pid``, through a pidfd: ``os.kill`` of 0 or a negative
+    number would signal a whole process group, the caller's own among them."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:       # it ended already (and waits to be reaped)
+        return
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    finally:
+        os.close(pidfd)
+
+
 class ChildFailed(RuntimeError):
     """The child ended without an answer (killed, or its answer could not be read)."""
 
@@ -86,10 +99,7 @@ class Aside:
         pid, self._pid = self._pid, None
         self._pipe.close()
         if kill:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _kill(pid)
         os.waitpid(pid, 0)
 
     def __enter__(self) -> "Aside":

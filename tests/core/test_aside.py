@@ -98,3 +98,8 @@ def test_cpus_counts_the_cpus_this_process_may_use(monkeypatch):
     assert aside.cpus() == 8
     monkeypatch.setattr(os, "cpu_count", lambda: None)  # the count is unknown
     assert aside.cpus() == 1
+
+
+def test_a_kill_reaches_one_process_never_a_group():
+    with pytest.raises(OSError):       # os.kill(0) would have signalled this whole process group
+        aside._kill(0)
