@@ -216,9 +216,9 @@ def _made_rules(fw: Firewall, group_above: int) -> tuple[Rule, ...]:
         out.append(Rule("filter", DEVELOPERS, ALLOW, f"{addresssets.match(addresssets.DEVELOPERS_SET, 'dst')} -j ACCEPT"))
     if fw.local is not None:        # None: the host itself is open to the whole VPN
         local = addresssets.INPUT_SET in sets
+        sources = [source for source in fw.local if not in_set(source)] if local else fw.local
         out.append(Rule("filter", INPUT, REPLIES, REPLY))
-        out += _rules_of("filter", INPUT, ALLOW, [f"-s {source} {NEW}" for source in fw.local
-                                                  if not (local and in_set(source))])
+        out += _rules_of("filter", INPUT, ALLOW, [f"-s {source} {NEW}" for source in sources])
         if local:
             out.append(Rule("filter", INPUT, ALLOW, f"{addresssets.match(addresssets.INPUT_SET, 'src')} {NEW}"))
         out.append(Rule("filter", INPUT, LAST, "-j DROP"))
