@@ -38,16 +38,22 @@ class ChildFailed(RuntimeError):
     """The child ended without an answer (killed, or its answer could not be read)."""
 
 
-def _answer(work: Callable) -> bytes:
-    """``work()``'s result or exception, pickled; an exception that does not survive pickling
-    (a constructor with other arguments) comes back as a ChildFailed naming it."""
+def _outcome(work: Callable) -> tuple:
+    """(True, ``work()``'s value) or (False, the exception it raised)."""
     try:
-        outcome = (True, work())
+        return True, work()
     except BaseException as error:      # KeyboardInterrupt too: the parent decides what to do
-        outcome = (False, error)
+        return False, error
+
+
+def _answer(work: Callable) -> bytes:
+    """``_outcome(work)``, pickled; an answer that does not survive pickling (an exception whose
+    constructor takes other arguments, say) comes back as a ChildFailed naming it."""
+    outcome = _outcome(work)
     try:
         data = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
-        pickle.loads(data) if not outcome[0] else None
+        if not outcome[0]:
+            pickle.loads(data)      # an exception whose constructor takes other arguments fails here
         return data
     except Exception as error:
         what = outcome[1] if not outcome[0] else "its result"
@@ -59,7 +65,7 @@ class Aside:
     and returns its value or raises its exception (without the child's traceback)."""
 
     def __init__(self, work: Callable, fork: bool = True):
-        self._work, self._pid, self._pipe = work, None, None
+        self._work, self._pid, self._pipe, self._answer = work, None, None, None
         if not fork or cpus() < 2 or not hasattr(os, "fork"):
             return
         read, write = os.pipe()
@@ -81,19 +87,24 @@ class Aside:
         return self._pid
 
     def result(self):
-        if self._pid is None:
-            return self._work()
+        """The work's value, or its exception raised; asked again, the same answer (the work
+        runs once)."""
+        if self._answer is None:
+            self._answer = self._collect() if self._pid is not None else _outcome(self._work)
+        done, value = self._answer
+        if done:
+            return value
+        raise value
+
+    def _collect(self) -> tuple:
         try:
             data = self._pipe.read()
         finally:
             self._reap()
         try:
-            done, value = pickle.loads(data)
+            return pickle.loads(data)
         except Exception as error:
-            raise ChildFailed(f"the child ended without an answer ({error})") from None
-        if done:
-            return value
-        raise value
+            return False, ChildFailed(f"the child ended without an answer ({error})")
 
     def _reap(self, kill: bool = False) -> None:
         pid, self._pid = self._pid, None

@@ -103,3 +103,17 @@ def test_cpus_counts_the_cpus_this_process_may_use(monkeypatch):
 def test_a_kill_reaches_one_process_never_a_group():
     with pytest.raises(OSError):       # os.kill(0) would have signalled this whole process group
         aside._kill(0)
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_the_work_runs_once_however_often_its_result_is_asked(fork):
+    runs = []
+
+    def work():
+        runs.append(os.getpid())
+        raise LookupError(f"run {len(runs)}")
+    with Aside(work, fork=fork) as job:
+        for _ in range(3):
+            with pytest.raises(LookupError, match="^run 1$"):
+                job.result()
+    assert runs == ([] if fork and aside.cpus() > 1 else [os.getpid()])     # (a child's runs are its own)
