@@ -97,9 +97,7 @@ class HostFirewall:
         found, commands = firewall.sets_removal(self._set_listing(), check=False)
         if not found or test:
             return found
-        self.commands.each(commands)
-        kept = set(firewall.sets_removal(self._set_listing())[0])
-        return [name for name in found if name not in kept]
+        return [name for name, done in zip(found, self.commands.each(commands)) if done["retcode"] == 0]
 
     def _boot_rules_leftovers(self, test: bool) -> list:
         """The iptables backend's boot files, on a host switched to firewalld: at boot they would put
