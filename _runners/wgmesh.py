@@ -22,6 +22,8 @@ try:
     wgmesh_core.load_all()
     import wgmesh_core.handoff
     import wgmesh_salt
+    import wgmesh_salt.gitpillar
+    import wgmesh_salt.jobs
     import wgmesh_salt.laps
     import wgmesh_salt.warm
 except ImportError as error:
@@ -470,17 +472,6 @@ def _refuse(revision, previous, problems):
     return {"result": "refused", "revision": revision, "problems": problems}
 
 
-def _git_pillar_env():
-    """The pillar environment git_pillar serves the gate's repository in (GitPillar.checkout's
-    rule: the remote's ``env``, else ``base`` for git_pillar_base, else the branch name), so the
-    gate compiles top.sls exactly as git_pillar will."""
-    for remote in _git_pillar_remotes():
-        if remote.env:
-            return remote.env
-        return "base" if remote.branch == remote.base else remote.branch
-    return "base"
-
-
 def _cached_grains(minions):
     """Grains from the master's minion data cache (its ``grains`` bank, as the master stores
     them), for top.sls targets that match on grains. Not Salt's ``get_minion_data``: it reads
@@ -501,7 +492,7 @@ def _candidate(repo, revision, gitops):
     minions = set(_accepted_minions()) | set(gitops["known_minions"])
     return wgmesh_salt.read_document_at(repo.git_dir, revision, gitops["subdir"], minions,
                                         gitops["allowed_pillar_keys"], limits, opts=__opts__,
-                                        env=_git_pillar_env(), grains=_cached_grains(minions), named=False)
+                                        env=_git_pillar().env(), grains=_cached_grains(minions), named=False)
 
 
 def _deployed_file(repo):
@@ -683,7 +674,7 @@ def _gate_fetched(repo, gitops, allow_rewind, lap, spare):
     live.update(gateways_live)
     answered += gateways_answered
     lap("live")
-    reachable, pending = _answering([h for h in plan.affected if h not in plan.live_first])
+    reachable, pending = _jobs().answering([h for h in plan.affected if h not in plan.live_first])
     reachable += answered
     pending += [h for h in plan.live_first if h not in answered]
     lap("reachable")
@@ -705,7 +696,7 @@ def _deploy(repo, revision, network):
     """Move ``deployed`` to ``revision`` and have git_pillar fetch it, then record the network the
     gate accepted: None, or why git_pillar does not serve it."""
     repo.git.update_ref("refs/heads/deployed", revision)
-    failure = _git_pillar_deploy_failure(revision)
+    failure = _git_pillar().deploy_failure(revision, GIT_PILLAR_LOCK_PATIENCE)
     if not failure:
         _record_deployed(repo, revision, network)
     return failure
@@ -724,72 +715,18 @@ def _deploy_failed(repo, revision, previous, error):
     return {"result": "failed", "revision": revision, "error": error}
 
 
-def _git_pillar_remotes():
-    """git_pillar's remotes serving the gate's repository (Salt's own GitPillar objects)."""
-    import salt.pillar.git_pillar
-    import salt.utils.gitfs
-    wanted = os.path.realpath(_gitops_opts()["repo"])
-    for entry in __opts__.get("ext_pillar") or []:
-        if not (isinstance(entry, dict) and "git" in entry):
-            continue
-        pillar = salt.utils.gitfs.GitPillar(
-            __opts__, entry["git"], per_remote_overrides=salt.pillar.git_pillar.PER_REMOTE_OVERRIDES,
-            per_remote_only=salt.pillar.git_pillar.PER_REMOTE_ONLY, global_only=salt.pillar.git_pillar.GLOBAL_ONLY)
-        for remote in pillar.remotes:
-            url = remote.url[len("file://"):] if remote.url.startswith("file://") else remote.url
-            if os.path.realpath(url) == wanted:
-                yield remote
+def _jobs():
+    return wgmesh_salt.jobs.Jobs(_local_client)
 
 
-def _git_pillar_deploy_failure(revision):
-    """None when git_pillar now holds ``revision``, else why not. The master's maintenance loop
-    fetches the same remotes and holds their update lock meanwhile (``git_pillar.update`` then
-    says False): retried for GIT_PILLAR_LOCK_PATIENCE seconds before the push counts as failed."""
-    deadline = time.monotonic() + GIT_PILLAR_LOCK_PATIENCE
-    while True:
-        failure = _git_pillar_fetch_failure(revision)
-        if not failure or time.monotonic() >= deadline:
-            return failure
-        log.warning("wgmesh: %s; retrying", failure)
-        time.sleep(0.5)
-
-
-def _git_pillar_fetch_failure(revision):
-    """One ``git_pillar.update``: None when git_pillar now holds ``revision``, else why not.
-    A remote whose fetch returned False (lock held, fetch error) has its fetched ref read
-    back, since a None (nothing new) is fine when the maintenance loop fetched it first."""
-    results = __salt__["git_pillar.update"]()
-    failed = [remote for remote, ok in results.items() if ok is False]
-    served = {}
-    try:
-        for remote in _git_pillar_remotes():
-            served[remote.id] = remote.repo.commit(f"refs/remotes/origin/{remote.branch}").hexsha
-    except Exception as error:  # pylint: disable=broad-except
-        log.warning("wgmesh: cannot read git_pillar's fetched revision (%s); trusting git_pillar.update", error)
-        served = {}
-    stale = {remote: rev for remote, rev in served.items() if rev != revision}
-    if failed and (stale or not served):
-        return f"git_pillar.update failed for {', '.join(failed)} (update lock held, or fetch error: see the master log)"
-    if stale:
-        return f"git_pillar serves {', '.join(f'{r[:12]} ({remote})' for remote, r in stale.items())}, not {revision[:12]}"
-    return None
-
-
-def _answering(targets, timeout=5):
-    """(minions that answer test.ping, those that do not): a down minion is reported pending at
-    once instead of holding the push for a state run's timeout."""
-    if not targets:
-        return [], []
-    with _local_client() as client:
-        returns = client.cmd(targets, "test.ping", tgt_type="list", timeout=timeout, gather_job_timeout=timeout)
-    answering = [minion for minion in targets if returns.get(minion) is True]
-    return answering, [minion for minion in targets if minion not in answering]
+def _git_pillar():
+    return wgmesh_salt.gitpillar.GitPillar(__opts__, _gitops_opts()["repo"], __salt__["git_pillar.update"])
 
 
 def _remove(hosts, timeout=30):
     """``wgmesh.absent`` on hosts the change takes out of the network (salt/top.sls no longer
     targets them, so no highstate would). Returns {minion: what it removed, or the error}."""
-    return _call(hosts, "wgmesh.absent", timeout, refresh_pillar=True)[0]
+    return _jobs().call(hosts, "wgmesh.absent", timeout, refresh_pillar=True)[0]
 
 
 def _update_live(hosts, peers_first=(), timeout=5):
@@ -801,7 +738,7 @@ def _update_live(hosts, peers_first=(), timeout=5):
     answered)."""
     args = ["peers_first=True"] if hosts and set(hosts) <= set(peers_first) else []
     # a minion that is down is given up as soon as the ping would give it up
-    return _call(hosts, "wgmesh.update_live", timeout, gather_job_timeout=timeout, args=args)
+    return _jobs().call(hosts, "wgmesh.update_live", timeout, gather_job_timeout=timeout, args=args)
 
 
 def _hand_off(hub, sealed, client, timeout=5):
@@ -809,7 +746,7 @@ def _hand_off(hub, sealed, client, timeout=5):
     ``client`` (a LocalClient, destroyed once answered); returns the function that waits for its
     return (or the error). The gate reads it before the hub's ``wgmesh.update_live``, which then
     finds those peers done."""
-    answers = _send([hub], "wgmesh.set_peers", timeout, gather_job_timeout=timeout, args=[sealed], client=client)
+    answers = _jobs().send([hub], "wgmesh.set_peers", timeout, gather_job_timeout=timeout, args=[sealed], client=client)
     return lambda: answers()[0][hub]
 
 
@@ -845,50 +782,6 @@ def _local_client():
     each job the gate sends, the hub's hand-off among them."""
     import salt.client
     return salt.client.get_local_client(mopts=__opts__)
-
-
-def _call(hosts, function, timeout, refresh_pillar=False, gather_job_timeout=None, args=()):
-    """``function(*args)`` on ``hosts`` (minion ids) in one job, after a pillar refresh if asked:
-    ({minion: its return (a dict), or "failed: <why>"}, the minions that returned anything)."""
-    return _send(hosts, function, timeout, refresh_pillar, gather_job_timeout, args)()
-
-
-def _send(hosts, function, timeout, refresh_pillar=False, gather_job_timeout=None, args=(), client=None):
-    """``_call``'s job, published now; returns the function that waits for its returns and gives
-    what ``_call`` gives. LocalClient.cmd in two halves (``run_job`` listening, then
-    ``get_cli_event_returns``): the gate publishes the hub's hand-off from its main thread and
-    plans the rest of the change before it reads the answer (a publish from a thread of its own
-    waited for the GIL behind the planning: 0.9 s from the hand-off to the peer at 10,000
-    developers, 0.35-0.6 s before). ``client``: the LocalClient to publish through (made ahead),
-    destroyed once answered like the one made here."""
-    if not hosts:
-        if client is not None:
-            client.destroy()
-        return lambda: ({}, [])
-    refresh = [("saltutil.refresh_pillar", ["wait=True"])] if refresh_pillar else []
-    calls = [*refresh, (function, args)]
-    functions, arguments = [name for name, _ in calls], [list(arguments) for _, arguments in calls]
-    waiting = {"gather_job_timeout": gather_job_timeout} if gather_job_timeout else {}
-    client = client if client is not None else _local_client()
-    try:
-        job = client.run_job(hosts, functions, arguments, tgt_type="list", timeout=timeout, listen=True, **waiting)
-    except BaseException:
-        client.destroy()
-        raise
-
-    def answers():
-        returns = {}
-        with client:
-            for event in client.get_cli_event_returns(job["jid"], job["minions"], timeout, hosts, "list",
-                                                      **waiting) if job else ():
-                returns.update({minion: data.get("ret", {}) for minion, data in (event or {}).items()})
-        outcome = {}
-        for minion in hosts:
-            ret = returns.get(minion, False)     # False: did not return (as LocalClient.cmd says it)
-            main = ret.get(function) if isinstance(ret, dict) else ret
-            outcome[minion] = main if isinstance(main, dict) else f"failed: {main}"
-        return outcome, [minion for minion in hosts if isinstance(returns.get(minion), dict)]
-    return answers
 
 
 def status(stale_after=600, soon_days=14):
