@@ -706,6 +706,32 @@ def test_the_firewalld_backend_needs_firewalld_running(firewalld, host):
         module.firewall()
 
 
+def test_without_firewall_cmd_the_firewalld_backend_fails_before_asking_firewalld(firewalld, host, monkeypatch):
+    """firewalld is not installed: nothing could answer, so no firewall-cmd is run (a running
+    firewalld's answers, which the MOCK would give, are never asked for)."""
+    monkeypatch.setattr("salt.utils.path.which", lambda name: None if name == "firewall-cmd" else f"/usr/bin/{name}")
+    with pytest.raises(CommandExecutionError, match="firewall backend is firewalld but firewalld is not running"):
+        module.firewall()
+    assert not [call for call in host.calls if call[0] == "firewall-cmd"]
+
+
+@pytest.mark.parametrize("test", [True, False])
+def test_a_host_switched_to_firewalld_removes_the_boot_files_wgmesh_wrote_for_iptables(firewalld, host, test):
+    """The iptables backend's boot files (rules, sets, the unit restoring them) would put wgmesh's
+    chains in front of firewalld's at boot: the ones wgmesh wrote go; a file of the same path that
+    is not wgmesh's stays. The real daemons' case is tests/salt/test_local_apply.py's switch."""
+    rules, sets, unit = wgmesh_core.teardown.IPTABLES_BOOT_FILES
+    for path, text in ((rules, f"# {wgmesh_core.teardown.MARKER}\n*filter\nCOMMIT\n"),
+                       (sets, f"# {wgmesh_core.teardown.MARKER}\n"), (unit, "[Unit]\nDescription=someone's own\n")):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as handle:
+            handle.write(text)
+    assert module.firewall(test=test) == {"removed_files": [rules, sets]}
+    assert [os.path.exists(path) for path in (rules, sets, unit)] == [test, test, True]
+    if not test:
+        assert module.firewall() == {} and firewall_commands(host) == []
+
+
 def test_a_firewalld_in_sync_is_left_alone(firewalld, host):
     assert module.firewall() == {}
     assert firewall_commands(host) == []
