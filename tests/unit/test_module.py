@@ -862,6 +862,47 @@ def test_absent_deletes_the_link_only_after_its_files_are_gone(host, pillar, tmp
     assert calls.index(["networkctl", "reload"]) < calls.index(["ip", "link", "del"])
 
 
+@pytest.mark.parametrize("test", [True, False])
+def test_a_host_leaving_the_network_loses_wgmesh_firewall_and_keeps_everyone_elses(host, monkeypatch, test):
+    """``absent``'s firewall part: firewalld reloaded once wgmesh's files are gone (only when it
+    runs and one of them went), then wgmesh's iptables chains with every jump to them, and its
+    sets; another program's chain, rule and set stay. ``test``: reported, nothing run. The real
+    daemons' case is tests/salt/test_absent.py."""
+    tools = ("firewall-cmd", "iptables", "ipset")
+    monkeypatch.setattr("salt.utils.path.which", lambda name: f"/usr/sbin/{name}" if name in tools else None)
+    host.iptables["filter"] = ("-P FORWARD DROP\n-N DOCKER\n-N WGMESH-FORWARD\n-A FORWARD -i wg0 -j WGMESH-FORWARD\n"
+                               "-A FORWARD -o docker0 -j DOCKER\n-A WGMESH-FORWARD -s 10.70.2.1/32 -j ACCEPT\n")
+    host.iptables["nat"] = "-N WGMESH-POSTROUTING\n-A POSTROUTING -j WGMESH-POSTROUTING\n"
+    # a running firewalld (the MOCK answers `iptables -S` from what it holds: the same kernel)
+    host.firewalld = wgmesh_core.firewall.FirewalldLive(None, None, "", "", host.iptables["filter"], host.iptables["nat"])
+    host.ipsets = ("create wgmesh-developers hash:net family inet hashsize 1024 maxelem 1048576\n"
+                   "create blocklist hash:ip family inet hashsize 1024 maxelem 65536\n")
+    firewall = module._host_firewall()
+    direct = wgmesh_core.teardown.FIREWALLD_FILES[0]
+    removed = firewall.remove(["/etc/wgmesh/other", direct], test)
+    assert removed == ["firewalld: direct rules, zone and policy (reloaded)", "filter/WGMESH-FORWARD",
+                       "nat/WGMESH-POSTROUTING", "ipset/wgmesh-developers"]
+    ran = [call for call in host.calls if call[0] in ("firewall-cmd", "iptables", "ipset") and call[-1] != "-S"
+           and call[1:] != ["--state"] and call[1:] != ["save"]]
+    if test:
+        assert ran == []
+        return
+    assert ran == [["firewall-cmd", "--reload"],
+                   ["iptables", "-w", "-t", "filter", "-D", "FORWARD", "-i", "wg0", "-j", "WGMESH-FORWARD"],
+                   ["iptables", "-w", "-t", "filter", "-F", "WGMESH-FORWARD"],
+                   ["iptables", "-w", "-t", "filter", "-X", "WGMESH-FORWARD"],
+                   ["iptables", "-w", "-t", "nat", "-D", "POSTROUTING", "-j", "WGMESH-POSTROUTING"],
+                   ["iptables", "-w", "-t", "nat", "-F", "WGMESH-POSTROUTING"],
+                   ["iptables", "-w", "-t", "nat", "-X", "WGMESH-POSTROUTING"],
+                   ["ipset", "destroy", "wgmesh-developers"]]
+    host.calls.clear()          # (the MOCK keeps its listings: the chains are found again)
+    reloaded = "firewalld: direct rules, zone and policy (reloaded)"
+    assert reloaded not in firewall.remove(["/etc/wgmesh/other"], test)    # no firewalld file went
+    host.firewalld = None
+    assert reloaded not in firewall.remove([direct], test)                 # firewalld does not run
+    assert not host.ran("firewall-cmd", "--reload")
+
+
 def test_absent_on_a_replaced_lan_router_disables_its_boot_unit_and_keeps_its_own_wireguard(
         host, pillar, tmp_path, monkeypatch):
     """A LAN router's footprint is its route and the unit adding it at boot: the unit is disabled
