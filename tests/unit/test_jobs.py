@@ -58,6 +58,9 @@ def test_a_ping_targets_the_ids_as_a_list_and_gives_up_on_a_silent_minion_at_the
     assert name == "cmd" and call["tgt"] == ["z", "a", "c"] and call["fun"] == "test.ping"
     assert (call["tgt_type"], call["timeout"], call["gather_job_timeout"]) == ("list", 4, 4)
     assert client.destroyed == 1
+    client.calls.clear()
+    Jobs(lambda: client).answering(["z"])             # the gate's wait for a silent minion: 5 s
+    assert (client.calls[0][1]["timeout"], client.calls[0][1]["gather_job_timeout"]) == (5, 5)
 
 
 def test_nobody_to_ping_makes_no_client():
