@@ -84,6 +84,16 @@ def test_at_once_runs_side_by_side_and_returns_the_results_in_order():
     assert results == [ok("first"), ok("second"), ok("third")]
 
 
+def test_at_once_feeds_each_command_its_own_stdin_and_check():
+    run_all = RecordingRunAll()
+    Commands(run_all).at_once([Command(("ipset", "restore"), stdin="create a hash:net\n"),
+                               Command(("iptables-restore",), stdin="*filter\nCOMMIT\n", check=False),
+                               Command(("conntrack", "-L"))])
+    assert sorted((argv, kw["stdin"], kw["ignore_retcode"]) for argv, kw in run_all.calls) == [
+        (["conntrack", "-L"], None, False), (["ipset", "restore"], "create a hash:net\n", False),
+        (["iptables-restore"], "*filter\nCOMMIT\n", True)]
+
+
 def test_at_once_raises_the_failure_of_a_checked_command():
     commands = Commands(RecordingRunAll(fail=[["b"]]))
     with pytest.raises(CommandFailed, match="^b failed: b: refused$"):

@@ -17,6 +17,7 @@ import pytest
 from salt.exceptions import CommandExecutionError
 
 import wgmesh_core
+import wgmesh_salt.commands
 import wgmesh_salt.tunnel
 from wgmesh_core.keys import generate_private_key, public_key
 
@@ -328,6 +329,33 @@ def test_a_new_wg_quick_interface_comes_up_without_its_peers_which_go_in_with_on
     assert host.read[second].count("[Peer]") == len(cfg.peers) == 4
     assert {peer.public_key for peer in cfg.peers} == set(host.live.peers)
     assert module.sync() == {}       # and the next run finds the tunnel as planned
+
+
+def test_a_new_wg_quick_interface_without_peers_yet_is_only_brought_up(keydir, host, mine):
+    """Every peer pending (their keys not known yet): `wg-quick up` alone, no `wg syncconf`."""
+    import dataclasses
+    private, public = own_key(keydir)
+    mine["z"] = public
+    cfg = dataclasses.replace(module._host_config(), peers=[])
+    wgmesh_salt.tunnel.Tunnel(module._commands()).bring_up(cfg, private)
+    assert [call[:2] for call in host.calls] == [["wg-quick", "up"]]
+
+
+@pytest.mark.parametrize("listing, state", [
+    ("  5 wg0 wireguard routable configured\n", "configured"),
+    ("  6 wg0x wireguard off unmanaged\n", None),          # another link: not wg0's state
+    ("", None),                                              # no such link (yet)
+    ("  5 wg0 wireguard\n", None),                          # too short to have a SETUP column
+])
+def test_networkds_setup_state_is_read_from_its_own_line_of_networkctl_list(listing, state):
+    asked = []
+
+    def run_all(argv, **kwargs):
+        asked.append((argv, kwargs["ignore_retcode"]))
+        return {"retcode": 0 if listing else 1, "stdout": listing, "stderr": "", "pid": 1}
+    tunnel = wgmesh_salt.tunnel.Tunnel(wgmesh_salt.commands.Commands(run_all))
+    assert tunnel.networkd_setup_state("wg0") == state
+    assert asked == [(["networkctl", "list", "--no-pager", "--no-legend", "wg0"], True)]
 
 
 @pytest.mark.parametrize("network", [{**example_network_data(), "backend": "networkd", "firewall": "iptables"}])

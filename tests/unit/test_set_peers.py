@@ -61,6 +61,10 @@ def test_set_peers_refuses_a_hand_off_not_sealed_for_it_or_changed(keydir, host,
                 sealed_for("z", dict(document, interface="wg0 up"), rsa_keys, tmp_path), "just text"):
         with pytest.raises(CommandExecutionError, match="refusing the peer hand-off"):
             module.set_peers(bad)
+    # base64 with characters outside its alphabet is refused, not read with them dropped
+    for field in ("key", "data"):
+        with pytest.raises(CommandExecutionError, match="refusing the peer hand-off: cannot open the sealed value"):
+            module.set_peers(dict(sealed, **{field: sealed[field][:8] + "!\n" + sealed[field][8:]}))
     assert host.calls == []
     host.exists = False
     assert module.set_peers(sealed) == {"skipped": "no wg0 yet: the state run sets it up"}
