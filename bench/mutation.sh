@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Mutation testing of the core (_utils/wgmesh_core) and of the Salt side's package (_utils/wgmesh_salt) with mutmut, against the fast suites
-# (tests/core, tests/property with the small derandomized 'mutation' Hypothesis profile,
-# tests/unit). Slow: every mutant runs the tests that cover its function, so name modules:
+# Mutation testing of the core (_utils/wgmesh_core) and of the Salt side's package
+# (_utils/wgmesh_salt) with mutmut, against the fast suites (tests/core, tests/property with the
+# small derandomized 'mutation' Hypothesis profile, tests/unit). Slow: every mutant runs the
+# tests that cover its function, so name modules:
 #
 #   bash bench/mutation.sh 'wgmesh_core.live*' 'wgmesh_core.diff*'   # some modules
 #   MUTATION_TESTS=tests/unit bash bench/mutation.sh 'wgmesh_salt.hostfirewall*'   # an adapter
-#   bash bench/mutation.sh                                          # the whole core (hours)
+#   bash bench/mutation.sh                                          # both packages (hours)
 #   bash bench/mutation.sh NAME...     # re-run named mutants only (after adding tests for survivors)
 #   MUTATION_TESTS='tests/core/test_firewall.py tests/unit' bash bench/mutation.sh 'wgmesh_core.firewall*'
 #                                            # only those tests (faster; a narrower selection can only lower the score;

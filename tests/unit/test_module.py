@@ -23,7 +23,7 @@ from wgmesh_core.keys import generate_private_key, public_key
 
 from tests.conftest import example_network_data
 
-from .conftest import FakeHost, key, load_adapter
+from .conftest import FakeHost, failed, key, load_adapter, ok
 
 module = load_adapter("_modules", "wgmesh")
 MINED = {"z": key(1), "a": key(2), "c": key(3)}
@@ -352,7 +352,7 @@ def test_networkds_setup_state_is_read_from_its_own_line_of_networkctl_list(list
 
     def run_all(argv, **kwargs):
         asked.append((argv, kwargs["ignore_retcode"]))
-        return {"retcode": 0 if listing else 1, "stdout": listing, "stderr": "", "pid": 1}
+        return ok(listing) if listing else failed("No links.")
     tunnel = wgmesh_salt.tunnel.Tunnel(wgmesh_salt.commands.Commands(run_all))
     assert tunnel.networkd_setup_state("wg0") == state
     assert asked == [(["networkctl", "list", "--no-pager", "--no-legend", "wg0"], True)]
@@ -907,9 +907,9 @@ def test_a_host_leaving_the_network_loses_wgmesh_firewall_and_keeps_everyone_els
                    "create blocklist hash:ip family inet hashsize 1024 maxelem 65536\n")
     firewall = module._host_firewall()
     direct = wgmesh_core.teardown.FIREWALLD_FILES[0]
+    reloaded = "firewalld: direct rules, zone and policy (reloaded)"
     removed = firewall.remove(["/etc/wgmesh/other", direct], test)
-    assert removed == ["firewalld: direct rules, zone and policy (reloaded)", "filter/WGMESH-FORWARD",
-                       "nat/WGMESH-POSTROUTING", "ipset/wgmesh-developers"]
+    assert removed == [reloaded, "filter/WGMESH-FORWARD", "nat/WGMESH-POSTROUTING", "ipset/wgmesh-developers"]
     ran = [call for call in host.calls if call[0] in ("firewall-cmd", "iptables", "ipset") and call[-1] != "-S"
            and call[1:] != ["--state"] and call[1:] != ["save"]]
     if test:
@@ -924,7 +924,6 @@ def test_a_host_leaving_the_network_loses_wgmesh_firewall_and_keeps_everyone_els
                    ["iptables", "-w", "-t", "nat", "-X", "WGMESH-POSTROUTING"],
                    ["ipset", "destroy", "wgmesh-developers"]]
     host.calls.clear()          # (the MOCK keeps its listings: the chains are found again)
-    reloaded = "firewalld: direct rules, zone and policy (reloaded)"
     assert reloaded not in firewall.remove(["/etc/wgmesh/other"], test)    # no firewalld file went
     host.firewalld = None
     assert reloaded not in firewall.remove([direct], test)                 # firewalld does not run
