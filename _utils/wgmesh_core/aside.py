@@ -6,13 +6,17 @@ the parent, on two cores at once. The child's answer comes back pickled through 
 
 On one CPU, or where there is no ``fork``, the work runs in the parent when its result is asked
 for. A child is never left behind: leaving the ``with`` block without asking for the result
-kills it and reaps it.
+kills it and reaps it. What it leaves in the temporary folder goes with it: the child's
+temporary files are made in a folder of the parent's (``tempfile.tempdir``), removed once the
+child is reaped (a child killed inside ``TemporaryDirectory`` has no chance to clean up).
 """
 from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import signal
+import tempfile
 from typing import Callable
 
 
@@ -68,11 +72,19 @@ class Aside:
         self._work, self._pid, self._pipe, self._answer = work, None, None, None
         if not fork or cpus() < 2 or not hasattr(os, "fork"):
             return
+        self._scratch = tempfile.mkdtemp(prefix="wgmesh-aside-")
         read, write = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            for end in (read, write):
+                os.close(end)
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            raise
         if pid == 0:                        # the child: answer, then end without the parent's cleanup
             try:
                 os.close(read)
+                tempfile.tempdir = self._scratch
                 data = _answer(work)
                 with os.fdopen(write, "wb") as pipe:
                     pipe.write(data)
@@ -112,6 +124,7 @@ class Aside:
         if kill:
             _kill(pid)
         os.waitpid(pid, 0)
+        shutil.rmtree(self._scratch, ignore_errors=True)
 
     def __enter__(self) -> "Aside":
         return self

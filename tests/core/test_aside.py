@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -72,6 +73,34 @@ def test_leaving_without_the_result_kills_and_reaps_the_child():
             raise KeyError("the parent's own work failed")
     assert time.monotonic() - started < 10
     assert job.pid is None and reaped(pid)
+
+
+@needs_two_cpus
+@pytest.mark.parametrize("ask", [False, True])
+def test_what_the_child_leaves_in_the_temporary_folder_goes_with_it(tmp_path, monkeypatch, ask):
+    """A child killed inside ``TemporaryDirectory`` (``wgmesh plan`` with an invalid head kills
+    the base's, which holds a checkout) cannot clean up; nor can one that leaves a file behind."""
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def work():
+        with tempfile.TemporaryDirectory(prefix="wgmesh-rev-") as checkout:
+            (Path(checkout) / "top.sls").write_text("base: {}")
+            tempfile.mkstemp()
+            if not ask:
+                time.sleep(60)      # killed in here
+        tempfile.mkdtemp()          # left by a child that ends
+        return "answered"
+
+    with Aside(work) as job:
+        if ask:
+            assert job.result() == "answered"
+        else:
+            deadline = time.monotonic() + 10
+            while not list(tmp_path.rglob("wgmesh-rev-*/top.sls")) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert list(tmp_path.rglob("wgmesh-rev-*/top.sls")), "the child never made its checkout"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_without_fork_the_work_runs_here_when_its_result_is_asked():

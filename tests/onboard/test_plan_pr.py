@@ -278,13 +278,19 @@ def test_moving_lan2_out_of_192_168_keeps_client_routes_private(pillar_repo):
 
 # --- refusals ----------------------------------------------------------------------------
 
-def test_a_pr_with_a_duplicate_address_is_refused(pillar_repo):
+def test_a_pr_with_a_duplicate_address_is_refused(pillar_repo, tmp_path, monkeypatch):
+    import tempfile
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     open_pr(pillar_repo, "dup", lambda r: r.add_developer("g", "10.70.0.5", new_public_key()), "g takes f's address")
     for extra in ((), ("--format", "json")):
         done = run_wgmesh("plan", pillar_repo.path, "--target", "main", "--today", TODAY, *extra)
         assert_clean_failure(done, 1, "developers.g.address: 10.70.0.5 is already taken by developers.f")
         assert done.stderr.splitlines() == ["developers.g.address: 10.70.0.5 is already taken by developers.f"]
         assert done.stdout == ""
+        # the base's child, killed once the head is refused, leaves no checkout behind
+        assert list(temporary.iterdir()) == []
 
 
 @pytest.mark.parametrize("args", [("--head", "no-such-branch"), ("--base", "0123456789abcdef"),
