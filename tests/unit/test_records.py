@@ -24,3 +24,10 @@ def test_a_missing_broken_or_non_object_record_reads_as_empty(tmp_path):
     for text in ("{\"interface\": \"wg0\"", "[1, 2]", "\"wg0\""):
         path.write_text(text)
         assert records.read(str(path)) == {}
+
+
+def test_a_record_is_one_line_of_json_its_keys_in_order(tmp_path):
+    """Written by the C encoder: a hub's record of 10,000 peers indented took 40 ms of each run."""
+    path = tmp_path / "wg0.peers.json"
+    records.write(str(path), {"f": {"allowed_ips": ["10.70.0.6/32"]}, "e": {"allowed_ips": []}})
+    assert path.read_text() == '{"e": {"allowed_ips": []}, "f": {"allowed_ips": ["10.70.0.6/32"]}}\n'
