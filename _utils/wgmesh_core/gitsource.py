@@ -22,6 +22,9 @@ def _pillar_items(repo_path, rev: str, subdir: str):
             tree = tree / subdir.strip("/")
         except KeyError:
             raise FileNotFoundError(f"{subdir}: no such folder at {rev[:12]}") from None
+        if tree.type != "tree":     # a file, a symbolic link or a submodule where the folder should be
+            raise InvalidNetwork([Problem(subdir.strip("/"), "the pillar's folder is a file, a symbolic link or a "
+                                                             "submodule here: it must be a folder of the repository")])
     items, problems = [], []
     for item in tree.traverse():
         path = item.path[len(tree.path):].lstrip("/") if tree.path else item.path

@@ -27,6 +27,10 @@ YAML_TAG = "tag:yaml.org,2002:"
 PLAIN_TAGS = frozenset(YAML_TAG + t for t in ("null", "bool", "int", "float", "str", "timestamp", "seq", "map"))
 MERGE_TAG = YAML_TAG + "merge"
 _STR_TAG = YAML_TAG + "str"
+_INT_TAG = YAML_TAG + "int"
+# Far beyond any port, count or epoch, and below Python's limit on converting a decimal text to an
+# integer (4,300 digits), past which Salt's loader fails with no file or line.
+MAX_INTEGER_CHARACTERS = 1000
 MAX_PROBLEMS_PER_FILE = 20
 _SUSPECT = (*TEMPLATE_MARKS, "\n#!")    # template syntax, or a renderer line after the first
 
@@ -205,17 +209,15 @@ def _tag_problem(loader, node) -> Optional[str]:
     kind = type(node)
     if kind is not ScalarNode:
         return None if node.tag == _KIND_TAGS[kind] else f"the tag {node.tag!r} does not fit a {kind.id}"
+    if node.tag == _INT_TAG and len(node.value) > MAX_INTEGER_CHARACTERS:
+        return (f"the integer {short(node.value)} is {len(node.value)} characters long: a value is at most "
+                f"{MAX_INTEGER_CHARACTERS}")
     if node.tag in _READ_TAGS and _RESOLVER.resolve(ScalarNode, node.value, (True, False)) != node.tag:
         try:      # written out (the text alone reads as another type): build it to see
             loader.construct_object(node)
         except (ValueError, KeyError, yaml.YAMLError):
             return f"the tag {node.tag!r} does not fit the value {short(node.value)}"
     return None if node.tag not in _KIND_TAGS.values() else f"the tag {node.tag!r} does not fit a scalar"
-
-
-def _key_identity(loader, node):
-    """What Salt's loader makes of a key that is not a plain string (``1``, ``true``, ``null``)."""
-    return loader.construct_object(node, deep=True)
 
 
 def _graph_problems(loader, root, name: str, paths: dict) -> tuple[list[Problem], bool]:
@@ -244,14 +246,16 @@ def _graph_problems(loader, root, name: str, paths: dict) -> tuple[list[Problem]
             for key, value in node.value:
                 if key.tag == _STR_TAG and type(key) is ScalarNode:
                     identity = key.value
-                elif (key.tag == MERGE_TAG or type(key) is not ScalarNode or key.tag not in PLAIN_TAGS
-                      or _tag_problem(loader, key)):
+                else:
+                    # Salt serves ``1:``, ``true:`` and ``null:`` as keys of those types, which wgmesh's
+                    # model refuses on every minion, while ``1`` and ``"1"`` would be one key to a check
+                    # that reads names as text: a key is a string, quoted when it would read as another type
                     why = ("YAML merge keys (<<) are not allowed: write the entries out" if key.tag == MERGE_TAG
-                           else "a mapping key must be a plain value")
+                           else "a mapping key must be a plain value"
+                           if type(key) is not ScalarNode or key.tag not in PLAIN_TAGS or _tag_problem(loader, key)
+                           else f"the key {short(key.value)} is not a string: quote it to name something by it")
                     problems.append(Problem(f"{name}:{key.start_mark.line + 1}", why))
                     continue
-                else:
-                    identity = _key_identity(loader, key)
                 if identity in first:
                     problems.append(Problem(f"{name}:{key.start_mark.line + 1}", f"duplicate key {short(key.value)} "
                                             f"(first at line {first[identity].start_mark.line + 1}): a key may "

@@ -86,6 +86,22 @@ def test_a_missing_folder_is_named_with_the_revision(repo):
     assert str(info.value) == f"nope: no such folder at {rev[:12]}"
 
 
+@pytest.mark.parametrize("what", ["link", "file"])
+def test_a_pillar_folder_that_is_no_folder_is_refused_by_name(repo, what):
+    """A pull request that moves the pillar's folder and leaves a link (or a file) in its place."""
+    os.rename(repo / "pillar", repo / "other")
+    if what == "link":
+        os.symlink("other", repo / "pillar")
+    else:
+        (repo / "pillar").write_text("base: {}\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "moved")
+    with pytest.raises(InvalidNetwork) as info, checked_out(repo, "HEAD", "pillar/"):
+        pass
+    assert [str(p) for p in info.value.problems] == [
+        "pillar: the pillar's folder is a file, a symbolic link or a submodule here: it must be a folder of the repository"]
+
+
 def test_links_in_the_revision_are_refused(repo):
     os.symlink("/etc/passwd", repo / "pillar" / "wgmesh" / "evil.sls")
     os.symlink("wgmesh", repo / "pillar" / "linked")

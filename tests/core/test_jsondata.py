@@ -72,6 +72,8 @@ def test_a_key_twice_where_the_line_cannot_be_told_names_the_object():
 def test_the_duplicate_named_is_the_repeated_key_and_at_most_20_are_listed():
     assert refusals('#!json\n{"x": 1, "y": 2, "y": 3}\n') == [
         "x.sls:2: duplicate key 'y' in the object of the keys 'x, y, y': a key may appear once per object"]
+    assert refusals('#!json\n{"x": 1, "y": 2, "z": 3, "y": 4, "x": 5}\n') == [     # y is the first written again
+        "x.sls:2: duplicate key 'y' in the object of the keys 'x, y, z, y, x': a key may appear once per object"]
     many = ", ".join(f'"d{n}": {{"k": 1, "k": 2}}' for n in range(25))
     assert len(refusals(f"#!json\n{{{many}}}\n")) == 20
 

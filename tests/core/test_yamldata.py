@@ -91,11 +91,21 @@ def test_a_key_written_twice_is_refused_with_both_lines():
         f"x.sls:5: duplicate key 'b' (first at line 3): {DUPLICATE}"]
 
 
-def test_keys_are_compared_as_salt_builds_them():
-    """yes and true are both the boolean True for Salt's loader: one key written twice.  1 and '1' differ."""
-    assert refusals("#!yaml\ntrue: 1\nyes: 2\n") == [f"x.sls:3: duplicate key 'yes' (first at line 2): {DUPLICATE}"]
-    text = "#!yaml\n1: a\n'1': b\n"
-    assert load_sls(text, "x.sls") == salt.utils.yaml.safe_load(text) == {1: "a", "1": "b"}
+@pytest.mark.parametrize("key, reads_as", [("1", 1), ("yes", True), ("null", None), ("1.5", 1.5), ("0x1f", 31)])
+def test_a_key_that_is_not_a_string_is_refused(key, reads_as):
+    """Salt serves ``1:`` as the integer 1, which the model refuses on every minion, while a check
+    reading names as text would take ``1`` and ``'1'`` for one key: a key must be a string."""
+    text = f"#!yaml\nwgmesh:\n  developers:\n    {key}:\n      address: 10.70.0.6\n    '{key}': {{}}\n"
+    assert salt.utils.yaml.safe_load(text)["wgmesh"]["developers"] == {reads_as: {"address": "10.70.0.6"}, key: {}}
+    assert refusals(text) == [f"x.sls:4: the key {key!r} is not a string: quote it to name something by it"]
+    assert load_sls(f"#!yaml\n'{key}': a\n", "x.sls") == {key: "a"}
+
+
+def test_an_integer_too_long_for_salt_to_read_is_refused_by_line():
+    """Salt's loader fails on more than 4,300 digits with no file or line (Python's limit)."""
+    assert refusals("#!yaml\na:\n  b: " + "9" * 5000 + "\n") == [
+        f"x.sls:3: the integer {short('9' * 5000)} is 5000 characters long: a value is at most 1000"]
+    assert load_sls("#!yaml\na: " + "9" * 1000 + "\n", "x.sls") == {"a": int("9" * 1000)}
 
 
 def test_a_long_duplicate_key_is_quoted_cut_at_60_characters():
@@ -150,12 +160,12 @@ def test_scalars_are_built_as_salt_builds_them():
     """Leading zeros are decimal (not YAML 1.1's octal) unless signed; what is no YAML 1.1 int (08) stays a
     string; dates stay strings."""
     text = ("#!yaml\nints: [010, 0, 00, 0x10, 0b11, 0_10, 1_000, -010, +010, 0o10, 0, 08, 0009]\n"
-            "date: 2025-06-30\nwhen: 2025-06-30 10:00:00\nf: [1.5, .inf, 1e3]\nnull: ~\nbool: [yes, No, on]\n")
+            "date: 2025-06-30\nwhen: 2025-06-30 10:00:00\nf: [1.5, .inf, 1e3]\nnothing: ~\nbool: [yes, No, on]\n")
     built = load_sls(text, "x.sls")
     assert built == salt.utils.yaml.safe_load(text)
     assert built["ints"] == [10, 0, 0, 16, 3, 10, 1000, -8, 8, "0o10", 0, "08", "0009"]
     assert built["date"] == "2025-06-30" and built["when"] == "2025-06-30 10:00:00"
-    assert built[None] is None and built["bool"] == [True, False, True]
+    assert built["nothing"] is None and built["bool"] == [True, False, True]
 
 
 def test_aliases_count_every_value_they_add_against_the_limit():
@@ -263,7 +273,8 @@ def test_a_plain_tag_that_cannot_build_its_value_is_refused_by_line(value, why):
 
 def test_a_key_with_a_tag_it_does_not_fit_is_refused():
     assert refusals("#!yaml\n!!int x: 1\n") == ["x.sls:2: a mapping key must be a plain value"]
-    assert load_sls("#!yaml\n!!int 1: a\n!!str 2: b\n", "x.sls") == {1: "a", "2": "b"}
+    assert load_sls("#!yaml\n!!str 2: b\n", "x.sls") == {"2": "b"}
+    assert refusals("#!yaml\n!!int 1: a\n") == ["x.sls:2: the key '1' is not a string: quote it to name something by it"]
 
 
 def test_plain_tags_that_fit_build_as_without_them():
