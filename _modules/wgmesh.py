@@ -835,7 +835,7 @@ def absent(test=False):
     changes = {}
     recorded, defaults = teardown.owned_files(interface, record)
     files = [p for p in recorded if os.path.exists(p)]
-    files += [p for p in defaults if os.path.exists(p) and teardown.is_wgmesh_file(p, _read_text(p) or "")]
+    files += teardown.owned_defaults({p: _read_text(p) or "" for p in defaults if os.path.exists(p)})
     # an interface is wgmesh's only when wgmesh recorded it or its files are still there
     # (a minion that never had a role may run a WireGuard of its own)
     delete_link = bool(record.get("interface") or teardown.tunnel_files(files)) and _tunnel().exists(interface)

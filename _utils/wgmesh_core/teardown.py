@@ -37,7 +37,7 @@ def footprint(config: HostConfig, files: Optional[list] = None) -> dict:
 
 def owned_files(interface: str, record: dict) -> tuple[list[str], list[str]]:
     """(files wgmesh recorded writing: removed outright, files it writes by default: removed
-    only when they carry wgmesh's marker or are its key files)."""
+    only when they are wgmesh's, ``owned_defaults``)."""
     recorded = list(record.get("files") or [])
     defaults = [f"{NETWORKD_DIR}/{interface}.netdev", f"{NETWORKD_DIR}/{interface}.network",
                 f"{NETWORKD_DIR}/{interface}.key", f"{WG_QUICK_DIR}/{interface}.conf", f"{WG_QUICK_DIR}/{interface}.key",
@@ -57,8 +57,18 @@ def unit_names(paths: list[str]) -> list[str]:
 
 
 def is_wgmesh_file(path: str, text: str) -> bool:
-    """A default-path file is wgmesh's when it says so (or is one of its key files)."""
-    return path.endswith(".key") or MARKER in text
+    """A default-path file is wgmesh's when it says so (a key file cannot: ``owned_defaults``)."""
+    return MARKER in text
+
+
+def owned_defaults(texts: dict) -> list[str]:
+    """Of the default-path files present ({path: text}), wgmesh's: those that say so, and the key
+    files beside a tunnel file that says so. A key file holds its key alone: without a record of
+    wgmesh writing it and without wgmesh's tunnel file beside it, it may be a WireGuard set up by
+    hand on a minion wgmesh never managed (every minion applies the state), which stays."""
+    marked = [path for path, text in texts.items() if is_wgmesh_file(path, text)]
+    with_keys = bool(tunnel_files(marked))
+    return [path for path in texts if path in marked or (with_keys and path.endswith(".key"))]
 
 
 def other_backend_files(config: HostConfig) -> list[tuple[str, str]]:

@@ -60,10 +60,26 @@ def test_owned_files_are_the_recorded_ones_then_the_defaults_not_recorded():
     assert teardown.owned_files("wg1", {})[1][0] == "/etc/systemd/network/wg1.netdev"
 
 
-def test_a_default_path_file_is_wgmeshs_only_when_marked_or_a_key_file():
-    assert teardown.is_wgmesh_file("/etc/wireguard/wg0.key", "anything")
+def test_a_default_path_file_is_wgmeshs_only_when_marked():
+    assert not teardown.is_wgmesh_file("/etc/wireguard/wg0.key", "anything")
     assert teardown.is_wgmesh_file("/etc/wireguard/wg0.conf", "# Managed by wgmesh: do not edit\n[Interface]\n")
     assert not teardown.is_wgmesh_file("/etc/wireguard/wg0.conf", "[Interface]\nPrivateKey = x\n")
+
+
+MARKED = "# Managed by wgmesh (Salt): local edits are reverted.\n[Interface]\n"
+
+
+def test_a_key_file_is_wgmeshs_only_beside_wgmeshs_tunnel_file():
+    """Without a record, a lone key file (a WireGuard set up by hand) stays; beside a tunnel file
+    wgmesh wrote (its record lost), it goes with it. A marked file that is no tunnel's (the sysctl
+    file) says nothing of the key."""
+    key, conf = "/etc/wireguard/wg0.key", "/etc/wireguard/wg0.conf"
+    sysctl = "/etc/sysctl.d/10-ip-forward.conf"
+    assert teardown.owned_defaults({conf: "[Interface]\nAddress = 10.99.0.1/24\n", key: "KEY\n"}) == []
+    assert teardown.owned_defaults({key: "KEY\n", sysctl: "# Managed by wgmesh\n"}) == [sysctl]
+    assert teardown.owned_defaults({conf: MARKED, key: "KEY\n", sysctl: "net.ipv4.ip_forward = 1\n"}) == [conf, key]
+    netdev, network_key = "/etc/systemd/network/wg0.netdev", "/etc/systemd/network/wg0.key"
+    assert teardown.owned_defaults({netdev: MARKED, network_key: "KEY\n", key: "KEY\n"}) == [netdev, network_key, key]
 
 
 def test_the_other_backends_files(data):

@@ -1025,3 +1025,23 @@ def test_a_host_switched_to_firewalld_destroys_the_iptables_backends_sets_no_rul
     assert module.firewall() == {"removed_sets": ["ipset/wgmesh-developers"]}
     assert host.ipsets == other
     assert module.firewall() == {} and firewall_commands(host) == []
+
+
+@pytest.mark.parametrize("minion_id", ["stranger"])
+def test_absent_leaves_a_hand_built_wg0_of_a_minion_wgmesh_never_managed(host, pillar, tmp_path, monkeypatch, minion_id):
+    wgdir, netdir = tmp_path / "wireguard", tmp_path / "network"
+    wgdir.mkdir()
+    netdir.mkdir()
+    for mod in (wgmesh_core.render, wgmesh_core.teardown):
+        monkeypatch.setattr(mod, "WG_QUICK_DIR", str(wgdir))
+        monkeypatch.setattr(mod, "NETWORKD_DIR", str(netdir))
+    (wgdir / "wg0.conf").write_text("[Interface]\nAddress = 10.99.0.1/24\nPostUp = wg set %i private-key /etc/wireguard/wg0.key\n")
+    (wgdir / "wg0.key").write_text(key(77) + "\n")           # the admin's own key (wg genkey > wg0.key)
+    host.__init__(private_key=key(77), public_key=key(78))  # and its own wg0 is up
+    module.__salt__.update({"pillar.items": lambda unmask: pillar, "schedule.list": lambda **_: {}})
+    monkeypatch.setattr("salt.utils.path.which", lambda name: None)
+    assert module.role() == "none"                          # init.sls then runs wgmesh.absent
+    changes = module.absent()     # no record, no tunnel file of wgmesh's: the key file is the admin's
+    assert changes == {}, changes
+    assert (wgdir / "wg0.key").exists()
+    assert not host.ran("ip", "link", "del") and not host.ran("wg-quick", "down")
