@@ -349,7 +349,7 @@ def genkey(test=False):
     if not test:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         key = existing[0] if existing else wgmesh_core.generate_private_key()
-        wgmesh_core.keys.write_secret_file(path, key + "\n", mode)
+        wgmesh_core.keys.replace_secret_file(path, key + "\n", mode)   # a link there is replaced, not followed
         __salt__["file.chown"](path, "root", group)
     if existing:
         return {"path": path, "adopted_from": existing[1]}

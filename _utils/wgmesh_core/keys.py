@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import os
@@ -94,9 +95,10 @@ def derive_psk(master_secret: bytes, peer: str, peer_public_key: str = "", epoch
 
 
 def write_secret_file(path: str, content: str | bytes, mode: int = 0o600) -> None:
-    """Create ``path`` with ``mode`` from the start, so it is never readable by others."""
+    """Create ``path`` with ``mode`` from the start, so it is never readable by others; a
+    symbolic link at ``path`` is refused (OSError), never written through."""
     data = content.encode() if isinstance(content, str) else content
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
     try:
         os.fchmod(fd, mode)
         os.write(fd, data)
@@ -104,11 +106,16 @@ def write_secret_file(path: str, content: str | bytes, mode: int = 0o600) -> Non
         os.close(fd)
 
 
-def replace_secret_file(path: str, content: str | bytes) -> None:
-    """Replace ``path`` in one step with a 0600 file holding ``content``: a crash leaves the old
-    or the new, never a part (written beside it as ``<path>.new``, then renamed over it)."""
-    write_secret_file(path + ".new", content)
-    os.replace(path + ".new", path)
+def replace_secret_file(path: str, content: str | bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` in one step with a file of ``mode`` (0600) holding ``content``: a crash
+    leaves the old or the new, never a part (written beside it as ``<path>.new``, then renamed
+    over it). What is at ``path`` or ``<path>.new``, a symbolic link included, is replaced, never
+    written through."""
+    new = path + ".new"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(new)
+    write_secret_file(new, content, mode)
+    os.replace(new, path)
 
 
 def load_master_secret(path: str) -> bytes:

@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from wgmesh_core.keys import (LOW_ORDER_POINTS, derive_psk, generate_private_key, key_problem, public_key,
-                              write_secret_file)
+                              replace_secret_file, write_secret_file)
 
 from . import article_texts as art
 
@@ -139,6 +139,22 @@ def test_write_secret_file_mode(tmp_path):
     fresh = tmp_path / "psk"
     write_secret_file(str(fresh), b"\x00\x01", mode=0o640)
     assert os.stat(fresh).st_mode & 0o777 == 0o640 and fresh.read_bytes() == b"\x00\x01"
+
+
+def test_a_link_is_never_written_through(tmp_path):
+    """write_secret_file refuses a link (dangling or not); replace_secret_file replaces one at the
+    path or at ``<path>.new`` (planted where it writes first) with the file."""
+    import pytest
+    target = tmp_path / "elsewhere"
+    (tmp_path / "key").symlink_to(target)
+    with pytest.raises(OSError):
+        write_secret_file(str(tmp_path / "key"), "secret\n")
+    assert not target.exists()
+    (tmp_path / "key.new").symlink_to(target)
+    replace_secret_file(str(tmp_path / "key"), "secret\n", mode=0o640)
+    assert not target.exists() and not (tmp_path / "key.new").exists()
+    assert not (tmp_path / "key").is_symlink() and (tmp_path / "key").read_text() == "secret\n"
+    assert os.stat(tmp_path / "key").st_mode & 0o777 == 0o640
 
 
 def test_a_malformed_private_key_is_never_quoted_in_errors():

@@ -1045,3 +1045,18 @@ def test_absent_leaves_a_hand_built_wg0_of_a_minion_wgmesh_never_managed(host, p
     assert changes == {}, changes
     assert (wgdir / "wg0.key").exists()
     assert not host.ran("ip", "link", "del") and not host.ran("wg-quick", "down")
+
+
+def test_genkey_replaces_a_link_at_the_key_path_never_writes_through_it(keydir, tmp_path):
+    """A dangling link where the key goes (``os.path.exists`` is False for it): the key file
+    replaces the link; its target is never created."""
+    keydir.mkdir()
+    elsewhere = tmp_path / "public-share" / "stolen.key"
+    elsewhere.parent.mkdir()
+    os.symlink(elsewhere, keydir / "wg0.key")
+    assert module.genkey()["created"] is True
+    assert not elsewhere.exists(), "the private key was written to the link's target"
+    written = keydir / "wg0.key"
+    assert not written.is_symlink() and stat.S_IMODE(written.stat().st_mode) == 0o600
+    assert public_key(written.read_text().strip())
+
