@@ -34,18 +34,27 @@ class LiveInterface:
 
 
 def parse_wg_dump(text: str) -> LiveInterface:
-    """Parse `wg show <interface> dump` (tab separated; first line is the interface)."""
+    """Parse `wg show <interface> dump` (tab separated; first line is the interface); ValueError
+    naming the line that is not what wg writes (an empty or cut output)."""
     lines = [line.split("\t") for line in text.strip().splitlines()]
     if not lines:
         raise ValueError("empty wg dump")
-    private_key, public_key, port = lines[0][:3]
-    live = LiveInterface(private_key, public_key, int(port))
-    for cols in lines[1:]:
-        key, psk, endpoint, allowed, handshake, rx, tx, keepalive = cols[:8]
-        live.peers[key] = LivePeer(
-            key, None if psk == "(none)" else psk, None if endpoint == "(none)" else endpoint,
-            frozenset() if allowed == "(none)" else frozenset(allowed.split(",")),
-            int(handshake), int(rx), int(tx), 0 if keepalive == "off" else int(keepalive))
+    try:
+        private_key, public_key, port = lines[0][:3]
+        live = LiveInterface(private_key, public_key, int(port))
+    except ValueError:
+        raise ValueError(f"line 1 is not an interface's (private key, public key, port): "
+                         f"{len(lines[0])} fields") from None
+    for number, cols in enumerate(lines[1:], 2):
+        try:
+            key, psk, endpoint, allowed, handshake, rx, tx, keepalive = cols[:8]
+            live.peers[key] = LivePeer(
+                key, None if psk == "(none)" else psk, None if endpoint == "(none)" else endpoint,
+                frozenset() if allowed == "(none)" else frozenset(allowed.split(",")),
+                int(handshake), int(rx), int(tx), 0 if keepalive == "off" else int(keepalive))
+        except ValueError:
+            raise ValueError(f"line {number} is not a peer's 8 fields: {len(cols)} fields, or a count "
+                             "that is no number") from None
     return live
 
 

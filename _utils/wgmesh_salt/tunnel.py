@@ -32,7 +32,10 @@ class Tunnel:
         return self.commands.run(["ip", "link", "show", "dev", interface], check=False)["retcode"] == 0
 
     def live(self, interface: str) -> live.LiveInterface:
-        return live.parse_wg_dump(self.commands.run(["wg", "show", interface, "dump"])["stdout"])
+        try:
+            return live.parse_wg_dump(self.commands.run(["wg", "show", interface, "dump"])["stdout"])
+        except ValueError as error:     # a state's failure with its reason, not a traceback
+            raise CommandExecutionError(f"wgmesh: cannot read `wg show {interface} dump`: {error}") from None
 
     def bring_up(self, cfg: HostConfig, private_key: str | None) -> None:
         """Create the interface the way its backend does at boot. wg-quick brings it up from its

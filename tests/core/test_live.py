@@ -60,6 +60,17 @@ def test_parse_empty_dump():
         parse_wg_dump("\n")
 
 
+@pytest.mark.parametrize("text, line", [
+    ("PRIV\tPUB\n", "^line 1 is not an interface's .*: 2 fields$"),
+    ("PRIV\tPUB\tport\toff\n", "^line 1 is not an interface's"),
+    ("PRIV\tPUB\t51820\toff\nKEY\t(none)\t(none)\t10.70.0.5/32\t0\n", "^line 2 is not a peer's 8 fields: 5 fields"),
+    ("PRIV\tPUB\t51820\toff\nKEY\t(none)\t(none)\t10.70.0.5/32\t0\t0\tmany\toff\n", "^line 2 is not a peer's"),
+])
+def test_a_cut_or_garbled_dump_names_its_line(text, line):
+    with pytest.raises(ValueError, match=line):
+        parse_wg_dump(text)
+
+
 def test_a_missing_peer_does_not_hide_changes_of_the_peers_after_it(spec):
     """The first planned peer (a) is missing live and a later one (c) differs: both are reported."""
     config = host_config(spec, "z", TODAY, K, P)

@@ -1060,3 +1060,22 @@ def test_genkey_replaces_a_link_at_the_key_path_never_writes_through_it(keydir, 
     assert not written.is_symlink() and stat.S_IMODE(written.stat().st_mode) == 0o600
     assert public_key(written.read_text().strip())
 
+
+def test_a_truncated_wg_dump_fails_the_state_with_a_message(keydir, host, mine):
+    private, public = own_key(keydir)
+    mine["z"] = public
+    cfg = module._host_config()
+    in_sync(host, cfg, private, public)
+    real = host.dump
+    host.dump = lambda: real().rsplit("\t", 3)[0] + "\n"          # last line cut short
+    with pytest.raises(CommandExecutionError, match="cannot read `wg show wg0 dump`"):
+        module.sync()
+
+
+def test_an_empty_wg_dump_fails_the_state_with_a_message(keydir, host, mine):
+    private, public = own_key(keydir)
+    mine["z"] = public
+    in_sync(host, module._host_config(), private, public)
+    host.dump = lambda: ""
+    with pytest.raises(CommandExecutionError, match="cannot read `wg show wg0 dump`"):
+        module.sync()
