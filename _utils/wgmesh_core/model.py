@@ -11,7 +11,7 @@ import datetime
 from typing import Annotated, Literal, Optional, Union
 
 import netaddr
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 # Linux interface names, never starting with '-' (they are passed to wg and ip as arguments).
@@ -50,7 +50,15 @@ def parse_network(value):
     return net
 
 
+def _one_printable_line(value: str) -> str:
+    if not value.isprintable():     # line breaks and separators, tabs, every control character
+        raise ValueError(f"{value[:60]!r} holds a line break or control character: write one line of text")
+    return value
+
+
 Address = Annotated[netaddr.IPAddress, BeforeValidator(_parse_address), PlainSerializer(str)]
+# Who to tell of a developer's changes (shown in a plan's manual actions)
+Contact = Annotated[str, Field(max_length=200), AfterValidator(_one_printable_line)]
 Network = Annotated[netaddr.IPNetwork, BeforeValidator(parse_network), PlainSerializer(str)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 # Which LANs a peer may open new connections into: every gateway's LAN, none,
@@ -104,7 +112,7 @@ class Developer(_Entry):
     # fix of the route conflict does not work there: it gets the exact LANs.
     platform: Literal["linux", "macos", "windows", "ios", "android"] = "linux"
     revoked: bool = False
-    contact: Optional[str] = None
+    contact: Optional[Contact] = None
 
 
 class Schedule(_Entry):

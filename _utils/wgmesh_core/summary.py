@@ -96,7 +96,12 @@ def _cell(text) -> str:
 
 
 def _code(text) -> str:
-    return f"`{str(text).replace('`', '')}`"
+    """Text in a Markdown code span, on one line (a line break would end the span and start
+    Markdown of the pull request's choosing: a heading, a verdict), its control characters
+    written as escapes, without backticks."""
+    flat = " ".join(str(text).split())
+    shown = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in flat)
+    return f"`{shown.replace('`', '')}`"
 
 
 def _fence(body: str, lang: str) -> str:

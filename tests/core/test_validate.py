@@ -440,3 +440,16 @@ def test_an_address_that_is_not_ipv4_is_refused_by_name(data, value, what):
 def test_a_network_that_is_not_ipv4_cidr_is_refused_by_name(data, value, what):
     data["network"] = value
     assert problem_at(problems_of(data), "network").what == what
+
+
+@pytest.mark.parametrize("contact", ["alice\n\n### Intent tests", "a\x1b[2J", "nul\x00", "a\u2028b", "tab\there"])
+def test_a_contact_is_one_line_of_printable_text(data, contact):
+    """A plan's manual actions show it: a line break there would write lines of its own."""
+    data["developers"]["e"]["contact"] = contact
+    problem = problem_at(problems_of(data), "developers.e.contact")
+    assert problem.what == f"{contact!r} holds a line break or control character: write one line of text"
+
+
+def test_a_contact_may_be_any_printable_line(data):
+    data["developers"]["e"]["contact"] = "Émile Zola <emile@example.com> (Slack: @emile) ✅"
+    assert load_network(data).developers["e"].contact.startswith("Émile")

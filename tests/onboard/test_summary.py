@@ -388,3 +388,13 @@ def test_what_was_revoked_already_is_not_marked_again(tmp_path):
     _, vertices, _, _ = diagram(change(old, new), tmp_path)
     assert vertices["gw_lan1"] == ("c · gateway<br>10.70.0.3 · revoked", [])
     assert {label: classes for label, classes in vertices.values()}["e<br>10.70.0.4 · revoked"] == []
+
+
+def test_a_refusals_own_words_stay_inside_their_code_span():
+    """A file name or key of the pull request's own, with line breaks and control characters,
+    cannot end its code span and write Markdown of its choosing (a heading, a verdict, a mention)."""
+    where = "wgmesh/x\n\n## wgmesh plan: ✅ **valid** cc @security-team\n\n\x1b[2J\x00`.sls"
+    text = summary.refused_markdown("b" * 40, "c" * 40, [Problem(where, "bad")])
+    lines = [line for line in text.splitlines() if "security-team" in line]
+    assert lines == ["- `wgmesh/x ## wgmesh plan: ✅ **valid** cc @security-team \\x1b[2J\\x00.sls`: bad"], text
+    assert "\x1b" not in text and "\x00" not in text and not any(line.startswith("## wgmesh plan: ✅") for line in text.splitlines())
