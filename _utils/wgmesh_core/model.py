@@ -13,6 +13,8 @@ from typing import Annotated, Literal, Optional, Union
 import netaddr
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
+from .keys import shown
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 # Linux interface names, never starting with '-' (they are passed to wg and ip as arguments).
 INTERFACE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$"
@@ -52,7 +54,7 @@ def parse_network(value):
 
 def _one_printable_line(value: str) -> str:
     if not value.isprintable():     # line breaks and separators, tabs, every control character
-        raise ValueError(f"{value[:60]!r} holds a line break or control character: write one line of text")
+        raise ValueError(f"{shown(value)} holds a line break or control character: write one line of text")
     return value
 
 

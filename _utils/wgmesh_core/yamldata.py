@@ -220,6 +220,18 @@ def _tag_problem(loader, node) -> Optional[str]:
     return None if node.tag not in _KIND_TAGS.values() else f"the tag {node.tag!r} does not fit a scalar"
 
 
+def _key_problem(loader, key) -> str:
+    """Why a mapping key that is not a plain string is refused. Salt serves ``1:``, ``true:`` and
+    ``null:`` as keys of those types, which wgmesh's model refuses on every minion, while ``1`` and
+    ``"1"`` would be one key to a check that reads names as text: a key is a string, quoted when it
+    would read as another type."""
+    if key.tag == MERGE_TAG:
+        return "YAML merge keys (<<) are not allowed: write the entries out"
+    if type(key) is not ScalarNode or key.tag not in PLAIN_TAGS or _tag_problem(loader, key):
+        return "a mapping key must be a plain value"
+    return f"the key {short(key.value)} is not a string: quote it to name something by it"
+
+
 def _graph_problems(loader, root, name: str, paths: dict) -> tuple[list[Problem], bool]:
     """(problems, whether any node is reached twice: an alias) after one walk that visits each node
     once: tags, merge keys, keys, duplicates.  Fills ``paths`` ({key path: is a mapping}); a list,
@@ -244,24 +256,15 @@ def _graph_problems(loader, root, name: str, paths: dict) -> tuple[list[Problem]
         elif kind is MappingNode:
             first: dict = {}      # key -> its node
             for key, value in node.value:
-                if key.tag == _STR_TAG and type(key) is ScalarNode:
-                    identity = key.value
-                else:
-                    # Salt serves ``1:``, ``true:`` and ``null:`` as keys of those types, which wgmesh's
-                    # model refuses on every minion, while ``1`` and ``"1"`` would be one key to a check
-                    # that reads names as text: a key is a string, quoted when it would read as another type
-                    why = ("YAML merge keys (<<) are not allowed: write the entries out" if key.tag == MERGE_TAG
-                           else "a mapping key must be a plain value"
-                           if type(key) is not ScalarNode or key.tag not in PLAIN_TAGS or _tag_problem(loader, key)
-                           else f"the key {short(key.value)} is not a string: quote it to name something by it")
-                    problems.append(Problem(f"{name}:{key.start_mark.line + 1}", why))
+                if key.tag != _STR_TAG or type(key) is not ScalarNode:
+                    problems.append(Problem(f"{name}:{key.start_mark.line + 1}", _key_problem(loader, key)))
                     continue
-                if identity in first:
+                if key.value in first:
                     problems.append(Problem(f"{name}:{key.start_mark.line + 1}", f"duplicate key {short(key.value)} "
-                                            f"(first at line {first[identity].start_mark.line + 1}): a key may "
+                                            f"(first at line {first[key.value].start_mark.line + 1}): a key may "
                                             "appear once per mapping"))
                     continue
-                first[identity] = key
+                first[key.value] = key
                 key_path = None if path is None else (*path, key.value)
                 if type(value) is ScalarNode and value.tag == _STR_TAG:    # a leaf with nothing to check
                     if id(value) in seen:
