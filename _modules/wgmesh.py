@@ -478,8 +478,8 @@ def sync(test=False):
     """
     Bring the live tunnel to the desired state without resetting unchanged peers: creates the
     interface if missing, then applies peer additions, removals and updates with one ``wg set``
-    naming only the changed peers (``wg syncconf`` when the interface's own key or port differ),
-    so untouched peers keep their sessions; and fixes address, MTU and routes.
+    naming only the changed peers (and the interface's own key or port with another ``wg set``
+    when they differ), so untouched peers keep their sessions; and fixes address, MTU and routes.
 
     Returns the changes (peer names added/updated, public keys removed), or what would change
     with ``test=True``.
@@ -529,9 +529,8 @@ def _sync(test=False, record_footprint=True):
         changes["peers"] = diff.as_dict()
         if not test:
             if diff.interface:
-                tunnel.syncconf(cfg, private_key)
-            else:
-                tunnel.set_peers(cfg, diff)
+                tunnel.set_interface(cfg, private_key, diff)
+            tunnel.set_peers(cfg, diff)
     if not test:
         still_live = set(live.peers) - set(diff.removed)
         _record_installed_peers(cfg, {key: name for key, name in installed.items() if key in still_live})
@@ -571,10 +570,11 @@ def _manual_actions(spec, cfg):
 
 
 def _resolve(name):
-    """IPv4 addresses of a DNS name (a hub endpoint given by name), empty when it does not resolve."""
+    """The addresses of a DNS name (a hub endpoint given by name), IPv4 and IPv6 as wg(8) asks
+    for them; empty when it does not resolve."""
     import socket
     try:
-        return {info[4][0] for info in socket.getaddrinfo(name, None, socket.AF_INET)}
+        return {info[4][0] for info in socket.getaddrinfo(name, None, socket.AF_UNSPEC)}
     except (OSError, UnicodeError):
         return set()
 
@@ -831,6 +831,10 @@ def absent(test=False):
     if role_now != "none":
         raise CommandExecutionError(f"wgmesh: {__opts__['id']} is still a {role_now} in the pillar: not removing it")
     record = _footprint()
+    problems = wgmesh_core.teardown.record_problems(record)
+    if problems:
+        raise CommandExecutionError(f"wgmesh: the footprint record {_footprint_path()} holds values no apply "
+                                    f"records ({'; '.join(problems)}): nothing was removed; correct or delete it")
     interface = record.get("interface") or pillar_interface or wgmesh_core.model.NetworkSpec.model_fields["interface"].default
     changes = {}
     recorded, defaults = teardown.owned_files(interface, record)

@@ -72,7 +72,9 @@ def match(name: str, direction: str) -> str:
 
 
 def parse_listing(text: str) -> dict[str, tuple[str, list[str]]]:
-    """`ipset save` -> {name: (type, [members])} of wgmesh's sets; other programs' are left out."""
+    """`ipset save` -> {name: (type, [members])} of wgmesh's sets; other programs' are left out.
+    A member added with options (``nomatch``, a ``comment``: by hand, wgmesh adds none) keeps
+    them in its text, so that it never passes for the plain member the plan wants."""
     sets: dict = {}
     for line in text.splitlines():
         words = line.split()
@@ -80,8 +82,15 @@ def parse_listing(text: str) -> dict[str, tuple[str, list[str]]]:
             if words[0] == "create":
                 sets[words[1]] = (words[2], [])
             elif words[0] == "add" and words[1] in sets:
-                sets[words[1]][1].append(words[2])
+                sets[words[1]][1].append(" ".join(words[2:]))
     return sets
+
+
+def admitted(listed: str) -> Optional[str]:
+    """The member a listed entry (``parse_listing``) lets through, or None for a ``nomatch``
+    entry, which excludes its addresses from the set."""
+    entry, *options = listed.split()
+    return None if "nomatch" in options else entry
 
 
 @dataclass
@@ -119,10 +128,11 @@ def set_change(wanted: Iterable[AddressSet], live: dict) -> SetChange:
         gone, new = sorted(have - want), [m for m in wanted_set.members if m not in have]
         change.extra += [f"ipset {name}: {m}" for m in gone]
         change.missing += [f"ipset {name}: {m}" for m in new]
-        before += [f"del {name} {m}" for m in gone]
+        before += [f"del {name} {m.split()[0]}" for m in gone]      # an entry is deleted by itself, options aside
         (after if name in live else before).extend(f"add {name} {m}" for m in new)
-        if gone:
-            change.removed[name] = gone
+        cut = [entry for entry in map(admitted, gone) if entry is not None and entry not in want]
+        if cut:
+            change.removed[name] = cut
     change.extra += [f"ipset: set {name}" for name in change.stale]    # (its rules go too: they are cut)
     change.before_rules = "".join(f"{line}\n" for line in before) or None
     change.after_rules = "".join(f"{line}\n" for line in after) or None

@@ -655,7 +655,8 @@ def _set_cuts(fw: Firewall, chains: ChainRules, removed_rules: list[str], live_s
     """``cut_connections`` of the removed rules and set members, each set rule standing for its
     members' rules: a removed set rule for the members it had, a set rule kept for its removed
     members; none for what a wanted rule or set still admits."""
-    live_members = {name: members for name, (_, members) in live_sets.items()}
+    live_members = {name: [m for m in map(addresssets.admitted, members) if m is not None]
+                    for name, (_, members) in live_sets.items()}
     removed = [one for args in removed_rules for one in expanded(args, live_members)]
     set_rules = [args for in_chain in chains.values() for args in in_chain if "--match-set" in args]
     removed += [one for args in set_rules for one in expanded(args, removed_members)]

@@ -86,13 +86,15 @@ def known_keys(spec: NetworkSpec, config: HostConfig, host_keys: Iterable[str] =
 
 
 def _endpoint_differs(planned: str, current: Optional[str], resolve) -> bool:
-    """Whether the live endpoint (always ``ip:port``) is not the planned ``host:port``. A DNS
-    name is compared through ``resolve(name)`` (its addresses); without a resolver, or when
-    it resolves to nothing, the live endpoint is kept (wg resolves names only when set)."""
+    """Whether the live endpoint (``ip:port``, or ``[ip]:port`` for IPv6) is not the planned
+    ``host:port``. A DNS name is compared through ``resolve(name)`` (its IPv4 and IPv6
+    addresses: wg takes the resolver's first answer, of either family); without a resolver, or
+    when it resolves to nothing, the live endpoint is kept (wg resolves names only when set)."""
     host, _, port = planned.rpartition(":")
     if current is None:
         return True
     live_host, _, live_port = current.rpartition(":")
+    live_host = live_host.removeprefix("[").removesuffix("]")
     if live_port != port:
         return True
     if host.replace(".", "").isdigit():
@@ -131,6 +133,19 @@ def peer_diff(config: HostConfig, live: LiveInterface, private_key_public: Optio
     diff.removed = [key for key in live.peers if key not in desired and key not in held
                     and not (config.waiting_for_key and key not in known)]
     return diff
+
+
+def wg_interface_args(config: HostConfig, diff: PeerDiff) -> list[str]:
+    """`wg set` arguments giving the interface the planned port and private key, whichever of the
+    two ``diff`` names: the key is read from standard input, never from a file. `wg set` leaves
+    the peers alone, where `wg syncconf` would drop those the plan keeps live without planning
+    them (a pending peer, a key held while waiting for one)."""
+    args = ["set", config.interface]
+    if "listen_port" in diff.interface:
+        args += ["listen-port", str(config.listen_port)]
+    if "private_key" in diff.interface:
+        args += ["private-key", "/dev/stdin"]
+    return args
 
 
 def wg_remove_args(config: HostConfig, keys: Iterable[str]) -> list[str]:

@@ -7,9 +7,12 @@ wgmesh writes by default for the interface (files that say they are wgmesh's).
 """
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Optional
 
 from . import firewall
+from .model import INTERFACE_PATTERN
 from .plan import HostConfig
 from .render import (BOOT_FIREWALL_UNIT, BOOT_ROUTES_UNIT, BOOT_RULES_FILE, BOOT_SETS_FILE, NETWORKD_DIR,
                      RP_FILTER_FILE, SYSCTL_FILE, SYSTEMD_UNIT_DIR, WG_QUICK_DIR, host_files, private_key_file)
@@ -44,6 +47,41 @@ def owned_files(interface: str, record: dict) -> tuple[list[str], list[str]]:
                 SYSCTL_FILE, RP_FILTER_FILE, *FIREWALLD_FILES, *IPTABLES_BOOT_FILES,
                 f"{SYSTEMD_UNIT_DIR}/{BOOT_ROUTES_UNIT}"]
     return recorded, [path for path in defaults if path not in recorded]
+
+
+def record_problems(record: dict) -> list[str]:
+    """Why values of a footprint record (the minion's own, in its cachedir, but a file all the
+    same: hand-edited, corrupted) cannot be used: its interface, files and static routes reach
+    `ip` and file removal. Empty when every value is one an apply could have recorded."""
+    problems = []
+    interface = record.get("interface")
+    if interface is not None and not (isinstance(interface, str) and re.fullmatch(INTERFACE_PATTERN, interface)):
+        problems.append(f"interface {interface!r} is not an interface name")
+    files = record.get("files") or []
+    if not isinstance(files, list):
+        problems.append("files is not a list")
+    elif not problems:      # the files wgmesh writes are named after the interface
+        ours = set(owned_files(interface or "", {})[1])
+        problems += [f"file {path!r} is none wgmesh writes" for path in files if path not in ours]
+    routes = record.get("static_routes") or []
+    if not isinstance(routes, list):
+        problems.append("static_routes is not a list")
+    else:
+        problems += [f"static route {route!r} is not [IPv4 network, IPv4 address]"
+                     for route in routes if not _is_static_route(route)]
+    return problems
+
+
+def _is_static_route(route) -> bool:
+    """[destination, via] as ``footprint`` records a LAN router's route: a network other than the
+    default route, and the gateway's address."""
+    if not (isinstance(route, list) and len(route) == 2 and all(isinstance(part, str) for part in route)):
+        return False
+    try:
+        ipaddress.IPv4Address(route[1])
+        return ipaddress.IPv4Network(route[0]).prefixlen > 0
+    except ValueError:
+        return False
 
 
 def tunnel_files(paths: list[str]) -> list[str]:

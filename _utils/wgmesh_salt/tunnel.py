@@ -81,7 +81,14 @@ class Tunnel:
         if peers:
             self.commands.run(["wg", "addconf", cfg.interface, "/dev/stdin"], stdin=rendered(render.wg_addconf, peers))
 
+    def set_interface(self, cfg: HostConfig, private_key: str, diff: live.PeerDiff) -> None:
+        """Give the interface its planned port and key, whichever differ; its peers stay as they are."""
+        args = live.wg_interface_args(cfg, diff)
+        stdin = private_key + "\n" if "private_key" in diff.interface else None
+        self.commands.run(["wg", *args], stdin=stdin)
+
     def syncconf(self, cfg: HostConfig, private_key: str) -> None:
+        """The whole configuration at once, for an interface just brought up without its peers."""
         text = rendered(wgmesh_core.wg_setconf, cfg, private_key)
         # The known trap: an input without PrivateKey/ListenPort zeroes them, and one with
         # fewer peers than planned would drop peers. Check before handing it to wg.

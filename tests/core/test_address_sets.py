@@ -251,3 +251,22 @@ def test_a_member_that_is_not_one_word_of_one_line_is_refused(bad):
     with pytest.raises(ValueError, match="refusing") as refused:
         address_sets(fw)
     assert repr(bad[:-3]) in str(refused.value)          # the member named
+
+
+def test_a_member_flagged_by_hand_is_drift_and_replaced_by_the_plain_member(iptables_data):
+    """`ipset add wgmesh-developers 10.70.0.4 nomatch` excludes 10.70.0.4: the listing keeps the
+    flag, so the planned member reads as missing and the flagged entry as extra; the entry is
+    deleted by its address before the rules' change and added back plain after it. Nobody's
+    connections are cut: that address is admitted again."""
+    z = hub(iptables_data, crowd(600))
+    planned = address_sets(z)[0].members
+    flagged = {DEVELOPERS_SET: [f"{planned[0]} nomatch", *planned[1:]]}
+    assert addresssets.parse_listing(set_listing(z, flagged))[DEVELOPERS_SET][1][0] == "10.70.0.4 nomatch"
+    change = iptables_change(z, *in_sync(z, flagged))
+    assert change.missing == [f"ipset {DEVELOPERS_SET}: 10.70.0.4"]
+    assert change.extra == [f"ipset {DEVELOPERS_SET}: 10.70.0.4 nomatch"]
+    assert [(c.argv, c.stdin) for c in change.commands] == [(addresssets.RESTORE, f"del {DEVELOPERS_SET} 10.70.0.4\n"),
+                                                            (addresssets.RESTORE, f"add {DEVELOPERS_SET} 10.70.0.4\n")]
+    assert change.cuts == []
+    assert addresssets.admitted("10.70.0.4 nomatch") is None
+    assert addresssets.admitted("10.70.0.4 comment hand") == "10.70.0.4"

@@ -309,3 +309,15 @@ def test_a_host_name_endpoint_is_compared_through_its_addresses(data):
     assert not peer_diff(config, parse_wg_dump(gateway_dump("39.101.166.124:51820")), resolve=resolve)
     assert peer_diff(config, parse_wg_dump(gateway_dump("39.101.166.125:51820")), resolve=resolve).updated == ["z"]
     assert peer_diff(config, parse_wg_dump(gateway_dump("39.101.166.124:51821")), resolve=resolve).updated == ["z"]
+
+
+def test_a_host_name_that_wg_resolved_to_its_ipv6_address_is_in_sync(data):
+    """wg(8) takes the resolver's first answer of either family and shows an IPv6 endpoint in
+    brackets: that address of the name is the planned endpoint, not drift to fix on every run."""
+    data["hub"]["endpoint"] = "vpn.example.com:51820"
+    config = host_config(load_network(data), "a", TODAY, K, P)
+    names = {"vpn.example.com": {"39.101.166.124", "2001:db8::1"}}
+    resolve = lambda name: names.get(name, set())          # noqa: E731
+    assert not peer_diff(config, parse_wg_dump(gateway_dump("[2001:db8::1]:51820")), resolve=resolve)
+    assert peer_diff(config, parse_wg_dump(gateway_dump("[2001:db8::2]:51820")), resolve=resolve).updated == ["z"]
+    assert peer_diff(config, parse_wg_dump(gateway_dump("[2001:db8::1]:51821")), resolve=resolve).updated == ["z"]

@@ -107,3 +107,34 @@ def test_only_the_interface_files_make_an_interface_wgmeshs_and_units_are_named(
     assert teardown.tunnel_files(paths) == ["/etc/wireguard/wg0.conf", "/etc/systemd/network/wg0.netdev"]
     assert teardown.tunnel_files(paths[:2]) == []           # a LAN router's unit: its own wg0 is not wgmesh's
     assert teardown.unit_names(paths) == ["wgmesh-routes.service"]
+
+
+@pytest.mark.parametrize("backend, firewall", [("networkd", "firewalld"), ("wgquick", "iptables")])
+def test_every_record_an_apply_makes_passes_the_records_check(data, backend, firewall):
+    data["backend"], data["firewall"] = backend, firewall
+    data["interface"] = "wg-office.1"
+    for host in ("z", "a", "c", "r1"):
+        record = json.loads(json.dumps(teardown.footprint(config_of(data, host))))
+        assert teardown.record_problems(record) == [], host
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"interface": "-h"}, "interface '-h' is not an interface name"),
+    ({"interface": ["wg0"]}, "interface ['wg0'] is not an interface name"),
+    ({"files": ["/etc/passwd"]}, "file '/etc/passwd' is none wgmesh writes"),
+    ({"files": ["/etc/wireguard/../passwd"]}, "file '/etc/wireguard/../passwd' is none wgmesh writes"),
+    ({"files": ["/etc/wireguard/wg1.conf"]}, "file '/etc/wireguard/wg1.conf' is none wgmesh writes"),
+    ({"files": "/etc/passwd"}, "files is not a list"),
+    ({"static_routes": [["default", "192.0.2.1"]]}, "static route ['default', '192.0.2.1'] is not"),
+    ({"static_routes": [["0.0.0.0/0", "192.0.2.1"]]}, "static route ['0.0.0.0/0', '192.0.2.1'] is not"),
+    ({"static_routes": [["10.70.0.0/16", "192.0.2.1 dev lo"]]}, "static route ['10.70.0.0/16', '192.0.2.1 dev lo']"),
+    ({"static_routes": [["10.70.0.0/16"]]}, "static route ['10.70.0.0/16'] is not"),
+    ({"static_routes": {"10.70.0.0/16": "192.0.2.1"}}, "static_routes is not a list"),
+])
+def test_a_record_value_no_apply_makes_is_named(change, problem):
+    """The record's values reach `ip` and file removal (`wgmesh.absent`): a hand-edited or
+    corrupted one is named, and the module removes nothing."""
+    record = {"role": "gateway", "interface": "wg0", "backend": "wgquick",
+              "files": ["/etc/wireguard/wg0.conf", "/etc/wireguard/wg0.key"], **change}
+    (found,) = teardown.record_problems(record)
+    assert found.startswith(problem), found

@@ -48,7 +48,8 @@ class FakeHost:
     unit test). ``firewalld``: None (not running) or the ``FirewalldLive`` its listings print;
     ``firewall-cmd --reload`` makes them ``after_reload`` when that is set. Every command is
     recorded in ``calls``, what it was fed in ``stdin``, and ``fail`` names commands (argv prefixes)
-    that exit 1. `wg addconf` and `wg set ... remove` change its peers as wg(8) does."""
+    that exit 1. `wg addconf` and `wg set ... remove` change its peers as wg(8) does, `wg set`'s
+    listen-port and private-key its own port and key."""
 
     def __init__(self, interface="wg0", private_key=None, public_key=None, listen_port=51820,
                  address=None, routes=(), mtu=1280, up=True):
@@ -122,6 +123,9 @@ class FakeHost:
             for key in cmd[4::3]:
                 self.live.peers.pop(key, None)
             return ok()
+        if cmd[:3] == ["wg", "set", self.interface] and cmd[3] in ("listen-port", "private-key"):
+            self._set_interface(dict(zip(cmd[3::2], cmd[4::2])), stdin)
+            return ok()
         if cmd[:2] == ["wg-quick", "up"] or cmd[:2] == ["wg", "syncconf"]:
             if cmd[-1] == "/dev/stdin":
                 self.read[len(self.calls) - 1] = stdin
@@ -130,6 +134,17 @@ class FakeHost:
                     self.read[len(self.calls) - 1] = handle.read()
             self._configure(self.read[len(self.calls) - 1], created=cmd[0] == "wg-quick")
         return ok()
+
+    def _set_interface(self, options: dict, stdin):
+        """`wg set IF [listen-port N] [private-key /dev/stdin]`: the port and key, the peers untouched."""
+        from wgmesh_core.keys import public_key
+        assert set(options) <= {"listen-port", "private-key"}, options
+        if "listen-port" in options:
+            self.live.listen_port = int(options["listen-port"])
+        if "private-key" in options:
+            assert options["private-key"] == "/dev/stdin", "a private key is read from a pipe, never a file"
+            private = stdin.strip()
+            self.live.private_key, self.live.public_key = private, public_key(private)
 
     def _configure(self, text: str, created: bool):
         """What `wg-quick up FILE` (a new interface: its PostUp sets the key file's key) or

@@ -431,35 +431,47 @@ def test_sync_in_test_mode_reports_and_runs_nothing(keydir, host, mine):
     assert not host.ran("wg", "set") and not host.ran("wg", "addconf") and not host.ran("wg", "syncconf")
 
 
-def test_a_changed_listen_port_goes_through_a_complete_syncconf(keydir, host, mine):
+@pytest.mark.parametrize("drift", ["listen_port", "private_key", "both"])
+def test_a_changed_port_or_key_is_set_alone_and_every_live_peer_stays(keydir, host, mine, pillar, drift):
+    """The port or key set with `wg set` (the key through a pipe): the peers are not re-sent, so a
+    pending peer kept live keeps its tunnel (`wg syncconf` of the planned peers dropped it)."""
     private, public = own_key(keydir)
     mine["z"] = public
     cfg = module._host_config()
     in_sync(host, cfg, private, public)
-    host.live.listen_port = 41000
-    assert module.sync()["peers"] == {"interface": ["listen_port"]}
-    (syncconf,) = host.ran("wg", "syncconf")
-    assert syncconf[2:] == ["wg0", "/dev/stdin"]     # the private key goes through a pipe, never a file
-    seen = {"text": host.stdin[host.calls.index(syncconf)]}
-    assert f"PrivateKey = {private}" in seen["text"] and "ListenPort = 51820" in seen["text"]
-    assert seen["text"].count("[Peer]") == len(cfg.peers) == 4
+    pending = next(p for p in cfg.peers if p.name == "f")
+    del pillar["wgmesh_psk"]["f"]                 # f's preshared key did not arrive this run: f is pending
+    module.__context__.clear()
+    if drift in ("listen_port", "both"):
+        host.live.listen_port = 41000
+    if drift in ("private_key", "both"):
+        host.live.private_key, host.live.public_key = key(90), key(91)
+    before = dict(host.live.peers)
+    changes = module.sync()
+    expected = ["listen_port", "private_key"] if drift == "both" else [drift]
+    assert changes == {"pending": ["f"], "peers": {"interface": expected}}
+    (set_interface,) = host.ran("wg", "set", "wg0")
+    assert "/dev/stdin" in set_interface or "private-key" not in set_interface
+    assert private not in " ".join(set_interface)          # never on a command line
+    assert (host.live.listen_port, host.live.private_key, host.live.public_key) == (51820, private, public)
+    assert host.live.peers == before and pending.public_key in host.live.peers
+    assert not host.ran("wg", "syncconf") and not host.ran("wg", "addconf")
+    assert module.sync() == {"pending": ["f"]}
 
 
 def test_syncconf_refuses_an_input_that_would_drop_peers_or_zero_the_key(keydir, host, mine, monkeypatch):
-    """The completeness guard: wg syncconf with fewer peers (or no PrivateKey) than planned
-    would cut tunnels; it is refused and wg is not run."""
+    """The completeness guard of a new interface's peers: wg syncconf with fewer peers (or no
+    PrivateKey) than planned would cut tunnels; it is refused and wg is not run."""
     private, public = own_key(keydir)
     mine["z"] = public
-    cfg = module._host_config()
-    in_sync(host, cfg, private, public)
-    host.live.listen_port = 41000
     real = wgmesh_core.wg_setconf
     for broken in (lambda c, k: real(c, k).replace("[Peer]", "", 1),
                    lambda c, k: real(c, k).replace(f"PrivateKey = {k}", "")):
         monkeypatch.setattr(wgmesh_core, "wg_setconf", broken)
+        host.exists = False
         with pytest.raises(CommandExecutionError, match="refusing an incomplete wg configuration"):
             module.sync()
-        assert not host.ran("wg", "syncconf")
+        assert host.ran("wg-quick", "up") and not host.ran("wg", "syncconf")
 
 
 def test_drift_names_a_missing_route_and_a_hand_added_peer_without_fixing_them(keydir, host, mine, tmp_path,
@@ -864,6 +876,7 @@ def test_absent_deletes_the_link_only_after_its_files_are_gone(host, pillar, tmp
     """networkd (and the lab's stand-in for its WireGuard netdevs) creates a link from a .netdev it
     still finds: the link goes after its files and the reload that forgets them, or it comes back."""
     netdev, network = tmp_path / "wg0.netdev", tmp_path / "wg0.network"
+    monkeypatch.setattr(wgmesh_core.teardown, "NETWORKD_DIR", str(tmp_path))      # where the record says
     for path in (netdev, network):
         path.write_text(f"{wgmesh_core.teardown.MARKER}\n")
     host.__init__(private_key=key(1), public_key=key(2))          # wg0 exists
@@ -956,6 +969,27 @@ def test_absent_on_a_replaced_lan_router_disables_its_boot_unit_and_keeps_its_ow
     assert not unit.exists() and unit_at_disable == [True]
     assert host.ran("systemctl") == [["systemctl", "disable", "wgmesh-routes.service"], ["systemctl", "daemon-reload"]]
     assert host.ran("ip", "link", "del") == []
+
+
+@pytest.mark.parametrize("record", [
+    {"role": "gateway", "interface": "-h", "backend": "wgquick"},
+    {"role": "lan_router", "static_routes": [["default", "192.0.2.1"]]},
+    {"role": "gateway", "interface": "wg0", "files": ["/etc/passwd"]},
+])
+def test_absent_refuses_a_footprint_record_no_apply_makes_and_runs_nothing(host, pillar, tmp_path, monkeypatch,
+                                                                         record):
+    """The record's values reach `ip` and file removal: a corrupted or hand-edited one stops the
+    cleanup before any command, naming the record and the value."""
+    footprint = tmp_path / "cache" / "wgmesh" / "footprint.json"
+    footprint.parent.mkdir(parents=True)
+    footprint.write_text(json.dumps(record))
+    host.routes = ["default via 192.0.2.1"]
+    pillar.pop("wgmesh")
+    module.__salt__.update({"pillar.items": lambda unmask: pillar, "schedule.list": lambda **_: {}})
+    monkeypatch.setattr("salt.utils.path.which", lambda name: None)
+    with pytest.raises(CommandExecutionError, match=f"footprint record {footprint} holds values no apply records"):
+        module.absent()
+    assert host.calls == [] and footprint.exists()
 
 
 def test_setup_is_config_without_the_peers(keydir, host, mine):
@@ -1079,3 +1113,17 @@ def test_an_empty_wg_dump_fails_the_state_with_a_message(keydir, host, mine):
     host.dump = lambda: ""
     with pytest.raises(CommandExecutionError, match="cannot read `wg show wg0 dump`"):
         module.sync()
+
+
+def test_a_hub_name_is_resolved_to_its_addresses_of_both_families(monkeypatch):
+    """wg(8) asks the resolver for any family: the sync compares the live endpoint with them all."""
+    import socket
+    asked = []
+
+    def getaddrinfo(name, port, family=0, *args):
+        asked.append(family)
+        return [(socket.AF_INET6, socket.SOCK_DGRAM, 17, "", ("2001:db8::1", 0, 0, 0)),
+                (socket.AF_INET, socket.SOCK_DGRAM, 17, "", ("192.0.2.7", 0))]
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    assert module._resolve("hub.example.net") == {"2001:db8::1", "192.0.2.7"}
+    assert asked == [socket.AF_UNSPEC]
