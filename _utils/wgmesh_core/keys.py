@@ -37,6 +37,11 @@ def shown(value, limit: int = 60) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(str(value))} characters)"
 
 
+def one_line(text: str) -> str:
+    """``text`` on one line, its line breaks and other control characters written as escapes."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
+
+
 def key_problem(key, secret: bool = False) -> str | None:
     """Why ``key`` is not a usable WireGuard key, or None when it is one.
 

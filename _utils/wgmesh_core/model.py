@@ -58,18 +58,34 @@ def _one_printable_line(value: str) -> str:
     return value
 
 
+def _parse_day(value):
+    """A day as YAML reads it (a date) or as JSON writes it (``YYYY-MM-DD``); nothing else: the
+    models are strict, so a number is no day (pydantic's lax mode took it for a timestamp)."""
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        return value
+    if isinstance(value, str) and len(value) == 10:     # fromisoformat takes other forms too
+        try:
+            return datetime.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError(f"{shown(value) if isinstance(value, str) else repr(value)} is not a day (YYYY-MM-DD)")
+
+
 Address = Annotated[netaddr.IPAddress, BeforeValidator(_parse_address), PlainSerializer(str)]
 # Who to tell of a developer's changes (shown in a plan's manual actions)
 Contact = Annotated[str, Field(max_length=200), AfterValidator(_one_printable_line)]
 Network = Annotated[netaddr.IPNetwork, BeforeValidator(parse_network), PlainSerializer(str)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+Day = Annotated[datetime.date, BeforeValidator(_parse_day)]
 # Which LANs a peer may open new connections into: every gateway's LAN, none,
 # or a list of gateway minion ids.
 LanAccess = Union[Literal["all", "none"], list[Name]]
 
 
 class _Entry(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
+    # strict: a value is of its field's type as written (`listen_port: true` and `mtu: "1280"`
+    # are refused, where lax parsing read them as 1 and 1280: what a reviewer sees is what is served)
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True, strict=True)
 
 
 class Hub(_Entry):
@@ -109,7 +125,7 @@ class Developer(_Entry):
     public_key: str
     lan_access: LanAccess = "none"
     # Last day of access; from the next day on the developer is treated as revoked.
-    expires: Optional[datetime.date] = None
+    expires: Optional[Day] = None
     # windows: its route choice weighs interface metrics, so the covering-prefix
     # fix of the route conflict does not work there: it gets the exact LANs.
     platform: Literal["linux", "macos", "windows", "ios", "android"] = "linux"

@@ -14,6 +14,7 @@ from typing import Optional
 
 from .diff import NetworkPlan
 from .intent import IntentResult
+from .keys import one_line
 from .matrix import ReachDiff
 from .model import NetworkSpec
 from .plan import active_gateways, reachable_gateways
@@ -99,9 +100,7 @@ def _code(text) -> str:
     """Text in a Markdown code span, on one line (a line break would end the span and start
     Markdown of the pull request's choosing: a heading, a verdict), its control characters
     written as escapes, without backticks."""
-    flat = " ".join(str(text).split())
-    shown = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in flat)
-    return f"`{shown.replace('`', '')}`"
+    return f"`{one_line(' '.join(str(text).split())).replace('`', '')}`"
 
 
 def _fence(body: str, lang: str) -> str:

@@ -15,7 +15,7 @@ from typing import Iterable, Optional
 import netaddr
 import pydantic
 
-from .keys import key_problem, shown
+from .keys import key_problem, one_line, shown
 from .model import NetworkSpec
 from .plan import RFC1918
 
@@ -32,7 +32,10 @@ class Problem:
     what: str
 
     def __str__(self):
-        return f"{self.where}: {self.what}"
+        """One line of printable text: file names and keys come from the pull request, and a line
+        break or a terminal's escape sequence in them would write lines of its choosing into the
+        refusal a reviewer reads (the Markdown summary escapes them its own way)."""
+        return one_line(f"{self.where}: {self.what}")
 
 
 class InvalidNetwork(ValueError):
@@ -45,6 +48,21 @@ def _dotted(loc: Iterable) -> str:
     return ".".join(str(part) for part in loc) or "(top)"
 
 
+def _written(value) -> str:
+    """A value as the pillar wrote it, for a message: its text quoted, YAML's words for the rest."""
+    if isinstance(value, str):
+        return f"the text {shown(value)}"
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    if isinstance(value, (int, float)):
+        try:
+            text = repr(value)
+        except ValueError:      # an integer past Python's 4,300 digits
+            text = ""
+        return text if 0 < len(text) <= 40 else "a number too long to show"
+    return f"a {type(value).__name__}"
+
+
 def shape_problems(error: pydantic.ValidationError) -> list[Problem]:
     messages: dict[str, list[str]] = {}
     for err in error.errors():
@@ -54,6 +72,8 @@ def shape_problems(error: pydantic.ValidationError) -> list[Problem]:
             message = "unknown key (a typo?)"
         elif err["type"] == "missing":
             message = "required key is missing"
+        elif err["type"] in ("int_type", "bool_type", "string_type"):    # strict: what was written instead
+            message += f", not {_written(err['input'])}"
         messages.setdefault(_dotted(loc), [])
         if message not in messages[_dotted(loc)]:
             messages[_dotted(loc)].append(message)

@@ -85,6 +85,23 @@ def test_validate_unparseable_sls(tmp_path, capsys):
     assert err.startswith("network.sls:") and "not valid YAML" in err
 
 
+def test_a_refusal_naming_a_hostile_file_name_or_key_is_one_printable_line_each(tmp_path, capsys):
+    """A pull request names its files and keys: a line break would write a line of its own into
+    the refusal, a terminal escape (here: clear the screen) would act on the reviewer's terminal."""
+    path = tmp_path / "hostile"
+    path.mkdir()
+    (path / "network.sls\n\x1b[2Jall good.sls").write_text("#!yaml\nwgmesh:\n  network: [unclosed\n")
+    assert main(["validate", str(path)]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("network.sls\\n\\x1b[2Jall good.sls:") and "not valid YAML" in line
+    assert line.isprintable()
+    developers = {"e\x1b]0;title\x07": {"address": "10.70.0.9", "public_key": "x"}}
+    write_pillar(tmp_path / "keyed", dict(example_network_data(), developers=developers))
+    assert main(["validate", str(tmp_path / "keyed")]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines and all(line.isprintable() for line in lines) and "\\x1b]0;title\\x07" in lines[0]
+
+
 def test_validate_missing_dir_is_usage_error(tmp_path, capsys):
     assert main(["validate", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err == f"wgmesh: {tmp_path / 'nowhere'}: no such file or directory\n"

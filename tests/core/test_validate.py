@@ -4,6 +4,8 @@ Each case starts from the example pillar and changes one thing.
 """
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
 from wgmesh_core.validate import InvalidNetwork, Problem, endpoint_problem, load_network
@@ -220,6 +222,44 @@ def test_bad_top_level_number(data, key, value):
     data[key] = value
     problems = problems_of(data)
     assert [p.where for p in problems] == [key]
+
+
+@pytest.mark.parametrize("path, value", [
+    (("listen_port",), True), (("listen_port",), "51820"), (("listen_port",), 51820.0),
+    (("mtu",), "1280"), (("preshared_keys",), "yes"), (("preshared_keys",), 1),
+    (("developer_to_developer",), "false"), (("hub", "keepalive"), False),
+    (("developers", "e", "revoked"), "true"), (("gateways", "a", "revoked"), 0),
+    (("developers", "e", "expires"), 1780000000), (("developers", "e", "expires"), "2026-1-1"),
+    (("developers", "e", "expires"), "2026-06-01T00:00"),
+])
+def test_a_value_of_another_type_is_refused_not_converted(data, path, value):
+    """The models are strict: a reviewer reading `listen_port: true` or `revoked: "true"` sees no
+    port 1 and no revocation, so neither is served as one."""
+    entry = data
+    for part in path[:-1]:
+        entry = entry[part]
+    entry[path[-1]] = value
+    assert [p.where for p in problems_of(data)] == [".".join(path)]
+
+
+@pytest.mark.parametrize("value, told", [(True, "not true"), ("1280", "not the text '1280'"), (1280.0, "not 1280.0"),
+                                         (None, "not null"), ([1280], "not a list")])
+def test_a_value_of_another_type_is_told_as_written(data, value, told):
+    data["mtu"] = value
+    (problem,) = problems_of(data)
+    assert problem.where == "mtu" and told in problem.what, problem.what
+
+
+def test_a_number_too_long_to_show_is_told_so(data):
+    data["preshared_keys"] = 10**5000          # past what Python turns into text
+    (problem,) = problems_of(data)
+    assert problem.where == "preshared_keys" and "not a number too long to show" in problem.what
+
+
+@pytest.mark.parametrize("written", ["2026-06-01", datetime.date(2026, 6, 1)])
+def test_an_expiry_day_is_a_date_as_yaml_reads_it_or_as_json_writes_it(data, written):
+    data["developers"]["e"]["expires"] = written
+    assert load_network(data, today=datetime.date(2026, 1, 1)).developers["e"].expires == datetime.date(2026, 6, 1)
 
 
 # --- unknown keys (typos) -------------------------------------------------------------
@@ -453,3 +493,11 @@ def test_a_contact_is_one_line_of_printable_text(data, contact):
 def test_a_contact_may_be_any_printable_line(data):
     data["developers"]["e"]["contact"] = "Émile Zola <emile@example.com> (Slack: @emile) ✅"
     assert load_network(data).developers["e"].contact.startswith("Émile")
+
+
+def test_a_problem_naming_a_file_name_that_is_not_utf8_can_be_written_anywhere():
+    """Python reads such a name with surrogate escapes, which a strict stdout (a pipe) cannot
+    encode: `wgmesh plan` stopped with exit 2 instead of the refusal."""
+    told = str(Problem("wgmesh/bad\udcff.sls:4", "not valid YAML"))
+    assert told == "wgmesh/bad\\udcff.sls:4: not valid YAML"
+    told.encode("utf-8")
