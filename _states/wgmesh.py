@@ -57,7 +57,8 @@ def private_key(name):
 def tunnel(name):
     """
     Ensure the WireGuard interface exists and its live peers, address, MTU and routes match the
-    plan; peers are applied with ``wg syncconf`` so unchanged peers keep their sessions.
+    plan; only the changed peers are applied (``wg set``, ``wg addconf``), so unchanged peers keep
+    their sessions.
 
     name
         The interface, e.g. wg0.

@@ -16,6 +16,7 @@ runs nothing; the Salt adapter runs `ipset`.
 """
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
@@ -71,26 +72,49 @@ def match(name: str, direction: str) -> str:
     return f"-m set --match-set {name} {direction}"
 
 
+#: options `ipset save` lists after an entry with a value each: what a set created with counters,
+#: timeouts, comments or skbinfo lists for every entry, wgmesh's own included (its own sets have
+#: none, but a set of its name re-created by hand may)
+VALUED_OPTIONS = frozenset({"timeout", "packets", "bytes", "comment", "skbmark", "skbprio", "skbqueue"})
+NOMATCH = "nomatch"
+
+
 def parse_listing(text: str) -> dict[str, tuple[str, list[str]]]:
     """`ipset save` -> {name: (type, [members])} of wgmesh's sets; other programs' are left out.
-    A member added with options (``nomatch``, a ``comment``: by hand, wgmesh adds none) keeps
-    them in its text, so that it never passes for the plain member the plan wants."""
+    A member is what decides a match: its entry, and `` nomatch`` when it is flagged so (it then
+    excludes its addresses: never the plain member the plan wants); the values of counters,
+    timeouts and comments are left out. An option of no known form stays in the text, as drift."""
     sets: dict = {}
     for line in text.splitlines():
-        words = line.split()
+        words = line.split(maxsplit=3)
         if len(words) >= 3 and words[1].startswith(PREFIX):
             if words[0] == "create":
                 sets[words[1]] = (words[2], [])
             elif words[0] == "add" and words[1] in sets:
-                sets[words[1]][1].append(" ".join(words[2:]))
+                sets[words[1]][1].append(_member_of(words[2], words[3]) if len(words) > 3 else words[2])
     return sets
 
 
+def _member_of(entry: str, options: str) -> str:
+    try:
+        words = shlex.split(options)         # a comment is quoted, and may hold any word
+    except ValueError:                       # an unclosed quote: no form ipset writes
+        return f"{entry} {options}"
+    flags, index = [], 0
+    while index < len(words):
+        if words[index] in VALUED_OPTIONS:
+            index += 2
+            continue
+        flags.append(words[index])
+        index += 1
+    return " ".join([entry, *flags])
+
+
 def admitted(listed: str) -> Optional[str]:
-    """The member a listed entry (``parse_listing``) lets through, or None for a ``nomatch``
-    entry, which excludes its addresses from the set."""
-    entry, *options = listed.split()
-    return None if "nomatch" in options else entry
+    """The entry a member (``parse_listing``) lets through, or None for a ``nomatch`` one, which
+    excludes its addresses from the set."""
+    entry, *flags = listed.split()
+    return None if NOMATCH in flags else entry
 
 
 @dataclass

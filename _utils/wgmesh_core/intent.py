@@ -30,7 +30,7 @@ from typing import Literal, Optional
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from .model import Address, Name, NetworkSpec
+from .model import Address, Day, Name, NetworkSpec
 from .reach import Endpoint, Prediction, Reachability
 from .source import TESTS_FILE
 from .validate import InvalidNetwork, Problem, shape_problems
@@ -40,7 +40,9 @@ TEST_NAME_PATTERN = r"^[A-Za-z0-9 ,.:;()/'+-]{1,120}$"
 
 
 class _Entry(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True, populate_by_name=True)
+    # strict, as the pillar's models: `port: true` is no port 1 (model._Entry)
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True, populate_by_name=True,
+                              strict=True)
 
 
 class IntentTest(_Entry):
@@ -51,7 +53,7 @@ class IntentTest(_Entry):
     port: Optional[int] = Field(None, ge=1, le=65535)
     expect: Literal["reach", "blocked"]
     via: Optional[Literal["tunnel", "on-link"]] = None
-    date: Optional[datetime.date] = None         # evaluate as of this day (expiry), default today
+    date: Optional[Day] = None                   # evaluate as of this day (expiry), default today
     name: Optional[str] = Field(None, pattern=TEST_NAME_PATTERN)
 
     @property

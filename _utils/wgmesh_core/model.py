@@ -8,6 +8,7 @@ of each entry and refuses unknown keys; the relations between entries
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Annotated, Literal, Optional, Union
 
 import netaddr
@@ -24,6 +25,9 @@ MAX_PILLAR_BYTES = 4 * 2**20       # every SLS together (10,000 developers take 
 MAX_PILLAR_FILES = 1000
 MAX_ALIAS_VALUES = 100_000         # values that YAML aliases add beyond the ones written
 MAX_NAMED_HOSTS = 1000             # hosts a pillar may name for `wgmesh plan` to compile it for
+# Every integer field is bounded: Salt's pillar transport (msgpack) carries an integer from 2**64
+# on as text, which the minion's strict model would refuse after the gate accepted it.
+MAX_EPOCH = 2**32 - 1
 
 
 def _parse_address(value):
@@ -58,15 +62,23 @@ def _one_printable_line(value: str) -> str:
     return value
 
 
-def _parse_day(value):
-    """A day as YAML reads it (a date) or as JSON writes it (``YYYY-MM-DD``); nothing else: the
-    models are strict, so a number is no day (pydantic's lax mode took it for a timestamp)."""
-    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+DAY_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def parse_day(value):
+    """A day written ``YYYY-MM-DD`` (Salt's YAML renderer and JSON give text), a date, or the
+    datetime at midnight Salt's pillar transport (msgpack) makes of a date; nothing else: the
+    models are strict, so a number is no day (pydantic's lax mode took it for a timestamp) and
+    neither is another ISO form (``2026-W22-1``, which ``fromisoformat`` takes)."""
+    if isinstance(value, datetime.datetime):
+        if value.time() == datetime.time() and value.tzinfo is None:
+            return value.date()
+    elif isinstance(value, datetime.date):
         return value
-    if isinstance(value, str) and len(value) == 10:     # fromisoformat takes other forms too
+    elif isinstance(value, str) and DAY_PATTERN.fullmatch(value):
         try:
             return datetime.date.fromisoformat(value)
-        except ValueError:
+        except ValueError:      # a month 13, a February 30
             pass
     raise ValueError(f"{shown(value) if isinstance(value, str) else repr(value)} is not a day (YYYY-MM-DD)")
 
@@ -76,7 +88,7 @@ Address = Annotated[netaddr.IPAddress, BeforeValidator(_parse_address), PlainSer
 Contact = Annotated[str, Field(max_length=200), AfterValidator(_one_printable_line)]
 Network = Annotated[netaddr.IPNetwork, BeforeValidator(parse_network), PlainSerializer(str)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
-Day = Annotated[datetime.date, BeforeValidator(_parse_day)]
+Day = Annotated[datetime.date, BeforeValidator(parse_day)]
 # Which LANs a peer may open new connections into: every gateway's LAN, none,
 # or a list of gateway minion ids.
 LanAccess = Union[Literal["all", "none"], list[Name]]
@@ -153,7 +165,7 @@ class NetworkSpec(_Entry):
     developer_to_developer: bool = True
     preshared_keys: bool = True
     # Bump to rotate every preshared key (they are derived on the master, see keys.derive_psk).
-    preshared_key_epoch: int = Field(0, ge=0)
+    preshared_key_epoch: int = Field(0, ge=0, le=MAX_EPOCH)
     # Gateway LANs must be private (RFC 1918 or 100.64.0.0/10) unless this is set.
     allow_public_lan: bool = False
     # How far ahead of today a developer's ``expires`` may be.

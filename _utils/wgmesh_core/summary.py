@@ -93,7 +93,7 @@ MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<|@~])")
 def _cell(text) -> str:
     """Plain text for a Markdown table cell or list item: every character Markdown (or GitHub: @mentions)
     could act on is escaped, so even a refused pull request's own words render as words."""
-    return MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    return MARKDOWN_SPECIAL.sub(r"\\\1", one_line(" ".join(str(text).split())))
 
 
 def _code(text) -> str:

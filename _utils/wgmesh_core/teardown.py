@@ -60,9 +60,12 @@ def record_problems(record: dict) -> list[str]:
     files = record.get("files") or []
     if not isinstance(files, list):
         problems.append("files is not a list")
+    elif interface is None and tunnel_files([path for path in files if isinstance(path, str)]):
+        problems.append("no interface is recorded for its tunnel files")
     elif not problems:      # the files wgmesh writes are named after the interface
         ours = set(owned_files(interface or "", {})[1])
-        problems += [f"file {path!r} is none wgmesh writes" for path in files if path not in ours]
+        problems += [f"file {path!r} is none wgmesh writes" for path in files
+                     if not isinstance(path, str) or path not in ours]
     routes = record.get("static_routes") or []
     if not isinstance(routes, list):
         problems.append("static_routes is not a list")

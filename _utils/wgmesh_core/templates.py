@@ -2,7 +2,7 @@
 module sync carries them to minions with the code)."""
 
 NETDEV = """\
-# Managed by wgmesh (Salt): local edits are reverted. Peers are applied live with wg syncconf;
+# Managed by wgmesh (Salt): local edits are reverted. Peers are applied live with wg(8), the changed ones only;
 # this file is what systemd-networkd builds the interface from at boot.
 [NetDev]
 Name={{ c.interface }}

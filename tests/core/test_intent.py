@@ -104,6 +104,11 @@ def test_a_date_evaluates_expiry_as_of_that_day(data):
     ({"from": "e", "to": "d", "expect": "reach", "name": "<script>"}, "tests[0].name", "should match pattern"),
     ({"from": "e", "to": "d", "expect": "reach", "port": 70000, "proto": "tcp"}, "tests[0].port", "less than or equal"),
     ({"from": "e", "to": "x" * 10_000, "expect": "reach"}, "tests[0].to", "at most 64 characters"),
+    # strict, as the pillar: what a reviewer reads is what is tested
+    ({"from": "e", "to": "d", "expect": "reach", "proto": "tcp", "port": True}, "tests[0].port", "not true"),
+    ({"from": "e", "to": "d", "expect": "reach", "proto": "tcp", "port": "22"}, "tests[0].port", "not the text '22'"),
+    ({"from": "e", "to": "d", "expect": "reach", "date": 1780012800}, "tests[0].date", "is not a day"),
+    ({"from": "e", "to": "d", "expect": "reach", "date": "2026-W22-1"}, "tests[0].date", "is not a day"),
 ])
 def test_each_bad_entry_is_named(spec, entry, where, what):
     problems = problems_for(spec, {"hosts": {"d": "192.168.200.244"}, "tests": [entry]})

@@ -130,6 +130,9 @@ def test_every_record_an_apply_makes_passes_the_records_check(data, backend, fir
     ({"static_routes": [["10.70.0.0/16", "192.0.2.1 dev lo"]]}, "static route ['10.70.0.0/16', '192.0.2.1 dev lo']"),
     ({"static_routes": [["10.70.0.0/16"]]}, "static route ['10.70.0.0/16'] is not"),
     ({"static_routes": {"10.70.0.0/16": "192.0.2.1"}}, "static_routes is not a list"),
+    ({"files": [["/etc/wireguard/wg0.conf"]]}, "file ['/etc/wireguard/wg0.conf'] is none wgmesh writes"),
+    ({"files": [{"path": "/etc/passwd"}]}, "file {'path': '/etc/passwd'} is none wgmesh writes"),
+    ({"interface": None}, "no interface is recorded for its tunnel files"),
 ])
 def test_a_record_value_no_apply_makes_is_named(change, problem):
     """The record's values reach `ip` and file removal (`wgmesh.absent`): a hand-edited or

@@ -398,3 +398,14 @@ def test_a_refusals_own_words_stay_inside_their_code_span():
     lines = [line for line in text.splitlines() if "security-team" in line]
     assert lines == ["- `wgmesh/x ## wgmesh plan: ✅ **valid** cc @security-team \\x1b[2J\\x00.sls`: bad"], text
     assert "\x1b" not in text and "\x00" not in text and not any(line.startswith("## wgmesh plan: ✅") for line in text.splitlines())
+
+
+@pytest.mark.parametrize("named", ["wgmesh/x\x1b]0;pwned\x07.sls", "wgmesh/x\udcff.sls"])
+def test_a_file_name_inside_a_problems_text_is_printable_in_the_markdown(named):
+    """A problem's text names files too ("defined in both ... and ..."): a terminal escape or a
+    name that is not UTF-8 (read with surrogate escapes) is written as escapes, so the summary
+    can be printed and encoded."""
+    text = summary.refused_markdown("b" * 40, "c" * 40, [Problem("wgmesh.mtu", f"defined in both a.sls and {named}")])
+    (line,) = [line for line in text.splitlines() if "defined in both" in line]
+    assert line.isprintable() and ("\\\\x1b" in line or "\\\\udcff" in line), line
+    text.encode("utf-8")
