@@ -270,3 +270,24 @@ def test_a_member_flagged_by_hand_is_drift_and_replaced_by_the_plain_member(ipta
     assert change.cuts == []
     assert addresssets.admitted("10.70.0.4 nomatch") is None
     assert addresssets.admitted("10.70.0.4 comment hand") == "10.70.0.4"
+
+
+def test_a_listed_entry_is_its_address_and_its_nomatch_flag_whatever_values_follow_it():
+    """Entries as the real ipset lists them (tests/lab/test_address_set_listing.py runs it): the
+    values of counters, timeouts, comments and skbinfo are no part of the member; a comment's
+    words are not flags; an option of no known form stays, as drift."""
+    text = "".join(f"{line}\n" for line in (
+        f"create {DEVELOPERS_SET} hash:net family inet hashsize 1024 maxelem 1048576 counters comment skbinfo",
+        f"add {DEVELOPERS_SET} 10.70.0.4 packets 0 bytes 0",
+        f"add {DEVELOPERS_SET} 10.70.0.5 timeout 0 packets 5 bytes 500 comment \"a nomatch b\" skbmark 0x1 "
+        "skbprio 1:2 skbqueue 3",
+        f"add {DEVELOPERS_SET} 10.70.0.6 nomatch packets 0 bytes 0",
+        f"add {DEVELOPERS_SET} 10.70.0.7 comment \"unclosed",
+        f"add {DEVELOPERS_SET} 10.70.0.8 somethingnew",
+        f"add {DEVELOPERS_SET} 10.70.0.0/30",
+    ))
+    assert addresssets.parse_listing(text)[DEVELOPERS_SET][1] == [
+        "10.70.0.4", "10.70.0.5", "10.70.0.6 nomatch", '10.70.0.7 comment "unclosed', "10.70.0.8 somethingnew",
+        "10.70.0.0/30"]
+    assert [addresssets.admitted(m) for m in ("10.70.0.5", "10.70.0.6 nomatch", "10.70.0.8 somethingnew")] == [
+        "10.70.0.5", None, "10.70.0.8"]
