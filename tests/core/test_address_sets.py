@@ -283,11 +283,12 @@ def test_a_listed_entry_is_its_address_and_its_nomatch_flag_whatever_values_foll
         "skbprio 1:2 skbqueue 3",
         f"add {DEVELOPERS_SET} 10.70.0.6 nomatch packets 0 bytes 0",
         f"add {DEVELOPERS_SET} 10.70.0.7 comment \"unclosed",
-        f"add {DEVELOPERS_SET} 10.70.0.8 somethingnew",
+        f"add {DEVELOPERS_SET} 10.70.0.8 somethingnew other",
+        f"add {DEVELOPERS_SET} 10.70.0.9 packets 0 bytes 0 nomatch",     # (ipset lists the flag first; a file may not)
         f"add {DEVELOPERS_SET} 10.70.0.0/30",
     ))
     assert addresssets.parse_listing(text)[DEVELOPERS_SET][1] == [
-        "10.70.0.4", "10.70.0.5", "10.70.0.6 nomatch", '10.70.0.7 comment "unclosed', "10.70.0.8 somethingnew",
-        "10.70.0.0/30"]
+        "10.70.0.4", "10.70.0.5", "10.70.0.6 nomatch", '10.70.0.7 comment "unclosed',
+        "10.70.0.8 somethingnew other", "10.70.0.9 nomatch", "10.70.0.0/30"]
     assert [addresssets.admitted(m) for m in ("10.70.0.5", "10.70.0.6 nomatch", "10.70.0.8 somethingnew")] == [
         "10.70.0.5", None, "10.70.0.8"]

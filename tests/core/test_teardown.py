@@ -111,6 +111,7 @@ def test_only_the_interface_files_make_an_interface_wgmeshs_and_units_are_named(
 
 @pytest.mark.parametrize("backend, firewall", [("networkd", "firewalld"), ("wgquick", "iptables")])
 def test_every_record_an_apply_makes_passes_the_records_check(data, backend, firewall):
+    assert teardown.record_problems({"role": "lan_router", "static_routes": [["0.0.0.0/1", "192.0.2.1"]]}) == []
     data["backend"], data["firewall"] = backend, firewall
     data["interface"] = "wg-office.1"
     for host in ("z", "a", "c", "r1"):
