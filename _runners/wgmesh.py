@@ -60,23 +60,25 @@ def _spec(pillar=None):
 
 
 def _secrets_options():
-    """The ``wgmesh_secrets`` ext_pillar's options in the master config ({} when it is not set)."""
+    """The ``wgmesh_secrets`` ext_pillar's options in the master config ({} when it is set
+    without options), None when it is not set."""
     for entry in __opts__.get("ext_pillar") or []:
         if isinstance(entry, dict) and "wgmesh_secrets" in entry:
             return entry["wgmesh_secrets"] or {}
-    return {}
+    return None
 
 
 def _secret_file():
-    return _secrets_options().get("secret_file")
+    """The master secret the ext_pillar derives the preshared keys from (its default when it is
+    set without ``secret_file``, as the ext_pillar reads it), None when it is not set."""
+    options = _secrets_options()
+    return None if options is None else options.get("secret_file") or wgmesh_core.pins.DEFAULT_SECRET_FILE
 
 
 def _pin_file():
-    options = _secrets_options()
-    if not options:
+    if _secrets_options() is None:
         raise SaltInvocationError("the wgmesh_secrets ext_pillar (which keeps the pinned host keys) is not configured")
-    secret_file = options.get("secret_file") or wgmesh_core.pins.DEFAULT_SECRET_FILE
-    return options.get("pin_file") or wgmesh_core.pins.default_pin_file(secret_file)
+    return _secrets_options().get("pin_file") or wgmesh_core.pins.default_pin_file(_secret_file())
 
 
 def _master_secret():
@@ -125,7 +127,7 @@ def _served_host_keys(spec):
     """The hub's and gateways' keys as the master serves them: published (mine), checked against
     the pins of the ``wgmesh_secrets`` ext_pillar when it is set (read only: it pins)."""
     published = wgmesh_core.hostkeys.published_host_keys(spec, _mine_of)
-    pinned = wgmesh_core.pins.read_pins(_pin_file())["pinned"] if _secrets_options() else None
+    pinned = wgmesh_core.pins.read_pins(_pin_file())["pinned"] if _secrets_options() is not None else None
     return wgmesh_core.hostkeys.resolve_host_keys(spec, published, pinned)
 
 
@@ -179,15 +181,26 @@ def client_config(name):
     .. code-block:: bash
 
         salt-run wgmesh.client_config e
+        salt-run wgmesh.client_config name="'007'"   # a name YAML reads as a number or boolean
     """
     spec = _spec()
+    if not isinstance(name, str):     # Salt's command line reads 007, on, 1.5, null as YAML
+        raise SaltInvocationError(f"the developer's name reached the runner as {name!r}, not as text: "
+                                  f"Salt's command line reads it as YAML; quote it: name=\"'NAME'\"")
     if name not in spec.developers:
         raise SaltInvocationError(f"no developer {name!r} in the wgmesh pillar")
     if not spec.is_active(spec.developers[name], datetime.date.today()):
         raise SaltInvocationError(f"developer {name!r} is revoked or expired")
     secret = _master_secret() if spec.preshared_keys else None
+    if spec.preshared_keys and secret is None:
+        raise SaltInvocationError("the network uses preshared keys and the master has none to give (the "
+                                  "wgmesh_secrets ext_pillar is not configured): no config was written")
+    hub_key = hub_public_key(spec)
+    if hub_key is None:
+        raise SaltInvocationError(f"the hub {spec.hub.minion}'s public key is not known to the master yet (not "
+                                  "published, or refused: `salt-run wgmesh.status`): no config was written")
     psk = wgmesh_core.plan.peer_psk(spec, name, secret, spec.preshared_key_epoch) if secret else None
-    text = wgmesh_core.client_config(spec, name, hub_public_key=hub_public_key(spec), psk=psk)
+    text = wgmesh_core.client_config(spec, name, hub_public_key=hub_key, psk=psk)
     folder = os.path.join(__opts__["cachedir"], "wgmesh", "clients")
     os.makedirs(folder, mode=0o700, exist_ok=True)
     os.chmod(folder, 0o700)
@@ -756,7 +769,7 @@ def _sealed_handoff(change, configs, new_spec, today):
     for the hub's minion key; None when the hub plans them itself (``wgmesh.update_live``):
     a change that is not only developers', no ``wgmesh_secrets`` ext_pillar, no minion key."""
     import wgmesh_salt.sealed
-    if not _secrets_options() or configs[0] is None:
+    if _secrets_options() is None or configs[0] is None:
         return None
     secret = _master_secret() if new_spec.preshared_keys else None
     if new_spec.preshared_keys and secret is None:
