@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from . import jsondata
-from .keys import key_problem
+from .keys import key_problem, public_key, read_own_secret_file
 from .plan import host_config, managed_hosts, static_route_instructions
 from .source import Limits, collector_paused, read_file_network
 from .validate import InvalidNetwork, load_network
@@ -313,15 +313,20 @@ def cmd_plan(args) -> int:
 
 
 def cmd_join(args) -> int:
-    from .onboard import make_key_pair, pillar_entry
+    from .onboard import check_name, own_or_new_key, pillar_entry, save_new_key
     spec = _load(args)
     if args.name in spec.developers:
         raise ValueError(f"developer {args.name!r} already exists in {args.path}; pick another name")
+    check_name(args.name)        # before it names the key file
+    access = args.lan_access if args.lan_access in ("all", "none") else \
+        [gateway.strip() for gateway in args.lan_access.split(",")]
     key_file = Path(args.key_file or Path.home() / ".config" / "wgmesh" / f"{args.name}.key").expanduser()
-    public = make_key_pair(key_file)
-    access = args.lan_access if args.lan_access in ("all", "none") else args.lan_access.split(",")
+    private, new = own_or_new_key(key_file)
     as_json = _developers_in_json(Path(args.path))
-    entry = pillar_entry(spec, args.name, public, access, args.expires, args.platform, as_json)
+    entry = pillar_entry(spec, args.name, public_key(private), access, args.expires, args.platform, as_json,
+                         today=_today(args))
+    if new:     # only once the entry is accepted: a refused join leaves no key behind
+        save_new_key(key_file, private)
     print(f"# private key kept in {key_file} (mode 0600); it never leaves this machine.", file=sys.stderr)
     if as_json:
         print('# Add this line under "developers" (pillar/wgmesh/developers.sls, #!json) in your pull request, '
@@ -346,7 +351,7 @@ def _developers_in_json(path: Path) -> bool:
 def cmd_import_config(args) -> int:
     from .onboard import finish_client_config, qr_code, write_client_files
     text = sys.stdin.read() if args.config == "-" else Path(args.config).read_text()
-    private_key = Path(args.key_file).expanduser().read_text().strip()
+    private_key = read_own_secret_file(str(Path(args.key_file).expanduser())).strip()
     finished = finish_client_config(text, private_key)
     write_client_files(finished, Path(args.out), Path(args.png) if args.png else None)
     print(f"wrote {args.out} (mode 0600){' and ' + args.png if args.png else ''}: import it in the WireGuard app",
@@ -465,7 +470,7 @@ def _run(args) -> int:
         for problem in error.problems:
             print(problem, file=sys.stderr)
         return 1
-    except (FileNotFoundError, IsADirectoryError, ValueError) as error:
+    except (OSError, ValueError) as error:     # a path that is none, a link refused, a bad value
         print(f"wgmesh: {error}", file=sys.stderr)
         return 2
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import errno
 import hashlib
 import hmac
 import os
 import secrets
+import stat
+import tempfile
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -107,6 +110,47 @@ def write_secret_file(path: str, content: str | bytes, mode: int = 0o600) -> Non
     try:
         os.fchmod(fd, mode)
         os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def create_secret_file(path: str, content: str | bytes, mode: int = 0o600) -> None:
+    """Create ``path`` with ``mode`` holding ``content`` only if nothing is there, whatever
+    appeared meanwhile (another run's key): FileExistsError, and that file stays as it is. Never
+    seen half-written: written beside it under a name of its own, then linked to ``path`` (a
+    link fails when the name exists, a link at it included)."""
+    fd, written = tempfile.mkstemp(prefix=".wgmesh-", dir=os.path.dirname(path) or ".")
+    try:
+        os.fchmod(fd, mode)
+        os.write(fd, content.encode() if isinstance(content, str) else content)
+        os.fsync(fd)
+        os.link(written, path)
+    finally:
+        os.close(fd)
+        os.unlink(written)
+
+
+def read_own_secret_file(path: str) -> str:
+    """The text of a secret file that is this user's alone: a regular file, not read through a
+    symbolic link, owned by this user, with no permission for group or others. ValueError
+    saying what is wrong otherwise (a key others could read, or planted, is no private key)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)     # a FIFO planted there: no wait
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ValueError(f"{path} is a symbolic link: give the key file itself") from None
+        raise
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        if status.st_uid != os.getuid():
+            raise ValueError(f"{path} belongs to user id {status.st_uid}, not to you: not your key")
+        if status.st_mode & 0o077:
+            raise ValueError(f"{path} has mode {stat.S_IMODE(status.st_mode):04o}: others may have read the "
+                             "private key; make a new one (remove the file), or `chmod 600` it if nobody did")
+        with os.fdopen(fd, closefd=False) as handle:
+            return handle.read()
     finally:
         os.close(fd)
 

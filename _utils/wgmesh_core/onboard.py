@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import ipaddress
 import json
 import os
@@ -9,47 +10,103 @@ import re
 from pathlib import Path
 from typing import Optional
 
+import netaddr
 import yaml
 
-from .keys import generate_private_key, key_problem, public_key, shown, write_secret_file
-from .model import NetworkSpec
-from .validate import HOSTNAME_RE, endpoint_problem
+from .keys import create_secret_file, generate_private_key, key_problem, read_own_secret_file, shown, write_secret_file
+from .model import NAME_PATTERN, NetworkSpec
+from .validate import HOSTNAME_RE, InvalidNetwork, endpoint_problem, load_network
 
 PRIVATE_KEY_PLACEHOLDER = re.compile(r"^# PrivateKey = .*$", re.M)
 # wg-quick runs these (or changes routing or the file itself) as root: a client config never has them.
 RUNS_AS_ROOT = {"postup", "preup", "postdown", "predown", "table", "saveconfig"}
 
 
-def next_free_address(spec: NetworkSpec) -> str:
-    """The lowest VPN host address no entry uses (revoked entries keep theirs)."""
-    taken = {spec.hub.address} | {gw.address for gw in spec.gateways.values()}
-    taken |= {dev.address for dev in spec.developers.values()}
-    for address in spec.network.iter_hosts():
-        if address not in taken:
-            return str(address)
-    raise ValueError(f"no free address left in {spec.network}")
+#: how many of the lowest free addresses a new developer's is chosen among
+ADDRESS_CHOICES = 64
 
 
-def make_key_pair(key_file: Path) -> str:
-    """Create ``key_file`` (mode 0600) with a new private key unless it exists; return the public key."""
-    key_file = Path(key_file)
-    if not key_file.exists():
-        key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_secret_file(str(key_file), generate_private_key() + "\n", 0o600)
-    return public_key(key_file.read_text().strip())
+def free_address(spec: NetworkSpec, public: str) -> str:
+    """One of the ``ADDRESS_CHOICES`` lowest VPN host addresses no entry uses (revoked entries
+    keep theirs), picked by the public key: the same key gets the same address on every run, and
+    two developers joining from the same revision seldom take the same one (with the lowest free
+    address every such pair did, and the merge of both pull requests was an invalid pillar)."""
+    taken = {int(spec.hub.address)} | {int(gw.address) for gw in spec.gateways.values()}
+    taken |= {int(dev.address) for dev in spec.developers.values()}
+    free = []
+    for candidate in range(spec.network.first + 1, spec.network.last):     # neither network nor broadcast
+        if candidate not in taken:
+            free.append(candidate)
+            if len(free) == ADDRESS_CHOICES:
+                break
+    if not free:
+        raise ValueError(f"no free address left in {spec.network}")
+    pick = int.from_bytes(hashlib.sha256(public.encode()).digest()[:8], "big") % len(free)
+    return str(netaddr.IPAddress(free[pick], 4))
 
 
-def pillar_entry(spec: NetworkSpec, name: str, public: str, lan_access="none",
-                 expires: Optional[datetime.date] = None, platform: str = "linux", as_json: bool = False) -> str:
-    """The YAML to paste under ``wgmesh: developers:`` in the pull request; ``as_json``: the line
-    for a ``#!json`` developers file (``jsondata.dump_json_sls``'s layout, without the comma)."""
+def own_or_new_key(key_file: Path) -> tuple[str, bool]:
+    """(private key, whether it is new): the key in ``key_file`` when there is one, if it is this
+    user's alone (``keys.read_own_secret_file``) and a key, else a new one, which
+    ``save_new_key`` writes once the entry it goes with is accepted."""
+    if not os.path.lexists(key_file):
+        return generate_private_key(), True
+    private = read_own_secret_file(str(key_file)).strip()
+    problem = key_problem(private, secret=True)
+    if problem:
+        raise ValueError(f"{key_file} holds no WireGuard private key: {problem}")
+    return private, False
+
+
+def save_new_key(key_file: Path, private: str) -> None:
+    """Write a new private key to ``key_file`` (0600, in a 0700 folder), never over a file that
+    appeared meanwhile (another `join` at the same time)."""
+    Path(key_file).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        create_secret_file(str(key_file), private + "\n", 0o600)
+    except FileExistsError:
+        raise ValueError(f"{key_file} was made meanwhile (another join?): it is kept; run join again") from None
+
+
+def check_name(name: str) -> None:
+    """ValueError unless ``name`` is one the pillar takes for a developer (it also names the key file)."""
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise ValueError(f"{shown(name)} is not a name the pillar takes (letters, digits, '.', '_', '-'; "
+                         "starting with a letter or digit; at most 63)")
+
+
+def new_entry(spec: NetworkSpec, name: str, public: str, lan_access="none", expires: Optional[datetime.date] = None,
+              platform: str = "linux", today: Optional[datetime.date] = None) -> dict:
+    """Developer ``name``'s pillar entry, checked as the pull request's pillar will be (the whole
+    network with it, as of ``today``) and active today: ValueError naming what would be refused,
+    before any key is written."""
+    today = today or datetime.date.today()
     if name in spec.developers:
         raise ValueError(f"developer {name!r} already exists in the pillar")
-    entry = {"address": next_free_address(spec), "public_key": public, "lan_access": lan_access}
+    check_name(name)
+    if expires is not None and expires < today:
+        raise ValueError(f"--expires {expires} is before today ({today}): the entry would give no access")
+    entry = {"address": free_address(spec, public), "public_key": public, "lan_access": lan_access}
     if expires:
         entry["expires"] = expires
     if platform != "linux":
         entry["platform"] = platform
+    data = spec.model_dump(mode="json")
+    data["developers"][name] = dict(entry, expires=expires.isoformat()) if expires else entry
+    try:
+        load_network(data, today=today)
+    except InvalidNetwork as error:
+        raise ValueError(f"the pillar would refuse the entry: {'; '.join(str(p) for p in error.problems)}") from None
+    return entry
+
+
+def pillar_entry(spec: NetworkSpec, name: str, public: str, lan_access="none",
+                 expires: Optional[datetime.date] = None, platform: str = "linux", as_json: bool = False,
+                 today: Optional[datetime.date] = None) -> str:
+    """The YAML to paste under ``wgmesh: developers:`` in the pull request (``new_entry``);
+    ``as_json``: the line for a ``#!json`` developers file (``jsondata.dump_json_sls``'s layout,
+    without the comma)."""
+    entry = new_entry(spec, name, public, lan_access, expires, platform, today)
     if as_json:
         if expires:
             entry["expires"] = expires.isoformat()
@@ -155,10 +212,18 @@ def write_client_files(config_text: str, out: Path, png: Optional[Path] = None) 
             png_fd = os.open(png, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             raise ValueError(f"{png} exists: remove it first (the QR code holds your private key)") from None
-    write_secret_file(str(out), config_text, 0o600)
-    if png_fd is not None:
-        with os.fdopen(png_fd, "wb") as handle:
-            qr_code(config_text).save(handle, kind="png", scale=6, border=4)
+    try:
+        write_secret_file(str(out), config_text, 0o600)
+        if png_fd is not None:
+            with os.fdopen(png_fd, "wb") as handle:
+                png_fd = None
+                qr_code(config_text).save(handle, kind="png", scale=6, border=4)
+    except BaseException:
+        if png is not None:          # made by this run: a leftover would refuse the next
+            if png_fd is not None:
+                os.close(png_fd)
+            os.unlink(png)
+        raise
 
 
 def qr_code(config_text: str):

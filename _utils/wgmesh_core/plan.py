@@ -7,6 +7,7 @@ hosts.  Nothing here touches a host.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 from dataclasses import dataclass, field, replace
 from operator import itemgetter
 from typing import Optional
@@ -323,6 +324,8 @@ def client_routes(spec: NetworkSpec, developer: str) -> ClientRoutes:
             "length, so the covering-prefix fix for a laptop sitting inside one of these LANs does not "
             "work there; disconnect the tunnel while in the office."))
     forbidden = [spec.network] + [gw.lan for gid, gw in gateways.items() if gw.lan not in lans]
+    # the hub's own address: routed into the tunnel, the tunnel's packets would loop into it
+    forbidden += [netaddr.IPNetwork(f"{address}/32") for address in [endpoint_address(spec.hub.endpoint)] if address]
     # Cover each private block's LANs separately: a prefix spanning two blocks
     # would route public address space into the tunnel.
     groups: dict = {}
@@ -344,6 +347,14 @@ def client_routes(spec: NetworkSpec, developer: str) -> ClientRoutes:
     return ClientRoutes(allowed, (
         f"{', '.join(str(p) for p in sorted(prefixes))} covers {covered}: inside one of those LANs its "
         "on-link route is more specific and wins, so LAN traffic stays off the tunnel"))
+
+
+def endpoint_address(endpoint: str) -> Optional[netaddr.IPAddress]:
+    """The IPv4 address of a ``host[:port]`` endpoint, None when its host is a name (or not valid)."""
+    try:
+        return netaddr.IPAddress(str(ipaddress.IPv4Address(endpoint.rpartition(":")[0] or endpoint)))
+    except ValueError:   # ipaddress refuses leading zeros, which inet_aton would read as octal
+        return None
 
 
 def _covering_prefix(block, lans, forbidden):

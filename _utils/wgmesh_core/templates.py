@@ -147,6 +147,7 @@ MTU = {{ spec.mtu }}
 [Peer]
 PublicKey = {{ hub_public_key or "<hub public key: not yet known to the master>" }}
 {% if psk %}PresharedKey = {{ psk }}
+{% elif spec.preshared_keys %}PresharedKey = <preshared key: from the master, salt-run wgmesh.client_config>
 {% endif %}Endpoint = {{ endpoint }}
 {% for line in note_lines %}# {{ line }}
 {% endfor %}{% for ip in routes.allowed_ips %}AllowedIPs = {{ ip }}

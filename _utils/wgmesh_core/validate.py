@@ -17,7 +17,7 @@ import pydantic
 
 from .keys import key_problem, one_line, shown
 from .model import NetworkSpec
-from .plan import RFC1918
+from .plan import RFC1918, endpoint_address
 
 # Used with fullmatch: '$' alone would also match before a trailing newline.
 HOSTNAME_RE = re.compile(r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
@@ -79,14 +79,6 @@ def shape_problems(error: pydantic.ValidationError) -> list[Problem]:
             messages[_dotted(loc)].append(message)
     # A union (lan_access) reports one error per alternative at the same place: one problem, all of them.
     return [Problem(where, " or ".join(texts)) for where, texts in messages.items()]
-
-
-def endpoint_address(endpoint: str) -> Optional[netaddr.IPAddress]:
-    """The IPv4 address of a ``host[:port]`` endpoint, None when its host is a name (or not valid)."""
-    try:
-        return netaddr.IPAddress(str(ipaddress.IPv4Address(endpoint.rpartition(":")[0] or endpoint)))
-    except ValueError:   # ipaddress refuses leading zeros, which inet_aton would read as octal
-        return None
 
 
 def endpoint_problem(endpoint: str) -> Optional[str]:

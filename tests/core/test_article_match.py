@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
+from wgmesh_core.keys import key_problem
 from wgmesh_core.plan import host_config
 from wgmesh_core.render import client_config, host_files, iptables_restore
 from wgmesh_core.validate import load_network
@@ -108,11 +109,15 @@ def test_client_config_with_private_key_puts_it_first(spec):
 
 
 def test_client_config_without_keys_has_no_fake_values(spec):
+    """Placeholders, never made-up keys: the hub's key, and the preshared key the network uses
+    (without its line the config looked finished, and the tunnel's handshakes failed)."""
     text = client_config(spec, "e")
     entries = [e[1:] for e in parse_ini(text)]
-    assert not any(k == "PresharedKey" for _, k, _ in entries)
-    public = [v for s, k, v in entries if k == "PublicKey"]
-    assert len(public) == 1 and public[0].startswith("<")   # an obvious placeholder, not a key
+    for key in ("PublicKey", "PresharedKey"):
+        (value,) = [v for s, k, v in entries if k == key]
+        assert value.startswith("<") and key_problem(value), key     # an obvious placeholder, not a key
+    without = client_config(spec.model_copy(update={"preshared_keys": False}), "e")
+    assert not any(k == "PresharedKey" for _, k, _ in (e[1:] for e in parse_ini(without)))
 
 
 def test_sysctl_file(spec):

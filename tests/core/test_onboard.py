@@ -10,40 +10,54 @@ import pytest
 import yaml
 
 from wgmesh_core.keys import generate_private_key, key_problem, public_key
-from wgmesh_core.onboard import (client_config_problems, finish_client_config, make_key_pair, next_free_address,
-                                 pillar_entry, qr_code, write_client_files)
+from wgmesh_core.onboard import (ADDRESS_CHOICES, client_config_problems, finish_client_config, free_address,
+                                 own_or_new_key, pillar_entry, qr_code, save_new_key, write_client_files)
 from wgmesh_core.render import client_config
 from wgmesh_core.validate import load_network
 
 from . import article_texts as art
 
-KEY = "0VooFEp8ZdpZp3P7BPa2W3piw+eu/6cyUGpSUWZp4HA="
+KEY = "0VooFEp8ZdpZp3P7BPa2W3piw+eu/6cyUGpSUWZp4HA="       # e's in the example
+G_KEY = "1VooFEp8ZdpZp3P7BPa2W3piw+eu/6cyUGpSUWZp4HA="       # nobody's in the example
 
 
-def test_the_next_free_address_is_the_lowest_unused(data):
-    assert next_free_address(load_network(data)) == "10.70.0.6"        # z, a, c, e, f hold .1-.5
+def test_a_new_address_is_one_of_the_lowest_free_chosen_by_the_key(data):
+    """The same key, the same address (a second `join` prints the same entry); keys spread over the
+    64 lowest free addresses, so two developers joining from one revision seldom collide."""
+    spec = load_network(data)
+    window = [f"10.70.0.{n}" for n in range(6, 6 + ADDRESS_CHOICES)]      # z, a, c, e, f hold .1-.5
+    picked = [free_address(spec, public_key(generate_private_key())) for _ in range(200)]
+    assert set(picked) <= set(window) and len(set(picked)) > 40
+    assert free_address(spec, KEY) == free_address(spec, KEY)
     data["developers"]["e"]["revoked"] = True                            # a revoked entry keeps its address
     data["developers"]["f"]["address"] = "10.70.0.9"
-    assert next_free_address(load_network(data)) == "10.70.0.5"
     data["hub"]["address"] = "10.70.0.10"
-    assert next_free_address(load_network(data)) == "10.70.0.1"
+    spec = load_network(data)
+    window = ["10.70.0.1", "10.70.0.5", "10.70.0.6", "10.70.0.7", "10.70.0.8"] + \
+        [f"10.70.0.{n}" for n in range(11, 11 + ADDRESS_CHOICES - 5)]
+    picked = {free_address(spec, public_key(generate_private_key())) for _ in range(300)}
+    assert picked <= set(window) and {"10.70.0.1", "10.70.0.5"} & picked
 
 
-def test_a_full_network_has_no_free_address(data):
-    data["network"] = "10.70.0.0/29"                   # hosts .1-.6
+def test_the_last_free_address_is_the_one_and_a_full_network_has_none(data):
+    data["network"] = "10.70.0.0/29"                   # hosts .1-.6: z, a, c, e, f hold .1-.5
+    assert {free_address(load_network(data), public_key(generate_private_key())) for _ in range(20)} == {"10.70.0.6"}
     data["developers"]["g"] = {"address": "10.70.0.6", "public_key": KEY.replace("0V", "1V")}
     with pytest.raises(ValueError, match=r"^no free address left in 10.70.0.0/29$"):
-        next_free_address(load_network(data))
+        free_address(load_network(data), KEY)
 
 
 def test_the_pillar_entry_is_indented_yaml_for_developers(spec):
     """Four spaces in: pasted under `wgmesh: developers:` it is one more entry."""
+    KEY = G_KEY
     text = pillar_entry(spec, "g", KEY)
+    address = free_address(spec, KEY)
     assert all(line.startswith("    ") for line in text.splitlines()) and text.endswith("\n")
-    assert yaml.safe_load(text) == {"g": {"address": "10.70.0.6", "public_key": KEY, "lan_access": "none"}}
+    assert yaml.safe_load(text) == {"g": {"address": address, "public_key": KEY, "lan_access": "none"}}
     assert list(yaml.safe_load(text)["g"]) == ["address", "public_key", "lan_access"]      # in this order
-    full = pillar_entry(spec, "g", KEY, lan_access=["a", "c"], expires=datetime.date(2025, 12, 31), platform="ios")
-    assert full == (f"    g:\n      address: 10.70.0.6\n      public_key: {KEY}\n      lan_access: [a, c]\n"
+    full = pillar_entry(spec, "g", KEY, lan_access=["a", "c"], expires=datetime.date(2025, 12, 31), platform="ios",
+                        today=datetime.date(2025, 6, 1))
+    assert full == (f"    g:\n      address: {address}\n      public_key: {KEY}\n      lan_access: [a, c]\n"
                     "      expires: 2025-12-31\n      platform: ios\n")       # a list on one line, as in the README
     assert "platform" not in pillar_entry(spec, "g", KEY, platform="linux")     # the default is left out
 
@@ -54,20 +68,64 @@ def test_an_existing_developer_gets_no_second_entry(spec):
 
 
 def test_the_key_file_may_go_into_an_existing_folder_or_a_new_nested_one(tmp_path):
-    assert key_problem(make_key_pair(tmp_path / "g.key")) is None
-    nested = tmp_path / "a" / "b" / "g.key"
-    assert make_key_pair(nested) == public_key(nested.read_text().strip())
+    for key_file in (tmp_path / "g.key", tmp_path / "a" / "b" / "g.key"):
+        private, new = own_or_new_key(key_file)
+        assert new and not key_file.exists()           # written once the entry is accepted
+        save_new_key(key_file, private)
+        assert own_or_new_key(key_file) == (private, False)
 
 
-def test_the_key_pair_is_made_once_0600_in_a_0700_folder(tmp_path):
+def test_the_key_is_made_once_0600_in_a_0700_folder_and_never_replaced(tmp_path):
     key_file = tmp_path / "keys" / "g.key"
-    public = make_key_pair(key_file)
-    private = key_file.read_text()
-    assert private.endswith("\n") and key_problem(private.strip(), secret=True) is None
-    assert public == public_key(private.strip())
+    private, _ = own_or_new_key(key_file)
+    save_new_key(key_file, private)
+    assert key_file.read_text() == private + "\n" and key_problem(private, secret=True) is None
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(key_file.parent.stat().st_mode) == 0o700
-    assert make_key_pair(str(key_file)) == public and key_file.read_text() == private   # never replaced
+    assert sorted(os.listdir(key_file.parent)) == ["g.key"]       # no temporary file left
+    with pytest.raises(ValueError, match="was made meanwhile"):      # another join's key, made meanwhile
+        save_new_key(key_file, generate_private_key())
+    assert key_file.read_text() == private + "\n"
+
+
+@pytest.mark.parametrize("case, refusal", [
+    ("world-readable", "has mode 0644: others may have read the private key"),
+    ("group-readable", "has mode 0640"),
+    ("link", "is a symbolic link"),
+    ("dangling link", "is a symbolic link"),
+    ("folder", "is not a regular file"),
+    ("fifo", "is not a regular file"),
+    ("not a key", "holds no WireGuard private key"),
+])
+def test_a_key_file_that_is_not_this_users_alone_is_refused(tmp_path, case, refusal):
+    key_file, real = tmp_path / "g.key", tmp_path / "real.key"
+    real.write_text(generate_private_key() + "\n")
+    real.chmod(0o600)
+    if case in ("world-readable", "group-readable"):
+        key_file.write_text(generate_private_key() + "\n")
+        key_file.chmod(0o644 if case == "world-readable" else 0o640)
+    elif case == "link":
+        key_file.symlink_to(real)
+    elif case == "dangling link":
+        key_file.symlink_to(tmp_path / "nowhere")
+    elif case == "folder":
+        key_file.mkdir()
+    elif case == "fifo":            # opened without waiting for a writer
+        os.mkfifo(key_file, 0o600)
+    else:
+        key_file.write_text("not a key\n")
+        key_file.chmod(0o600)
+    with pytest.raises(ValueError, match=refusal):
+        own_or_new_key(key_file)
+
+
+def test_a_key_file_of_another_user_is_refused(tmp_path):
+    key_file = tmp_path / "g.key"
+    key_file.write_text(generate_private_key() + "\n")
+    key_file.chmod(0o600)
+    os.chown(key_file, 65534, 65534)
+    with pytest.raises(ValueError, match="belongs to user id 65534, not to you"):
+        own_or_new_key(key_file)
 
 
 def test_finishing_fills_the_placeholder_once(spec):

@@ -42,6 +42,9 @@ def zbar_decode(image) -> str:
     return text[:-1]                      # zbarimg adds one newline after the payload
 
 
+LOWEST_FREE = {f"10.70.0.{n}" for n in range(6, 70)}
+
+
 def join(pillar, name, key_file, *extra):
     return run_wgmesh("join", pillar, name, "--key-file", key_file, *extra)
 
@@ -55,7 +58,8 @@ def test_join_makes_a_key_and_the_pillar_entry(pillar, tmp_path):
     assert key_problem(private) is None
     entry = yaml.safe_load(textwrap.dedent(done.stdout))
     assert list(entry) == ["g"]
-    assert entry["g"]["address"] == "10.70.0.6"            # 10.70.0.1-5 are z, a, c, e, f
+    # one of the 64 lowest free addresses (10.70.0.1-5 are z, a, c, e, f), chosen by the key
+    assert entry["g"]["address"] in LOWEST_FREE
     assert entry["g"]["public_key"] == wg_pubkey(private)
     assert entry["g"]["lan_access"] == "none"
     assert private not in done.stdout and private not in done.stderr
@@ -76,8 +80,8 @@ def test_join_keeps_the_key_under_the_home_config_by_default(pillar, tmp_path, m
 
 
 def test_join_options_go_into_the_entry(pillar, tmp_path):
-    done = join(pillar, "g", tmp_path / "g.key", "--lan-access", "a,c", "--expires", "2025-12-31",
-                "--platform", "windows")
+    done = join(pillar, "g", tmp_path / "g.key", "--lan-access", "a, c", "--expires", "2025-12-31",
+                "--platform", "windows", "--today", "2025-06-01")
     assert done.returncode == 0, done.stderr
     entry = yaml.safe_load(textwrap.dedent(done.stdout))["g"]
     assert entry["lan_access"] == ["a", "c"]
@@ -92,17 +96,19 @@ def test_join_into_a_json_developers_file_prints_its_line_which_merges_and_valid
     from wgmesh_core.source import load_sls, parse_file
     developers = pillar / "wgmesh" / "developers.sls"
     developers.write_text(dump_json_sls(load_sls(developers.read_text(), "d.sls")))
-    done = join(pillar, "g", tmp_path / "g.key", "--lan-access", "a", "--expires", "2027-01-31")
+    done = join(pillar, "g", tmp_path / "g.key", "--lan-access", "a", "--expires", "2027-01-31", "--today", "2026-11-28")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith('      "g": {"address": "10.70.0.6", ') and done.stdout.count("\n") == 1
+    address = done.stdout.split('"address": "')[1].split('"')[0]
+    assert done.stdout.startswith(f'      "g": {{"address": "{address}", ') and done.stdout.count("\n") == 1
+    assert address in LOWEST_FREE
     assert done.stderr.splitlines()[1] == ('# Add this line under "developers" (pillar/wgmesh/developers.sls, '
                                            "#!json) in your pull request, with a comma at the end of the line before it:")
     closing = "\n    }\n  }\n}\n"
     developers.write_text(developers.read_text().removesuffix(closing) + ",\n" + done.stdout.rstrip("\n") + closing)
-    valid = run_wgmesh("validate", pillar)
+    valid = run_wgmesh("validate", pillar, "--today", "2026-11-28")
     assert valid.returncode == 0 and "3 developers" in valid.stdout, valid.stderr
     entry = parse_file(developers.read_text(), "d.sls").root["wgmesh"]["developers"]["g"]
-    assert entry == {"address": "10.70.0.6", "public_key": wg_pubkey((tmp_path / "g.key").read_text().strip()),
+    assert entry == {"address": address, "public_key": wg_pubkey((tmp_path / "g.key").read_text().strip()),
                      "lan_access": ["a"], "expires": "2027-01-31"}
 
 
@@ -122,7 +128,8 @@ def test_joined_developer_gets_a_working_client_config(pillar, tmp_path):
 
     rendered = run_wgmesh("client-config", pillar, "g", "--hub-public-key", new_public_key(), "--psk", new_public_key())
     assert rendered.returncode == 0, rendered.stderr
-    assert "Address = 10.70.0.6/16" in rendered.stdout.splitlines()
+    address = yaml.safe_load(textwrap.dedent(done.stdout))["g"]["address"]
+    assert f"Address = {address}/16" in rendered.stdout.splitlines()
     assert PLACEHOLDER in rendered.stdout.splitlines()
 
     out, png = tmp_path / "out" / "g.conf", tmp_path / "out" / "g.png"
@@ -163,7 +170,7 @@ def terminal_qr_to_pbm(text: str, scale: int = 4) -> bytes:
 def test_import_config_prints_a_terminal_qr_of_the_finished_config(pillar, tmp_path):
     key_file = tmp_path / "g.key"
     merge_entry(pillar, join(pillar, "g", key_file).stdout)
-    rendered = run_wgmesh("client-config", pillar, "g", "--hub-public-key", new_public_key()).stdout
+    rendered = run_wgmesh("client-config", pillar, "g", "--hub-public-key", new_public_key(), "--psk", new_public_key()).stdout
     out = tmp_path / "g.conf"
     done = run_wgmesh("import-config", "-", "--key-file", key_file, "--out", out, "--qr", input=rendered)
     assert done.returncode == 0, done.stderr
@@ -195,7 +202,7 @@ def test_joining_with_the_name_of_an_existing_developer_fails(pillar, tmp_path):
     assert done.stdout == ""
 
 
-def test_next_free_address_skips_revoked_entries_and_fills_gaps(pillar, tmp_path):
+def test_a_new_address_skips_revoked_entries_and_may_fill_gaps(pillar, tmp_path):
     developers = pillar / "wgmesh" / "developers.sls"
     data = yaml.safe_load(developers.read_text())
     data["wgmesh"]["developers"]["e"]["revoked"] = True       # e keeps 10.70.0.4
@@ -203,12 +210,15 @@ def test_next_free_address_skips_revoked_entries_and_fills_gaps(pillar, tmp_path
     developers.write_text(dump_sls(data))
     done = join(pillar, "g", tmp_path / "g.key")
     assert done.returncode == 0, done.stderr
-    assert yaml.safe_load(textwrap.dedent(done.stdout))["g"]["address"] == "10.70.0.5"
+    taken = {"10.70.0.1", "10.70.0.2", "10.70.0.3", "10.70.0.4", "10.70.0.9"}
+    window = [f"10.70.0.{n}" for n in range(5, 71) if f"10.70.0.{n}" not in taken][:64]
+    assert window[0] == "10.70.0.5" and yaml.safe_load(textwrap.dedent(done.stdout))["g"]["address"] in window
 
 
 def test_import_config_refuses_a_config_without_placeholder(tmp_path):
     key_file = tmp_path / "g.key"
     key_file.write_text("yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n")
+    key_file.chmod(0o600)
     done = run_wgmesh("import-config", "-", "--key-file", key_file, "--out", tmp_path / "g.conf",
                   input="[Interface]\nPrivateKey = x\n")
     assert_clean_failure(done, 2, "no '# PrivateKey = ...' line")
@@ -224,6 +234,7 @@ def test_a_refused_join_leaves_no_key_file(pillar, tmp_path):
 def test_import_config_refuses_a_key_file_that_holds_no_key(pillar, tmp_path):
     key_file = tmp_path / "g.key"
     key_file.write_text("garbage\n")
+    key_file.chmod(0o600)
     rendered = run_wgmesh("client-config", pillar, "e").stdout
     done = run_wgmesh("import-config", "-", "--key-file", key_file, "--out", tmp_path / "e.conf", input=rendered)
     assert_clean_failure(done, 2, "the key file does not hold a WireGuard private key: the key is 7 characters long")
@@ -237,7 +248,7 @@ def test_the_qr_png_is_created_0600_and_never_overwritten(pillar, tmp_path):
     import os
     key_file = tmp_path / "g.key"
     merge_entry(pillar, join(pillar, "g", key_file).stdout)
-    rendered = run_wgmesh("client-config", pillar, "g", "--hub-public-key", new_public_key()).stdout
+    rendered = run_wgmesh("client-config", pillar, "g", "--hub-public-key", new_public_key(), "--psk", new_public_key()).stdout
     out, png = tmp_path / "g.conf", tmp_path / "g.png"
     loose = subprocess.run(["sh", "-c", 'umask 000; exec "$@"', "sh", str(WGMESH), "import-config", "-",
                             "--key-file", str(key_file), "--out", str(out), "--png", str(png)],
@@ -258,7 +269,7 @@ def test_import_config_reads_the_config_from_a_file_too(pillar, tmp_path):
     key_file = tmp_path / "g.key"
     merge_entry(pillar, join(pillar, "g", key_file).stdout)
     given = tmp_path / "given.conf"
-    given.write_text(run_wgmesh("client-config", pillar, "g", "--hub-public-key", new_public_key()).stdout)
+    given.write_text(run_wgmesh("client-config", pillar, "g", "--hub-public-key", new_public_key(), "--psk", new_public_key()).stdout)
     out = tmp_path / "g.conf"
     done = run_wgmesh("import-config", given, "--key-file", key_file, "--out", out)
     assert (done.returncode, done.stdout) == (0, ""), done.stderr

@@ -8,21 +8,10 @@ import pytest
 
 from wgmesh_core import pins
 
-from tests.conftest import example_network_data
-from .conftest import key, load_adapter
-from .test_runner import Cache, Pillar, runner
+from .conftest import load_adapter
+from .test_runner import Cache, Pillar, mine, pillar, runner  # noqa: F401 (its fixtures)
 
 secrets = load_adapter("_pillar", "wgmesh_secrets")
-
-
-@pytest.fixture
-def pillar():
-    return {"wgmesh": example_network_data()}
-
-
-@pytest.fixture
-def mine():
-    return {"z": key(1), "a": key(2), "c": key(3)}
 
 
 @pytest.fixture
