@@ -117,6 +117,7 @@ def test_import_config_refuses_postup_which_wg_quick_would_run(tmp_path, marker,
             f"Endpoint = {HUB_ENDPOINT}\nAllowedIPs = 10.70.0.0/16\n")
     key_file = tmp_path / "g.key"
     key_file.write_text(private + "\n")
+    key_file.chmod(0o600)             # the developer's own (import-config refuses a key others may read)
     host = local_host("laptop", {})
     control = host.path("/etc/wireguard/ctl0.conf")
     control.write_text(text.replace("# PrivateKey = <yours>", f"PrivateKey = {private}"))
