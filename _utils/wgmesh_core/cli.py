@@ -417,8 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--keys", help="YAML file: minion id -> public key (default: placeholders)")
     client = command("client-config", cmd_client_config, "print a developer's wg-quick config")
     client.add_argument("name", help="developer name")
-    client.add_argument("--hub-public-key", help="the hub's public key (the Salt runner fills it in)")
-    client.add_argument("--psk", help="this developer's preshared key (the Salt runner fills it in)")
+    client.add_argument("--hub-public-key", help="the hub's public key (salt-run wgmesh.client_config fills it in)")
+    client.add_argument("--psk", help="this developer's preshared key (salt-run wgmesh.client_config fills it in; "
+                                      "a command line is visible to this machine's other users)")
     join = command("join", cmd_join, "make your key pair and print your pillar entry for the pull request")
     join.add_argument("name", help="your developer name")
     join.add_argument("--key-file", help="where to keep the private key (default ~/.config/wgmesh/NAME.key)")
