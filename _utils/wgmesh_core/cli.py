@@ -313,7 +313,7 @@ def cmd_plan(args) -> int:
 
 
 def cmd_join(args) -> int:
-    from .onboard import check_name, own_or_new_key, pillar_entry, save_new_key
+    from .onboard import check_name, entry_indent, own_or_new_key, pillar_entry, save_new_key
     spec = _load(args)
     if args.name in spec.developers:
         raise ValueError(f"developer {args.name!r} already exists in {args.path}; pick another name")
@@ -322,9 +322,10 @@ def cmd_join(args) -> int:
         [gateway.strip() for gateway in args.lan_access.split(",")]
     key_file = Path(args.key_file or Path.home() / ".config" / "wgmesh" / f"{args.name}.key").expanduser()
     private, new = own_or_new_key(key_file)
-    as_json = _developers_in_json(Path(args.path))
+    developers = _developers_text(Path(args.path))
+    as_json = developers.split("\n", 1)[0].rstrip() == jsondata.SHEBANG
     entry = pillar_entry(spec, args.name, public_key(private), access, args.expires, args.platform, as_json,
-                         today=_today(args))
+                         today=_today(args), indent=entry_indent(developers))
     if new:     # only once the entry is accepted: a refused join leaves no key behind
         save_new_key(key_file, private)
     print(f"# private key kept in {key_file} (mode 0600); it never leaves this machine.", file=sys.stderr)
@@ -332,20 +333,20 @@ def cmd_join(args) -> int:
         print('# Add this line under "developers" (pillar/wgmesh/developers.sls, #!json) in your pull request, '
               "with a comma at the end of the line before it:", file=sys.stderr)
     else:
-        print("# Add this under `wgmesh: developers:` (pillar/wgmesh/developers.sls) in your pull request:",
-              file=sys.stderr)
+        print("# Add this under `wgmesh: developers:` (pillar/wgmesh/developers.sls) in your pull request, "
+              "indented as its entries are:", file=sys.stderr)
     sys.stdout.write(entry)
     return 0
 
 
-def _developers_in_json(path: Path) -> bool:
-    """Whether the developers file of ``path`` (a pillar directory, or the one SLS file given) is #!json."""
+def _developers_text(path: Path) -> str:
+    """The developers file of ``path`` (a pillar directory, or the one SLS file given): its
+    format (#!json or YAML) and indentation shape the printed entry; "" when it cannot be read."""
     developers = path / "wgmesh" / "developers.sls" if path.is_dir() else path
     try:
-        with developers.open("rb") as handle:
-            return handle.readline().rstrip() == jsondata.SHEBANG.encode()
+        return developers.read_text(errors="replace")
     except OSError:
-        return False
+        return ""
 
 
 def cmd_import_config(args) -> int:

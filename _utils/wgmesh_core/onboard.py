@@ -100,19 +100,34 @@ def new_entry(spec: NetworkSpec, name: str, public: str, lan_access="none", expi
     return entry
 
 
+def entry_indent(developers_text: str) -> tuple[int, int]:
+    """(indent of a developer's name, indent step) in a YAML developers file, as its entries are
+    written; (4, 2), the example's, when no entry shows it."""
+    lines = developers_text.splitlines()
+    for number, line in enumerate(lines):
+        heading = re.fullmatch(r"( *)developers: *(#.*)?", line)
+        if heading:
+            following = next((rest for rest in lines[number + 1:] if rest.strip() and not rest.lstrip().startswith("#")), "")
+            indent = len(following) - len(following.lstrip(" "))
+            if indent > len(heading.group(1)):
+                return indent, indent - len(heading.group(1))
+    return 4, 2
+
+
 def pillar_entry(spec: NetworkSpec, name: str, public: str, lan_access="none",
                  expires: Optional[datetime.date] = None, platform: str = "linux", as_json: bool = False,
-                 today: Optional[datetime.date] = None) -> str:
-    """The YAML to paste under ``wgmesh: developers:`` in the pull request (``new_entry``);
-    ``as_json``: the line for a ``#!json`` developers file (``jsondata.dump_json_sls``'s layout,
-    without the comma)."""
+                 today: Optional[datetime.date] = None, indent: tuple[int, int] = (4, 2)) -> str:
+    """The YAML to paste under ``wgmesh: developers:`` in the pull request (``new_entry``),
+    indented as ``indent`` says (``entry_indent``); ``as_json``: the line for a ``#!json``
+    developers file (``jsondata.dump_json_sls``'s layout, without the comma)."""
     entry = new_entry(spec, name, public, lan_access, expires, platform, today)
     if as_json:
         if expires:
             entry["expires"] = expires.isoformat()
         return f"      {json.dumps(name)}: {json.dumps(entry)}\n"
-    text = yaml.safe_dump({name: entry}, sort_keys=False, default_flow_style=None)
-    return "".join(f"    {line}\n" for line in text.splitlines())
+    prefix, step = indent
+    text = yaml.safe_dump({name: entry}, sort_keys=False, default_flow_style=None, indent=step)
+    return "".join(f"{' ' * prefix}{line}\n" for line in text.splitlines())
 
 
 def _addresses(value: str, parse) -> Optional[str]:

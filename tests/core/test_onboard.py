@@ -232,3 +232,15 @@ def test_client_files_are_0600_and_the_png_never_overwrites(tmp_path):
     assert not out.exists()
     write_client_files("only the config", out)
     assert out.read_text() == "only the config"
+
+
+@pytest.mark.parametrize("text, indent", [
+    ("#!yaml\nwgmesh:\n  developers:\n    e:\n      address: 10.70.0.4\n", (4, 2)),
+    ("#!yaml\nwgmesh:\n    developers:   # who\n        # the first\n\n        e: {address: 10.70.0.4}\n", (8, 4)),
+    ("#!yaml\nwgmesh:\n  developers: {}\n", (4, 2)),            # no entry shows it
+    ("#!yaml\nwgmesh:\n  developers:\n  network: 10.70.0.0/16\n", (4, 2)),
+    ("", (4, 2)),
+])
+def test_a_new_entry_is_indented_as_the_files_entries_are(text, indent):
+    from wgmesh_core.onboard import entry_indent
+    assert entry_indent(text) == indent

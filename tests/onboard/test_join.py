@@ -65,7 +65,8 @@ def test_join_makes_a_key_and_the_pillar_entry(pillar, tmp_path):
     assert private not in done.stdout and private not in done.stderr
     assert done.stderr.splitlines() == [
         f"# private key kept in {key_file} (mode 0600); it never leaves this machine.",
-        "# Add this under `wgmesh: developers:` (pillar/wgmesh/developers.sls) in your pull request:"]
+        "# Add this under `wgmesh: developers:` (pillar/wgmesh/developers.sls) in your pull request, "
+        "indented as its entries are:"]
 
 
 def test_join_keeps_the_key_under_the_home_config_by_default(pillar, tmp_path, monkeypatch):

@@ -127,3 +127,18 @@ def test_no_route_of_a_client_holds_the_hubs_own_address(pillar):
     assert {"192.168.200.0/24", "192.168.201.0/24"} <= {str(n) for a in allowed for n in [ipaddress.ip_network(a)]} \
         or all(any(ipaddress.ip_network(lan).subnet_of(ipaddress.ip_network(a)) for a in allowed)
                for lan in ("192.168.200.0/24", "192.168.201.0/24"))
+
+
+@pytest.mark.parametrize("step", [2, 4])
+def test_the_entry_is_indented_as_the_developers_files_entries_are(pillar, tmp_path, step):
+    """Pasted at the end of a developers file indented by four spaces, an entry written with the
+    example's two was a sibling of `developers` (refused: an unknown key)."""
+    developers = pillar / "wgmesh" / "developers.sls"
+    data = yaml.safe_load(developers.read_text())
+    developers.write_text("#!yaml\n" + yaml.safe_dump(data, indent=step, sort_keys=False))
+    done = run_wgmesh("join", pillar, "g", "--key-file", tmp_path / "g.key", "--lan-access", "a,c")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(" " * (2 * step) + "g:\n" + " " * (3 * step) + "address: ")
+    developers.write_text(developers.read_text() + done.stdout)      # pasted at the end, as told
+    valid = run_wgmesh("validate", pillar)
+    assert valid.returncode == 0 and "3 developers" in valid.stdout, valid.stderr
