@@ -92,7 +92,7 @@ def new_entry(spec: NetworkSpec, name: str, public: str, lan_access="none", expi
     if platform != "linux":
         entry["platform"] = platform
     data = spec.model_dump(mode="json")
-    data["developers"][name] = dict(entry, expires=expires.isoformat()) if expires else entry
+    data["developers"][name] = entry
     try:
         load_network(data, today=today)
     except InvalidNetwork as error:

@@ -244,3 +244,26 @@ def test_client_files_are_0600_and_the_png_never_overwrites(tmp_path):
 def test_a_new_entry_is_indented_as_the_files_entries_are(text, indent):
     from wgmesh_core.onboard import entry_indent
     assert entry_indent(text) == indent
+
+
+@pytest.mark.parametrize("change, refusal", [
+    ({"name": "a"}, "is also the minion gateways.a"),
+    ({"name": "x/y"}, "'x/y' is not a name the pillar takes"),
+    ({"lan_access": ["nope"]}, "developers.g.lan_access: names 'nope', which is not a gateway"),
+    ({"expires": datetime.date(2031, 6, 3)}, "max_access_days"),          # 367 days after today
+    ({"expires": datetime.date(2030, 5, 31)}, r"--expires 2030-05-31 is before today \(2030-06-01\)"),
+    ({"public": KEY}, "same public key as developer e"),
+])
+def test_a_new_entry_is_checked_as_the_pull_requests_pillar_will_be(spec, change, refusal):
+    """As of ``today`` (2030 here, so that a check against the real date would differ)."""
+    args = dict(name="g", public=G_KEY, lan_access="none", expires=None) | change
+    with pytest.raises(ValueError, match=refusal):
+        pillar_entry(spec, args["name"], args["public"], args["lan_access"], args["expires"],
+                     today=datetime.date(2030, 6, 1))
+    for expires in (datetime.date(2030, 6, 1), datetime.date(2031, 6, 2)):      # today, and the last day allowed
+        assert f"expires: {expires}" in pillar_entry(spec, "g", G_KEY, expires=expires, today=datetime.date(2030, 6, 1))
+
+
+def test_the_json_entry_writes_its_expiry_as_text(spec):
+    line = pillar_entry(spec, "g", G_KEY, expires=datetime.date(2030, 7, 1), as_json=True, today=datetime.date(2030, 6, 1))
+    assert line.startswith('      "g": {"address": ') and line.endswith(', "expires": "2030-07-01"}\n')
