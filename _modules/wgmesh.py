@@ -831,7 +831,7 @@ def absent(test=False):
     if role_now != "none":
         raise CommandExecutionError(f"wgmesh: {__opts__['id']} is still a {role_now} in the pillar: not removing it")
     record = _footprint()
-    problems = wgmesh_core.teardown.record_problems(record)
+    problems = teardown.record_problems(record)
     if problems:
         raise CommandExecutionError(f"wgmesh: the footprint record {_footprint_path()} holds values no apply "
                                     f"records ({'; '.join(problems)}): nothing was removed; correct or delete it")

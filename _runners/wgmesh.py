@@ -76,9 +76,10 @@ def _secret_file():
 
 
 def _pin_file():
-    if _secrets_options() is None:
+    options = _secrets_options()
+    if options is None:
         raise SaltInvocationError("the wgmesh_secrets ext_pillar (which keeps the pinned host keys) is not configured")
-    return _secrets_options().get("pin_file") or wgmesh_core.pins.default_pin_file(_secret_file())
+    return options.get("pin_file") or wgmesh_core.pins.default_pin_file(_secret_file())
 
 
 def _master_secret():

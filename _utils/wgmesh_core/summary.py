@@ -90,17 +90,22 @@ def intent_json(results: list) -> list[dict]:
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<|@~])")
 
 
+def _flat(text) -> str:
+    """``text`` on one line: its whitespace runs made one space, other control characters escaped."""
+    return one_line(" ".join(str(text).split()))
+
+
 def _cell(text) -> str:
     """Plain text for a Markdown table cell or list item: every character Markdown (or GitHub: @mentions)
     could act on is escaped, so even a refused pull request's own words render as words."""
-    return MARKDOWN_SPECIAL.sub(r"\\\1", one_line(" ".join(str(text).split())))
+    return MARKDOWN_SPECIAL.sub(r"\\\1", _flat(text))
 
 
 def _code(text) -> str:
     """Text in a Markdown code span, on one line (a line break would end the span and start
     Markdown of the pull request's choosing: a heading, a verdict), its control characters
     written as escapes, without backticks."""
-    return f"`{one_line(' '.join(str(text).split())).replace('`', '')}`"
+    return f"`{_flat(text).replace('`', '')}`"
 
 
 def _fence(body: str, lang: str) -> str:
