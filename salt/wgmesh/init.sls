@@ -7,9 +7,9 @@
 {%- endif %}
 include:
   - wgmesh.install
-{%- set role = salt['wgmesh.role']() %}
-{%- set network = salt['wgmesh.network']() %}
-{%- set interface = network['interface'] %}
+{%- set setup = salt['wgmesh.setup']() %}
+{%- set role = setup.role %}
+{%- set interface = setup.interface %}
 {%- set files = salt['wgmesh.staged_files']() if role != 'none' else [] %}
 {%- if role in ('hub', 'gateway') %}
 
@@ -99,13 +99,13 @@ wgmesh-absent:
 {%- endif %}
 {%- if role != 'none' %}
 {#- Drift correction: a schedule set from pillar (wgmesh:schedule:drift_minutes). #}
-{%- if network['schedule']['drift_minutes'] > 0 %}
+{%- if setup.drift_minutes > 0 %}
 
 wgmesh-drift-schedule:
   schedule.present:
     - name: wgmesh-converge
     - function: wgmesh.converge
-    - minutes: {{ network['schedule']['drift_minutes'] }}
+    - minutes: {{ setup.drift_minutes }}
     {#- salt-call --local has no minion daemon to hand the job to: write the schedule file #}
     - offline: {{ opts.get('file_client') == 'local' }}
 {%- else %}

@@ -471,6 +471,13 @@ def test_max_access_days_is_configurable(data):
 @pytest.mark.parametrize("value, what", [
     ("::1", "'::1' is not an IPv4 address"),
     ("300.1.1.1", "'300.1.1.1' is not an IPv4 address"),
+    # the strict dotted quad only: leading zeros (octal to some parsers), short and padded forms
+    ("010.70.0.1", "'010.70.0.1' is not an IPv4 address"),
+    ("10.70.1", "'10.70.1' is not an IPv4 address"),
+    ("10.70.0.1 ", "'10.70.0.1 ' is not an IPv4 address"),
+    ("10.70.0.1\x00", "'10.70.0.1\\x00' is not an IPv4 address"),
+    ("0x0a.70.0.1", "'0x0a.70.0.1' is not an IPv4 address"),
+    ("10.70.0.\u0661", "'10.70.0.\u0661' is not an IPv4 address"),
 ])
 def test_an_address_that_is_not_ipv4_is_refused_by_name(data, value, what):
     data["hub"]["address"] = value

@@ -992,14 +992,32 @@ def test_absent_refuses_a_footprint_record_no_apply_makes_and_runs_nothing(host,
     assert host.calls == [] and footprint.exists()
 
 
-def test_setup_is_config_without_the_peers(keydir, host, mine):
-    """The state tree's install.sls reads wgmesh.setup on every run: config's role, interface,
-    backend and firewall backend, without a hub's peer per developer."""
+def test_setup_is_config_without_the_peers(keydir, host, mine, network):
+    """The state tree reads wgmesh.setup on every run: config's role, interface, backend and
+    firewall backend, and the network's drift period, without a hub's peer per developer."""
+    network["schedule"] = {"drift_minutes": 17}
     firewall_plan(keydir, host, mine)
     config = module.config()
     assert config["peers"] and module.setup() == {
         "role": "hub", "interface": config["interface"], "backend": config["backend"],
-        "firewall": {"backend": config["firewall"]["backend"]}}
+        "firewall": {"backend": config["firewall"]["backend"]}, "drift_minutes": 17}
+
+
+@pytest.mark.parametrize("minion_id, role", [("r1", "lan_router"), ("someone-else", "none")])
+def test_setup_of_a_host_without_a_tunnel_names_the_networks_interface(network, minion_id, role):
+    """init.sls names wgmesh.absent (a host without a role) and its schedule after it."""
+    network["interface"] = "wgm1"
+    assert module.setup() == {"role": role, "interface": "wgm1", "backend": "", "firewall": None,
+                              "drift_minutes": 30}
+
+
+def test_config_shows_each_allowed_access_by_name_and_hides_preshared_keys(keydir, host, mine):
+    firewall_plan(keydir, host, mine)
+    config = module.config()
+    plan = module._host_config()
+    assert config["firewall"]["forward"] == [{"source": a.source, "destination": a.destination}
+                                             for a in plan.firewall.forward]
+    assert {peer["preshared_key"] for peer in config["peers"]} == {"(hidden)"}
 
 
 def test_a_rule_with_a_newline_fails_the_firewall_before_any_change(keydir, host, mine, monkeypatch):
