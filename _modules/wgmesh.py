@@ -114,7 +114,8 @@ def _spec():
     if validated and validated[0] is data and validated[1] == _today():
         return validated[2]
     try:
-        spec = wgmesh_core.load_network(data)
+        with wgmesh_salt.gc_paused():
+            spec = wgmesh_core.load_network(data)
     except wgmesh_core.InvalidNetwork as error:
         raise CommandExecutionError("wgmesh: invalid network definition:\n" + str(error)) from None
     __context__["wgmesh_spec"] = (data, _today(), spec)   # holds ``data``: its id is not reused meanwhile
@@ -184,7 +185,8 @@ def _plan():
     if planned and planned[0] is spec and planned[1] is psks and planned[2] == inputs:
         cfg = planned[3]
     else:
-        cfg = wgmesh_core.host_config(spec, __opts__["id"], _today(), resolved.accepted, psks, resolved.refused)
+        with wgmesh_salt.gc_paused():
+            cfg = wgmesh_core.host_config(spec, __opts__["id"], _today(), resolved.accepted, psks, resolved.refused)
         __context__["wgmesh_host_config"] = (spec, psks, inputs, cfg)   # holds spec and psks: ids not reused
     return spec, cfg, resolved
 
@@ -263,7 +265,8 @@ def _host_files(cfg):
     rendered = __context__.get("wgmesh_host_files")
     if rendered and (rendered[0] is cfg or rendered[0] == cfg):
         return rendered[1]
-    files = wgmesh_salt.rendered(wgmesh_core.host_files, cfg)
+    with wgmesh_salt.gc_paused():
+        files = wgmesh_salt.rendered(wgmesh_core.host_files, cfg)
     __context__["wgmesh_host_files"] = (cfg, files)    # holds cfg: its id is not reused
     return files
 
@@ -497,7 +500,8 @@ def sync(test=False):
         salt z wgmesh.sync
         salt z wgmesh.sync test=True
     """
-    return _sync(test)
+    with wgmesh_salt.gc_paused():      # the live peers, compared with the planned ones
+        return _sync(test)
 
 
 def _sync(test=False, record_footprint=True):
@@ -527,7 +531,7 @@ def _sync(test=False, record_footprint=True):
     if "interface" in changes:
         tunnel.bring_up(cfg, private_key)
     live = tunnel.live(cfg.interface)
-    installed = _installed_peers(cfg)
+    installed = _records().installed_peers(cfg.interface)
     known = wgmesh_core.live.known_keys(spec, cfg, resolved.seen, installed)
     diff = wgmesh_core.live.peer_diff(cfg, live, private_key and wgmesh_core.public_key(private_key), known,
                                       resolve=_resolve)
@@ -539,7 +543,9 @@ def _sync(test=False, record_footprint=True):
             tunnel.set_peers(cfg, diff)
     if not test:
         still_live = set(live.peers) - set(diff.removed)
-        _record_installed_peers(cfg, {key: name for key, name in installed.items() if key in still_live})
+        record = {key: name for key, name in installed.items() if key in still_live}
+        record.update((peer.public_key, peer.name) for peer in cfg.peers)
+        wgmesh_salt.records.write(_records().peers_path(cfg.interface), record, current=installed)
     addressing = _ensure_addressing(cfg, test)
     if addressing:
         changes["addressing"] = addressing
@@ -585,21 +591,6 @@ def _resolve(name):
         return set()
 
 
-def _installed_path(cfg):
-    return os.path.join(__opts__["cachedir"], "wgmesh", f"{cfg.interface}.peers.json")
-
-
-def _installed_peers(cfg):
-    """Public key -> peer name of the peers wgmesh put on this interface before: once such a
-    peer is deleted from the pillar, its key still names it, so it is removed even while
-    another peer is pending."""
-    return {key: name for key, name in wgmesh_salt.records.read(_installed_path(cfg)).items() if isinstance(name, str)}
-
-
-def _record_installed_peers(cfg, earlier):
-    wgmesh_salt.records.write(_installed_path(cfg), dict(earlier, **{peer.public_key: peer.name for peer in cfg.peers}))
-
-
 def firewall(test=False):
     """
     Make this hub's or gateway's firewall match the plan, both ways: rules missing are added,
@@ -622,7 +613,8 @@ def firewall(test=False):
     if fw is None:
         return {}
     try:
-        return _host_firewall().apply(fw, test, permanent_current=_firewalld_files_current)
+        with wgmesh_salt.gc_paused():  # the live rules and sets, compared with the planned ones
+            return _host_firewall().apply(fw, test, permanent_current=_firewalld_files_current)
     except ValueError as error:     # a rule with a newline or control character: found before any change
         raise CommandExecutionError(str(error)) from None
 
@@ -756,7 +748,8 @@ def update_live(peers_first=False):
         steps = (("firewall", firewall), ("tunnel", functools.partial(_sync, record_footprint=False)))
         changes = {}
         for name, step in reversed(steps) if peers_first is True else steps:
-            changes[name] = step()
+            with wgmesh_salt.gc_paused():
+                changes[name] = step()
             lap(name)
         return dict(changes, timings=lap.timings)
 
@@ -795,17 +788,16 @@ def set_peers(sealed):
 
 # --- cleanup: a host that lost its role -------------------------------------------------
 
-def _footprint_path():
-    return os.path.join(__opts__["cachedir"], "wgmesh", "footprint.json")
+def _records():
+    """The peers wgmesh installed (once such a peer is deleted from the pillar, its key still
+    names it, so it is removed even while another peer is pending), and the footprint."""
+    return wgmesh_salt.records.Records(__opts__["cachedir"])
 
 
 def _remember(cfg):
     """Record what this host's apply leaves (interface, backend, files, firewall, routes) for ``absent``."""
-    wgmesh_salt.records.write(_footprint_path(), wgmesh_core.teardown.footprint(cfg, _host_files(cfg)))
-
-
-def _footprint():
-    return wgmesh_salt.records.read(_footprint_path())
+    path = _records().footprint_path
+    wgmesh_salt.records.write(path, wgmesh_core.teardown.footprint(cfg, _host_files(cfg)), wgmesh_salt.records.read(path))
 
 
 def _role_now():
@@ -836,10 +828,10 @@ def absent(test=False):
         role_now, pillar_interface = _role_now()
     if role_now != "none":
         raise CommandExecutionError(f"wgmesh: {__opts__['id']} is still a {role_now} in the pillar: not removing it")
-    record = _footprint()
+    record = wgmesh_salt.records.read(_records().footprint_path)
     problems = teardown.record_problems(record)
     if problems:
-        raise CommandExecutionError(f"wgmesh: the footprint record {_footprint_path()} holds values no apply "
+        raise CommandExecutionError(f"wgmesh: the footprint record {_records().footprint_path} holds values no apply "
                                     f"records ({'; '.join(problems)}): nothing was removed; correct or delete it")
     interface = record.get("interface") or pillar_interface or wgmesh_core.model.NetworkSpec.model_fields["interface"].default
     changes = {}
@@ -875,7 +867,7 @@ def absent(test=False):
         if not test:
             __salt__["schedule.delete"](teardown.SCHEDULE_JOB, offline=offline)
     if not test:
-        for path in (_footprint_path(), os.path.join(__opts__["cachedir"], "wgmesh", f"{interface}.peers.json")):
+        for path in (_records().footprint_path, _records().peers_path(interface)):
             if os.path.exists(path):
                 os.unlink(path)
         shutil.rmtree(_staging_folder(), ignore_errors=True)   # the staged copies of its files

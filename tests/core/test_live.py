@@ -76,7 +76,7 @@ def test_a_missing_peer_does_not_hide_changes_of_the_peers_after_it(spec):
     config = host_config(spec, "z", TODAY, K, P)
     live = parse_wg_dump(in_sync_dump(config))
     del live.peers[K["a"]]
-    live.peers[K["c"]] = live.peers[K["c"]].__class__(**{**vars(live.peers[K["c"]]), "keepalive": 25})
+    live.peers[K["c"]] = live.peers[K["c"]]._replace(keepalive=25)
     diff = peer_diff(config, live)
     assert (diff.added, diff.updated) == (["a"], ["c"])
 

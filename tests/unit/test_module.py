@@ -161,6 +161,32 @@ def test_a_state_run_renders_the_hosts_files_once(keydir, host, mine, monkeypatc
     assert set(record["files"]) == {item["path"] for item in staged} | {str(keydir / "wg0.key")}
 
 
+def test_a_state_run_plans_and_compares_with_the_collector_paused(keydir, host, mine, monkeypatch):
+    """The model, the plan, the files and the comparisons with the live peers and rules make a
+    hub's objects by the hundred thousand: Python's cyclic collector is off while they are made
+    (about 0.15 s of a state run at 10,000 developers), and back on after each call."""
+    import gc
+    seen = {}
+
+    def watched(owner, name):
+        real = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda *a, **k: (seen.__setitem__(name, gc.isenabled()), real(*a, **k))[1])
+    for owner, name in ((wgmesh_core, "load_network"), (wgmesh_core, "host_config"), (wgmesh_core, "host_files"),
+                        (wgmesh_core.live, "peer_diff"), (wgmesh_core.firewall, "iptables_change")):
+        watched(owner, name)
+    private, public = own_key(keydir)
+    mine["z"] = public
+    in_sync(host, module._host_config(), private, public)
+    assert gc.isenabled()
+    module.staged_files()
+    assert gc.isenabled()
+    module.sync()
+    assert gc.isenabled()
+    module.firewall()
+    assert gc.isenabled()
+    assert seen == dict.fromkeys(("load_network", "host_config", "host_files", "peer_diff", "iptables_change"), False)
+
+
 def test_a_config_planned_again_but_equal_is_not_rendered_again(keydir, mine, monkeypatch):
     """A first apply plans the hub before its key file exists and again after the key state made
     it: that config is a new one but equal, and its files are not rendered twice. A config that
@@ -592,10 +618,10 @@ def test_the_fast_path_renders_no_file_and_leaves_the_footprint_to_the_state_run
     configure_loader_modules[module]["__salt__"]["pillar.items"] = lambda unmask=False: fresh
     monkeypatch.setattr(wgmesh_core, "host_files", lambda cfg: pytest.fail("the fast path rendered the files"))
     assert module.update_live()["tunnel"] == {"peers": {"added": ["g"]}}
-    assert not os.path.exists(module._footprint_path())
+    assert not os.path.exists(module._records().footprint_path)
     monkeypatch.undo()
     module.sync()                                      # the state run's sync records it
-    assert json.loads(pathlib.Path(module._footprint_path()).read_text())["interface"] == "wg0"
+    assert json.loads(pathlib.Path(module._records().footprint_path).read_text())["interface"] == "wg0"
 
 
 def test_under_salt_call_the_pillar_compiled_at_its_start_is_the_fresh_one(keydir, host, mine, pillar,

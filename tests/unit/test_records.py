@@ -31,3 +31,25 @@ def test_a_record_is_one_line_of_json_its_keys_in_order(tmp_path):
     path = tmp_path / "wg0.peers.json"
     records.write(str(path), {"f": {"allowed_ips": ["10.70.0.6/32"]}, "e": {"allowed_ips": []}})
     assert path.read_text() == '{"e": {"allowed_ips": []}, "f": {"allowed_ips": ["10.70.0.6/32"]}}\n'
+
+
+def test_a_record_equal_to_what_the_caller_read_is_not_written_again(tmp_path):
+    """A hub's record of 10,000 peers is the same on most runs: not rewritten then."""
+    path = tmp_path / "wg0.peers.json"
+    records.write(str(path), {"key": "e"})
+    path.write_text('{"key": "e"}')          # what a write would not produce (no newline): untouched
+    records.write(str(path), {"key": "e"}, current={"key": "e"})
+    assert path.read_text() == '{"key": "e"}'
+    records.write(str(path), {"key": "f"}, current={"key": "e"})
+    assert records.read(str(path)) == {"key": "f"}
+    records.write(str(path), {}, current={"key": "f"})           # emptied: written, not skipped
+    assert records.read(str(path)) == {}
+
+
+def test_a_minions_records_live_in_its_cachedir_and_peer_names_are_text(tmp_path):
+    minion = records.Records(str(tmp_path))
+    assert minion.footprint_path == str(tmp_path / "wgmesh" / "footprint.json")
+    assert minion.peers_path("wg1") == str(tmp_path / "wgmesh" / "wg1.peers.json")
+    records.write(minion.peers_path("wg1"), {"K1": "e", "K2": 7, "K3": None, "K4": "f"})
+    assert minion.installed_peers("wg1") == {"K1": "e", "K4": "f"}
+    assert minion.installed_peers("wg0") == {}
