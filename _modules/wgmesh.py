@@ -114,7 +114,7 @@ def _spec():
     if validated and validated[0] is data and validated[1] == _today():
         return validated[2]
     try:
-        with wgmesh_salt.gc_paused():
+        with wgmesh_core.source.collector_paused():
             spec = wgmesh_core.load_network(data)
     except wgmesh_core.InvalidNetwork as error:
         raise CommandExecutionError("wgmesh: invalid network definition:\n" + str(error)) from None
@@ -185,7 +185,7 @@ def _plan():
     if planned and planned[0] is spec and planned[1] is psks and planned[2] == inputs:
         cfg = planned[3]
     else:
-        with wgmesh_salt.gc_paused():
+        with wgmesh_core.source.collector_paused():
             cfg = wgmesh_core.host_config(spec, __opts__["id"], _today(), resolved.accepted, psks, resolved.refused)
         __context__["wgmesh_host_config"] = (spec, psks, inputs, cfg)   # holds spec and psks: ids not reused
     return spec, cfg, resolved
@@ -265,7 +265,7 @@ def _host_files(cfg):
     rendered = __context__.get("wgmesh_host_files")
     if rendered and (rendered[0] is cfg or rendered[0] == cfg):
         return rendered[1]
-    with wgmesh_salt.gc_paused():
+    with wgmesh_core.source.collector_paused():
         files = wgmesh_salt.rendered(wgmesh_core.host_files, cfg)
     __context__["wgmesh_host_files"] = (cfg, files)    # holds cfg: its id is not reused
     return files
@@ -500,7 +500,7 @@ def sync(test=False):
         salt z wgmesh.sync
         salt z wgmesh.sync test=True
     """
-    with wgmesh_salt.gc_paused():      # the live peers, compared with the planned ones
+    with wgmesh_core.source.collector_paused():      # the live peers, compared with the planned ones
         return _sync(test)
 
 
@@ -613,7 +613,7 @@ def firewall(test=False):
     if fw is None:
         return {}
     try:
-        with wgmesh_salt.gc_paused():  # the live rules and sets, compared with the planned ones
+        with wgmesh_core.source.collector_paused():  # the live rules and sets, compared with the planned ones
             return _host_firewall().apply(fw, test, permanent_current=_firewalld_files_current)
     except ValueError as error:     # a rule with a newline or control character: found before any change
         raise CommandExecutionError(str(error)) from None
@@ -748,7 +748,7 @@ def update_live(peers_first=False):
         steps = (("firewall", firewall), ("tunnel", functools.partial(_sync, record_footprint=False)))
         changes = {}
         for name, step in reversed(steps) if peers_first is True else steps:
-            with wgmesh_salt.gc_paused():
+            with wgmesh_core.source.collector_paused():
                 changes[name] = step()
             lap(name)
         return dict(changes, timings=lap.timings)
@@ -797,7 +797,8 @@ def _records():
 def _remember(cfg):
     """Record what this host's apply leaves (interface, backend, files, firewall, routes) for ``absent``."""
     path = _records().footprint_path
-    wgmesh_salt.records.write(path, wgmesh_core.teardown.footprint(cfg, _host_files(cfg)), wgmesh_salt.records.read(path))
+    record = wgmesh_core.teardown.footprint(cfg, _host_files(cfg))
+    wgmesh_salt.records.write(path, record, current=wgmesh_salt.records.read(path))
 
 
 def _role_now():

@@ -239,7 +239,8 @@ def _forward_allows(forward, interfaces: str, sets: set) -> tuple[list[str], lis
         name = names.get(a.destination) if a.source else None
         if name in sets and addresssets.member(a.source):
             if name not in matched:     # one rule per set (made once, not once per source)
-                matched[name] = f"{_forward_match(None, a.destination, interfaces)} {addresssets.match(name, 'src')} {NEW}"
+                matched[name] = (f"{_forward_match(None, a.destination, interfaces)} "
+                                 f"{addresssets.match(name, 'src')} {NEW}")
         else:
             allowed.append(f"{_forward_match(a.source, a.destination, interfaces)} {NEW}")
     return allowed, list(matched.values())

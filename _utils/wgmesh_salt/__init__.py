@@ -8,14 +8,11 @@ commands through Salt's ``cmd.run_all``; ``hostfirewall`` lists the host's firew
 core's changes to it; ``tunnel`` creates the WireGuard interface and changes its peers;
 ``records`` keeps the minion's JSON records.
 """
-import contextlib
-import gc
-
 from salt.exceptions import CommandExecutionError
 
 from .pillar import Document, compile_document, read_document, read_document_at, salt_opts
 
-__all__ = ["Document", "compile_document", "gc_paused", "read_document", "read_document_at", "rendered", "salt_opts"]
+__all__ = ["Document", "compile_document", "read_document", "read_document_at", "rendered", "salt_opts"]
 
 
 def rendered(render_function, *args) -> str:
@@ -26,22 +23,3 @@ def rendered(render_function, *args) -> str:
         return render_function(*args)
     except UnsafeValue as error:
         raise CommandExecutionError(str(error)) from None
-
-
-
-@contextlib.contextmanager
-def gc_paused():
-    """Python's cyclic garbage collector off in the block (or the function decorated with
-    ``@gc_paused()``: a new pause each call), then back as it was. Planning a hub makes objects
-    by the hundred thousand (a model, peers and rules per developer) and holds them, and the
-    collector, run every 700 allocations, walks them again and again with the whole Salt
-    process: about 0.15 s of a hub's state run at 10,000 developers. What the block frees is
-    freed by reference counting as always; a cycle it leaves waits for the next collection.
-    Nested pauses leave the collector to the outermost one."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
