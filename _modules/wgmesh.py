@@ -500,15 +500,19 @@ def sync(test=False):
         salt z wgmesh.sync
         salt z wgmesh.sync test=True
     """
-    with wgmesh_core.source.collector_paused():      # the live peers, compared with the planned ones
-        return _sync(test)
+    return _sync(test)
 
 
 def _sync(test=False, record_footprint=True):
     """``sync``; ``record_footprint=False``: the fast path's, on an interface an apply made
     before, whose state run follows and records it (rendering every file for their paths costs
     about 0.7 s at 10,000 developers)."""
-    spec, cfg, resolved = _plan()
+    planned = _plan()    # before the pause: the mine's keys come through Salt's transport
+    with wgmesh_core.source.collector_paused():      # the live peers, compared with the planned ones
+        return _sync_planned(*planned, test, record_footprint)
+
+
+def _sync_planned(spec, cfg, resolved, test, record_footprint):
     if cfg.role not in ("hub", "gateway"):
         return {}
     tunnel = _tunnel()
@@ -748,8 +752,7 @@ def update_live(peers_first=False):
         steps = (("firewall", firewall), ("tunnel", functools.partial(_sync, record_footprint=False)))
         changes = {}
         for name, step in reversed(steps) if peers_first is True else steps:
-            with wgmesh_core.source.collector_paused():
-                changes[name] = step()
+            changes[name] = step()
             lap(name)
         return dict(changes, timings=lap.timings)
 

@@ -15,6 +15,7 @@ import contextlib
 import gc
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -42,18 +43,36 @@ MINE_FUNCTIONS = {"wgmesh_public_key": {"mine_function": "wgmesh.public_key"}}
 
 # --- the tree ------------------------------------------------------------------------------
 
+class _Pauses:
+    """The collector pauses under way in this process: a Salt minion may run jobs in threads, whose
+    pauses overlap and end in any order. The first to start notes whether the collector was on;
+    the last to end puts it back so (two checks of ``gc.isenabled()`` apart would leave it off)."""
+    lock = threading.Lock()
+    count = 0
+    collector_was_on = False
+
+
 @contextlib.contextmanager
 def collector_paused():
-    """Python's cycle collector off while a pillar is read and planned: its YAML nodes, values and
-    models are millions of acyclic objects that every full collection would walk again (at
-    50,000 developers more than half of `wgmesh validate`'s time)."""
-    enabled = gc.isenabled()
-    gc.disable()
+    """Python's cycle collector off while a pillar is read and planned, or a host planned and
+    compared with its live state: its YAML nodes, values, models, peers and rules are millions of
+    acyclic objects that every full collection would walk again (at 50,000 developers more than
+    half of `wgmesh validate`'s time; about 0.15 s of a 10,000-developer hub's state run). What
+    the block frees is freed by reference counting as always; a cycle waits for the collector's
+    next run. Salt's transport turns the collector back on as it decodes a message
+    (``salt.payload.loads``): a paused block makes no Salt call."""
+    with _Pauses.lock:
+        if _Pauses.count == 0:
+            _Pauses.collector_was_on = gc.isenabled()
+        _Pauses.count += 1
+        gc.disable()
     try:
         yield
     finally:
-        if enabled:
-            gc.enable()
+        with _Pauses.lock:
+            _Pauses.count -= 1
+            if _Pauses.count == 0 and _Pauses.collector_was_on:
+                gc.enable()
 
 
 def hosts_named(network) -> set:
