@@ -63,12 +63,19 @@ def test_parse_empty_dump():
 @pytest.mark.parametrize("text, line", [
     ("PRIV\tPUB\n", "^line 1 is not an interface's .*: 2 fields$"),
     ("PRIV\tPUB\tport\toff\n", "^line 1 is not an interface's"),
-    ("PRIV\tPUB\t51820\toff\nKEY\t(none)\t(none)\t10.70.0.5/32\t0\n", "^line 2 is not a peer's 8 fields: 5 fields"),
+    ("PRIV\tPUB\t51820\toff\nKEY\t(none)\t(none)\t10.70.0.5/32\t0\n",
+     "^line 2 is not a peer's 8 fields: 5 fields, or a count that is no number$"),
     ("PRIV\tPUB\t51820\toff\nKEY\t(none)\t(none)\t10.70.0.5/32\t0\t0\tmany\toff\n", "^line 2 is not a peer's"),
 ])
 def test_a_cut_or_garbled_dump_names_its_line(text, line):
     with pytest.raises(ValueError, match=line):
         parse_wg_dump(text)
+
+
+def test_a_peer_line_with_more_fields_than_wg_writes_today_is_read_by_its_first_eight():
+    """A later wg(8) may add columns at the end: the eight known ones are still read."""
+    live = parse_wg_dump("PRIV\tPUB\t51820\toff\nKEY\tPSK\t(none)\t10.70.0.5/32\t7\t1\t2\toff\tnew\n")
+    assert live.peers["KEY"] == ("KEY", "PSK", None, frozenset({"10.70.0.5/32"}), 7, 1, 2, 0)
 
 
 def test_a_missing_peer_does_not_hide_changes_of_the_peers_after_it(spec):
