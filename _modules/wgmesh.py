@@ -535,7 +535,8 @@ def _sync_planned(spec, cfg, resolved, test, record_footprint):
     if "interface" in changes:
         tunnel.bring_up(cfg, private_key)
     live = tunnel.live(cfg.interface)
-    installed = _records().installed_peers(cfg.interface)
+    records = _records()
+    installed = records.installed_peers(cfg.interface)
     known = wgmesh_core.live.known_keys(spec, cfg, resolved.seen, installed)
     diff = wgmesh_core.live.peer_diff(cfg, live, private_key and wgmesh_core.public_key(private_key), known,
                                       resolve=_resolve)
@@ -549,7 +550,7 @@ def _sync_planned(spec, cfg, resolved, test, record_footprint):
         still_live = set(live.peers) - set(diff.removed)
         record = {key: name for key, name in installed.items() if key in still_live}
         record.update((peer.public_key, peer.name) for peer in cfg.peers)
-        wgmesh_salt.records.write(_records().peers_path(cfg.interface), record, current=installed)
+        wgmesh_salt.records.write(records.peers_path(cfg.interface), record, current=installed)
     addressing = _ensure_addressing(cfg, test)
     if addressing:
         changes["addressing"] = addressing
@@ -613,12 +614,13 @@ def firewall(test=False):
 
         salt a wgmesh.firewall test=True
     """
-    fw = _host_config().firewall
-    if fw is None:
+    cfg = _host_config()
+    if cfg.firewall is None:
         return {}
+    files_current = functools.partial(_firewalld_files_current, cfg)    # the config planned here, not again
     try:
         with wgmesh_core.source.collector_paused():  # the live rules and sets, compared with the planned ones
-            return _host_firewall().apply(fw, test, permanent_current=_firewalld_files_current)
+            return _host_firewall().apply(cfg.firewall, test, permanent_current=files_current)
     except ValueError as error:     # a rule with a newline or control character: found before any change
         raise CommandExecutionError(str(error)) from None
 
@@ -641,10 +643,10 @@ def _remove_files(paths):
         _run(["systemctl", "daemon-reload"], check=False)
 
 
-def _firewalld_files_current():
-    """firewalld's permanent files on disk are the plan's (the state run writes them before the
+def _firewalld_files_current(cfg):
+    """firewalld's permanent files on disk are ``cfg``'s (the state run writes them before the
     firewall): a reload would then load exactly the plan."""
-    wanted = [f for f in _host_files(_host_config()) if f.path in wgmesh_core.teardown.FIREWALLD_FILES]
+    wanted = [f for f in _host_files(cfg) if f.path in wgmesh_core.teardown.FIREWALLD_FILES]
     return bool(wanted) and all(_read_text(f.path) == f.content for f in wanted)
 
 
@@ -832,10 +834,11 @@ def absent(test=False):
         role_now, pillar_interface = _role_now()
     if role_now != "none":
         raise CommandExecutionError(f"wgmesh: {__opts__['id']} is still a {role_now} in the pillar: not removing it")
-    record = wgmesh_salt.records.read(_records().footprint_path)
+    records = _records()
+    record = wgmesh_salt.records.read(records.footprint_path)
     problems = teardown.record_problems(record)
     if problems:
-        raise CommandExecutionError(f"wgmesh: the footprint record {_records().footprint_path} holds values no apply "
+        raise CommandExecutionError(f"wgmesh: the footprint record {records.footprint_path} holds values no apply "
                                     f"records ({'; '.join(problems)}): nothing was removed; correct or delete it")
     interface = record.get("interface") or pillar_interface or wgmesh_core.model.NetworkSpec.model_fields["interface"].default
     changes = {}
@@ -871,7 +874,7 @@ def absent(test=False):
         if not test:
             __salt__["schedule.delete"](teardown.SCHEDULE_JOB, offline=offline)
     if not test:
-        for path in (_records().footprint_path, _records().peers_path(interface)):
+        for path in (records.footprint_path, records.peers_path(interface)):
             if os.path.exists(path):
                 os.unlink(path)
         shutil.rmtree(_staging_folder(), ignore_errors=True)   # the staged copies of its files

@@ -809,6 +809,28 @@ def test_a_firewalld_in_sync_is_left_alone(firewalld, host):
     assert firewall_commands(host) == []
 
 
+def test_firewalld_files_are_checked_against_the_config_the_firewall_planned(firewalld, host, monkeypatch):
+    """A large change asks whether firewalld's files on disk are the plan's (then one reload loads
+    them): the firewall's own config is checked, not a second plan, which would ask the mine again
+    inside the collector's pause (Salt's transport turns the collector back on)."""
+    import dataclasses
+    import gc
+    from tests.firewall_listings import firewalld_live
+    rule = an_allow_rule(firewalld)
+    direct = [r.direct for r in wgmesh_core.firewall.rules(firewalld) if r != rule]
+    host.firewalld = dataclasses.replace(firewalld_live(firewalld), rules="\n".join(direct) + "\n")
+    monkeypatch.setattr(wgmesh_core.firewall, "RELOAD_ABOVE_CHANGES", 0)     # this one change is large
+    checked, asked = [], []
+    real_check = module._firewalld_files_current
+    monkeypatch.setattr(module, "_firewalld_files_current", lambda cfg: checked.append(cfg) or real_check(cfg))
+    mine_get = module.__salt__["mine.get"]
+    monkeypatch.setitem(module.__salt__, "mine.get",
+                        lambda *a, **k: asked.append(gc.isenabled()) or mine_get(*a, **k))
+    module.firewall(test=True)
+    assert asked == [True]                 # planned once, before the pause
+    assert checked == [module._host_config()]
+
+
 @pytest.mark.parametrize("test", [True, False])
 def test_firewalld_direct_rules_missing_and_extra_are_fixed_one_by_one_only_for_real(firewalld, host, test):
     import dataclasses
